@@ -1,0 +1,95 @@
+// One build script, three bundles (see STYLE.md): the extension host (node, cjs), the engine worker and
+// the CLI (node, cjs), and the webview (browser, iife). The TensorFlow.js WebAssembly binaries are copied
+// next to the node bundles, where the engine looks for them at run time.
+'use strict';
+const esbuild = require('esbuild');
+const fs = require('fs');
+const path = require('path');
+
+const production = process.argv.includes('--production');
+const watch = process.argv.includes('--watch');
+const outdir = path.join(__dirname, 'dist');
+
+/** Native or optional modules stay outside the bundles and are resolved from node_modules at run time. */
+const nodeExternals = ['vscode', 'sharp', '@tensorflow/tfjs-node'];
+
+function copyWasm() {
+  const src = path.join(__dirname, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
+  fs.mkdirSync(outdir, { recursive: true });
+  for (const f of fs.readdirSync(src)) {
+    if (f.endsWith('.wasm')) fs.copyFileSync(path.join(src, f), path.join(outdir, f));
+  }
+}
+
+/** Prints build errors in the problem-matcher friendly form VS Code's esbuild tasks expect. */
+const reporter = {
+  name: 'reporter',
+  setup(build) {
+    build.onEnd((result) => {
+      for (const { text, location } of result.errors) {
+        console.error(`✘ [ERROR] ${text}`);
+        if (location) console.error(`    ${location.file}:${location.line}:${location.column}:`);
+      }
+      if (watch) console.log(`[watch] build finished (${result.errors.length} errors)`);
+    });
+  },
+};
+
+const common = {
+  bundle: true,
+  minify: production,
+  sourcemap: !production,
+  sourcesContent: false,
+  logLevel: 'warning',
+  plugins: [reporter],
+};
+
+const builds = [
+  {
+    ...common,
+    entryPoints: {
+      extension: 'src/extension/extension.ts',
+      worker: 'src/extension/worker.ts',
+    },
+    platform: 'node',
+    format: 'cjs',
+    target: 'node18',
+    outdir,
+    external: nodeExternals,
+  },
+  {
+    ...common,
+    entryPoints: { cli: 'src/extension/cli.ts' },
+    platform: 'node',
+    format: 'cjs',
+    target: 'node18',
+    outdir,
+    external: nodeExternals,
+    banner: { js: '#!/usr/bin/env node' },
+  },
+  {
+    ...common,
+    entryPoints: { webview: 'src/webview/main.ts' },
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    outdir,
+  },
+];
+
+async function main() {
+  copyWasm();
+  const contexts = await Promise.all(builds.map((b) => esbuild.context(b)));
+  if (watch) {
+    await Promise.all(contexts.map((c) => c.watch()));
+    return;
+  }
+  await Promise.all(contexts.map((c) => c.rebuild()));
+  await Promise.all(contexts.map((c) => c.dispose()));
+  fs.chmodSync(path.join(outdir, 'cli.js'), 0o755);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

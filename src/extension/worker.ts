@@ -1,0 +1,2 @@
+// engine worker: filled in later
+export {};

@@ -1,0 +1,2 @@
+// Webview entry point: filled in by the panel work.
+export {};
