@@ -22,7 +22,7 @@ export default tseslint.config(
     files: ['src/extension/engine/**/*.ts', 'src/extension/cli.ts', 'src/extension/worker.ts'],
     rules: {
       'no-restricted-imports': ['error', { paths: [noVscode], patterns: [{ group: ['**/commands/**', '**/panels/**'], message: 'The engine must not depend on host glue.' }] }],
-      'no-console': ['error', { allow: [] }],
+      'no-console': 'error',
     },
   },
   {
