@@ -1,0 +1,132 @@
+/**
+ * The shared base of the CAM methods (pytorch-grad-cam and torchcam are organised the same way): a method
+ * only says how to turn the target layer's activations A (and, if it needs them, the gradients dY_c/dA of
+ * the class logit) into a 2-D map; validation, the final ReLU and the min-max normalisation live here.
+ *
+ * Shapes: A and dY/dA are [1, h, w, K] (batch 1, channels last). A method returns the raw map [h, w].
+ * Convention (as the reference implementations): map = ReLU(raw), then (map - min) / (max - min + eps).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CamLensError } from '../errors';
+
+export const NORMALIZE_EPS = 1e-7;
+
+export interface LinearHead {
+  /** 'dense': class score = sum_k W[k, c] * GAP(A)_k + b_c.  'identity': the target's channel c is the class map. */
+  kind: 'dense' | 'identity';
+  /** [K, C] for 'dense'. Owned by the head's creator. */
+  weights?: tf.Tensor2D;
+}
+
+export interface CamContext {
+  /** Activations of the target layer, [1, h, w, K]. Owned by the caller; must not be disposed or mutated. */
+  activation: tf.Tensor4D;
+  /** Model output index of the class explained (offset applied). */
+  classIndex: number;
+  /** Gradients of the class logit w.r.t. `activation`, [1, h, w, K]; only for methods with needsGradients. */
+  gradients?: tf.Tensor4D;
+  /** The GAP-then-linear head after the target layer (CAM only); throws METHOD_NOT_APPLICABLE where absent. */
+  linearHead?: () => LinearHead;
+  /**
+   * Class scores for a batch of inputs (Score-CAM); returns probabilities [n] of the class for each input.
+   * Not every context provides it.
+   */
+  scoreBatch?: (inputs: tf.Tensor4D) => Promise<Float32Array>;
+  /** The preprocessed model input [1, H, W, C] (Score-CAM masks it). */
+  input?: tf.Tensor4D;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+  /** Method options (batch size, top-N channels…). */
+  options?: Record<string, unknown>;
+}
+
+export interface CamMethod {
+  id: string;
+  label: string;
+  needsGradients: boolean;
+  /** Short description with the paper, for pickers and --help. */
+  paper: string;
+  /** True for methods whose compute returns a Promise (they manage their own tensors). */
+  isAsync?: boolean;
+  /** The raw (pre-ReLU) map [h, w]. Synchronous methods are called inside tf.tidy by `runMethod`. */
+  compute(ctx: CamContext): tf.Tensor2D | Promise<tf.Tensor2D>;
+}
+
+export interface MapResult {
+  width: number;
+  height: number;
+  /** Row-major, in [0, 1]. */
+  values: Float32Array;
+  /** Min and max of the map after the ReLU and before normalisation. */
+  rawMin: number;
+  rawMax: number;
+}
+
+/** sum_k w_k * A[:, :, k] for per-channel weights w [K]: the step every weight-based method shares. */
+export function weightedChannelSum(activation: tf.Tensor4D, weights: tf.Tensor1D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [, h, w, k] = activation.shape;
+    const flat = tf.reshape(activation, [h * w, k]);
+    return tf.reshape(tf.matMul(flat, tf.reshape(weights, [k, 1])), [h, w]) as tf.Tensor2D;
+  });
+}
+
+/** Spatial mean / sum over h, w of a [1, h, w, K] tensor → [K]. */
+export function spatialMean(t: tf.Tensor4D): tf.Tensor1D {
+  return tf.tidy(() => tf.reshape(tf.mean(t, [0, 1, 2]), [t.shape[3]]) as tf.Tensor1D);
+}
+
+export function spatialSum(t: tf.Tensor4D): tf.Tensor1D {
+  return tf.tidy(() => tf.reshape(tf.sum(t, [0, 1, 2]), [t.shape[3]]) as tf.Tensor1D);
+}
+
+export function validateContext(method: CamMethod, ctx: CamContext): void {
+  const a = ctx.activation;
+  if (a.rank !== 4 || a.shape[0] !== 1) {
+    throw new CamLensError('LAYER_NOT_SPATIAL', `${method.label} needs a [1, height, width, channels] activation, got [${a.shape.join(', ')}]`,
+      'pick a convolutional layer');
+  }
+  if (method.needsGradients) {
+    const g = ctx.gradients;
+    if (!g) throw new CamLensError('METHOD_NOT_APPLICABLE', `${method.label} needs gradients, and none were computed`);
+    if (g.shape.join() !== a.shape.join()) {
+      throw new CamLensError('BAD_ARGUMENT', `gradient shape [${g.shape.join(', ')}] differs from activation shape [${a.shape.join(', ')}]`);
+    }
+  }
+}
+
+/** ReLU, then min-max normalisation; returns the map and the raw range. Disposes nothing it was given. */
+export async function finalizeMap(raw: tf.Tensor2D): Promise<MapResult> {
+  const [height, width] = raw.shape;
+  const relu = tf.relu(raw);
+  const data = (await relu.data()) as Float32Array;
+  relu.dispose();
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < data.length; i++) {
+    const v = Number.isFinite(data[i]) ? data[i] : 0;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const values = new Float32Array(data.length);
+  const range = max - min;
+  for (let i = 0; i < data.length; i++) {
+    const v = Number.isFinite(data[i]) ? data[i] : 0;
+    values[i] = (v - min) / (range + NORMALIZE_EPS);
+  }
+  return { width, height, values, rawMin: min, rawMax: max };
+}
+
+/** Validates, computes and finalises a method's map; no tensor outlives the call. */
+export async function runMethod(method: CamMethod, ctx: CamContext): Promise<MapResult> {
+  validateContext(method, ctx);
+  const raw = method.isAsync
+    ? await (method.compute(ctx) as Promise<tf.Tensor2D>)
+    : tf.tidy(() => method.compute(ctx) as tf.Tensor2D);
+  try {
+    if (raw.rank !== 2) throw new CamLensError('BAD_ARGUMENT', `${method.id} returned a map of rank ${raw.rank}`);
+    return await finalizeMap(raw);
+  } finally {
+    raw.dispose();
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * CAM — Zhou et al. 2016, "Learning Deep Features for Discriminative Localization",
+ * https://arxiv.org/abs/1512.04150
+ *
+ * For a network that ends in global average pooling followed by a linear classifier (Dense, or a 1x1
+ * convolution on the pooled vector) with weights W [K, C]:
+ *
+ *   M_c = ReLU( sum_k W[k, c] * A^k )
+ *
+ * When the target layer already has one channel per class and is pooled straight into the output (a 1x1
+ * convolution to C channels, then GAP, as in DarkNet), the class map is that channel: M_c = ReLU(A^c).
+ * No gradients: one forward pass.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CamLensError } from '../errors';
+import { weightedChannelSum, type CamContext, type CamMethod } from './base';
+
+export const cam: CamMethod = {
+  id: 'cam',
+  label: 'CAM',
+  paper: 'Zhou et al. 2016',
+  needsGradients: false,
+  compute(ctx: CamContext): tf.Tensor2D {
+    if (!ctx.linearHead) {
+      throw new CamLensError('METHOD_NOT_APPLICABLE', 'CAM needs a global-average-pooling then linear head after the target layer', 'use gradcam');
+    }
+    const head = ctx.linearHead();
+    const [, h, w, k] = ctx.activation.shape;
+    if (head.kind === 'identity') {
+      if (ctx.classIndex >= k) {
+        throw new CamLensError('BAD_ARGUMENT', `class ${ctx.classIndex} has no channel in a ${k}-channel class map`);
+      }
+      return tf.reshape(tf.slice(ctx.activation, [0, 0, 0, ctx.classIndex], [1, h, w, 1]), [h, w]) as tf.Tensor2D;
+    }
+    const W = head.weights as tf.Tensor2D;
+    const column = tf.reshape(tf.slice(W, [0, ctx.classIndex], [k, 1]), [k]) as tf.Tensor1D;
+    return weightedChannelSum(ctx.activation, column);
+  },
+};

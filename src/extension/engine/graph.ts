@@ -1,0 +1,450 @@
+/**
+ * The layer graph of a LayersModel, flattened into one topologically ordered list of ops, and an
+ * executor over it that can start from any intermediate value.
+ *
+ * Why our own executor instead of `model.predict`: Grad-CAM needs the gradient of a class score with
+ * respect to an intermediate activation A, i.e. a function f(A) = logit_c that re-runs only the part of
+ * the network after the target layer, also where that part branches and merges (skip connections) and
+ * where the target sits inside a nested base model (Keras transfer learning). Feeding A for the target's
+ * output id and re-running the ops downstream of it gives exactly that function, and `tf.grad` does the rest.
+ *
+ * Conventions:
+ * - always inference mode (`training: false`): dropout off, batch norm uses its moving statistics;
+ * - the class score is the logit: a final softmax (an `Activation`/`Softmax` layer, or the activation of the
+ *   last Dense/Conv) is bypassed in "logits" mode, together with any shape-only layers after it;
+ * - BatchNormalization layers that directly follow a linear Conv2D/DepthwiseConv2D are folded into that
+ *   convolution at load time (inference only): one fused conv+bias instead of conv then 4 elementwise ops.
+ *   Anything that needs the unfolded conv output (targeting the conv itself) runs on the unfolded ops.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { CamLensError } from './errors';
+
+/** Structural view of tfjs-layers internals we rely on (stable across 4.x). */
+interface SymbolicTensorLike {
+  id: number;
+  name: string;
+  shape: (number | null)[];
+}
+interface NodeLike {
+  outboundLayer: LayerLike;
+  inputTensors: SymbolicTensorLike[];
+  outputTensors: SymbolicTensorLike[];
+  outputShapes: (number | null)[] | (number | null)[][];
+}
+export interface LayerLike {
+  name: string;
+  getClassName(): string;
+  getConfig(): Record<string, unknown>;
+  countParams(): number;
+  apply(inputs: tf.Tensor | tf.Tensor[], kwargs?: Record<string, unknown>): tf.Tensor | tf.Tensor[];
+  activation?: { apply(x: tf.Tensor): tf.Tensor; getClassName(): string };
+  inboundNodes: NodeLike[];
+}
+interface ContainerLike extends LayerLike {
+  inputs: SymbolicTensorLike[];
+  outputs: SymbolicTensorLike[];
+  nodesByDepth: Record<string, NodeLike[]>;
+  containerNodes: Set<string>;
+  layers: LayerLike[];
+  model?: ContainerLike;
+  build?: () => void;
+}
+
+export interface FusedConv {
+  kind: 'conv2d' | 'depthwise';
+  filter: tf.Tensor4D;
+  bias: tf.Tensor1D;
+  strides: [number, number];
+  pad: 'same' | 'valid';
+  dilations: [number, number];
+  /** The BatchNormalization op folded in. */
+  foldedBn: string;
+}
+
+export interface GraphOp {
+  /** Unique, user-facing name: `layer`, `base/layer` inside a nested model, `layer#1` for a reused layer. */
+  name: string;
+  layer: LayerLike;
+  className: string;
+  inputs: string[];
+  outputs: string[];
+  outputShape: (number | null)[];
+  /** Names of the ops producing this op's inputs. */
+  inbound: string[];
+  params: number;
+  /** Set on the folded conv op of the fast op list. */
+  fused?: FusedConv;
+  /** Logits mode: how to skip the final softmax. */
+  softmax?: 'identity' | 'linear-activation';
+}
+
+const isContainer = (l: LayerLike): l is ContainerLike =>
+  Array.isArray((l as ContainerLike).layers) && typeof (l as ContainerLike).nodesByDepth === 'object' ||
+  typeof (l as ContainerLike).build === 'function' && Array.isArray((l as ContainerLike).layers) && (l as ContainerLike).getClassName() === 'Sequential';
+
+/** The functional container behind a model: Sequential keeps one in `.model`. */
+function functional(c: ContainerLike): ContainerLike {
+  if (c.getClassName() === 'Sequential') {
+    if (c.model == null && c.build) c.build();
+    if (c.model == null) throw new CamLensError('UNSUPPORTED_MODEL', `Sequential model ${c.name} has no layers`);
+    return c.model;
+  }
+  return c;
+}
+
+/** Layers that only move values around: skipped when looking for the head or the softmax. */
+const PASS_THROUGH = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianDropout', 'GaussianNoise', 'AlphaDropout', 'ActivityRegularization', 'Reshape', 'Flatten']);
+const GLOBAL_POOL = new Set(['GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'GlobalAveragePooling1D', 'GlobalMaxPooling1D', 'Flatten']);
+
+function activationName(layer: LayerLike): string | undefined {
+  const cfg = layer.getConfig();
+  const a = cfg.activation;
+  return typeof a === 'string' ? a : undefined;
+}
+
+const LINEAR_ACTIVATION = { apply: (x: tf.Tensor) => x, getClassName: () => 'linear' };
+
+export class LayerGraph {
+  readonly ops: GraphOp[] = [];
+  /** Ops with BatchNormalization folded into convolutions (same as `ops` when nothing folds). */
+  foldedOps: GraphOp[] = [];
+  readonly inputIds: string[];
+  readonly outputIds: string[];
+  readonly inputShape: (number | null)[];
+  private readonly producer = new Map<string, GraphOp>();
+  private readonly consumers = new Map<string, GraphOp[]>();
+  private readonly byName = new Map<string, GraphOp>();
+  private foldedProducer = new Map<string, GraphOp>();
+  /** Value ids that exist only in the unfolded graph (a folded conv's pre-BN output). */
+  private readonly unfoldedOnly = new Set<string>();
+  private readonly ownedTensors: tf.Tensor[] = [];
+  /** The op whose softmax is skipped in logits mode, and the output activation of the model. */
+  readonly outputActivation: 'softmax' | 'sigmoid' | 'none';
+
+  constructor(readonly model: LayersModel, opts: { foldBatchNorm?: boolean } = {}) {
+    const root = functional(model as unknown as ContainerLike);
+    if (root.inputs.length !== 1 || root.outputs.length !== 1) {
+      throw new CamLensError('UNSUPPORTED_MODEL',
+        `the model has ${root.inputs.length} inputs and ${root.outputs.length} outputs; CAM Lens explains image classifiers with one input and one output`);
+    }
+    const inputId = `${root.inputs[0].id}`;
+    this.inputIds = [inputId];
+    this.inputShape = root.inputs[0].shape;
+    // The top-level input layer is listed like Keras' summary does.
+    const inLayer = (root.layers.find((l) => l.getClassName() === 'InputLayer') ?? null) as LayerLike | null;
+    if (inLayer) {
+      this.addOp({ name: inLayer.name, layer: inLayer, className: 'InputLayer', inputs: [], outputs: [inputId], outputShape: root.inputs[0].shape, inbound: [], params: 0 });
+    }
+    this.outputIds = this.flatten(root, '', [inputId]);
+    this.outputActivation = this.markSoftmax();
+    this.foldedOps = opts.foldBatchNorm === false ? this.ops : this.foldBatchNorm();
+    this.foldedProducer = new Map();
+    for (const op of this.foldedOps) for (const id of op.outputs) this.foldedProducer.set(id, op);
+  }
+
+  private addOp(op: GraphOp): void {
+    let name = op.name;
+    for (let k = 1; this.byName.has(name); k++) name = `${op.name}#${k}`;
+    op.name = name;
+    this.ops.push(op);
+    this.byName.set(name, op);
+    for (const id of op.outputs) this.producer.set(id, op);
+    for (const id of op.inputs) {
+      const list = this.consumers.get(id) ?? [];
+      list.push(op);
+      this.consumers.set(id, list);
+    }
+  }
+
+  /** Inlines a container's graph; `inputIds` are the value ids fed to its inputs. Returns its output ids. */
+  private flatten(container: ContainerLike, prefix: string, inputIds: string[]): string[] {
+    const c = functional(container);
+    const alias = new Map<number, string>();
+    c.inputs.forEach((t, i) => alias.set(t.id, inputIds[i]));
+    const resolve = (t: SymbolicTensorLike): string => alias.get(t.id) ?? `${prefix}${t.id}`;
+    const depths = Object.keys(c.nodesByDepth).map(Number).sort((a, b) => b - a);
+    for (const d of depths) {
+      for (const node of c.nodesByDepth[d]) {
+        const layer = node.outboundLayer;
+        if (layer.getClassName() === 'InputLayer') continue;
+        const ins = node.inputTensors.map(resolve);
+        if (isContainer(layer)) {
+          const nodeIdx = layer.inboundNodes.indexOf(node);
+          const sub = `${prefix}${layer.name}${nodeIdx > 0 ? `#${nodeIdx}` : ''}/`;
+          const outs = this.flatten(layer, sub, ins);
+          node.outputTensors.forEach((t, i) => alias.set(t.id, outs[i]));
+          continue;
+        }
+        const outs = node.outputTensors.map((t) => `${prefix}${t.id}`);
+        const shapes = node.outputShapes;
+        const outputShape = (Array.isArray(shapes[0]) ? shapes[0] : shapes) as (number | null)[];
+        this.addOp({
+          name: `${prefix}${layer.name}`,
+          layer,
+          className: layer.getClassName(),
+          inputs: ins,
+          outputs: outs,
+          outputShape,
+          inbound: ins.map((id) => this.producer.get(id)?.name ?? '(input)'),
+          params: safeCount(layer),
+        });
+      }
+    }
+    return c.outputs.map(resolve);
+  }
+
+  /** Finds the final softmax/sigmoid walking back from the output through shape-only layers. */
+  private markSoftmax(): 'softmax' | 'sigmoid' | 'none' {
+    let op = this.producer.get(this.outputIds[0]);
+    while (op && PASS_THROUGH.has(op.className) && op.inputs.length === 1) op = this.producer.get(op.inputs[0]);
+    if (!op) return 'none';
+    if (op.className === 'Softmax') {
+      op.softmax = 'identity';
+      return 'softmax';
+    }
+    const act = activationName(op.layer);
+    if (op.className === 'Activation' && (act === 'softmax' || act === 'sigmoid')) {
+      op.softmax = 'identity';
+      return act;
+    }
+    if (act === 'softmax' || act === 'sigmoid') {
+      op.softmax = 'linear-activation';
+      return act;
+    }
+    return 'none';
+  }
+
+  private foldBatchNorm(): GraphOp[] {
+    const replaced = new Map<GraphOp, GraphOp | null>();
+    for (const bn of this.ops) {
+      if (bn.className !== 'BatchNormalization' || bn.inputs.length !== 1) continue;
+      const conv = this.producer.get(bn.inputs[0]);
+      if (!conv || (conv.className !== 'Conv2D' && conv.className !== 'DepthwiseConv2D')) continue;
+      if ((this.consumers.get(conv.outputs[0]) ?? []).length !== 1 || this.outputIds.includes(conv.outputs[0])) continue;
+      const fused = foldPair(conv.layer, bn.layer, conv.className === 'Conv2D' ? 'conv2d' : 'depthwise', bn.name);
+      if (!fused) continue;
+      this.ownedTensors.push(fused.filter, fused.bias);
+      replaced.set(conv, { ...conv, outputs: bn.outputs, fused });
+      replaced.set(bn, null);
+      this.unfoldedOnly.add(conv.outputs[0]);
+    }
+    if (replaced.size === 0) return this.ops;
+    const out: GraphOp[] = [];
+    for (const op of this.ops) {
+      const r = replaced.get(op);
+      if (r === undefined) out.push(op);
+      else if (r) out.push(r);
+    }
+    return out;
+  }
+
+  get size(): number {
+    return this.ops.length;
+  }
+
+  op(name: string): GraphOp {
+    const op = this.byName.get(name);
+    if (!op) {
+      const near = [...this.byName.keys()].filter((n) => n.includes(name) || name.includes(n)).slice(0, 5);
+      throw new CamLensError('UNKNOWN_LAYER', `no layer named "${name}" in the model` + (near.length ? ` (did you mean ${near.join(', ')}?)` : ''),
+        'run `cam-lens layers` to list the layers');
+    }
+    return op;
+  }
+
+  hasOp(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** Ops whose output is a 4-D feature map with a spatial extent. */
+  spatialOps(): GraphOp[] {
+    return this.ops.filter((op) => isSpatialShape(op.outputShape) && op.className !== 'InputLayer');
+  }
+
+  /**
+   * The default target layer: the last spatial layer before the global pooling (or flatten) that leads to
+   * the classifier; without one, the last spatial layer in topological order.
+   */
+  recommendedTarget(): GraphOp {
+    const spatial = this.spatialOps();
+    if (spatial.length === 0) {
+      throw new CamLensError('NO_SPATIAL_LAYER', 'the model has no layer with a spatial (height x width x channels) output, so there is nothing to draw a map on');
+    }
+    for (let i = this.ops.length - 1; i >= 0; i--) {
+      const op = this.ops[i];
+      if (!GLOBAL_POOL.has(op.className)) continue;
+      let src = this.producer.get(op.inputs[0]);
+      while (src && isSpatialShape(src.outputShape) && (PASS_THROUGH.has(src.className)) && src.inputs.length === 1) {
+        src = this.producer.get(src.inputs[0]);
+      }
+      if (src && isSpatialShape(src.outputShape) && src.className !== 'InputLayer') return src;
+    }
+    return spatial[spatial.length - 1];
+  }
+
+  /** The op that produces a value id, in the op list the executor will use. */
+  producerOf(id: string): GraphOp | undefined {
+    return this.producer.get(id);
+  }
+
+  consumersOf(id: string): GraphOp[] {
+    return this.consumers.get(id) ?? [];
+  }
+
+  /**
+   * Runs the ops needed to compute `fetches` from `feeds` (value id → tensor). Any value may be fed, which
+   * cuts the graph there. `logits` skips the final softmax. The returned map holds only the fetches (fed
+   * tensors pass through as is); intermediates are disposed as soon as no later op needs them, unless
+   * `keepIntermediates` (needed under tf.grad, whose tape holds on to them).
+   */
+  run(feeds: Map<string, tf.Tensor>, fetches: string[], opts: { logits?: boolean; keepIntermediates?: boolean } = {}): Map<string, tf.Tensor> {
+    const useUnfolded = fetches.some((id) => this.unfoldedOnly.has(id)) || [...feeds.keys()].some((id) => this.unfoldedOnly.has(id));
+    const ops = useUnfolded ? this.ops : this.foldedOps;
+    const producer = useUnfolded ? this.producer : this.foldedProducer;
+    // Which ops are needed: walk back from the fetches, stopping at fed values.
+    const needed = new Set<GraphOp>();
+    const stack = [...fetches];
+    const seen = new Set<string>();
+    while (stack.length) {
+      const id = stack.pop() as string;
+      if (seen.has(id) || feeds.has(id)) continue;
+      seen.add(id);
+      const op = producer.get(id);
+      if (!op) throw new CamLensError('UNKNOWN_LAYER', `value ${id} cannot be computed from the given inputs`);
+      if (op.className === 'InputLayer') throw new CamLensError('BAD_ARGUMENT', 'the model input was not fed');
+      needed.add(op);
+      stack.push(...op.inputs);
+    }
+    const remaining = new Map<string, number>();
+    for (const op of ops) if (needed.has(op)) for (const id of op.inputs) remaining.set(id, (remaining.get(id) ?? 0) + 1);
+    const values = new Map<string, tf.Tensor>(feeds);
+    const keep = new Set<string>([...fetches, ...feeds.keys()]);
+    // Layers such as Dropout (inference) or a bypassed softmax return their input object itself, so a
+    // tensor may stand for several ids: count references per tensor object before disposing.
+    const refs = new Map<tf.Tensor, number>();
+    const fed = new Set<tf.Tensor>(feeds.values());
+    for (const op of ops) {
+      if (!needed.has(op)) continue;
+      const ins = op.inputs.map((id) => values.get(id) as tf.Tensor);
+      const outs = this.execOp(op, ins, Boolean(opts.logits));
+      op.outputs.forEach((id, i) => {
+        values.set(id, outs[i]);
+        refs.set(outs[i], (refs.get(outs[i]) ?? 0) + 1);
+      });
+      if (!opts.keepIntermediates) {
+        for (const id of op.inputs) {
+          const left = (remaining.get(id) ?? 1) - 1;
+          remaining.set(id, left);
+          if (left === 0 && !keep.has(id)) {
+            const t = values.get(id) as tf.Tensor;
+            values.delete(id);
+            const r = (refs.get(t) ?? 1) - 1;
+            refs.set(t, r);
+            if (r <= 0 && !fed.has(t)) t.dispose();
+          }
+        }
+      }
+    }
+    const result = new Map<string, tf.Tensor>();
+    for (const id of fetches) result.set(id, values.get(id) as tf.Tensor);
+    return result;
+  }
+
+  private execOp(op: GraphOp, ins: tf.Tensor[], logits: boolean): tf.Tensor[] {
+    if (op.fused) {
+      const f = op.fused;
+      const x = ins[0] as tf.Tensor4D;
+      const y = f.kind === 'conv2d'
+        ? tf.fused.conv2d({ x, filter: f.filter, strides: f.strides, pad: f.pad, dilations: f.dilations, bias: f.bias })
+        : tf.fused.depthwiseConv2d({ x, filter: f.filter, strides: f.strides, pad: f.pad, dilations: f.dilations, bias: f.bias });
+      return [y];
+    }
+    if (logits && op.softmax === 'identity') return [ins[0]];
+    const arg = ins.length === 1 ? ins[0] : ins;
+    if (logits && op.softmax === 'linear-activation') {
+      const saved = op.layer.activation;
+      op.layer.activation = LINEAR_ACTIVATION;
+      try {
+        return toArray(op.layer.apply(arg, { training: false }));
+      } finally {
+        op.layer.activation = saved;
+      }
+    }
+    return toArray(op.layer.apply(arg, { training: false }));
+  }
+
+  dispose(): void {
+    for (const t of this.ownedTensors) t.dispose();
+    this.ownedTensors.length = 0;
+  }
+}
+
+function toArray(x: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+  return Array.isArray(x) ? x : [x];
+}
+
+function safeCount(layer: LayerLike): number {
+  try {
+    return layer.countParams();
+  } catch {
+    return 0;
+  }
+}
+
+export function isSpatialShape(shape: (number | null)[]): boolean {
+  return shape.length === 4 && ((shape[1] ?? 2) > 1 || (shape[2] ?? 2) > 1);
+}
+
+function pair(v: unknown, fallback: number): [number, number] {
+  if (Array.isArray(v)) return [Number(v[0] ?? fallback), Number(v[1] ?? v[0] ?? fallback)];
+  if (typeof v === 'number') return [v, v];
+  return [fallback, fallback];
+}
+
+/**
+ * BN(conv(x)) = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta
+ *             = conv_{W * s}(x) + (b - mean) * s + beta,   with s = gamma / sqrt(var + eps) per output channel.
+ * For a depthwise kernel [kh, kw, in, mult] the output channel of (c, m) is c * mult + m.
+ */
+function foldPair(conv: LayerLike, bn: LayerLike, kind: 'conv2d' | 'depthwise', bnName: string): FusedConv | null {
+  const cc = conv.getConfig();
+  const bc = bn.getConfig();
+  if (activationName(conv) !== 'linear' && activationName(conv) !== undefined) return null;
+  if (cc.data_format !== undefined && cc.data_format !== 'channelsLast' && cc.data_format !== 'channels_last') return null;
+  if (cc.padding !== 'same' && cc.padding !== 'valid') return null;
+  const axis = bc.axis;
+  if (!(axis === -1 || axis === 3 || (Array.isArray(axis) && (axis[0] === -1 || axis[0] === 3)))) return null;
+  const c = conv as unknown as { kernel?: { read(): tf.Tensor }; depthwiseKernel?: { read(): tf.Tensor }; bias?: { read(): tf.Tensor } | null };
+  const b = bn as unknown as { gamma?: { read(): tf.Tensor } | null; beta?: { read(): tf.Tensor } | null; movingMean: { read(): tf.Tensor }; movingVariance: { read(): tf.Tensor }; epsilon: number };
+  const kernelVar = kind === 'conv2d' ? c.kernel : c.depthwiseKernel;
+  if (!kernelVar || !b.movingMean || !b.movingVariance) return null;
+  const strides = pair(cc.strides, 1);
+  const dilations = pair(cc.dilation_rate, 1);
+  if (kind === 'conv2d' && (strides[0] > 1 || strides[1] > 1) && (dilations[0] > 1 || dilations[1] > 1)) return null;
+  return tf.tidy(() => {
+    const kernel = kernelVar.read() as tf.Tensor4D;
+    const mean = b.movingMean.read();
+    const variance = b.movingVariance.read();
+    const gamma = b.gamma ? b.gamma.read() : tf.onesLike(mean);
+    const beta = b.beta ? b.beta.read() : tf.zerosLike(mean);
+    const scale = tf.div(gamma, tf.sqrt(tf.add(variance, b.epsilon)));
+    const [kh, kw, cin, cout] = kernel.shape;
+    const filter = kind === 'conv2d'
+      ? tf.mul(kernel, scale)
+      : tf.mul(kernel, tf.reshape(scale, [cin, cout]));
+    const convBias = c.bias ? c.bias.read() : tf.zerosLike(mean);
+    const bias = tf.add(tf.mul(tf.sub(convBias, mean), scale), beta);
+    void kh;
+    void kw;
+    return {
+      kind,
+      filter: tf.keep(filter as tf.Tensor4D),
+      bias: tf.keep(bias as tf.Tensor1D),
+      strides,
+      pad: cc.padding as 'same' | 'valid',
+      dilations,
+      foldedBn: bnName,
+    };
+  });
+}

@@ -1,0 +1,183 @@
+/**
+ * Reads a TensorFlow.js `model.json` and its weight shards from disk through an IO handler of our own,
+ * so loading never goes through `fetch`/`file://` and works without tfjs-node.
+ *
+ * Safety contract (a model folder may come from anywhere):
+ * - every weight path named in the manifest must resolve inside the model's folder (no `..`, no absolute
+ *   paths, no symlink escapes): WEIGHT_PATH_ESCAPE otherwise;
+ * - each weight group's shards together must hold exactly the bytes its entries need (dtype, shape,
+ *   quantization): SHARD_MISSING / SHARD_SIZE_MISMATCH otherwise;
+ * - the JSON must parse and have the fields of a layers-model or graph-model: MODEL_INVALID otherwise.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { io } from '@tensorflow/tfjs-core';
+import { CamLensError } from './errors';
+
+export type ModelFormat = 'layers-model' | 'graph-model';
+
+export interface ModelJson {
+  format: ModelFormat;
+  artifacts: io.ModelArtifacts;
+  /** Absolute path of model.json and its folder. */
+  path: string;
+  dir: string;
+  /** Total bytes of weights read. */
+  weightBytes: number;
+}
+
+/** A manifest larger than this is refused before parsing (model.json holds topology, not weights). */
+const MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024;
+
+function bytesPerElement(dtype: string, quantDtype?: string): number {
+  if (quantDtype) {
+    if (quantDtype === 'uint8') return 1;
+    if (quantDtype === 'uint16' || quantDtype === 'float16') return 2;
+    throw new CamLensError('MODEL_INVALID', `unknown weight quantization dtype "${quantDtype}"`);
+  }
+  switch (dtype) {
+    case 'float32':
+    case 'int32':
+      return 4;
+    case 'bool':
+      return 1;
+    case 'complex64':
+      return 8;
+    default:
+      throw new CamLensError('MODEL_INVALID', `weights of dtype "${dtype}" are not supported`);
+  }
+}
+
+/** Resolves `rel` inside `dir` or throws WEIGHT_PATH_ESCAPE; follows symlinks when the file exists. */
+export function resolveInside(dir: string, rel: string, what = 'weight file'): string {
+  if (typeof rel !== 'string' || rel.length === 0 || rel.includes('\0')) {
+    throw new CamLensError('MODEL_INVALID', `the manifest names an invalid ${what} path ${JSON.stringify(rel)}`);
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rel) || path.isAbsolute(rel)) {
+    throw new CamLensError('WEIGHT_PATH_ESCAPE', `refusing ${what} "${rel}": paths must be relative to the model folder ${dir}`);
+  }
+  const root = fs.realpathSync(dir);
+  const target = path.resolve(root, decodeURIComponent(rel));
+  const inside = (p: string) => p === root || p.startsWith(root + path.sep);
+  if (!inside(target)) {
+    throw new CamLensError('WEIGHT_PATH_ESCAPE', `refusing ${what} "${rel}": it resolves outside the model folder ${root}`);
+  }
+  if (fs.existsSync(target)) {
+    const real = fs.realpathSync(target);
+    if (!inside(real)) {
+      throw new CamLensError('WEIGHT_PATH_ESCAPE', `refusing ${what} "${rel}": it links to ${real}, outside the model folder ${root}`);
+    }
+  }
+  return target;
+}
+
+function readJson(file: string): unknown {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    throw new CamLensError('FILE_NOT_FOUND', `model file not found: ${file}`);
+  }
+  if (!st.isFile()) throw new CamLensError('MODEL_INVALID', `${file} is not a file`);
+  if (st.size > MAX_MODEL_JSON_BYTES) {
+    throw new CamLensError('MODEL_INVALID', `${file} is ${st.size} bytes, larger than a model.json can be (${MAX_MODEL_JSON_BYTES})`);
+  }
+  const text = fs.readFileSync(file, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CamLensError('MODEL_INVALID', `${path.basename(file)} is not valid JSON (${(e as Error).message})`,
+      'choose the model.json that the TensorFlow.js converter wrote');
+  }
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** Reads and validates model.json and all weight shards. Nothing is created on a tf backend here. */
+export function readModelJson(modelPath: string): ModelJson {
+  const file = path.resolve(modelPath);
+  const dir = path.dirname(file);
+  const json = readJson(file);
+  if (!isObject(json)) throw new CamLensError('MODEL_INVALID', `${path.basename(file)} is not a TensorFlow.js model: expected a JSON object`);
+  const topology = json.modelTopology;
+  if (!isObject(topology)) {
+    throw new CamLensError('MODEL_INVALID', `${path.basename(file)} is not a TensorFlow.js model: it has no "modelTopology"`,
+      'choose the model.json that the TensorFlow.js converter wrote');
+  }
+  const isGraph = json.format === 'graph-model' || Array.isArray((topology as { node?: unknown }).node);
+  const format: ModelFormat = isGraph ? 'graph-model' : 'layers-model';
+  if (!isGraph && !isObject(topology.model_config) && !isObject(topology.config) && typeof topology.class_name !== 'string') {
+    throw new CamLensError('MODEL_INVALID', `${path.basename(file)} has a "modelTopology" without a Keras model_config`);
+  }
+  const manifest = json.weightsManifest ?? [];
+  if (!Array.isArray(manifest)) throw new CamLensError('MODEL_INVALID', `"weightsManifest" in ${path.basename(file)} must be an array`);
+
+  const weightSpecs: io.WeightsManifestEntry[] = [];
+  const buffers: Buffer[] = [];
+  let total = 0;
+  manifest.forEach((group: unknown, gi: number) => {
+    if (!isObject(group) || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
+      throw new CamLensError('MODEL_INVALID', `weightsManifest[${gi}] needs "paths" and "weights" arrays`);
+    }
+    let expected = 0;
+    for (const w of group.weights as unknown[]) {
+      if (!isObject(w) || typeof w.name !== 'string' || !Array.isArray(w.shape) || typeof w.dtype !== 'string') {
+        throw new CamLensError('MODEL_INVALID', `weightsManifest[${gi}] has an entry without name, shape and dtype`);
+      }
+      const shape = w.shape as unknown[];
+      if (!shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) {
+        throw new CamLensError('MODEL_INVALID', `weight "${w.name}" has an invalid shape ${JSON.stringify(shape)}`);
+      }
+      const n = (shape as number[]).reduce((a, b) => a * b, 1);
+      const q = isObject(w.quantization) ? (w.quantization.dtype as string) : undefined;
+      expected += n * bytesPerElement(w.dtype, q);
+      weightSpecs.push(w as unknown as io.WeightsManifestEntry);
+    }
+    let got = 0;
+    const parts: Buffer[] = [];
+    for (const rel of group.paths as unknown[]) {
+      const shard = resolveInside(dir, rel as string);
+      if (!fs.existsSync(shard)) {
+        throw new CamLensError('SHARD_MISSING', `weight shard "${rel}" named in ${path.basename(file)} is missing from ${dir}`,
+          'copy every file the converter wrote next to model.json');
+      }
+      const buf = fs.readFileSync(shard);
+      got += buf.length;
+      parts.push(buf);
+    }
+    if (got !== expected) {
+      const names = (group.paths as string[]).join(', ');
+      throw new CamLensError('SHARD_SIZE_MISMATCH',
+        `weight group ${gi} (${names}) holds ${got} bytes but its manifest entries need ${expected}` +
+        (got < expected ? ': the shard looks truncated' : ': the shard has extra bytes'),
+        'the weight files do not belong to this model.json, or a download was cut short');
+    }
+    buffers.push(...parts);
+    total += got;
+  });
+
+  const all = Buffer.concat(buffers, total);
+  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
+  const artifacts: io.ModelArtifacts = {
+    modelTopology: topology,
+    weightSpecs,
+    weightData,
+    format: typeof json.format === 'string' ? json.format : format,
+    generatedBy: typeof json.generatedBy === 'string' ? json.generatedBy : undefined,
+    convertedBy: typeof json.convertedBy === 'string' ? json.convertedBy : undefined,
+  };
+  if (isGraph) {
+    if (json.signature !== undefined) artifacts.signature = json.signature as object;
+    if (json.userDefinedMetadata !== undefined) artifacts.userDefinedMetadata = json.userDefinedMetadata as Record<string, object>;
+    if (json.modelInitializer !== undefined) artifacts.modelInitializer = json.modelInitializer as object;
+    if (json.initializerSignature !== undefined) artifacts.initializerSignature = json.initializerSignature as object;
+  }
+  return { format, artifacts, path: file, dir, weightBytes: total };
+}
+
+/** An IO handler over already-validated artifacts. */
+export function artifactsHandler(artifacts: io.ModelArtifacts): io.IOHandler {
+  return { load: async () => artifacts };
+}

@@ -1,0 +1,289 @@
+/**
+ * One image through one model, with everything expensive cached so that switching class, method or
+ * layer is cheap: the logits (one forward pass), per target layer the activation A and the values the
+ * downstream part of the network needs, and per (layer, class) the gradient dY_c/dA.
+ *
+ * Gradients: f(A) = logit_c re-runs only the ops downstream of the target layer, fed with A and the
+ * cached values upstream ops produced ("frontier"), so branches and merges after the target are handled
+ * and the gradient costs one partial forward plus one partial backward pass.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CamLensError, throwIfAborted } from './errors';
+import type { GraphOp } from './graph';
+import { labelOf, numClasses, resolveClass, type LoadedModel } from './model';
+import { findLinearHead } from './head';
+import { runMethod, type CamContext, type MapResult } from './cam/base';
+import { getMethod } from './cam/registry';
+
+export interface Prediction {
+  /** Class index (label index; the model output is index + labelOffset). */
+  index: number;
+  label: string;
+  probability: number;
+}
+
+export interface ExplainRequest {
+  method: string;
+  /** Target layer name; default: the recommended layer. */
+  layer?: string;
+  /** Class index or label; default: the top-1 class. */
+  classChoice?: string | number;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+  options?: Record<string, unknown>;
+}
+
+export interface ExplainResult {
+  method: string;
+  layer: string;
+  target: Prediction;
+  heatmap: MapResult;
+  timingsMs: { forward: number; gradients: number; method: number; total: number };
+  cached: { forward: boolean; gradients: boolean };
+}
+
+interface LayerEntry {
+  activation: tf.Tensor4D;
+  /** Upstream values the downstream ops consume (id → tensor). */
+  frontier: Map<string, tf.Tensor>;
+}
+
+const MAX_CACHED_LAYERS = 4;
+const MAX_CACHED_GRADIENTS = 16;
+
+function softmax(logits: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  const out = new Float32Array(logits.length);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) {
+    out[i] = Math.exp(logits[i] - max);
+    sum += out[i];
+  }
+  for (let i = 0; i < out.length; i++) out[i] /= sum;
+  return out;
+}
+
+export class ImageSession {
+  private logitsData?: Float32Array;
+  private probs?: Float32Array;
+  private readonly layers = new Map<string, LayerEntry>();
+  private readonly grads = new Map<string, tf.Tensor4D>();
+  private disposed = false;
+
+  /** Takes ownership of `input` ([1, H, W, C], preprocessed). */
+  constructor(readonly model: LoadedModel, readonly input: tf.Tensor4D) {}
+
+  private check(): void {
+    if (this.disposed) throw new CamLensError('BAD_ARGUMENT', 'this image session was disposed');
+  }
+
+  /** Logits of all model outputs (first call runs the forward pass). */
+  async logits(): Promise<Float32Array> {
+    this.check();
+    if (!this.logitsData) {
+      const g = this.model.graph;
+      const out = g.outputIds[0];
+      const res = g.run(new Map([[g.inputIds[0], this.input]]), [out], { logits: true });
+      const t = res.get(out) as tf.Tensor;
+      this.logitsData = (await t.data()) as Float32Array;
+      t.dispose();
+    }
+    return this.logitsData;
+  }
+
+  /** Probabilities of all model outputs, as the model itself would report them. */
+  async probabilities(): Promise<Float32Array> {
+    if (!this.probs) {
+      const logits = await this.logits();
+      this.probs = this.model.graph.outputActivation === 'sigmoid'
+        ? logits.map((v) => 1 / (1 + Math.exp(-v)))
+        : softmax(logits);
+    }
+    return this.probs;
+  }
+
+  async predictions(topK = 5): Promise<Prediction[]> {
+    const p = await this.probabilities();
+    const off = this.model.metadata.labelOffset;
+    const idx = Array.from({ length: numClasses(this.model) }, (_, i) => i + off);
+    idx.sort((a, b) => p[b] - p[a]);
+    return idx.slice(0, Math.max(1, topK)).map((o) => ({ index: o - off, label: labelOf(this.model, o), probability: p[o] }));
+  }
+
+  async predictionFor(outputIndex: number): Promise<Prediction> {
+    const p = await this.probabilities();
+    const off = this.model.metadata.labelOffset;
+    return { index: outputIndex - off, label: labelOf(this.model, outputIndex), probability: p[outputIndex] };
+  }
+
+  targetOp(layer?: string): GraphOp {
+    const g = this.model.graph;
+    const op = layer ? g.op(layer) : g.recommendedTarget();
+    if (op.className === 'InputLayer' || op.outputShape.length !== 4) {
+      throw new CamLensError('LAYER_NOT_SPATIAL', `layer "${op.name}" (${op.className}) has output shape [${op.outputShape.map((d) => d ?? 'N').join(', ')}], not a spatial feature map`,
+        `pick a convolutional layer, such as "${g.recommendedTarget().name}"`);
+    }
+    return op;
+  }
+
+  /** Activation of a layer (cached, owned by the session). */
+  activation(layer?: string): tf.Tensor4D {
+    return this.layerEntry(this.targetOp(layer)).activation;
+  }
+
+  private layerEntry(op: GraphOp): LayerEntry {
+    this.check();
+    const hit = this.layers.get(op.name);
+    if (hit) {
+      this.layers.delete(op.name);
+      this.layers.set(op.name, hit);
+      return hit;
+    }
+    const g = this.model.graph;
+    const target = op.outputs[0];
+    const frontierIds = this.frontierIds(target);
+    const res = g.run(new Map([[g.inputIds[0], this.input]]), [target, ...frontierIds]);
+    const frontier = new Map<string, tf.Tensor>();
+    for (const id of frontierIds) frontier.set(id, res.get(id) as tf.Tensor);
+    const entry = { activation: res.get(target) as tf.Tensor4D, frontier };
+    this.layers.set(op.name, entry);
+    while (this.layers.size > MAX_CACHED_LAYERS) {
+      const [oldest] = this.layers.keys();
+      this.evictLayer(oldest);
+    }
+    return entry;
+  }
+
+  private evictLayer(name: string): void {
+    const e = this.layers.get(name);
+    if (!e) return;
+    this.layers.delete(name);
+    const keep = new Set<tf.Tensor>([this.input]);
+    e.activation.dispose();
+    for (const t of e.frontier.values()) if (!keep.has(t)) t.dispose();
+    for (const [k, t] of this.grads) {
+      if (k.startsWith(`${name}\u0000`)) {
+        t.dispose();
+        this.grads.delete(k);
+      }
+    }
+  }
+
+  /** Values produced upstream of `target` that ops downstream of it consume. */
+  private frontierIds(target: string): string[] {
+    const g = this.model.graph;
+    const downstream = new Set<GraphOp>();
+    const produced = new Set<string>([target]);
+    const stack = [target];
+    while (stack.length) {
+      const id = stack.pop() as string;
+      for (const op of g.consumersOf(id)) {
+        if (downstream.has(op)) continue;
+        downstream.add(op);
+        for (const o of op.outputs) {
+          produced.add(o);
+          stack.push(o);
+        }
+      }
+    }
+    const out = new Set<string>();
+    for (const op of downstream) for (const id of op.inputs) if (!produced.has(id) && id !== g.inputIds[0]) out.add(id);
+    return [...out];
+  }
+
+  /** dlogit_c / dA at the layer (cached). */
+  gradient(layer: string | undefined, outputIndex: number): tf.Tensor4D {
+    const op = this.targetOp(layer);
+    const key = `${op.name}\u0000${outputIndex}`;
+    const hit = this.grads.get(key);
+    if (hit) return hit;
+    const entry = this.layerEntry(op);
+    const g = this.model.graph;
+    const target = op.outputs[0];
+    const out = g.outputIds[0];
+    const feedsBase = new Map<string, tf.Tensor>(entry.frontier);
+    feedsBase.set(g.inputIds[0], this.input);
+    const n = this.model.numOutputs;
+    const score = (a: tf.Tensor): tf.Scalar => {
+      const feeds = new Map(feedsBase);
+      feeds.set(target, a);
+      const res = g.run(feeds, [out], { logits: true, keepIntermediates: true });
+      const logits = tf.reshape(res.get(out) as tf.Tensor, [-1]);
+      if (logits.shape[0] !== n) throw new CamLensError('UNSUPPORTED_MODEL', `expected ${n} logits, got ${logits.shape[0]}`);
+      return tf.sum(tf.slice(logits, [outputIndex], [1])) as tf.Scalar;
+    };
+    let grad: tf.Tensor4D;
+    try {
+      grad = tf.grad(score)(entry.activation) as tf.Tensor4D;
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (/not registered|Gradient for|Cannot compute gradient/i.test(msg)) {
+        throw new CamLensError('METHOD_NOT_APPLICABLE', `the ${tf.getBackend()} backend cannot differentiate through the layers after "${op.name}": ${msg.split('\n')[0]}`,
+          'use cam, or another backend');
+      }
+      throw e;
+    }
+    this.grads.set(key, grad);
+    while (this.grads.size > MAX_CACHED_GRADIENTS) {
+      const [oldest] = this.grads.keys();
+      this.grads.get(oldest)?.dispose();
+      this.grads.delete(oldest);
+    }
+    return grad;
+  }
+
+  /** Resolves a class choice to a model output index; undefined → top-1. */
+  async resolveTarget(choice?: string | number): Promise<number> {
+    if (choice === undefined || choice === '') {
+      const [top] = await this.predictions(1);
+      return top.index + this.model.metadata.labelOffset;
+    }
+    return resolveClass(this.model, choice);
+  }
+
+  async explain(req: ExplainRequest): Promise<ExplainResult> {
+    const t0 = performance.now();
+    const method = getMethod(req.method);
+    throwIfAborted(req.signal, 'the explanation');
+    const op = this.targetOp(req.layer);
+    const hadForward = this.logitsData !== undefined && this.layers.has(op.name);
+    const outputIndex = await this.resolveTarget(req.classChoice);
+    const entry = this.layerEntry(op);
+    const t1 = performance.now();
+    const gradKey = `${op.name}\u0000${outputIndex}`;
+    const hadGrad = this.grads.has(gradKey);
+    const gradients = method.needsGradients ? this.gradient(op.name, outputIndex) : undefined;
+    const t2 = performance.now();
+    throwIfAborted(req.signal, 'the explanation');
+    const ctx: CamContext = {
+      activation: entry.activation,
+      classIndex: outputIndex,
+      gradients,
+      linearHead: () => findLinearHead(this.model.graph, op),
+      input: this.input,
+      signal: req.signal,
+      onProgress: req.onProgress,
+      options: req.options,
+    };
+    const heatmap = await runMethod(method, ctx);
+    const t3 = performance.now();
+    return {
+      method: method.id,
+      layer: op.name,
+      target: await this.predictionFor(outputIndex),
+      heatmap,
+      timingsMs: { forward: t1 - t0, gradients: t2 - t1, method: t3 - t2, total: t3 - t0 },
+      cached: { forward: hadForward, gradients: method.needsGradients && hadGrad },
+    };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    for (const name of [...this.layers.keys()]) this.evictLayer(name);
+    for (const t of this.grads.values()) t.dispose();
+    this.grads.clear();
+    this.input.dispose();
+    this.disposed = true;
+  }
+}
