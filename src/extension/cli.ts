@@ -1,1 +1,290 @@
-export {};
+/**
+ * `cam-lens`: the headless front end over the same engine the extension uses, for scripts and CI.
+ *
+ *   cam-lens predict --model <model.json> --image <file> [--top <k>] [--json <file|->]
+ *   cam-lens cam     --model <model.json> --image <file> [--method <id>] [--class <index|label>] [--layer <name>]
+ *                    [--top <k>] [--json <file|->] [--png <file>] [--backend auto|node|wasm|cpu]
+ *   cam-lens layers  --model <model.json> [--json <file|->]
+ *
+ * Exit codes: 0 success; 2 bad usage (unknown command or option, missing argument); 1 any other bad input
+ * or failure. Errors are one line on stderr: `cam-lens: <reason>`.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseArgs } from 'util';
+import { BACKEND_CHOICES, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
+import { CamLensError } from './engine/errors';
+import { loadModel, type LoadedModel } from './engine/model';
+import { describeModel, openImage } from './engine/pipeline';
+import { METHODS, METHOD_IDS, getMethod } from './engine/cam/registry';
+import { PREPROCESS_PRESETS, type PreprocessPreset } from './engine/preprocess';
+import { renderOverlayPng } from './engine/overlay';
+import { COLORMAPS, type ColormapName } from '../shared/colormaps';
+
+const USAGE = `cam-lens — Class Activation Maps for TensorFlow.js image classifiers
+
+Usage:
+  cam-lens predict --model <model.json> --image <file> [--top <k>] [--json <file|->]
+  cam-lens cam     --model <model.json> --image <file> [--method <id>] [--class <index|label>]
+                   [--layer <name>] [--top <k>] [--json <file|->] [--png <file>]
+  cam-lens layers  --model <model.json> [--json <file|->]
+
+Options for every command:
+  --backend auto|node|wasm|cpu   TensorFlow.js backend (default auto: tfjs-node, else wasm, else cpu)
+  --labels <file>                class names (JSON array or one per line) when the model has no metadata
+  --preprocess <preset>          ${PREPROCESS_PRESETS.join(' | ')} (default: the model's metadata, else [0,1])
+  --max-pixels <n>               refuse images larger than this many pixels (default 100000000)
+cam options:
+  --method <id>                  ${METHOD_IDS.join(' | ')} (default gradcam)
+  --colormap <name>              ${COLORMAPS.join(' | ')} (default turbo), for --png
+  --opacity <0..1>               heatmap opacity in --png (default 0.5)
+Without --class the top-1 class is explained; without --layer the recommended layer is used.
+Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
+
+class UsageError extends Error {}
+
+type Values = Record<string, string | boolean | undefined>;
+
+const OPTIONS = {
+  model: { type: 'string' },
+  image: { type: 'string' },
+  method: { type: 'string' },
+  class: { type: 'string' },
+  layer: { type: 'string' },
+  top: { type: 'string' },
+  json: { type: 'string' },
+  png: { type: 'string' },
+  backend: { type: 'string' },
+  labels: { type: 'string' },
+  preprocess: { type: 'string' },
+  colormap: { type: 'string' },
+  opacity: { type: 'string' },
+  'max-pixels': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const ALLOWED: Record<string, string[]> = {
+  predict: ['model', 'image', 'top', 'json', 'backend', 'labels', 'preprocess', 'max-pixels'],
+  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'labels', 'preprocess', 'colormap', 'opacity', 'max-pixels'],
+  layers: ['model', 'json', 'backend', 'labels', 'preprocess'],
+};
+
+function need(v: Values, name: string): string {
+  const s = v[name];
+  if (typeof s !== 'string' || s === '') throw new UsageError(`missing --${name}`);
+  return s;
+}
+
+function intOption(v: Values, name: string, def: number, min: number, max: number): number {
+  const s = v[name];
+  if (s === undefined) return def;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${s}"`);
+  return n;
+}
+
+/** Rounds to 6 significant digits: maps are in [0,1]; JSON stays readable and small. */
+function round(x: number): number {
+  return Number.isFinite(x) ? Number(x.toPrecision(6)) : 0;
+}
+
+function writeJson(target: string, obj: unknown): void {
+  const text = JSON.stringify(obj, null, 2) + '\n';
+  if (target === '-') process.stdout.write(text);
+  else writeFileSafely(target, text);
+}
+
+function writeFileSafely(target: string, data: string | Buffer): void {
+  const dir = path.dirname(path.resolve(target));
+  if (!fs.existsSync(dir)) throw new CamLensError('FILE_NOT_FOUND', `cannot write ${target}: folder ${dir} does not exist`);
+  fs.writeFileSync(target, data);
+}
+
+async function setup(v: Values): Promise<{ backend: BackendInfo; model: LoadedModel; preprocess?: PreprocessPreset }> {
+  const choice = (v.backend ?? 'auto') as string;
+  if (!(BACKEND_CHOICES as readonly string[]).includes(choice)) {
+    throw new UsageError(`unknown backend "${choice}": expected ${BACKEND_CHOICES.join(', ')}`);
+  }
+  const preprocess = v.preprocess as string | undefined;
+  if (preprocess !== undefined && !(PREPROCESS_PRESETS as readonly string[]).includes(preprocess)) {
+    throw new UsageError(`unknown preprocessing "${preprocess}": expected ${PREPROCESS_PRESETS.join(', ')}`);
+  }
+  const backend = await initBackend(choice as BackendChoice);
+  const model = await loadModel(need(v, 'model'), {
+    overrides: { labelsFile: v.labels as string | undefined, preprocess: preprocess as PreprocessPreset | undefined },
+  });
+  return { backend, model, preprocess: preprocess as PreprocessPreset | undefined };
+}
+
+function checkImageArg(v: Values): string {
+  const image = need(v, 'image');
+  if (!fs.existsSync(image)) throw new CamLensError('FILE_NOT_FOUND', `image not found: ${image}`);
+  return image;
+}
+
+async function cmdPredict(v: Values): Promise<void> {
+  const top = intOption(v, 'top', 5, 1, 100000);
+  const image = checkImageArg(v);
+  const t0 = performance.now();
+  const { backend, model } = await setup(v);
+  const t1 = performance.now();
+  const opened = await openImage(model, image, { maxPixels: intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER) });
+  try {
+    const t2 = performance.now();
+    const predictions = await opened.session.predictions(top);
+    const t3 = performance.now();
+    const out = {
+      model: model.path,
+      image: path.resolve(image),
+      backend: backend.name,
+      predictions: predictions.map((p) => ({ index: p.index, label: p.label, probability: round(p.probability) })),
+      timingsMs: { load: round(t1 - t0), ...mapRound(opened.timingsMs), forward: round(t3 - t2), total: round(t3 - t0) },
+    };
+    if (v.json !== undefined) writeJson(v.json as string, out);
+    if (v.json !== '-') {
+      console.log(`${path.basename(image)} — ${model.name} on ${backend.name}`);
+      for (const p of predictions) console.log(`  ${(p.probability * 100).toFixed(2).padStart(6)}%  ${p.label} (${p.index})`);
+    }
+  } finally {
+    opened.session.dispose();
+    model.dispose();
+  }
+}
+
+function mapRound(o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, round(x)]));
+}
+
+async function cmdCam(v: Values): Promise<void> {
+  const top = intOption(v, 'top', 5, 1, 100000);
+  const methodId = (v.method as string | undefined) ?? 'gradcam';
+  getMethod(methodId); // fail fast on an unknown method, before loading anything
+  const colormap = (v.colormap as string | undefined) ?? 'turbo';
+  if (!(COLORMAPS as readonly string[]).includes(colormap)) throw new UsageError(`unknown colormap "${colormap}": expected ${COLORMAPS.join(', ')}`);
+  const opacity = v.opacity === undefined ? 0.5 : Number(v.opacity);
+  if (!(opacity >= 0 && opacity <= 1)) throw new UsageError(`--opacity must be a number from 0 to 1, got "${v.opacity}"`);
+  const image = checkImageArg(v);
+  const t0 = performance.now();
+  const { backend, model } = await setup(v);
+  const t1 = performance.now();
+  const opened = await openImage(model, image, { maxPixels: intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER) });
+  try {
+    const predictions = await opened.session.predictions(top);
+    const r = await opened.session.explain({ method: methodId, layer: v.layer as string | undefined, classChoice: v.class as string | undefined });
+    let pngMs: number | undefined;
+    if (v.png !== undefined) {
+      const tp = performance.now();
+      const png = await renderOverlayPng(opened.image, r.heatmap, { colormap: colormap as ColormapName, opacity });
+      writeFileSafely(v.png as string, png);
+      pngMs = performance.now() - tp;
+    }
+    const t2 = performance.now();
+    const out = {
+      model: model.path,
+      image: path.resolve(image),
+      backend: backend.name,
+      method: r.method,
+      layer: r.layer,
+      target: { index: r.target.index, label: r.target.label, probability: round(r.target.probability) },
+      predictions: predictions.map((p) => ({ index: p.index, label: p.label, probability: round(p.probability) })),
+      heatmap: {
+        width: r.heatmap.width,
+        height: r.heatmap.height,
+        values: Array.from(r.heatmap.values, round),
+        rawMin: round(r.heatmap.rawMin),
+        rawMax: round(r.heatmap.rawMax),
+      },
+      timingsMs: {
+        load: round(t1 - t0),
+        ...mapRound(opened.timingsMs),
+        ...mapRound(r.timingsMs as unknown as Record<string, number>),
+        ...(pngMs !== undefined ? { png: round(pngMs) } : {}),
+        total: round(t2 - t0),
+      },
+    };
+    if (v.json !== undefined) writeJson(v.json as string, out);
+    if (v.json !== '-') {
+      const m = METHODS.find((x) => x.id === r.method);
+      console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
+      if (v.png !== undefined) console.log(`overlay written to ${v.png}`);
+    }
+  } finally {
+    opened.session.dispose();
+    model.dispose();
+  }
+}
+
+async function cmdLayers(v: Values): Promise<void> {
+  const { model } = await setup(v);
+  try {
+    const s = describeModel(model);
+    if (v.json !== undefined) writeJson(v.json as string, s);
+    if (v.json !== '-') {
+      console.log(`${s.name}: ${s.layers.length} layers, ${s.totalParams} parameters, input ${s.input.height}x${s.input.width}x${s.input.channels} (${s.input.preprocess}), ${s.classes} classes, backend ${s.backend}`);
+      const w = Math.max(...s.layers.map((l) => l.name.length), 5);
+      const cw = Math.max(...s.layers.map((l) => l.className.length), 5);
+      for (const l of s.layers) {
+        const shape = `[${l.outputShape.map((d) => d ?? 'N').join(', ')}]`;
+        const mark = l.name === s.recommendedLayer ? '  <- recommended target' : l.spatial ? '  (spatial)' : '';
+        console.log(`  ${l.name.padEnd(w)}  ${l.className.padEnd(cw)}  ${shape.padEnd(20)} ${String(l.params).padStart(9)}${mark}`);
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return command ? 0 : 2;
+  }
+  try {
+    if (command === 'scan') throw new UsageError('"scan" is not available in this version yet');
+    const allowed = ALLOWED[command];
+    if (!allowed) throw new UsageError(`unknown command "${command}": expected predict, cam or layers`);
+    let values: Values;
+    try {
+      values = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }).values as Values;
+    } catch (e) {
+      throw new UsageError((e as Error).message.split('\n')[0].replace(/\. To specify.*$/, ''));
+    }
+    if (values.help) {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    for (const k of Object.keys(values)) {
+      if (!allowed.includes(k)) throw new UsageError(`option --${k} does not apply to "${command}"`);
+    }
+    if (command === 'predict') await cmdPredict(values);
+    else if (command === 'cam') await cmdCam(values);
+    else await cmdLayers(values);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`cam-lens: ${e.message} (see cam-lens --help)\n`);
+      return 2;
+    }
+    if (e instanceof CamLensError) {
+      process.stderr.write(`cam-lens: ${e.message}${e.hint ? ` (${e.hint})` : ''}\n`);
+      return 1;
+    }
+    const err = e as Error;
+    process.stderr.write(`cam-lens: unexpected error: ${(err?.message ?? String(e)).split('\n')[0]}\n`);
+    if (process.env.CAM_LENS_DEBUG) process.stderr.write(`${err?.stack}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`cam-lens: ${String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -75,8 +75,8 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   }
   if (current && current.requested === choice && tf.getBackend() === current.name) return current;
   const notes: string[] = [];
-  // tfjs picks up the TF_CPP / logging noise from tfjs-node; keep the engine quiet.
-  tf.env().set('IS_TEST', false);
+  // The engine never prints: PROD silences tfjs' console hints ("install tfjs-node…").
+  tf.env().set('PROD', true);
 
   if (choice === 'node' || choice === 'auto') {
     const why = tryLoadNode();

@@ -1,0 +1,108 @@
+/**
+ * The steps every front end (CLI, extension worker, benchmarks) takes from files to results: decode an
+ * image, resize and preprocess it for a model, open an ImageSession, and describe a model's layers.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { decodeImage, resizeForModel, type DecodedImage } from './image';
+import { applyPreprocess, type PreprocessPreset } from './preprocess';
+import { ImageSession } from './session';
+import { isSpatialShape } from './graph';
+import type { LoadedModel } from './model';
+
+/** The model input [1, H, W, C] for a decoded image, with the model's (or the given) preprocessing. */
+export async function prepareInput(model: LoadedModel, img: DecodedImage, preset?: PreprocessPreset): Promise<tf.Tensor4D> {
+  const pixels = await resizeForModel(img, model.inputWidth, model.inputHeight, model.inputChannels);
+  const data = applyPreprocess(pixels, model.inputChannels, preset ?? model.metadata.preprocess);
+  return tf.tensor4d(data, [1, model.inputHeight, model.inputWidth, model.inputChannels]);
+}
+
+export interface OpenedImage {
+  image: DecodedImage;
+  session: ImageSession;
+  timingsMs: { decode: number; preprocess: number };
+}
+
+export async function openImage(model: LoadedModel, imagePath: string, opts: { maxPixels?: number; preprocess?: PreprocessPreset } = {}): Promise<OpenedImage> {
+  const t0 = performance.now();
+  const image = await decodeImage(imagePath, { maxPixels: opts.maxPixels });
+  const t1 = performance.now();
+  const input = await prepareInput(model, image, opts.preprocess);
+  const t2 = performance.now();
+  return { image, session: new ImageSession(model, input), timingsMs: { decode: t1 - t0, preprocess: t2 - t1 } };
+}
+
+export interface LayerInfo {
+  name: string;
+  className: string;
+  outputShape: (number | null)[];
+  params: number;
+  inbound: string[];
+  /** A 4-D output with a spatial extent: a possible CAM target. */
+  spatial: boolean;
+  /** Set where BatchNormalization was folded into this convolution for speed. */
+  foldedBatchNorm?: string;
+}
+
+export interface ModelSummary {
+  model: string;
+  name: string;
+  format: string;
+  backend: string;
+  input: { height: number; width: number; channels: number; preprocess: PreprocessPreset; preprocessAssumed: boolean };
+  classes: number;
+  labelsFrom: string;
+  outputActivation: string;
+  totalParams: number;
+  recommendedLayer: string | null;
+  layers: LayerInfo[];
+}
+
+export function describeModel(model: LoadedModel): ModelSummary {
+  const g = model.graph;
+  const folded = new Map<string, string>();
+  for (const op of g.foldedOps) if (op.fused) folded.set(op.name, op.fused.foldedBn);
+  let recommended: string | null = null;
+  try {
+    recommended = g.recommendedTarget().name;
+  } catch {
+    recommended = null;
+  }
+  const seen = new Set<unknown>();
+  let totalParams = 0;
+  const layers = g.ops.map((op) => {
+    if (!seen.has(op.layer)) {
+      seen.add(op.layer);
+      totalParams += op.params;
+    }
+    const info: LayerInfo = {
+      name: op.name,
+      className: op.className,
+      outputShape: op.outputShape,
+      params: op.params,
+      inbound: op.inbound,
+      spatial: op.className !== 'InputLayer' && isSpatialShape(op.outputShape),
+    };
+    const f = folded.get(op.name);
+    if (f) info.foldedBatchNorm = f;
+    return info;
+  });
+  return {
+    model: model.path,
+    name: model.name,
+    format: model.format,
+    backend: model.backend,
+    input: {
+      height: model.inputHeight,
+      width: model.inputWidth,
+      channels: model.inputChannels,
+      preprocess: model.metadata.preprocess,
+      preprocessAssumed: model.metadata.preprocessAssumed,
+    },
+    classes: model.numOutputs - model.metadata.labelOffset,
+    labelsFrom: model.metadata.source,
+    outputActivation: g.outputActivation,
+    totalParams,
+    recommendedLayer: recommended,
+    layers,
+  };
+}
