@@ -119,6 +119,7 @@ export class LayerGraph {
   /** Value ids that exist only in the unfolded graph (a folded conv's pre-BN output). */
   private readonly unfoldedOnly = new Set<string>();
   private readonly ownedTensors: tf.Tensor[] = [];
+  private readonly usedPrefixes = new Set<string>();
   /** The op whose softmax is skipped in logits mode, and the output activation of the model. */
   readonly outputActivation: 'softmax' | 'sigmoid' | 'none';
 
@@ -170,8 +171,10 @@ export class LayerGraph {
         if (layer.getClassName() === 'InputLayer') continue;
         const ins = node.inputTensors.map(resolve);
         if (isContainer(layer)) {
-          const nodeIdx = layer.inboundNodes.indexOf(node);
-          const sub = `${prefix}${layer.name}${nodeIdx > 0 ? `#${nodeIdx}` : ''}/`;
+          // A nested model called twice (shared weights) gets `name#1/…` for its second call.
+          let sub = `${prefix}${layer.name}/`;
+          for (let k = 1; this.usedPrefixes.has(sub); k++) sub = `${prefix}${layer.name}#${k}/`;
+          this.usedPrefixes.add(sub);
           const outs = this.flatten(layer, sub, ins);
           node.outputTensors.forEach((t, i) => alias.set(t.id, outs[i]));
           continue;
@@ -327,7 +330,8 @@ export class LayerGraph {
     for (const op of ops) {
       if (!needed.has(op)) continue;
       const ins = op.inputs.map((id) => values.get(id) as tf.Tensor);
-      const outs = this.execOp(op, ins, Boolean(opts.logits));
+      // tidy: some tfjs-layers layers (ReLU with maxValue, …) leave intermediates behind.
+      const outs = tf.tidy(() => this.execOp(op, ins, Boolean(opts.logits)));
       op.outputs.forEach((id, i) => {
         values.set(id, outs[i]);
         refs.set(outs[i], (refs.get(outs[i]) ?? 0) + 1);
