@@ -3,15 +3,66 @@
  * image, resize and preprocess it for a model, open an ImageSession, and describe a model's layers.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { decodeImage, resizeForModel, type DecodedImage } from './image';
+import { decodeImage, type DecodedImage } from './image';
 import { applyPreprocess, type PreprocessPreset } from './preprocess';
 import { ImageSession } from './session';
 import { isSpatialShape } from './graph';
 import type { LoadedModel } from './model';
 
+/**
+ * Bilinear resize with TensorFlow.js' default sampling (`tf.image.resizeBilinear`, alignCorners and
+ * halfPixelCenters false): source = destination * (in / out). This is what a tfjs app feeds its model
+ * (`tf.image.resizeBilinear(tf.browser.fromPixels(img), [h, w])`), so predictions match the user's own
+ * app and published reference tables; the result stays in floats, like tfjs', without rounding to bytes.
+ * Grayscale (1-channel models) is ITU-R 601 luma of the resized RGB.
+ */
+export function resizeBilinearLikeTf(rgb: Uint8Array, w: number, h: number, outW: number, outH: number, channels: 1 | 3): Float32Array {
+  const out = new Float32Array(outW * outH * channels);
+  const sy = h / outH;
+  const sx = w / outW;
+  const x0s = new Int32Array(outW);
+  const x1s = new Int32Array(outW);
+  const fxs = new Float32Array(outW);
+  for (let x = 0; x < outW; x++) {
+    const src = x * sx;
+    const x0 = Math.min(Math.floor(src), w - 1);
+    x0s[x] = x0;
+    x1s[x] = Math.min(x0 + 1, w - 1);
+    fxs[x] = src - x0;
+  }
+  const px = [0, 0, 0];
+  for (let y = 0; y < outH; y++) {
+    const src = y * sy;
+    const y0 = Math.min(Math.floor(src), h - 1);
+    const y1 = Math.min(y0 + 1, h - 1);
+    const fy = src - y0;
+    for (let x = 0; x < outW; x++) {
+      const a = (y0 * w + x0s[x]) * 3;
+      const b = (y0 * w + x1s[x]) * 3;
+      const c = (y1 * w + x0s[x]) * 3;
+      const d = (y1 * w + x1s[x]) * 3;
+      const fx = fxs[x];
+      for (let k = 0; k < 3; k++) {
+        const top = rgb[a + k] + (rgb[b + k] - rgb[a + k]) * fx;
+        const bottom = rgb[c + k] + (rgb[d + k] - rgb[c + k]) * fx;
+        px[k] = top + (bottom - top) * fy;
+      }
+      const o = (y * outW + x) * channels;
+      if (channels === 3) {
+        out[o] = px[0];
+        out[o + 1] = px[1];
+        out[o + 2] = px[2];
+      } else {
+        out[o] = 0.299 * px[0] + 0.587 * px[1] + 0.114 * px[2];
+      }
+    }
+  }
+  return out;
+}
+
 /** The model input [1, H, W, C] for a decoded image, with the model's (or the given) preprocessing. */
 export async function prepareInput(model: LoadedModel, img: DecodedImage, preset?: PreprocessPreset): Promise<tf.Tensor4D> {
-  const pixels = await resizeForModel(img, model.inputWidth, model.inputHeight, model.inputChannels);
+  const pixels = resizeBilinearLikeTf(img.data, img.width, img.height, model.inputWidth, model.inputHeight, model.inputChannels);
   const data = applyPreprocess(pixels, model.inputChannels, preset ?? model.metadata.preprocess);
   return tf.tensor4d(data, [1, model.inputHeight, model.inputWidth, model.inputChannels]);
 }
