@@ -11,7 +11,9 @@ const watch = process.argv.includes('--watch');
 const outdir = path.join(__dirname, 'dist');
 
 /** Native or optional modules stay outside the bundles and are resolved from node_modules at run time. */
-const nodeExternals = ['vscode', 'sharp', '@tensorflow/tfjs-node'];
+// TensorFlow.js stays external so that tfjs-node, when installed, registers its backend on the same
+// tfjs-core instance the engine uses (a bundled copy would be a second, separate engine).
+const nodeExternals = ['vscode', 'sharp', '@tensorflow/*'];
 
 function copyWasm() {
   const src = path.join(__dirname, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');

@@ -1,0 +1,116 @@
+/** The `cam-lens` CLI as a user runs it: the built bundle in a child process. */
+import * as assert from 'assert';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import sharp from 'sharp';
+import { initBackend } from '../src/extension/engine/backend';
+import { bnModel } from './helpers/models';
+import { tempDir, writeModel } from './helpers/modelFiles';
+
+const ROOT = path.resolve(__dirname, '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+
+function run(args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('cam-lens CLI', function () {
+  let modelJson: string;
+  let image: string;
+  let dir: string;
+  before(async function () {
+    if (!fs.existsSync(CLI)) {
+      const b = spawnSync(process.execPath, [path.join(ROOT, 'esbuild.js')], { cwd: ROOT, encoding: 'utf8' });
+      assert.strictEqual(b.status, 0, b.stderr);
+    }
+    await initBackend('cpu');
+    dir = tempDir();
+    const m = bnModel();
+    modelJson = (await writeModel(m, path.join(dir, 'model'), { labels: ['apple', 'banana', 'cherry', 'date', 'elder berry'], inputSize: [16, 16], preprocess: '[0,1]' })).modelJson;
+    m.dispose();
+    image = path.join(dir, 'photo.png');
+    const px = Buffer.alloc(40 * 30 * 3);
+    for (let i = 0; i < px.length; i++) px[i] = (i * 37) % 256;
+    await sharp(px, { raw: { width: 40, height: 30, channels: 3 } }).png().toFile(image);
+    assert.ok(tf.getBackend());
+  });
+
+  it('cam --json - writes the contract object and --png an overlay at the image resolution', async () => {
+    const png = path.join(dir, 'overlay.png');
+    const r = run(['cam', '--model', modelJson, '--image', image, '--method', 'gradcam++', '--class', 'banana', '--json', '-', '--png', png, '--backend', 'cpu', '--top', '3']);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'method', 'layer', 'target', 'predictions', 'heatmap', 'timingsMs']);
+    assert.strictEqual(j.backend, 'cpu');
+    assert.strictEqual(j.method, 'gradcam++');
+    assert.strictEqual(j.layer, 'res');
+    assert.deepStrictEqual([j.target.index, j.target.label], [1, 'banana']);
+    assert.strictEqual(j.predictions.length, 3);
+    assert.ok(j.predictions[0].probability >= j.predictions[1].probability);
+    assert.strictEqual(j.heatmap.values.length, j.heatmap.width * j.heatmap.height);
+    assert.ok(j.heatmap.values.every((v: number) => v >= 0 && v <= 1));
+    assert.ok(typeof j.timingsMs.total === 'number');
+    const meta = await sharp(png).metadata();
+    assert.deepStrictEqual([meta.width, meta.height], [40, 30]);
+  });
+
+  it('explains the top-1 class without --class, and takes a class index and a multi-word label', () => {
+    const top = JSON.parse(run(['predict', '--model', modelJson, '--image', image, '--json', '-']).stdout);
+    const a = JSON.parse(run(['cam', '--model', modelJson, '--image', image, '--json', '-']).stdout);
+    assert.strictEqual(a.target.index, top.predictions[0].index);
+    assert.strictEqual(a.method, 'gradcam');
+    const b = JSON.parse(run(['cam', '--model', modelJson, '--image', image, '--class', '4', '--json', '-']).stdout);
+    assert.strictEqual(b.target.label, 'elder berry');
+    const c = JSON.parse(run(['cam', '--model', modelJson, '--image', image, '--class', 'Elder Berry', '--json', '-']).stdout);
+    assert.strictEqual(c.target.index, 4);
+  });
+
+  it('layers --json lists every layer and marks the recommended target', () => {
+    const r = run(['layers', '--model', modelJson, '--json', '-']);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.strictEqual(j.recommendedLayer, 'res');
+    const names = j.layers.map((l: { name: string }) => l.name);
+    assert.deepStrictEqual(names.slice(0, 4), ['img', 'c1', 'bn1', 'r1']);
+    const c1 = j.layers.find((l: { name: string }) => l.name === 'c1');
+    assert.deepStrictEqual([c1.className, c1.outputShape, c1.params, c1.foldedBatchNorm], ['Conv2D', [null, 8, 8, 8], 216, 'bn1']);
+  });
+
+  it('writes human-readable output without --json', () => {
+    const r = run(['predict', '--model', modelJson, '--image', image, '--top', '2']);
+    assert.strictEqual(r.code, 0);
+    assert.match(r.stdout, /photo\.png/);
+    assert.strictEqual(r.stdout.trim().split('\n').length, 3);
+  });
+
+  const failures: Array<[string, () => string[], number, RegExp]> = [
+    ['a missing image file', () => ['cam', '--model', modelJson, '--image', path.join(dir, 'nope.png')], 1, /image not found: .*nope\.png/],
+    ['a file that is not an image', () => ['cam', '--model', modelJson, '--image', modelJson], 1, /model\.json" is not a readable image/],
+    ['an unknown method', () => ['cam', '--model', modelJson, '--image', image, '--method', 'magic'], 1, /unknown method "magic"/],
+    ['an unknown class label', () => ['cam', '--model', modelJson, '--image', image, '--class', 'zebra'], 1, /no class labelled "zebra"/],
+    ['a class index out of range', () => ['cam', '--model', modelJson, '--image', image, '--class', '9'], 1, /class index 9 is out of range/],
+    ['an unknown layer', () => ['cam', '--model', modelJson, '--image', image, '--layer', 'conv99'], 1, /no layer named "conv99"/],
+    ['a layer without spatial output', () => ['cam', '--model', modelJson, '--image', image, '--layer', 'gap'], 1, /not a spatial feature map/],
+    ['a missing model', () => ['predict', '--model', path.join(dir, 'none', 'model.json'), '--image', image], 1, /model file not found/],
+    ['an unknown option', () => ['cam', '--model', modelJson, '--image', image, '--colour', 'red'], 2, /Unknown option '--colour'/],
+    ['an option of another command', () => ['layers', '--model', modelJson, '--png', 'x.png'], 2, /--png does not apply to "layers"/],
+    ['an unknown command', () => ['explain'], 2, /unknown command "explain"/],
+    ['an unknown backend', () => ['predict', '--model', modelJson, '--image', image, '--backend', 'gpu'], 2, /unknown backend "gpu"/],
+    ['a missing --model', () => ['predict', '--image', image], 2, /missing --model/],
+    ['cam on a model whose head is not GAP-then-linear', () => ['cam', '--model', modelJson, '--image', image, '--method', 'cam', '--layer', 'r1'], 1, /CAM needs global average pooling.*use gradcam/],
+  ];
+  for (const [what, args, code, pattern] of failures) {
+    it(`exits ${code} with a one-line reason for ${what}`, () => {
+      const r = run(args());
+      assert.strictEqual(r.code, code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
+      const lines = r.stderr.trim().split('\n');
+      assert.strictEqual(lines.length, 1, r.stderr);
+      assert.match(lines[0], /^cam-lens: /);
+      assert.match(lines[0], pattern);
+      assert.strictEqual(r.stdout, '');
+    });
+  }
+});
