@@ -39,7 +39,6 @@ export const SHARED = path.resolve(__dirname, '..', '..', '..', 'shared', 'refer
 /** Skips the calling suite with a clear message where ../shared/reference is absent. */
 export function requireShared(ctx: Mocha.Context): void {
   if (!fs.existsSync(SHARED)) {
-    // eslint-disable-next-line no-console
     console.log(`      (skipped: ${SHARED} is absent; the real-model tests need ../shared/reference next to the clone)`);
     ctx.skip();
   }

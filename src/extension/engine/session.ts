@@ -143,7 +143,17 @@ export class ImageSession {
     const g = this.model.graph;
     const target = op.outputs[0];
     const frontierIds = this.frontierIds(target);
-    const res = g.run(new Map([[g.inputIds[0], this.input]]), [target, ...frontierIds]);
+    // The first request for an image computes the logits in the same pass (one forward pass, not two).
+    const out = g.outputIds[0];
+    const withLogits = this.logitsData === undefined;
+    const fetches = [target, ...frontierIds];
+    if (withLogits && !fetches.includes(out)) fetches.push(out);
+    const res = g.run(new Map([[g.inputIds[0], this.input]]), fetches, { logits: true });
+    if (withLogits) {
+      const t = res.get(out) as tf.Tensor;
+      this.logitsData = t.dataSync() as Float32Array;
+      if (t !== res.get(target) && !frontierIds.includes(out)) t.dispose();
+    }
     const frontier = new Map<string, tf.Tensor>();
     for (const id of frontierIds) frontier.set(id, res.get(id) as tf.Tensor);
     const entry = { activation: res.get(target) as tf.Tensor4D, frontier };
@@ -248,8 +258,8 @@ export class ImageSession {
     throwIfAborted(req.signal, 'the explanation');
     const op = this.targetOp(req.layer);
     const hadForward = this.logitsData !== undefined && this.layers.has(op.name);
-    const outputIndex = await this.resolveTarget(req.classChoice);
     const entry = this.layerEntry(op);
+    const outputIndex = await this.resolveTarget(req.classChoice);
     const t1 = performance.now();
     const gradKey = `${op.name}\u0000${outputIndex}`;
     const hadGrad = this.grads.has(gradKey);
