@@ -71,7 +71,10 @@ const builds = [
   },
   {
     ...common,
-    entryPoints: { webview: 'src/webview/main.ts' },
+    entryPoints: {
+      'webview-explain': 'src/webview/explain/main.ts',
+      'webview-inspector': 'src/webview/inspector/main.ts',
+    },
     platform: 'browser',
     format: 'iife',
     target: 'es2022',

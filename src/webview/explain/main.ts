@@ -1,0 +1,2 @@
+// Explain panel UI: written by the webview work.
+export {};

@@ -1,0 +1,2 @@
+// Model inspector UI: written by the webview work.
+export {};

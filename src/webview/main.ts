@@ -1,2 +1,0 @@
-// Webview entry point: filled in by the panel work.
-export {};
