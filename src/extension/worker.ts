@@ -1,2 +1,519 @@
-// engine worker: filled in later
-export {};
+/**
+ * The engine worker: a `worker_threads` worker owned by the extension host (EngineClient), so that model
+ * loading and forward/backward passes never block the host's event loop. Protocol: workerProtocol.ts.
+ *
+ * Caches (why: switching class, method or colormap on an open image must not redo the forward pass):
+ * - Models, LRU (default 3), keyed by (absolute model.json path, metadata overrides) and validated on every
+ *   request by a fingerprint of mtime + size of model.json, each weight shard it names and the metadata
+ *   files next to it (cam-lens.json, metadata.json, labels.txt, classes.txt, an overriding labels file).
+ *   A changed file reloads the model and drops its image sessions.
+ * - ImageSessions, LRU (default 4), keyed by (model, absolute image path, preprocessing) and validated by
+ *   the image's mtime + size. A session caches the activations of up to 4 layers and 16 (layer, class)
+ *   gradients itself, so a new class costs one partial backward pass and a new method only the map.
+ *   Evicted sessions and models are disposed (their tensors freed).
+ * - The last map computed per image path (a small copy), for "Export PNG" (`overlay/render`).
+ *
+ * Requests run one at a time, in arrival order: an ImageSession is not re-entrant, and a serial queue makes
+ * backend switches and evictions safe. Between steps the worker yields to its event loop, so a `cancel`
+ * that arrives meanwhile aborts the request at the next check (and inside methods that take the signal).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { parentPort, workerData } from 'worker_threads';
+import * as tf from '@tensorflow/tfjs-core';
+import { currentBackend, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
+import { CamLensError, CancelledError, throwIfAborted, toErrorInfo } from './engine/errors';
+import { labelOf, loadModel, numClasses, type LoadedModel } from './engine/model';
+import { describeModel, openImage } from './engine/pipeline';
+import { decodeImage } from './engine/image';
+import { renderOverlayPng, type HeatmapLike } from './engine/overlay';
+import { METHODS } from './engine/cam/registry';
+import { findLinearHead } from './engine/head';
+import { computeFeatureMaps } from './engine/featureMaps';
+import type { ImageSession } from './engine/session';
+import { CAM_METHOD_IDS, type CamMethodId, type LayerSummary, type MethodInfo, type ModelInfo, type PreprocessId } from '../shared/protocol';
+import {
+  isCancelMessage,
+  requestProblem,
+  transferablesOf,
+  type BackendStatus,
+  type ComputationLog,
+  type ImageRef,
+  type ModelRef,
+  type RequestOf,
+  type RequestType,
+  type ResultOf,
+  type WorkerErrorPayload,
+  type WorkerOptions,
+  type WorkerRequest,
+  type WorkerToHost,
+} from './workerProtocol';
+
+const options: WorkerOptions = (workerData ?? {}) as WorkerOptions;
+const MAX_MODELS = Math.max(1, options.maxModels ?? 3);
+const MAX_SESSIONS = Math.max(1, options.maxSessions ?? 4);
+const MAX_LAST_MAPS = 16;
+/** Progress events at most this often (the last one always goes out). */
+const PROGRESS_INTERVAL_MS = 30;
+const METADATA_FILES = ['cam-lens.json', 'metadata.json', 'labels.txt', 'classes.txt'];
+
+let backendChoice: BackendChoice = options.backend ?? 'auto';
+
+// ---------------------------------------------------------------------------------------------------------
+// Caches
+
+interface ModelEntry {
+  key: string;
+  fingerprint: string;
+  model: LoadedModel;
+  /** Distinguishes reloads of the same key in session keys. */
+  uid: number;
+}
+
+interface SessionEntry {
+  /** (model uid, image path, preprocess): one live session per slot. */
+  slot: string;
+  /** mtime + size of the image when it was decoded. */
+  fingerprint: string;
+  modelUid: number;
+  session: ImageSession;
+  imagePath: string;
+  imageSize: [number, number];
+  preprocess: PreprocessId;
+}
+
+const models = new Map<string, ModelEntry>();
+const sessions = new Map<string, SessionEntry>();
+const lastMaps = new Map<string, HeatmapLike>();
+const shardLists = new Map<string, { sig: string; shards: string[] }>();
+let modelSeq = 0;
+
+function statSig(file: string): string {
+  try {
+    const s = fs.statSync(file);
+    return `${s.mtimeMs}:${s.size}`;
+  } catch {
+    return '-';
+  }
+}
+
+/** The weight shards a model.json names (re-read only when model.json itself changed). */
+function shardsOf(file: string, sig: string): string[] {
+  const hit = shardLists.get(file);
+  if (hit && hit.sig === sig) return hit.shards;
+  const shards: string[] = [];
+  try {
+    const json = JSON.parse(fs.readFileSync(file, 'utf8')) as { weightsManifest?: { paths?: unknown[] }[] };
+    for (const group of json.weightsManifest ?? []) {
+      for (const p of group.paths ?? []) if (typeof p === 'string') shards.push(path.resolve(path.dirname(file), p));
+    }
+  } catch {
+    // loadModel reports an unreadable model.json with its own error.
+  }
+  shardLists.set(file, { sig, shards });
+  return shards;
+}
+
+function modelFingerprint(file: string, ref: ModelRef): string {
+  const sig = statSig(file);
+  const dir = path.dirname(file);
+  const parts = [sig, ...shardsOf(file, sig).map(statSig), ...METADATA_FILES.map((f) => statSig(path.join(dir, f)))];
+  if (ref.overrides?.labelsFile) parts.push(statSig(path.resolve(ref.overrides.labelsFile)));
+  return parts.join('|');
+}
+
+/** Overrides in a canonical form (sorted keys), so equal overrides give equal keys. */
+function canonical(x: unknown): string {
+  if (x === undefined || x === null) return '';
+  if (Array.isArray(x)) return `[${x.map(canonical).join(',')}]`;
+  if (typeof x === 'object') {
+    return `{${Object.keys(x as object).sort().filter((k) => (x as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${k}:${canonical((x as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(x);
+}
+
+function touch<K, V>(map: Map<K, V>, key: K, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+}
+
+function dropSession(e: SessionEntry): void {
+  if (sessions.get(e.slot) === e) sessions.delete(e.slot);
+  e.session.dispose();
+}
+
+function dropModel(e: ModelEntry): void {
+  if (models.get(e.key) === e) models.delete(e.key);
+  for (const s of [...sessions.values()]) if (s.modelUid === e.uid) dropSession(s);
+  e.model.dispose();
+}
+
+function dropAll(): void {
+  for (const s of [...sessions.values()]) dropSession(s);
+  for (const m of [...models.values()]) dropModel(m);
+  lastMaps.clear();
+}
+
+async function getModel(ref: ModelRef): Promise<{ entry: ModelEntry; cached: boolean }> {
+  await ensureBackend();
+  const file = path.resolve(ref.path);
+  const key = `${file}\u0000${canonical(ref.overrides)}`;
+  const fingerprint = modelFingerprint(file, ref);
+  const hit = models.get(key);
+  if (hit && hit.fingerprint === fingerprint) {
+    touch(models, key, hit);
+    return { entry: hit, cached: true };
+  }
+  if (hit) dropModel(hit);
+  const o = ref.overrides ?? {};
+  const model = await loadModel(file, {
+    overrides: { labels: o.labels, labelsFile: o.labelsFile, preprocess: o.preprocess, labelOffset: o.labelOffset },
+  });
+  const entry: ModelEntry = { key, fingerprint, model, uid: ++modelSeq };
+  models.set(key, entry);
+  while (models.size > MAX_MODELS) {
+    const [oldest] = models.values();
+    dropModel(oldest);
+  }
+  return { entry, cached: false };
+}
+
+async function getSession(me: ModelEntry, ref: ImageRef): Promise<{ entry: SessionEntry; cached: boolean }> {
+  const file = path.resolve(ref.path);
+  const preprocess = ref.preprocess ?? me.model.metadata.preprocess;
+  const slot = `${me.uid}\u0000${file}\u0000${preprocess}`;
+  const fingerprint = statSig(file);
+  const hit = sessions.get(slot);
+  if (hit && hit.fingerprint === fingerprint) {
+    const [w, h] = hit.imageSize;
+    if (ref.maxPixels !== undefined && w * h > ref.maxPixels) {
+      throw new CamLensError('IMAGE_TOO_LARGE', `"${file}" is ${w}x${h} = ${w * h} pixels, more than the limit of ${ref.maxPixels}`,
+        'Raise camLens.maxImagePixels if you trust this image.');
+    }
+    touch(sessions, slot, hit);
+    return { entry: hit, cached: true };
+  }
+  if (hit) dropSession(hit);
+  const opened = await openImage(me.model, file, { maxPixels: ref.maxPixels, preprocess });
+  const entry: SessionEntry = {
+    slot,
+    fingerprint,
+    modelUid: me.uid,
+    session: opened.session,
+    imagePath: file,
+    imageSize: [opened.image.width, opened.image.height],
+    preprocess,
+  };
+  sessions.set(slot, entry);
+  while (sessions.size > MAX_SESSIONS) {
+    const [oldest] = sessions.values();
+    dropSession(oldest);
+  }
+  return { entry, cached: false };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Backend
+
+async function ensureBackend(): Promise<BackendInfo> {
+  return currentBackend() ?? initBackend(backendChoice);
+}
+
+function backendStatus(info: BackendInfo): BackendStatus {
+  const s: BackendStatus = { name: info.name, requested: info.requested, notes: [...info.notes] };
+  if (info.simd !== undefined) s.simd = info.simd;
+  if (info.threads !== undefined) s.threads = info.threads;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Handlers
+
+interface JobContext {
+  signal: AbortSignal;
+  progress(done: number, total: number): void;
+  /** Filled in by the handler; sent with the reply. */
+  log: ComputationLog;
+}
+
+/** Lets queued `cancel` messages in between two steps of a request. */
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function step(ctx: JobContext, what: string): Promise<void> {
+  await tick();
+  throwIfAborted(ctx.signal, what);
+}
+
+function methodInfos(model: LoadedModel, recommended: string | null): MethodInfo[] {
+  const out: MethodInfo[] = [];
+  for (const m of METHODS) {
+    // The webview only speaks the protocol's method ids; a registry method outside them is not offered.
+    if (!(CAM_METHOD_IDS as readonly string[]).includes(m.id)) continue;
+    const info: MethodInfo = { id: m.id as CamMethodId, label: m.label, needsGradients: m.needsGradients, available: true };
+    if (recommended === null) {
+      info.available = false;
+      info.reason = 'the model has no layer with a spatial output';
+    } else if (m.id === 'cam') {
+      try {
+        const op = model.graph.op(recommended);
+        // findLinearHead makes a reshaped view of the classifier kernel: tidy frees it.
+        tf.tidy(() => {
+          findLinearHead(model.graph, op);
+        });
+      } catch (e) {
+        info.available = false;
+        info.reason = (e as Error).message;
+      }
+    }
+    out.push(info);
+  }
+  return out;
+}
+
+type Handler<T extends RequestType> = (req: RequestOf<T>, ctx: JobContext) => Promise<ResultOf<T>>;
+
+const handlers: { [T in RequestType]: Handler<T> } = {
+  async 'model/describe'(req, ctx) {
+    const { entry, cached } = await getModel(req.model);
+    await step(ctx, 'describing the model');
+    const m = entry.model;
+    const backend = backendStatus(await ensureBackend());
+    Object.assign(ctx.log, { model: m.path, backend: backend.name, cached });
+    const summary = describeModel(m);
+    const off = m.metadata.labelOffset;
+    const info: ModelInfo = {
+      path: m.path,
+      name: m.name,
+      format: m.format,
+      backend: backend.name,
+      inputSize: [m.inputHeight, m.inputWidth, m.inputChannels],
+      preprocess: m.metadata.preprocess,
+      preprocessAssumed: m.metadata.preprocessAssumed,
+      labels: Array.from({ length: numClasses(m) }, (_, i) => labelOf(m, i + off)),
+      recommendedLayer: summary.recommendedLayer,
+      spatialLayers: summary.layers.filter((l) => l.spatial).map((l) => l.name),
+    };
+    const layers: LayerSummary[] = summary.layers.map((l) => ({
+      name: l.name,
+      className: l.className,
+      outputShape: l.outputShape,
+      params: l.params,
+      inbound: l.inbound,
+      spatial: l.spatial,
+    }));
+    return { info, layers, totalParams: summary.totalParams, methods: methodInfos(m, summary.recommendedLayer), backend };
+  },
+
+  async 'image/predict'(req, ctx) {
+    const me = await getModel(req.model);
+    Object.assign(ctx.log, { model: me.entry.model.path, image: path.resolve(req.image.path) });
+    await step(ctx, 'the prediction');
+    const { entry, cached } = await getSession(me.entry, req.image);
+    ctx.log.cached = cached;
+    await step(ctx, 'the prediction');
+    // The panel asks for a map of the recommended layer next: computing that layer's activation now gives
+    // the logits from the same forward pass, so the first map does not run the network again.
+    try {
+      entry.session.activation();
+    } catch {
+      // No spatial layer: predictions still work.
+    }
+    const predictions = await entry.session.predictions(req.topK ?? 5);
+    return { predictions, imageSize: entry.imageSize, preprocess: entry.preprocess };
+  },
+
+  async 'cam/compute'(req, ctx) {
+    const t0 = performance.now();
+    const me = await getModel(req.model);
+    const t1 = performance.now();
+    Object.assign(ctx.log, { model: me.entry.model.path, image: path.resolve(req.image.path), method: req.method, classIndex: req.classIndex });
+    await step(ctx, 'the explanation');
+    const { entry } = await getSession(me.entry, req.image);
+    const t2 = performance.now();
+    await step(ctx, 'the explanation');
+    const res = await entry.session.explain({
+      method: req.method,
+      layer: req.layer,
+      classChoice: req.classIndex,
+      signal: ctx.signal,
+      onProgress: (done, total) => ctx.progress(done, total),
+      options: req.options,
+    });
+    const values = res.heatmap.values;
+    // The reply transfers `values`; "Export PNG" renders from this copy.
+    touch(lastMaps, entry.imagePath, { width: res.heatmap.width, height: res.heatmap.height, values: values.slice() });
+    while (lastMaps.size > MAX_LAST_MAPS) lastMaps.delete(lastMaps.keys().next().value as string);
+    Object.assign(ctx.log, { layer: res.layer, classIndex: res.target.index, cached: res.cached.forward });
+    return {
+      method: res.method as CamMethodId,
+      layer: res.layer,
+      target: res.target,
+      heatmap: { ...res.heatmap },
+      timingsMs: { model: t1 - t0, image: t2 - t1, ...res.timingsMs, total: performance.now() - t0 },
+      backend: me.entry.model.backend,
+      cached: res.cached.forward,
+      cachedGradients: res.cached.gradients,
+      imageSize: entry.imageSize,
+    };
+  },
+
+  async 'features/compute'(req, ctx) {
+    const me = await getModel(req.model);
+    Object.assign(ctx.log, { model: me.entry.model.path, image: path.resolve(req.image.path), method: 'features', classIndex: req.classIndex });
+    await step(ctx, 'the feature maps');
+    const { entry, cached } = await getSession(me.entry, req.image);
+    await step(ctx, 'the feature maps');
+    const fm = await computeFeatureMaps(entry.session, { layer: req.layer, classIndex: req.classIndex, maxChannels: req.maxChannels, signal: ctx.signal });
+    Object.assign(ctx.log, { layer: fm.layer, cached });
+    return fm;
+  },
+
+  async 'overlay/render'(req, ctx) {
+    await ensureBackend();
+    const file = path.resolve(req.image.path);
+    ctx.log.image = file;
+    const heat = req.heatmap ?? lastMaps.get(file);
+    if (!heat) {
+      throw new CamLensError('BAD_ARGUMENT', `no map has been computed for "${file}" yet, and the request carries none`, 'compute a map first');
+    }
+    const img = await decodeImage(file, { maxPixels: req.image.maxPixels });
+    await step(ctx, 'the overlay');
+    const png = await renderOverlayPng(img, heat, { colormap: req.colormap, opacity: req.opacity });
+    // A fresh copy: sharp's Buffer may sit in a shared pool, which cannot be transferred.
+    return { png: new Uint8Array(png), width: img.width, height: img.height };
+  },
+
+  async 'backend/set'(req, ctx) {
+    const before = currentBackend();
+    if (before && before.requested === req.backend) return backendStatus(before);
+    // Tensors cannot move between backends: everything cached is reloaded on demand.
+    dropAll();
+    const info = await initBackend(req.backend);
+    backendChoice = req.backend;
+    ctx.log.backend = info.name;
+    return backendStatus(info);
+  },
+
+  async 'debug/memory'() {
+    await ensureBackend();
+    const mem = tf.memory();
+    return { numTensors: mem.numTensors, numBytes: mem.numBytes, models: models.size, sessions: sessions.size };
+  },
+
+  async 'debug/crash'(req) {
+    if (!options.testHooks) throw new CamLensError('BAD_ARGUMENT', 'debug/crash is a test hook and is disabled in this worker');
+    if (req.how === 'exit') process.exit(70);
+    setImmediate(() => {
+      throw new Error('engine worker test crash');
+    });
+    return new Promise<never>(() => undefined);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Queue and replies
+
+interface Job {
+  req: WorkerRequest;
+  controller: AbortController;
+  started: boolean;
+}
+
+const jobs = new Map<number, Job>();
+const queue: Job[] = [];
+let running = false;
+
+function post(msg: WorkerToHost, transfer: ArrayBuffer[] = []): void {
+  if (!parentPort) return;
+  try {
+    parentPort.postMessage(msg, transfer);
+  } catch (e) {
+    // Exactly one reply, even when the result cannot be cloned.
+    if ('ok' in msg) parentPort.postMessage({ id: msg.id, ok: false, error: errorPayload(e) } satisfies WorkerToHost);
+  }
+}
+
+function errorPayload(e: unknown): WorkerErrorPayload {
+  const info: WorkerErrorPayload = toErrorInfo(e);
+  if (!(e instanceof CamLensError) && e instanceof Error && e.stack) info.stack = e.stack;
+  return info;
+}
+
+async function run(job: Job): Promise<void> {
+  const { req, controller } = job;
+  const t0 = performance.now();
+  const log: ComputationLog = { type: req.type, backend: currentBackend()?.name ?? tf.getBackend() ?? 'none', ms: 0 };
+  let lastProgress = 0;
+  const ctx: JobContext = {
+    signal: controller.signal,
+    log,
+    progress(done, total) {
+      const now = performance.now();
+      if (done < total && now - lastProgress < PROGRESS_INTERVAL_MS) return;
+      lastProgress = now;
+      post({ id: req.id, type: 'progress', done, total });
+    },
+  };
+  try {
+    throwIfAborted(controller.signal, req.type);
+    const handler = handlers[req.type] as Handler<RequestType>;
+    const result = await handler(req as RequestOf<RequestType>, ctx);
+    log.ms = performance.now() - t0;
+    log.backend = currentBackend()?.name ?? log.backend;
+    post({ id: req.id, ok: true, result, log }, transferablesOf(result));
+  } catch (e) {
+    log.ms = performance.now() - t0;
+    const err = controller.signal.aborted && !(e instanceof CancelledError) ? new CancelledError(req.type) : e;
+    post({ id: req.id, ok: false, error: errorPayload(err), log });
+  } finally {
+    jobs.delete(req.id);
+  }
+}
+
+async function pump(): Promise<void> {
+  if (running) return;
+  running = true;
+  try {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      job.started = true;
+      await run(job);
+    }
+  } finally {
+    running = false;
+  }
+}
+
+function onMessage(msg: unknown): void {
+  if (isCancelMessage(msg)) {
+    const job = jobs.get(msg.id);
+    if (!job) return;
+    job.controller.abort();
+    if (!job.started) {
+      // Still queued: answer now rather than after whatever runs ahead of it.
+      queue.splice(queue.indexOf(job), 1);
+      jobs.delete(msg.id);
+      post({ id: msg.id, ok: false, error: errorPayload(new CancelledError(job.req.type)) });
+    }
+    return;
+  }
+  const problem = requestProblem(msg);
+  if (problem) {
+    const id = (msg as { id?: unknown } | null)?.id;
+    if (typeof id === 'number' && Number.isInteger(id)) {
+      post({ id, ok: false, error: { name: 'ProtocolError', message: `bad request: ${problem}`, code: 'BAD_REQUEST' } });
+    }
+    return;
+  }
+  const req = msg as WorkerRequest;
+  if (jobs.has(req.id)) {
+    post({ id: req.id, ok: false, error: { name: 'ProtocolError', message: `request id ${req.id} is already in use`, code: 'BAD_REQUEST' } });
+    return;
+  }
+  const job: Job = { req, controller: new AbortController(), started: false };
+  jobs.set(req.id, job);
+  queue.push(job);
+  void pump();
+}
+
+parentPort?.on('message', onMessage);

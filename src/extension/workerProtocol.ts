@@ -1,0 +1,324 @@
+/**
+ * Messages between the extension host (EngineClient) and the engine worker (worker.ts, a `worker_threads`
+ * worker), so that model loading, forward and backward passes never block the host's event loop.
+ *
+ * Contract:
+ * - Host → worker: requests `{ id, type, ...params }` with a fresh integer `id` and a `type` namespaced by
+ *   noun (`cam/compute`), and the notification `{ type: 'cancel', id }` naming a request to abort.
+ * - Worker → host: EXACTLY ONE reply per request, `{ id, ok: true, result }` or
+ *   `{ id, ok: false, error: { name, message, code?, hint? } }`, also when a handler throws, when the request
+ *   was cancelled (code CANCELLED) and when the message itself was malformed (code BAD_REQUEST). Before the
+ *   reply, zero or more progress events `{ id, type: 'progress', done, total }`. `cancel` gets no reply of
+ *   its own: the cancelled request's reply is its answer. If the worker dies, the host rejects every pending
+ *   request itself (EngineClient), so no promise can hang.
+ * - Replies carry a `log` entry (model, image, method, layer, backend, ms, cached) for the output channel.
+ * - Heatmaps, feature maps and PNGs travel as typed arrays whose ArrayBuffer is transferred, not copied
+ *   (`transferablesOf`).
+ * - The worker runs requests one at a time in arrival order (an ImageSession is not re-entrant), and checks
+ *   cancellation between steps; a request cancelled while still queued is answered at once.
+ *
+ * Types only, plus the guards and the transfer helper; no Node or vscode imports, so both sides (and the
+ * tests) share it.
+ */
+import type {
+  CamMethodId,
+  ClassPrediction,
+  ColormapId,
+  ErrorPayload,
+  FeatureMapsPayload,
+  HeatmapPayload,
+  LayerSummary,
+  MethodInfo,
+  ModelInfo,
+  PreprocessId,
+} from '../shared/protocol';
+
+import type { BackendChoice } from './engine/backend';
+
+export type { BackendChoice };
+/** The same list as engine/backend's, repeated so that the host bundle does not pull in TensorFlow.js. */
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'node', 'wasm', 'cpu'];
+
+/** What the worker's options (`workerData`) may hold. */
+export interface WorkerOptions {
+  /** Backend to initialise on the first request (default 'auto'). */
+  backend?: BackendChoice;
+  /** Image sessions kept (LRU), default 4. */
+  maxSessions?: number;
+  /** Models kept (LRU), default 3. */
+  maxModels?: number;
+  /** Enables the `debug/crash` request (tests only). */
+  testHooks?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Parameters
+
+/** A model.json and the metadata overrides that change how it is read (part of the model cache key). */
+export interface ModelRef {
+  path: string;
+  overrides?: {
+    labels?: string[];
+    labelsFile?: string;
+    /** The model's default preprocessing (an image may still override it, see ImageRef). */
+    preprocess?: PreprocessId;
+    labelOffset?: number;
+  };
+}
+
+export interface ImageRef {
+  path: string;
+  /** Preprocessing for this image; default: the model's. Part of the image-session cache key. */
+  preprocess?: PreprocessId;
+  /** Decompression-bomb guard (camLens.maxImagePixels). */
+  maxPixels?: number;
+}
+
+export interface CamParams {
+  model: ModelRef;
+  image: ImageRef;
+  method: CamMethodId;
+  /** Default: the recommended layer. */
+  layer?: string;
+  /** Class index (label index); default: the top-1 class. */
+  classIndex?: number;
+  /** Method options (e.g. Score-CAM batch size). */
+  options?: Record<string, unknown>;
+}
+
+export interface FeaturesParams {
+  model: ModelRef;
+  image: ImageRef;
+  layer?: string;
+  /** Include each channel's Grad-CAM weight for this class index. */
+  classIndex?: number;
+  maxChannels?: number;
+}
+
+export interface OverlayParams {
+  image: ImageRef;
+  /** The map to draw; default: the last map computed for this image path. */
+  heatmap?: { width: number; height: number; values: Float32Array };
+  colormap: ColormapId;
+  opacity: number;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Results
+
+export interface BackendStatus {
+  /** The backend tf runs on: 'tensorflow' (tfjs-node), 'wasm' or 'cpu'. */
+  name: string;
+  requested: BackendChoice;
+  simd?: boolean;
+  threads?: boolean;
+  /** Why preferred backends were skipped under 'auto'. */
+  notes: string[];
+}
+
+export interface DescribeResult {
+  info: ModelInfo;
+  layers: LayerSummary[];
+  totalParams: number;
+  /** The methods of the engine's registry, in picker order, with availability for this model. */
+  methods: MethodInfo[];
+  backend: BackendStatus;
+}
+
+export interface PredictResult {
+  predictions: ClassPrediction[];
+  /** The image's own size, [width, height]. */
+  imageSize: [number, number];
+  preprocess: PreprocessId;
+}
+
+export interface CamResult {
+  method: CamMethodId;
+  layer: string;
+  target: ClassPrediction;
+  heatmap: HeatmapPayload;
+  timingsMs: Record<string, number>;
+  backend: string;
+  /** The forward pass (activations of this layer) came from the cache. */
+  cached: boolean;
+  /** The gradients came from the cache (false for methods without gradients). */
+  cachedGradients: boolean;
+  imageSize: [number, number];
+}
+
+export interface FeaturesResult extends FeatureMapsPayload {
+  totalChannels: number;
+  truncated: boolean;
+  selectedBy: 'all' | 'weight' | 'mean';
+  /** Original channel index of each payload channel. */
+  channelIndex: Int32Array;
+}
+
+export interface OverlayResult {
+  png: Uint8Array;
+  width: number;
+  height: number;
+}
+
+export interface MemoryResult {
+  numTensors: number;
+  numBytes: number;
+  models: number;
+  sessions: number;
+}
+
+/** Request type → parameters and result. The single source of truth for both sides. */
+export interface RequestMap {
+  'model/describe': { params: { model: ModelRef }; result: DescribeResult };
+  'image/predict': { params: { model: ModelRef; image: ImageRef; topK?: number }; result: PredictResult };
+  'cam/compute': { params: CamParams; result: CamResult };
+  'features/compute': { params: FeaturesParams; result: FeaturesResult };
+  'overlay/render': { params: OverlayParams; result: OverlayResult };
+  'backend/set': { params: { backend: BackendChoice }; result: BackendStatus };
+  /** tf.memory() in the worker: leak checks in tests, diagnostics in the output channel. */
+  'debug/memory': { params: Record<string, never>; result: MemoryResult };
+  /** Test hook (only with WorkerOptions.testHooks): the worker dies, by exit or by an uncaught error. */
+  'debug/crash': { params: { how: 'exit' | 'throw' }; result: never };
+}
+
+export type RequestType = keyof RequestMap;
+export type ParamsOf<T extends RequestType> = RequestMap[T]['params'];
+export type ResultOf<T extends RequestType> = RequestMap[T]['result'];
+
+export const REQUEST_TYPES: readonly RequestType[] = [
+  'model/describe', 'image/predict', 'cam/compute', 'features/compute', 'overlay/render', 'backend/set', 'debug/memory', 'debug/crash',
+];
+
+/** A request: `{ id, type }` plus the parameters of its type (discriminated by `type`). */
+export type WorkerRequest = { [T in RequestType]: { id: number; type: T } & ParamsOf<T> }[RequestType];
+export type RequestOf<T extends RequestType> = Extract<WorkerRequest, { type: T }>;
+
+export interface CancelMessage {
+  type: 'cancel';
+  /** The id of the request to abort. */
+  id: number;
+}
+
+export type HostToWorker = WorkerRequest | CancelMessage;
+
+/** One computation, for the host's "CAM Lens" output channel. */
+export interface ComputationLog {
+  type: RequestType;
+  model?: string;
+  image?: string;
+  method?: string;
+  layer?: string;
+  classIndex?: number;
+  backend: string;
+  ms: number;
+  /** The forward pass / session came from the cache. */
+  cached?: boolean;
+}
+
+export interface WorkerErrorPayload extends ErrorPayload {
+  /** Stack of unexpected (non-engine) errors, for the output channel's full details. */
+  stack?: string;
+}
+
+export type WorkerReply<T extends RequestType = RequestType> =
+  | { id: number; ok: true; result: ResultOf<T>; log?: ComputationLog }
+  | { id: number; ok: false; error: WorkerErrorPayload; log?: ComputationLog };
+
+export interface WorkerProgress {
+  id: number;
+  type: 'progress';
+  done: number;
+  total: number;
+}
+
+export type WorkerToHost = WorkerReply | WorkerProgress;
+
+// ---------------------------------------------------------------------------------------------------------
+// Guards. The worker checks every message before acting on it: a malformed one with a usable id is answered
+// with BAD_REQUEST, so even a host bug cannot leave a promise pending.
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
+const isId = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+const isStr = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length < 4096;
+const optStr = (x: unknown) => x === undefined || isStr(x);
+const optNat = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= 0);
+const optPosInt = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= 1);
+const isPreprocess = (x: unknown) => x === '[0,1]' || x === '[-1,1]' || x === '[0,255]' || x === 'caffe' || x === 'imagenet';
+const isColormap = (x: unknown) => x === 'turbo' || x === 'jet' || x === 'viridis' || x === 'inferno' || x === 'gray';
+
+function isModelRef(x: unknown): x is ModelRef {
+  if (!isObj(x) || !isStr(x.path)) return false;
+  const o = x.overrides;
+  if (o === undefined) return true;
+  return isObj(o) && (o.labels === undefined || (Array.isArray(o.labels) && o.labels.every((l) => typeof l === 'string'))) &&
+    optStr(o.labelsFile) && (o.preprocess === undefined || isPreprocess(o.preprocess)) && optNat(o.labelOffset);
+}
+
+function isImageRef(x: unknown): x is ImageRef {
+  return isObj(x) && isStr(x.path) && (x.preprocess === undefined || isPreprocess(x.preprocess)) && optPosInt(x.maxPixels);
+}
+
+function isHeatmap(x: unknown): boolean {
+  return isObj(x) && x.width !== undefined && x.height !== undefined && optPosInt(x.width) && optPosInt(x.height) &&
+    x.values instanceof Float32Array;
+}
+
+/** Why a message is not a valid request, or undefined when it is. */
+export function requestProblem(m: unknown): string | undefined {
+  if (!isObj(m)) return 'the message is not an object';
+  if (!isId(m.id)) return 'the message has no integer id';
+  switch (m.type) {
+    case 'model/describe':
+      return isModelRef(m.model) ? undefined : 'model/describe needs model: { path }';
+    case 'image/predict':
+      return isModelRef(m.model) && isImageRef(m.image) && optPosInt(m.topK) ? undefined : 'image/predict needs model, image and an optional topK >= 1';
+    case 'cam/compute':
+      return isModelRef(m.model) && isImageRef(m.image) && isStr(m.method) && optStr(m.layer) && optNat(m.classIndex) &&
+        (m.options === undefined || isObj(m.options)) ? undefined : 'cam/compute needs model, image, method and optional layer, classIndex, options';
+    case 'features/compute':
+      return isModelRef(m.model) && isImageRef(m.image) && optStr(m.layer) && optNat(m.classIndex) && optPosInt(m.maxChannels)
+        ? undefined : 'features/compute needs model, image and optional layer, classIndex, maxChannels';
+    case 'overlay/render':
+      return isImageRef(m.image) && (m.heatmap === undefined || isHeatmap(m.heatmap)) && isColormap(m.colormap) &&
+        typeof m.opacity === 'number' && m.opacity >= 0 && m.opacity <= 1 ? undefined : 'overlay/render needs image, colormap, opacity in [0,1] and an optional heatmap';
+    case 'backend/set':
+      return (BACKEND_CHOICES as readonly unknown[]).includes(m.backend) ? undefined : `backend/set needs backend: one of ${BACKEND_CHOICES.join(', ')}`;
+    case 'debug/memory':
+      return undefined;
+    case 'debug/crash':
+      return m.how === 'exit' || m.how === 'throw' ? undefined : "debug/crash needs how: 'exit' | 'throw'";
+    default:
+      return `unknown request type ${JSON.stringify(m.type)}`;
+  }
+}
+
+export function isCancelMessage(m: unknown): m is CancelMessage {
+  return isObj(m) && m.type === 'cancel' && isId(m.id);
+}
+
+export function isWorkerToHost(m: unknown): m is WorkerToHost {
+  if (!isObj(m) || !isId(m.id)) return false;
+  if (m.type === 'progress') return typeof m.done === 'number' && typeof m.total === 'number';
+  if (m.ok === true) return 'result' in m;
+  return m.ok === false && isObj(m.error) && typeof m.error.message === 'string';
+}
+
+/**
+ * The ArrayBuffers of the typed arrays inside `value` (searched a few levels deep) that can be transferred
+ * without taking anything else along: each view must cover its whole buffer (a view into a shared or pooled
+ * buffer is copied instead). A buffer is listed once, as postMessage requires.
+ */
+export function transferablesOf(value: unknown, depth = 3): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  const visit = (v: unknown, d: number) => {
+    if (ArrayBuffer.isView(v)) {
+      const buf = v.buffer;
+      if (buf instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === buf.byteLength) out.add(buf);
+      return;
+    }
+    if (d <= 0 || !isObj(v)) return;
+    for (const x of Object.values(v)) visit(x, d - 1);
+  };
+  visit(value, depth);
+  return [...out];
+}
