@@ -64,8 +64,55 @@ function normalize(m: number[]): number[] {
   return r.map((v) => (v - min) / (max - min + 1e-7));
 }
 
-/** The maps of every gradient method computed by hand with plain loops from A and G = dY_c/dA. */
-function handMaps(a: Float32Array, g: Float32Array, c: number): Record<string, number[]> {
+/**
+ * Score-CAM by hand on the golden model: the input is H x W, like 'feat', so upsampling is the identity and the
+ * mask of channel k is A_k min-max normalised. 'feat' picks input channels 0 and 1, so the masked input's
+ * activation is A ∘ M_k, and the class probability follows from the hand-set classifier.
+ */
+function handScoreCamWeights(a: Float32Array, c: number, square: boolean): number[] {
+  const n = H * W;
+  return Array.from({ length: K }, (_, k) => {
+    const ch = Array.from({ length: n }, (_, p) => a[p * K + k]);
+    const lo = Math.min(...ch);
+    const hi = Math.max(...ch);
+    const mask = ch.map((v) => (v - lo) / (hi - lo));
+    const logits = Array.from({ length: C }, (_, cc) => {
+      let z = BIAS[cc];
+      for (let j = 0; j < K; j++) {
+        let mean = 0;
+        for (let p = 0; p < n; p++) {
+          const v = a[p * K + j] * mask[p];
+          mean += (square ? v * v : v) / n;
+        }
+        z += FC[j][cc] * mean;
+      }
+      return z;
+    });
+    const e = logits.map((z) => Math.exp(z));
+    return e[c] / e.reduce((x, y) => x + y, 0);
+  });
+}
+
+/**
+ * Eigen-CAM by hand: the channel covariance of the centred A is 2 x 2, [[s00, s01], [s01, s11]]; its top
+ * eigenvector is (s01, lambda - s00) with lambda = (s00 + s11)/2 + sqrt(((s00 - s11)/2)^2 + s01^2).
+ */
+function handEigenCam(a: Float32Array): number[] {
+  const n = H * W;
+  const mean = [0, 1].map((k) => Array.from({ length: n }, (_, p) => a[p * K + k]).reduce((x, y) => x + y, 0) / n);
+  const xc = Array.from({ length: n }, (_, p) => [a[p * K] - mean[0], a[p * K + 1] - mean[1]]);
+  const s = (i: number, j: number) => xc.reduce((acc, r) => acc + r[i] * r[j], 0);
+  const [s00, s01, s11] = [s(0, 0), s(0, 1), s(1, 1)];
+  const lambda = (s00 + s11) / 2 + Math.sqrt(((s00 - s11) / 2) ** 2 + s01 ** 2);
+  const v = [s01, lambda - s00];
+  const proj = xc.map((r) => r[0] * v[0] + r[1] * v[1]);
+  // Sign: positive correlation with the mean activation map (proj has zero mean).
+  const corr = proj.reduce((acc, q, p) => acc + q * (a[p * K] + a[p * K + 1]), 0);
+  return corr < 0 ? proj.map((q) => -q) : proj;
+}
+
+/** The maps of every method computed by hand with plain loops from A and G = dY_c/dA. */
+function handMaps(a: Float32Array, g: Float32Array, c: number, square: boolean): Record<string, number[]> {
   const n = H * W;
   const at = (arr: Float32Array, p: number, k: number) => arr[p * K + k];
   const sumK = (f: (k: number) => number) => Array.from({ length: K }, (_, k) => f(k)).reduce((x, y) => x + y, 0);
@@ -87,6 +134,10 @@ function handMaps(a: Float32Array, g: Float32Array, c: number): Record<string, n
   maps.xgradcam = per((p) => sumK((k) => xW[k] * at(a, p, k)));
   maps.hirescam = per((p) => sumK((k) => at(g, p, k) * at(a, p, k)));
   maps.layercam = per((p) => sumK((k) => Math.max(at(g, p, k), 0) * at(a, p, k)));
+  const scoreW = handScoreCamWeights(a, c, square);
+  maps.scorecam = per((p) => sumK((k) => scoreW[k] * at(a, p, k)));
+  const eig = handEigenCam(a);
+  maps.eigencam = per((p) => eig[p]);
   return maps;
 }
 
@@ -118,7 +169,7 @@ describe('CAM methods: golden maps on hand-set models', () => {
           // Gradients by hand: constant W/HW, or 2 A W / HW with the square.
           const g = new Float32Array(H * W * K);
           for (let p = 0; p < H * W; p++) for (let k = 0; k < K; k++) g[p * K + k] = (square ? 2 * x[p * K + k] : 1) * FC[k][c] / (H * W);
-          const maps = handMaps(x, g, c);
+          const maps = handMaps(x, g, c, square);
           const got = await session.gradient('feat', c).data();
           assertClose(got, g, 1e-5, `gradient class ${c}`);
           for (const m of METHODS) {

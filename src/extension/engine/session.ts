@@ -12,8 +12,9 @@ import { CamLensError, throwIfAborted } from './errors';
 import type { GraphOp } from './graph';
 import { labelOf, numClasses, resolveClass, type LoadedModel } from './model';
 import { findLinearHead } from './head';
-import { runMethod, type CamContext, type MapResult } from './cam/base';
+import { runMethod, type BatchScores, type CamContext, type MapResult } from './cam/base';
 import { getMethod } from './cam/registry';
+import type { ScorePool } from './scorePool';
 
 export interface Prediction {
   /** Class index (label index; the model output is index + labelOffset). */
@@ -31,6 +32,11 @@ export interface ExplainRequest {
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
   options?: Record<string, unknown>;
+  /**
+   * Worker threads for the masked passes of Score-CAM. Used only when it was made for this session's model
+   * file; otherwise (or when it cannot start) the passes run in this thread.
+   */
+  pool?: ScorePool;
 }
 
 export interface ExplainResult {
@@ -64,6 +70,49 @@ function softmax(logits: Float32Array): Float32Array {
   return out;
 }
 
+/**
+ * Scores of one model output for a batch of inputs [n, H, W, C] (preprocessed): the probability the model
+ * reports (softmax over all outputs, or the sigmoid for a sigmoid head, as `ImageSession.probabilities`) and
+ * the logit. One forward pass at batch size n; `inputs` stays the caller's. Shared by the in-thread path and
+ * the Score-CAM workers, so both compute the very same numbers.
+ */
+export async function classScores(model: LoadedModel, inputs: tf.Tensor4D, outputIndex: number): Promise<BatchScores> {
+  const g = model.graph;
+  const out = g.outputIds[0];
+  const n = inputs.shape[0];
+  const res = g.run(new Map([[g.inputIds[0], inputs]]), [out], { logits: true });
+  const t = res.get(out) as tf.Tensor;
+  let data: Float32Array;
+  try {
+    data = (await t.data()) as Float32Array;
+  } finally {
+    if (t !== inputs) t.dispose();
+  }
+  const m = model.numOutputs;
+  if (data.length !== n * m) {
+    throw new CamLensError('UNSUPPORTED_MODEL', `expected ${n} x ${m} outputs for a batch of ${n}, got ${data.length} values`);
+  }
+  if (outputIndex < 0 || outputIndex >= m) throw new CamLensError('BAD_ARGUMENT', `output index ${outputIndex} is out of range 0..${m - 1}`);
+  const probabilities = new Float32Array(n);
+  const logits = new Float32Array(n);
+  const sigmoid = g.outputActivation === 'sigmoid';
+  for (let i = 0; i < n; i++) {
+    const row = data.subarray(i * m, (i + 1) * m);
+    const z = row[outputIndex];
+    logits[i] = z;
+    if (sigmoid) {
+      probabilities[i] = 1 / (1 + Math.exp(-z));
+      continue;
+    }
+    let max = -Infinity;
+    for (const v of row) if (v > max) max = v;
+    let sum = 0;
+    for (const v of row) sum += Math.exp(v - max);
+    probabilities[i] = Math.exp(z - max) / sum;
+  }
+  return { probabilities, logits };
+}
+
 export class ImageSession {
   private logitsData?: Float32Array;
   private probs?: Float32Array;
@@ -90,6 +139,12 @@ export class ImageSession {
       t.dispose();
     }
     return this.logitsData;
+  }
+
+  /** Scores of model output `outputIndex` for a batch of inputs [n, H, W, C] (see `classScores`). */
+  scoreBatch(inputs: tf.Tensor4D, outputIndex: number): Promise<BatchScores> {
+    this.check();
+    return classScores(this.model, inputs, outputIndex);
   }
 
   /** Probabilities of all model outputs, as the model itself would report them. */
@@ -272,6 +327,8 @@ export class ImageSession {
       gradients,
       linearHead: () => findLinearHead(this.model.graph, op),
       input: this.input,
+      scoreBatch: (inputs) => this.scoreBatch(inputs, outputIndex),
+      scorePool: req.pool && req.pool.serves(this.model.path) ? req.pool : undefined,
       signal: req.signal,
       onProgress: req.onProgress,
       options: req.options,

@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../errors';
+import type { ScorePool } from '../scorePool';
 
 export const NORMALIZE_EPS = 1e-7;
 
@@ -16,6 +17,14 @@ export interface LinearHead {
   kind: 'dense' | 'identity';
   /** [K, C] for 'dense'. Owned by the head's creator. */
   weights?: tf.Tensor2D;
+}
+
+/** Per-input scores of one class for a batch of inputs. */
+export interface BatchScores {
+  /** The class probability as the model reports it: softmax over the outputs (sigmoid for a sigmoid head). */
+  probabilities: Float32Array;
+  /** The class logit (the input of the final softmax/sigmoid). */
+  logits: Float32Array;
 }
 
 export interface CamContext {
@@ -28,12 +37,18 @@ export interface CamContext {
   /** The GAP-then-linear head after the target layer (CAM only); throws METHOD_NOT_APPLICABLE where absent. */
   linearHead?: () => LinearHead;
   /**
-   * Class scores for a batch of inputs (Score-CAM); returns probabilities [n] of the class for each input.
-   * Not every context provides it.
+   * Scores of the class explained for a batch of inputs [n, H, W, C] (Score-CAM): its probability as the model
+   * reports it (softmax, or sigmoid for a sigmoid head) and its logit, one per input. The caller keeps
+   * ownership of `inputs`. Not every context provides it.
    */
-  scoreBatch?: (inputs: tf.Tensor4D) => Promise<Float32Array>;
-  /** The preprocessed model input [1, H, W, C] (Score-CAM masks it). */
+  scoreBatch?: (inputs: tf.Tensor4D) => Promise<BatchScores>;
+  /** The preprocessed model input [1, H, W, C] (Score-CAM masks it). Owned by the caller. */
   input?: tf.Tensor4D;
+  /**
+   * Worker threads that each hold their own copy of the model, for Score-CAM's masked passes. Absent (or unable
+   * to start) means in-thread batches through `scoreBatch`.
+   */
+  scorePool?: ScorePool;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
   /** Method options (batch size, top-N channels…). */

@@ -7,8 +7,10 @@ import { gradcamPlusPlus } from './gradcamPlusPlus';
 import { xgradcam } from './xgradcam';
 import { hirescam } from './hirescam';
 import { layercam } from './layercam';
+import { scorecam } from './scorecam';
+import { eigencam } from './eigencam';
 
-export const METHODS: readonly CamMethod[] = [cam, gradcam, gradcamPlusPlus, xgradcam, hirescam, layercam];
+export const METHODS: readonly CamMethod[] = [cam, gradcam, gradcamPlusPlus, xgradcam, hirescam, layercam, scorecam, eigencam];
 
 export const METHOD_IDS: readonly string[] = METHODS.map((m) => m.id);
 

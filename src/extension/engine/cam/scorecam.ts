@@ -1,0 +1,246 @@
+/**
+ * Score-CAM — Wang et al. 2020, "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
+ * Networks", CVPR Workshops, https://arxiv.org/abs/1910.01279
+ *
+ * Gradient-free: each channel of the target layer is used as a mask on the input, and its weight is how
+ * much of the class the masked input alone still carries.
+ *
+ *   M_k = (U_k - min U_k) / (max U_k - min U_k),   U_k = Up(A^k)    channel k upsampled bilinearly to the
+ *                                                                    input size, min-max normalised to [0,1]
+ *   w_k = softmax( f(X ∘ M_k) )_c                                    class probability on the masked input
+ *   L   = ReLU( sum_k w_k A^k )                                      at the target layer's resolution
+ *
+ * Conventions, as the authors' code (haofanwang/Score-CAM) and tf-keras-vis:
+ * - Masking multiplies the *preprocessed* input X (the tensor the model takes), as the authors' code and
+ *   pytorch-grad-cam do, not the 0..255 pixels. So a zero mask is 0 in model space: mid-grey for '[-1,1]',
+ *   black for '[0,1]', the ImageNet mean colour for 'caffe'/'imagenet'. The paper's baseline term f(X_b) is
+ *   dropped, as in every reference implementation.
+ * - Upsampling uses half-pixel centres (PyTorch's interpolate(align_corners=False) in the authors' code, and
+ *   our own display upsampling).
+ * - A channel whose map is constant (a dead ReLU channel, typically) gives no mask: it is skipped with weight 0
+ *   and costs no forward pass (the authors' code skips it too; pytorch-grad-cam divides by max-min+1e-8 and
+ *   feeds an all-zero mask instead). Upsampling cannot make a non-constant map constant or vice versa, so the
+ *   test is made on the layer's own values.
+ * - pytorch-grad-cam differs in one more place: it takes the class *logit* of each masked input and applies a
+ *   softmax across the channels (w = softmax_k(z_c(X ∘ M_k))). Option `weighting: 'channel-softmax'`
+ *   reproduces that; the default `'probability'` is the paper's weight.
+ *
+ * Options: `batchSize` (masked inputs per forward pass, default 16); `topChannels` N ("Faster Score-CAM" of
+ * tf-keras-vis: only the N channels with the largest spatial standard deviation, as tf-keras-vis ranks them, or
+ * by mean activation with `rankChannelsBy: 'mean'`; the others get weight 0); `weighting` (above).
+ *
+ * Cost: one forward pass per non-constant channel, in batches, spread over the context's worker pool when
+ * there is one. Progress is reported per batch; the AbortSignal is checked before each batch is taken, so a
+ * cancellation stops within one batch per thread.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CamLensError } from '../errors';
+import { runInThread, type ScoreRequest, type ScoreTask } from '../scorePool';
+import { weightedChannelSum, type BatchScores, type CamContext, type CamMethod } from './base';
+
+export interface ScoreCamOptions {
+  batchSize: number;
+  /** Use only this many channels (all when undefined). */
+  topChannels?: number;
+  rankChannelsBy: 'std' | 'mean';
+  weighting: 'probability' | 'channel-softmax';
+}
+
+export const SCORECAM_DEFAULT_BATCH = 16;
+
+/** Smallest max-min range divided by in the mask normalisation; constant channels never get here. */
+const MIN_RANGE = 1e-12;
+
+function intOption(o: Record<string, unknown>, name: string, min: number, max: number): number | undefined {
+  const v = o[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new CamLensError('BAD_ARGUMENT', `Score-CAM option ${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function enumOption<T extends string>(o: Record<string, unknown>, name: string, allowed: readonly T[], def: T): T {
+  const v = o[name];
+  if (v === undefined || v === null) return def;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw new CamLensError('BAD_ARGUMENT', `Score-CAM option ${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  }
+  return v as T;
+}
+
+export function scoreCamOptions(o: Record<string, unknown> = {}): ScoreCamOptions {
+  return {
+    batchSize: intOption(o, 'batchSize', 1, 1024) ?? SCORECAM_DEFAULT_BATCH,
+    topChannels: intOption(o, 'topChannels', 1, 1 << 20),
+    rankChannelsBy: enumOption(o, 'rankChannelsBy', ['std', 'mean'] as const, 'std'),
+    weighting: enumOption(o, 'weighting', ['probability', 'channel-softmax'] as const, 'probability'),
+  };
+}
+
+export interface ChannelStats {
+  min: Float64Array;
+  max: Float64Array;
+  mean: Float64Array;
+  std: Float64Array;
+  /** Channels whose values are all finite and not all equal. */
+  usable: boolean[];
+}
+
+/** Per-channel statistics of a channels-last activation with `positions` = h*w rows of K values. */
+export function channelStats(a: ArrayLike<number>, positions: number, k: number): ChannelStats {
+  const min = new Float64Array(k).fill(Infinity);
+  const max = new Float64Array(k).fill(-Infinity);
+  const sum = new Float64Array(k);
+  const sq = new Float64Array(k);
+  const finite = new Array<boolean>(k).fill(true);
+  for (let p = 0; p < positions; p++) {
+    const row = p * k;
+    for (let c = 0; c < k; c++) {
+      const v = a[row + c];
+      if (!Number.isFinite(v)) {
+        finite[c] = false;
+        continue;
+      }
+      if (v < min[c]) min[c] = v;
+      if (v > max[c]) max[c] = v;
+      sum[c] += v;
+      sq[c] += v * v;
+    }
+  }
+  const mean = new Float64Array(k);
+  const std = new Float64Array(k);
+  const usable: boolean[] = [];
+  for (let c = 0; c < k; c++) {
+    mean[c] = sum[c] / positions;
+    std[c] = Math.sqrt(Math.max(0, sq[c] / positions - mean[c] * mean[c]));
+    // Constant up to rounding: bilinear upsampling of a constant map moves it by an ulp at most.
+    const range = max[c] - min[c];
+    usable.push(finite[c] && range > 1e-6 * Math.max(Math.abs(max[c]), Math.abs(min[c])));
+  }
+  return { min, max, mean, std, usable };
+}
+
+/** The channels Score-CAM scores: the usable ones, the N highest-ranked of them with `topChannels`, in index order. */
+export function selectChannels(stats: ChannelStats, opts: Pick<ScoreCamOptions, 'topChannels' | 'rankChannelsBy'>): number[] {
+  const usable = stats.usable.flatMap((u, c) => (u ? [c] : []));
+  if (opts.topChannels === undefined || opts.topChannels >= usable.length) return usable;
+  const key = opts.rankChannelsBy === 'mean' ? stats.mean : stats.std;
+  // Stable: ties keep the lower channel index.
+  const ranked = [...usable].sort((x, y) => key[y] - key[x] || x - y);
+  return ranked.slice(0, opts.topChannels).sort((x, y) => x - y);
+}
+
+/** Channels `channels` of a channels-last activation [positions, K], as [positions, n]. */
+export function pickChannels(a: ArrayLike<number>, positions: number, k: number, channels: readonly number[]): Float32Array {
+  const n = channels.length;
+  const out = new Float32Array(positions * n);
+  for (let p = 0; p < positions; p++) for (let j = 0; j < n; j++) out[p * n + j] = a[p * k + channels[j]];
+  return out;
+}
+
+/**
+ * The masked inputs for n channel maps [h, w, n]: each map upsampled to the input size (half-pixel centres),
+ * min-max normalised to [0, 1], times the preprocessed input [1, H, W, C]. Returns [n, H, W, C]; disposes
+ * nothing it was given. Used by the calling thread and by the workers alike.
+ */
+export function maskedInputs(input: tf.Tensor4D, maps: tf.Tensor3D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [, H, W] = input.shape;
+    const n = maps.shape[2];
+    const up = tf.image.resizeBilinear(tf.expandDims(maps, 0) as tf.Tensor4D, [H, W], false, true);
+    const lo = tf.min(up, [1, 2], true);
+    const hi = tf.max(up, [1, 2], true);
+    const norm = tf.div(tf.sub(up, lo), tf.maximum(tf.sub(hi, lo), MIN_RANGE));
+    const masks = tf.reshape(tf.transpose(norm, [3, 1, 2, 0]), [n, H, W, 1]);
+    return tf.mul(input, masks) as tf.Tensor4D;
+  });
+}
+
+/** The Score-CAM channel weights (0 for channels not scored) from the scores of the selected channels. */
+export function channelWeights(k: number, channels: readonly number[], scores: BatchScores, weighting: ScoreCamOptions['weighting']): Float32Array {
+  const w = new Float32Array(k);
+  if (weighting === 'probability') {
+    channels.forEach((c, j) => (w[c] = scores.probabilities[j]));
+    return w;
+  }
+  let max = -Infinity;
+  for (const z of scores.logits) if (z > max) max = z;
+  let sum = 0;
+  for (const z of scores.logits) sum += Math.exp(z - max);
+  channels.forEach((c, j) => (w[c] = Math.exp(scores.logits[j] - max) / sum));
+  return w;
+}
+
+/** The scores of the selected channels' masked inputs, batched over the pool's workers or this thread. */
+export async function scoreChannels(ctx: CamContext, data: Float32Array, channels: number[], opts: ScoreCamOptions): Promise<BatchScores> {
+  const input = ctx.input as tf.Tensor4D;
+  const scoreBatch = ctx.scoreBatch as NonNullable<CamContext['scoreBatch']>;
+  const [, h, w, k] = ctx.activation.shape;
+  const inputShape = input.shape as [number, number, number, number];
+  let inputData: Float32Array | undefined;
+  const tasks: ScoreTask[] = [];
+  for (let i = 0; i < channels.length; i += opts.batchSize) {
+    const chs = channels.slice(i, i + opts.batchSize);
+    const maps = () => pickChannels(data, h * w, k, chs);
+    tasks.push({
+      size: chs.length,
+      async request(): Promise<ScoreRequest> {
+        inputData ??= Float32Array.from(await input.data());
+        return { kind: 'masks', outputIndex: ctx.classIndex, input: inputData, inputShape, maps: maps(), mapShape: [h, w, chs.length] };
+      },
+      async local(): Promise<BatchScores> {
+        const m = tf.tensor3d(maps(), [h, w, chs.length]);
+        const batch = maskedInputs(input, m);
+        m.dispose();
+        try {
+          return await scoreBatch(batch);
+        } finally {
+          batch.dispose();
+        }
+      },
+    });
+  }
+  const total = channels.length;
+  let done = 0;
+  ctx.onProgress?.(0, total);
+  const runOpts = {
+    signal: ctx.signal,
+    what: 'Score-CAM',
+    onTaskDone: (i: number) => {
+      done += tasks[i].size;
+      ctx.onProgress?.(done, total);
+    },
+  };
+  const results = ctx.scorePool ? await ctx.scorePool.run(tasks, runOpts) : await runInThread(tasks, runOpts);
+  const probabilities = new Float32Array(total);
+  const logits = new Float32Array(total);
+  let o = 0;
+  for (const r of results) {
+    probabilities.set(r.probabilities, o);
+    logits.set(r.logits, o);
+    o += r.probabilities.length;
+  }
+  if (o !== total) throw new CamLensError('BAD_ARGUMENT', `Score-CAM got ${o} scores for ${total} masked inputs`);
+  return { probabilities, logits };
+}
+
+export const scorecam: CamMethod = {
+  id: 'scorecam',
+  label: 'Score-CAM',
+  paper: 'Wang et al. 2020',
+  needsGradients: false,
+  isAsync: true,
+  async compute(ctx: CamContext): Promise<tf.Tensor2D> {
+    if (!ctx.input || !ctx.scoreBatch) {
+      throw new CamLensError('METHOD_NOT_APPLICABLE', 'Score-CAM needs the model input and a way to run the model on masked copies of it', 'explain through an image session');
+    }
+    const opts = scoreCamOptions(ctx.options);
+    const [, h, w, k] = ctx.activation.shape;
+    const data = (await ctx.activation.data()) as Float32Array;
+    const channels = selectChannels(channelStats(data, h * w, k), opts);
+    const scores = channels.length > 0 ? await scoreChannels(ctx, data, channels, opts) : { probabilities: new Float32Array(0), logits: new Float32Array(0) };
+    const weights = channelWeights(k, channels, scores, opts.weighting);
+    return tf.tidy(() => weightedChannelSum(ctx.activation, tf.tensor1d(weights)));
+  },
+};

@@ -1,0 +1,68 @@
+/**
+ * Entry of a Score-CAM worker thread (see engine/scorePool.ts for the protocol): loads its own copy of the
+ * model named in workerData, then scores batches of inputs on request. Stateless between requests; every
+ * tensor of a request is disposed before the reply, so `memory` answers the same count after any number of them.
+ */
+import { parentPort, workerData } from 'worker_threads';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from './engine/backend';
+import { loadModel, type LoadedModel } from './engine/model';
+import { classScores } from './engine/session';
+import { maskedInputs } from './engine/cam/scorecam';
+import { toErrorInfo } from './engine/errors';
+import type { ScoreRequest, ScoreWorkerData } from './engine/scorePool';
+
+type ToWorker = { type: 'score'; id: number; request: ScoreRequest } | { type: 'memory'; id: number } | { type: 'close' };
+
+async function score(model: LoadedModel, req: ScoreRequest): Promise<{ probabilities: Float32Array; logits: Float32Array }> {
+  const batch = tf.tidy(() => {
+    if (req.kind === 'inputs') return tf.tensor4d(req.data, req.shape);
+    const input = tf.tensor4d(req.input, req.inputShape);
+    const maps = tf.tensor3d(req.maps, req.mapShape);
+    return maskedInputs(input, maps);
+  });
+  try {
+    return await classScores(model, batch, req.outputIndex);
+  } finally {
+    batch.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) return;
+  const data = workerData as ScoreWorkerData;
+  let model: LoadedModel;
+  try {
+    await initBackend(data.backend);
+    model = await loadModel(data.modelPath, { overrides: data.overrides, foldBatchNorm: data.foldBatchNorm });
+  } catch (e) {
+    port.postMessage({ type: 'failed', message: toErrorInfo(e).message });
+    return;
+  }
+  // Requests are handled one at a time, in order.
+  let chain = Promise.resolve();
+  port.on('message', (m: ToWorker) => {
+    chain = chain.then(async () => {
+      if (m.type === 'close') {
+        model.dispose();
+        port.close();
+        process.exit(0);
+      }
+      if (m.type === 'memory') {
+        port.postMessage({ type: 'memory', id: m.id, numTensors: tf.memory().numTensors });
+        return;
+      }
+      try {
+        const r = await score(model, m.request);
+        port.postMessage({ type: 'scored', id: m.id, probabilities: r.probabilities, logits: r.logits }, [r.probabilities.buffer as ArrayBuffer, r.logits.buffer as ArrayBuffer]);
+      } catch (e) {
+        const info = toErrorInfo(e);
+        port.postMessage({ type: 'error', id: m.id, code: info.code, message: info.message });
+      }
+    });
+  });
+  port.postMessage({ type: 'ready' });
+}
+
+void main();
