@@ -1,4 +1,313 @@
-/** Placeholder: the gradient kernels TensorFlow.js's wasm backend lacks are registered here. */
+/**
+ * Gradient kernels that `@tensorflow/tfjs-backend-wasm` 4.22 does not ship: `Conv2DBackpropFilter`,
+ * `DepthwiseConv2dNativeBackpropInput` and `DepthwiseConv2dNativeBackpropFilter`. Without them `tf.grad`
+ * through a (depthwise) convolution fails on wasm with "Kernel ... not registered", which rules out
+ * Grad-CAM on MobileNet-style models and training the demo model. Each kernel here is composed from ops
+ * the wasm backend does have (pad, slice, reverse, depthwiseConv2d, matMul, mul, sum, transpose), so all the
+ * arithmetic still runs in WebAssembly, most of it in XNNPACK.
+ *
+ * Notation (one spatial axis; the other is identical). Forward convolution, NHWC, with stride s,
+ * dilation d, kernel size k, effective kernel size E = (k - 1)d + 1, top/left padding `pad` taken from
+ * `computeConv2DInfo` (so 'same', 'valid', a number, explicit paddings and dimRoundingMode all mean
+ * exactly what they mean in tfjs-core), and x read as 0 outside [0, H):
+ *
+ *     y[o] = sum_p  x[o*s - pad + p*d] * f[p]                         o in [0, Ho), p in [0, k)
+ *
+ * Depthwise convolution does this per input channel c with channel multiplier M: output channel
+ * c*M + m uses filter f[:, :, c, m]. An ordinary convolution also sums over input channels.
+ *
+ * 1. DepthwiseConv2dNativeBackpropInput (dx from dy and f). Differentiating y gives
+ *
+ *     dx[i] = sum over (o, p) with o*s - pad + p*d = i  of  dy[o] * f[p].
+ *
+ *    Zero-dilate dy by the stride: u[o*s] = dy[o], u = 0 elsewhere (s - 1 zeros between samples). The
+ *    constraint becomes u-index t = i + pad - p*d, so dx[i] = sum_p u[i + pad - p*d] f[p]. Rotating the
+ *    filter 180 degrees, r[q] = f[k-1-q], and substituting p = k-1-q:
+ *
+ *     dx[i] = sum_q u[i + q*d - (E - 1 - pad)] * r[q] = sum_q U[i + q*d] * r[q],
+ *     U[t]  = u[t - (E - 1 - pad)].
+ *
+ *    That is a stride-1, 'valid' convolution with dilation d of U (u shifted right by E-1-pad zeros, and
+ *    zero-padded or cropped at the end to length H + E - 1, so that exactly H outputs come out) with the
+ *    rotated filter. The shift is negative (a crop) only for paddings larger than E-1, and the crop at the
+ *    end drops dy rows that only saw padding (e.g. dimRoundingMode 'ceil'). For M > 1, dx[c] sums the M
+ *    output channels c*M..c*M+M-1: run the depthwise convolution with the filter reshaped to
+ *    [k, k, C*M, 1] (one 2-D filter per dy channel), then reshape to [..., C, M] and sum over M.
+ *
+ * 2. The filter gradients need, for every output position o and filter tap p, the input value that tap
+ *    read: the im2col matrix cols[o, c, p] = x[o*s - pad + p*d, c]. We pad (or crop) x ourselves to the
+ *    (Ho-1)s + E rows the taps reach, and then one 'valid' depthwise convolution with stride s and
+ *    dilation d, with a 0/1 "selector" filter of channel multiplier T = kh*kw whose output channel c*T + t
+ *    copies tap t = p*kw + q (sel[p, q, c, t] = 1 iff t = p*kw + q), produces cols as [N, C, T], where
+ *    n runs over the N = batch*Ho*Wo output positions. It runs in XNNPACK, and multiplying by exact zeros
+ *    and ones copies finite values exactly. (Slicing each tap's window out with stridedSlice is just as
+ *    exact, but the wasm StridedSlice kernel is a generic per-element loop, several times slower per tap
+ *    than this whole convolution. The padding is ours rather than the convolution's because XNNPACK
+ *    computes one output row fewer than tfjs allocates under dimRoundingMode 'ceil'.)
+ *
+ *    DepthwiseConv2dNativeBackpropFilter. Differentiating y by f[p, c, m]:
+ *
+ *     df[p, c, m] = sum over (batch, o) of  x[o*s - pad + p*d, c] * dy[o, c*M + m]
+ *                 = sum_n cols[n, c, p] * dy[n, c, m],
+ *
+ *    an elementwise product broadcast over p and m, summed over n, giving [C, T, M], which is transposed
+ *    to [T, C, M] = [kh, kw, C, M]. (Summing with a matMul by a row of ones instead was slower on wasm:
+ *    its BatchMatMul repacks the large right operand on every call.)
+ *
+ * 3. Conv2DBackpropFilter, the same without the channel pairing:
+ *
+ *     df[p, ci, co] = sum_n cols[n, ci, p] * dy[n, co],
+ *
+ *    a single matMul of dy transposed, [Co, N], with cols seen as [N, Ci*T], giving [Co, Ci, T], which is
+ *    transposed to [T, Ci, Co] = [kh, kw, Ci, Co]. tfjs-core only takes conv2d gradients with dilation 1,
+ *    and this kernel has no dilations attribute.
+ *
+ *    cols holds N*C*T floats, T times x's size at stride 1, so both filter kernels work through the batch
+ *    in chunks of at most COLS_BUDGET floats of cols (and of the depthwise product, N*C*T*M) and add the
+ *    partial sums up; a single image is never split.
+ *
+ * Limits: NHWC only (Conv2DBackpropFilter with dataFormat 'NCHW' throws; the depthwise kernels have no
+ * dataFormat), float32. Dilations are supported in both depthwise kernels, with or without stride,
+ * although tfjs-core's own depthwise gradient refuses dilations > 1 before reaching them.
+ *
+ * Plumbing: a kernel receives TensorInfos. `adopt` wraps one in a Tensor sharing its data and takes an
+ * extra reference on the backend, so disposing the wrapper at the end of the `tf.tidy` gives that reference
+ * back and leaves the caller's tensor alive. The kernel returns the tidy's result Tensor, which the engine
+ * accepts as the kernel output. Kernels run with the tape off, so the nested ops are not recorded.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CamLensError } from './errors';
+
+type Shape4 = [number, number, number, number];
+type Pad = tf.Conv2DBackpropFilterAttrs['pad'];
+type RoundingMode = 'floor' | 'round' | 'ceil' | undefined;
+type Pair = number | [number, number];
+
+const BACKEND = 'wasm';
+
+/** Wraps a kernel input as a Tensor that shares its data; see "Plumbing" above for the reference count. */
+function adopt(info: tf.TensorInfo, backend: tf.KernelBackend): tf.Tensor {
+  backend.incRef(info.dataId);
+  return tf.engine().makeTensorFromTensorInfo(info, backend);
+}
+
+function asShape4(shape: readonly number[], what: string, kernel: string): Shape4 {
+  if (shape.length !== 4) {
+    throw new CamLensError('BAD_ARGUMENT', `${kernel}: ${what} must have rank 4, got shape [${shape.join(', ')}]`);
+  }
+  return [shape[0], shape[1], shape[2], shape[3]];
+}
+
+function input(inputs: tf.NamedTensorInfoMap, name: string, kernel: string): tf.TensorInfo {
+  const info = inputs[name];
+  if (info == null) throw new CamLensError('BAD_ARGUMENT', `${kernel}: input '${name}' is missing`);
+  return info;
+}
+
+function expectShape(actual: readonly number[], expected: readonly number[], what: string, kernel: string): void {
+  if (actual.length !== expected.length || actual.some((v, i) => v !== expected[i])) {
+    throw new CamLensError('BAD_ARGUMENT',
+      `${kernel}: ${what} has shape [${actual.join(', ')}], expected [${expected.join(', ')}]`);
+  }
+}
+
+/**
+ * Checks dy against the output geometry the attributes imply. tfjs-core's conv2d gradient does not pass
+ * dimRoundingMode on, so after a forward pass with 'ceil' or 'round' dy can have one row or column more
+ * than the attributes imply; the cpu kernels then read only the first outHeight x outWidth positions, and
+ * `adoptDy` crops to the same, so that the backends agree.
+ */
+function checkDy(shape: readonly number[], info: tf.backend_util.Conv2DInfo, kernel: string): void {
+  const [b, h, w, c] = info.outShape;
+  if (shape.length !== 4 || shape[0] !== b || shape[3] !== c || shape[1] < h || shape[2] < w) {
+    throw new CamLensError('BAD_ARGUMENT', `${kernel}: dy has shape [${shape.join(', ')}], expected [${info.outShape.join(', ')}]`);
+  }
+}
+
+function adoptDy(dy: tf.TensorInfo, backend: tf.KernelBackend, info: tf.backend_util.Conv2DInfo): tf.Tensor4D {
+  const t = adopt(dy, backend) as tf.Tensor4D;
+  const [b, h, w, c] = info.outShape;
+  return t.shape[1] === h && t.shape[2] === w ? t : tf.slice(t, 0, [b, h, w, c]);
+}
+
+/**
+ * Rows [r0, r0 + rows) and columns [c0, c0 + cols) of an NHWC tensor, reading zeros outside it: a
+ * negative start pads in front, a start inside crops, and the same at the far end.
+ */
+function frame(x: tf.Tensor4D, r0: number, rows: number, c0: number, cols: number): tf.Tensor4D {
+  const [b, h, w, c] = x.shape;
+  const rLo = Math.max(r0, 0);
+  const rHi = Math.min(r0 + rows, h);
+  const cLo = Math.max(c0, 0);
+  const cHi = Math.min(c0 + cols, w);
+  if (rHi <= rLo || cHi <= cLo) return tf.zeros([b, rows, cols, c]);
+  let y = x;
+  if (rLo > 0 || cLo > 0 || rHi < h || cHi < w) y = tf.slice(y, [0, rLo, cLo, 0], [b, rHi - rLo, cHi - cLo, c]);
+  const before = [rLo - r0, cLo - c0];
+  const after = [r0 + rows - rHi, c0 + cols - cHi];
+  if (before[0] > 0 || before[1] > 0 || after[0] > 0 || after[1] > 0) {
+    y = tf.pad(y, [[0, 0], [before[0], after[0]], [before[1], after[1]], [0, 0]]);
+  }
+  return y;
+}
+
+/** Inserts s - 1 zero rows (columns) after every row (column); the trailing zeros are cropped by `frame`. */
+function zeroDilate(x: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
+  if (sh === 1 && sw === 1) return x;
+  const [b, h, w, c] = x.shape;
+  const spread = tf.pad(tf.reshape(x, [b, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+  return tf.reshape(spread, [b, h * sh, w * sw, c]);
+}
+
+/** The 0/1 filter [kh, kw, C, T] whose output channel c*T + t copies what filter tap t reads (section 2). */
+function selector(kh: number, kw: number, c: number): tf.Tensor4D {
+  const taps = kh * kw;
+  const values = new Float32Array(taps * c * taps);
+  // Filter element [p, q, ch, t] with t = p*kw + q sits at ((t*C + ch)*T + t) in row-major order.
+  for (let t = 0; t < taps; t++) {
+    for (let ch = 0; ch < c; ch++) values[(t * c + ch) * taps + t] = 1;
+  }
+  return tf.tensor4d(values, [kh, kw, c, taps]);
+}
+
+/**
+ * im2col through the forward depthwise kernel: [B, Ho, Wo, C*T], channel c*T + t = tap t of channel c.
+ * x is first padded (or cropped) by us to exactly the rows and columns the taps reach, so the convolution
+ * is 'valid' and its geometry is computeConv2DInfo's, not XNNPACK's: the two differ for dimRoundingMode
+ * 'ceil', where XNNPACK computes one output row or column fewer than tfjs allocates.
+ */
+function im2col(x: tf.Tensor4D, info: tf.backend_util.Conv2DInfo): tf.Tensor4D {
+  const rows = (info.outHeight - 1) * info.strideHeight + info.effectiveFilterHeight;
+  const cols = (info.outWidth - 1) * info.strideWidth + info.effectiveFilterWidth;
+  const xp = frame(x, -info.padInfo.top, rows, -info.padInfo.left, cols);
+  const filter = selector(info.filterHeight, info.filterWidth, x.shape[3]);
+  // runKernel rather than tf.depthwiseConv2d: the op refuses stride > 1 together with dilation > 1,
+  // which the kernel (and XNNPACK) handles.
+  const attrs = { strides: [info.strideHeight, info.strideWidth], pad: 'valid', dilations: [info.dilationHeight, info.dilationWidth] };
+  return tf.engine().runKernel(tf.DepthwiseConv2dNative, { x: xp, filter }, attrs) as tf.Tensor4D;
+}
+
+/** Largest number of floats of im2col (and of products over it) materialised at once: 64 MB. */
+const COLS_BUDGET = 1 << 24;
+
+/**
+ * Sums filterGrad over chunks of whole images so that no chunk's im2col exceeds COLS_BUDGET floats
+ * (perImage floats per image). The filter gradient is a sum over the batch, so the chunks simply add up.
+ */
+function overBatchChunks(x: tf.Tensor4D, dy: tf.Tensor4D, perImage: number,
+  filterGrad: (x: tf.Tensor4D, dy: tf.Tensor4D) => tf.Tensor): tf.Tensor {
+  const batch = x.shape[0];
+  const chunk = Math.max(1, Math.floor(COLS_BUDGET / Math.max(1, perImage)));
+  if (chunk >= batch) return filterGrad(x, dy);
+  let total: tf.Tensor | undefined;
+  for (let b0 = 0; b0 < batch; b0 += chunk) {
+    const n = Math.min(chunk, batch - b0);
+    // Slices along the batch axis are contiguous copies. Each chunk's intermediates are freed before the next.
+    const part = tf.tidy(() => filterGrad(tf.slice(x, [b0, 0, 0, 0], [n, -1, -1, -1]), tf.slice(dy, [b0, 0, 0, 0], [n, -1, -1, -1])));
+    if (total === undefined) {
+      total = part;
+    } else {
+      const sum = tf.add(total, part);
+      tf.dispose([total, part]);
+      total = sum;
+    }
+  }
+  return total as tf.Tensor;
+}
+
+function depthwiseConv2dNativeBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const kernel = tf.DepthwiseConv2dNativeBackpropInput;
+  const dy = input(args.inputs, 'dy', kernel);
+  const filter = input(args.inputs, 'filter', kernel);
+  const attrs = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
+  const backend = args.backend as tf.KernelBackend;
+  const filterShape = asShape4(filter.shape, 'filter', kernel);
+  const inputShape = asShape4(attrs.inputShape, 'inputShape', kernel);
+  const info = tf.backend_util.computeConv2DInfo(inputShape, filterShape, attrs.strides as Pair,
+    (attrs.dilations ?? 1) as Pair, attrs.pad, attrs.dimRoundingMode as RoundingMode, true);
+  expectShape(filterShape.slice(2, 3), [inputShape[3]], 'filter in-channels', kernel);
+  checkDy(dy.shape, info, kernel);
+  const [kh, kw, c, m] = filterShape;
+  const [b, h, w] = inputShape;
+  return tf.tidy((): tf.Tensor => {
+    const dyT = adoptDy(dy, backend, info);
+    const f = adopt(filter, backend) as tf.Tensor4D;
+    const u = zeroDilate(dyT, info.strideHeight, info.strideWidth);
+    const bigU = frame(u,
+      info.padInfo.top - (info.effectiveFilterHeight - 1), h + info.effectiveFilterHeight - 1,
+      info.padInfo.left - (info.effectiveFilterWidth - 1), w + info.effectiveFilterWidth - 1);
+    const rotated = tf.reshape(tf.reverse(f, [0, 1]), [kh, kw, c * m, 1]) as tf.Tensor4D;
+    const z = tf.depthwiseConv2d(bigU, rotated, 1, 'valid', 'NHWC', [info.dilationHeight, info.dilationWidth]);
+    return m === 1 ? z : tf.sum(tf.reshape(z, [b, h, w, c, m]), 4);
+  });
+}
+
+function depthwiseConv2dNativeBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const kernel = tf.DepthwiseConv2dNativeBackpropFilter;
+  const x = input(args.inputs, 'x', kernel);
+  const dy = input(args.inputs, 'dy', kernel);
+  const attrs = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
+  const backend = args.backend as tf.KernelBackend;
+  const xShape = asShape4(x.shape, 'x', kernel);
+  const filterShape = asShape4(attrs.filterShape, 'filterShape', kernel);
+  const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, attrs.strides as Pair,
+    (attrs.dilations ?? 1) as Pair, attrs.pad, attrs.dimRoundingMode as RoundingMode, true);
+  expectShape(filterShape.slice(2, 3), [xShape[3]], 'filterShape in-channels', kernel);
+  checkDy(dy.shape, info, kernel);
+  const [kh, kw, c, m] = filterShape;
+  const taps = kh * kw;
+  return tf.tidy(() => overBatchChunks(adopt(x, backend) as tf.Tensor4D, adoptDy(dy, backend, info),
+    info.outHeight * info.outWidth * c * taps * m, (xs, dys) => {
+      const n = dys.shape[0] * info.outHeight * info.outWidth;
+      const cols = tf.reshape(im2col(xs, info), [n, c, taps, 1]);
+      const prod = tf.mul(cols, tf.reshape(dys, [n, c, 1, m]));
+      return tf.reshape(tf.transpose(tf.sum(prod, 0), [1, 0, 2]), [kh, kw, c, m]);
+    }));
+}
+
+function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const kernel = tf.Conv2DBackpropFilter;
+  const x = input(args.inputs, 'x', kernel);
+  const dy = input(args.inputs, 'dy', kernel);
+  const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  const backend = args.backend as tf.KernelBackend;
+  const dataFormat = attrs.dataFormat ?? 'NHWC';
+  if (dataFormat !== 'NHWC') {
+    throw new CamLensError('UNSUPPORTED_MODEL',
+      `${kernel} on the wasm backend supports dataFormat 'NHWC' only, got dataFormat '${dataFormat}'`,
+      'use a channels-last model, or the cpu backend');
+  }
+  const xShape = asShape4(x.shape, 'x', kernel);
+  const filterShape = asShape4(attrs.filterShape, 'filterShape', kernel);
+  const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, attrs.strides as Pair, 1, attrs.pad as Pad,
+    attrs.dimRoundingMode as RoundingMode, false, 'channelsLast');
+  expectShape(filterShape.slice(2, 3), [xShape[3]], 'filterShape in-channels', kernel);
+  checkDy(dy.shape, info, kernel);
+  const [kh, kw, ci, co] = filterShape;
+  const taps = kh * kw;
+  return tf.tidy(() => overBatchChunks(adopt(x, backend) as tf.Tensor4D, adoptDy(dy, backend, info),
+    info.outHeight * info.outWidth * ci * taps, (xs, dys) => {
+      const n = dys.shape[0] * info.outHeight * info.outWidth;
+      const cols = tf.reshape(im2col(xs, info), [n, ci * taps]);
+      const dyT = tf.transpose(tf.reshape(dys, [n, co]));
+      const product = tf.reshape(tf.matMul(dyT, cols), [co, ci, taps]);
+      return tf.reshape(tf.transpose(product, [2, 1, 0]), [kh, kw, ci, co]);
+    }));
+}
+
+const KERNELS: ReadonlyArray<[string, tf.KernelFunc]> = [
+  [tf.Conv2DBackpropFilter, conv2DBackpropFilter as unknown as tf.KernelFunc],
+  [tf.DepthwiseConv2dNativeBackpropInput, depthwiseConv2dNativeBackpropInput as unknown as tf.KernelFunc],
+  [tf.DepthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropFilter as unknown as tf.KernelFunc],
+];
+
+/**
+ * Registers the three kernels for the 'wasm' backend. Idempotent: a kernel that is already registered
+ * (by an earlier call, or by a future tfjs-backend-wasm that ships its own) is left alone, because
+ * tf.registerKernel warns and overwrites on duplicates.
+ */
 export function registerWasmGradientKernels(): void {
-  // filled in by the wasm-kernels work
+  for (const [kernelName, kernelFunc] of KERNELS) {
+    if (tf.getKernel(kernelName, BACKEND) == null) tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
+  }
 }

@@ -1,0 +1,330 @@
+/**
+ * The wasm gradient kernels of src/extension/engine/wasmKernels.ts against the cpu backend's own kernels.
+ * Every comparison builds fresh tensors on each backend from the same Float32Array data, takes the gradient
+ * there, and compares the numbers. Dilated depthwise gradients are not reachable through tf.grad (tfjs-core
+ * refuses them) and the cpu kernels ignore dilations, so those are checked by running the kernels directly
+ * against the gradient of the equivalent undilated convolution whose filter has zeros between the taps.
+ */
+import * as assert from 'assert';
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core alone registers no gradients; the engine gets them through tfjs-layers.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { initBackend } from '../../src/extension/engine/backend';
+import { registerWasmGradientKernels } from '../../src/extension/engine/wasmKernels';
+
+type Shape4 = [number, number, number, number];
+type Pair = number | [number, number];
+type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+type Backend = 'wasm' | 'cpu';
+
+/** Deterministic data in [-1, 1): mulberry32. */
+function random(size: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
+
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** Elementwise |a - b| <= 1e-4 * (|b| + max|b|): relative, with a floor for values near zero. */
+function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.strictEqual(actual.length, expected.length, `${what}: length`);
+  let scale = 0;
+  for (const v of expected) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < expected.length; i++) {
+    const tol = 1e-4 * (Math.abs(expected[i]) + scale);
+    if (!(Math.abs(actual[i] - expected[i]) <= tol)) {
+      assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]} (tolerance ${tol})`);
+    }
+  }
+}
+
+/** Runs fn on a backend inside a tidy and returns the values of the tensors it returns. */
+async function on(backend: Backend, fn: () => tf.Tensor[]): Promise<Float32Array[]> {
+  assert.ok(await tf.setBackend(backend), `could not switch to ${backend}`);
+  return tf.tidy(fn).map((t) => {
+    const values = t.dataSync() as Float32Array;
+    t.dispose();
+    return values;
+  });
+}
+
+interface ConvCase {
+  depthwise: boolean;
+  xShape: Shape4;
+  filterShape: Shape4;
+  strides: Pair;
+  pad: Pad;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+function describeCase(c: ConvCase): string {
+  const [b, h, w, ch] = c.xShape;
+  const [kh, kw, , last] = c.filterShape;
+  return `${c.depthwise ? 'depthwise' : 'conv2d'} x ${b}x${h}x${w}x${ch} k ${kh}x${kw} ` +
+    `${c.depthwise ? `multiplier ${last}` : `out ${last}`} strides ${JSON.stringify(c.strides)} ` +
+    `pad ${JSON.stringify(c.pad)}${c.dimRoundingMode ? ` ${c.dimRoundingMode}` : ''}`;
+}
+
+/** tf.grads of the convolution w.r.t. input and filter, for a random upstream gradient dy. */
+function convGrads(c: ConvCase, seed: number): () => tf.Tensor[] {
+  const info = tf.backend_util.computeConv2DInfo(c.xShape, c.filterShape, c.strides, 1, c.pad, c.dimRoundingMode,
+    c.depthwise);
+  const xData = random(size(c.xShape), seed);
+  const fData = random(size(c.filterShape), seed + 1);
+  const dyData = random(size(info.outShape), seed + 2);
+  return () => {
+    const x = tf.tensor4d(xData, c.xShape);
+    const f = tf.tensor4d(fData, c.filterShape);
+    const dy = tf.tensor4d(dyData, info.outShape);
+    const forward = (xx: tf.Tensor, ff: tf.Tensor): tf.Tensor => c.depthwise
+      ? tf.depthwiseConv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, c.strides, c.pad, 'NHWC', 1, c.dimRoundingMode)
+      : tf.conv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, c.strides, c.pad, 'NHWC', 1, c.dimRoundingMode);
+    return tf.grads(forward)([x, f], dy);
+  };
+}
+
+async function assertMatchesCpu(c: ConvCase, seed: number): Promise<void> {
+  const grads = convGrads(c, seed);
+  const [dxCpu, dfCpu] = await on('cpu', grads);
+  const [dxWasm, dfWasm] = await on('wasm', grads);
+  assertClose(dxWasm, dxCpu, `${describeCase(c)}: d/dx`);
+  assertClose(dfWasm, dfCpu, `${describeCase(c)}: d/dfilter`);
+}
+
+const INPUTS: Array<[number, number]> = [[8, 8], [7, 7], [9, 6]];
+const KERNEL_SIZES = [1, 3, 5];
+const STRIDES: Pair[] = [1, 2, [1, 2]];
+const PADS: Array<'same' | 'valid'> = ['same', 'valid'];
+
+describe('wasm gradient kernels', function () {
+  before(async function () {
+    await initBackend('wasm');
+  });
+
+  after(async function () {
+    await tf.setBackend('wasm');
+  });
+
+  it('registers the three kernels for wasm once, however often it is called', function () {
+    const names = [tf.Conv2DBackpropFilter, tf.DepthwiseConv2dNativeBackpropInput, tf.DepthwiseConv2dNativeBackpropFilter];
+    const first = names.map((n) => tf.getKernel(n, 'wasm'));
+    first.forEach((k, i) => assert.ok(k, `${names[i]} is not registered for wasm`));
+    registerWasmGradientKernels();
+    registerWasmGradientKernels();
+    names.forEach((n, i) => assert.strictEqual(tf.getKernel(n, 'wasm'), first[i], `${n} was re-registered`));
+  });
+
+  for (const depthwise of [true, false]) {
+    for (const pad of PADS) {
+      for (const strides of STRIDES) {
+        const label = depthwise ? 'depthwise convolution' : 'convolution';
+        it(`matches cpu for ${label} gradients w.r.t. input and filter, strides ${JSON.stringify(strides)}, ` +
+          `pad '${pad}' (kernel 1/3/5, even and odd inputs, batch 2, ${depthwise ? 'multiplier 1 and 2' : '1 and 4 out channels'})`,
+        async function () {
+          let seed = 1;
+          for (const [h, w] of INPUTS) {
+            for (const k of KERNEL_SIZES) {
+              if (pad === 'valid' && (k > h || k > w)) continue;
+              for (const last of depthwise ? [1, 2] : [1, 4]) {
+                await assertMatchesCpu({ depthwise, xShape: [2, h, w, 3], filterShape: [k, k, 3, last], strides, pad }, seed);
+                seed += 10;
+              }
+            }
+          }
+        });
+      }
+    }
+  }
+
+  it('matches cpu for non-square kernels, numeric padding with dimRoundingMode and explicit padding', async function () {
+    const cases: ConvCase[] = [];
+    for (const depthwise of [true, false]) {
+      const last = depthwise ? 2 : 5;
+      cases.push(
+        { depthwise, xShape: [2, 9, 8, 4], filterShape: [3, 2, 4, last], strides: 2, pad: 'same' },
+        { depthwise, xShape: [2, 9, 8, 4], filterShape: [2, 5, 4, last], strides: [2, 1], pad: 'valid' },
+        { depthwise, xShape: [2, 8, 7, 4], filterShape: [3, 3, 4, last], strides: 2, pad: 1, dimRoundingMode: 'ceil' },
+        { depthwise, xShape: [2, 8, 7, 4], filterShape: [3, 3, 4, last], strides: 2, pad: 1, dimRoundingMode: 'floor' },
+        { depthwise, xShape: [2, 6, 6, 4], filterShape: [3, 3, 4, last], strides: 1, pad: 4 },
+      );
+    }
+    // tfjs-core accepts explicit padding for conv2d only.
+    cases.push({ depthwise: false, xShape: [2, 7, 8, 3], filterShape: [3, 3, 3, 4], strides: 2,
+      pad: [[0, 0], [0, 2], [1, 0], [0, 0]] });
+    let seed = 5000;
+    for (const c of cases) await assertMatchesCpu(c, (seed += 10));
+  });
+
+  for (const [strides, dilations, pad] of [[1, 2, 'same'], [1, [2, 3], 'valid'], [2, 2, 'same'], [[2, 1], [1, 2], 'valid']] as Array<[Pair, Pair, 'same' | 'valid']>) {
+    it(`computes dilated depthwise gradients (dilations ${JSON.stringify(dilations)}, strides ${JSON.stringify(strides)}, ` +
+      `pad '${pad}') like an undilated convolution with zeros between the filter taps`, async function () {
+      const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : dilations;
+      const xShape: Shape4 = [2, 11, 10, 3];
+      for (const multiplier of [1, 2]) {
+        const filterShape: Shape4 = [3, 3, 3, multiplier];
+        const expanded: Shape4 = [2 * dh + 1, 2 * dw + 1, 3, multiplier];
+        const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, strides, dilations, pad, undefined, true);
+        const xData = random(size(xShape), 77 + multiplier);
+        const fData = random(size(filterShape), 78 + multiplier);
+        const dyData = random(size(info.outShape), 79 + multiplier);
+
+        // Reference on cpu: the filter with dh - 1 (dw - 1) zero rows (columns) between taps, no dilation.
+        const [dxRef, dfRef] = await on('cpu', () => {
+          const f = tf.tensor4d(fData, filterShape);
+          const spread = tf.pad(tf.reshape(f, [3, 1, 3, 1, 3, multiplier]), [[0, 0], [0, dh - 1], [0, 0], [0, dw - 1], [0, 0], [0, 0]]);
+          const fExp = tf.slice(tf.reshape(spread, [3 * dh, 3 * dw, 3, multiplier]), 0, expanded) as tf.Tensor4D;
+          const [dx, dfExp] = tf.grads((x: tf.Tensor, ff: tf.Tensor) =>
+            tf.depthwiseConv2d(x as tf.Tensor4D, ff as tf.Tensor4D, strides, pad))([tf.tensor4d(xData, xShape), fExp],
+            tf.tensor4d(dyData, info.outShape));
+          return [dx, tf.stridedSlice(dfExp, [0, 0, 0, 0], expanded, [dh, dw, 1, 1])];
+        });
+        const [dx, df] = await on('wasm', () => {
+          const dy = tf.tensor4d(dyData, info.outShape);
+          const common = { strides, pad, dilations };
+          return [
+            tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter: tf.tensor4d(fData, filterShape) },
+              { ...common, inputShape: xShape }) as tf.Tensor,
+            tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x: tf.tensor4d(xData, xShape), dy },
+              { ...common, filterShape }) as tf.Tensor,
+          ];
+        });
+        assertClose(dx, dxRef, `multiplier ${multiplier}: d/dx`);
+        assertClose(df, dfRef, `multiplier ${multiplier}: d/dfilter`);
+      }
+    });
+  }
+
+  it('works through a batch whose im2col exceeds 64 MB in two chunks and still matches a direct summation', async function () {
+    // 7 images of 48x48x128 with 3x3 taps: 7 * 2.65M floats of im2col > 2^24, so chunks of 6 and 1. The cpu
+    // kernels take seconds at this size, so the reference is the defining sum written out in plain loops.
+    const xShape: Shape4 = [7, 48, 48, 128];
+    const [batch, h, w, c] = xShape;
+    const xData = random(size(xShape), 4242);
+    const dyData = random(batch * h * w * c, 4343);
+    // Stride 1, 'same', 3x3, one output channel (conv2d) or multiplier 1 (depthwise): pad 1 on every side.
+    const expected = { conv: new Float32Array(9 * c), depthwise: new Float32Array(9 * c) };
+    const conv = new Float64Array(9 * c);
+    const depthwise = new Float64Array(9 * c);
+    for (let b = 0; b < batch; b++) {
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const o = ((b * h + y) * w + x) * c;
+          const dyConv = dyData[o]; // conv2d has one output channel: reuse the first dy value of the position
+          for (let p = 0; p < 3; p++) {
+            const yy = y + p - 1;
+            if (yy < 0 || yy >= h) continue;
+            for (let q = 0; q < 3; q++) {
+              const xx = x + q - 1;
+              if (xx < 0 || xx >= w) continue;
+              const i = ((b * h + yy) * w + xx) * c;
+              const t = (p * 3 + q) * c;
+              for (let ch = 0; ch < c; ch++) {
+                conv[t + ch] += xData[i + ch] * dyConv;
+                depthwise[t + ch] += xData[i + ch] * dyData[o + ch];
+              }
+            }
+          }
+        }
+      }
+    }
+    expected.conv.set(conv);
+    expected.depthwise.set(depthwise);
+
+    await tf.setBackend('wasm');
+    for (const [kernel, filterShape, dyShape, want] of [
+      [tf.Conv2DBackpropFilter, [3, 3, c, 1], [batch, h, w, 1], expected.conv],
+      [tf.DepthwiseConv2dNativeBackpropFilter, [3, 3, c, 1], [batch, h, w, c], expected.depthwise],
+    ] as Array<[string, Shape4, Shape4, Float32Array]>) {
+      // conv2d's dy has one channel: the first value of each dyData position, as in the sums above.
+      const dyValues = dyShape[3] === 1 ? dyData.filter((_, i) => i % c === 0) : dyData;
+      let actual: Float32Array = new Float32Array(0);
+      const profile = await tf.profile(() => {
+        const t = tf.engine().runKernel(kernel, { x: tf.tensor4d(xData, xShape), dy: tf.tensor4d(dyValues, dyShape) },
+          { strides: 1, pad: 'same', dilations: 1, dataFormat: 'NHWC', filterShape }) as tf.Tensor;
+        actual = t.dataSync() as Float32Array;
+        return t;
+      });
+      const im2colRuns = profile.kernels.filter((k) => k.name === tf.DepthwiseConv2dNative).length;
+      assert.strictEqual(im2colRuns, 2, `${kernel}: im2col convolutions`);
+      assertClose(actual, want, kernel);
+    }
+  });
+
+  it('refuses Conv2DBackpropFilter with dataFormat NCHW, naming the value', async function () {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const x = tf.zeros([1, 3, 5, 5]);
+    const dy = tf.zeros([1, 2, 5, 5]);
+    assert.throws(
+      () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy },
+        { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 2] }),
+      /dataFormat 'NCHW'/);
+    tf.dispose([x, dy]);
+    assert.strictEqual(tf.memory().numTensors, before);
+  });
+
+  describe('a MobileNet-like chain conv -> depthwise -> conv -> relu -> mean', function () {
+    const xShape: Shape4 = [2, 17, 16, 3];
+    const shapes: Record<string, Shape4> = {
+      conv1: [3, 3, 3, 8], dw1: [3, 3, 8, 1], pw1: [1, 1, 8, 12], dw2: [3, 3, 12, 1], pw2: [1, 1, 12, 16],
+    };
+    const data = Object.fromEntries(Object.entries(shapes).map(([k, s], i) => [k, random(size(s), 900 + i)]));
+    const xData = random(size(xShape), 999);
+
+    /** Builds the weights on the current backend; returns a function of (x, ...weights) and the tensors. */
+    function chain(): { f: (...t: tf.Tensor[]) => tf.Tensor; x: tf.Tensor4D; weights: tf.Tensor4D[] } {
+      const weights = Object.keys(shapes).map((k) => tf.tensor4d(data[k], shapes[k]));
+      const f = (x: tf.Tensor, conv1: tf.Tensor, dw1: tf.Tensor, pw1: tf.Tensor, dw2: tf.Tensor, pw2: tf.Tensor): tf.Tensor => {
+        let h = tf.relu6(tf.conv2d(x as tf.Tensor4D, conv1 as tf.Tensor4D, 2, 'same'));
+        h = tf.relu6(tf.depthwiseConv2d(h, dw1 as tf.Tensor4D, 1, 'same'));
+        h = tf.relu6(tf.conv2d(h, pw1 as tf.Tensor4D, 1, 'same'));
+        h = tf.relu6(tf.depthwiseConv2d(h, dw2 as tf.Tensor4D, 2, 'valid'));
+        h = tf.relu(tf.conv2d(h, pw2 as tf.Tensor4D, 1, 'same'));
+        return tf.mean(h);
+      };
+      return { f: f as (...t: tf.Tensor[]) => tf.Tensor, x: tf.tensor4d(xData, xShape), weights };
+    }
+
+    it('gives the same tf.grad w.r.t. the input and every weight on wasm as on cpu', async function () {
+      const run = (): tf.Tensor[] => {
+        const { f, x, weights } = chain();
+        return tf.grads(f)([x, ...weights]);
+      };
+      const cpu = await on('cpu', run);
+      const wasm = await on('wasm', run);
+      const names = ['input', ...Object.keys(shapes)];
+      cpu.forEach((expected, i) => assertClose(wasm[i], expected, `d/d${names[i]}`));
+    });
+
+    it('leaves tensor count, bytes and wasm data ids unchanged over 20 gradient runs, inputs still readable', async function () {
+      await tf.setBackend('wasm');
+      const { f, x, weights } = chain();
+      const gradOfInput = tf.grad((xx: tf.Tensor) => f(xx, ...weights));
+      const gradOfAll = tf.grads(f);
+      tf.dispose([gradOfInput(x), gradOfAll([x, ...weights])]); // warm-up: kernel setup allocations
+      const backend = tf.backend();
+      const before = { ...tf.memory(), dataIds: backend.numDataIds() };
+      const refCounts = [x, ...weights].map((t) => backend.refCount(t.dataId));
+      for (let i = 0; i < 20; i++) {
+        tf.dispose(gradOfInput(x));
+        tf.dispose(gradOfAll([x, ...weights]));
+      }
+      const after = { ...tf.memory(), dataIds: backend.numDataIds() };
+      assert.strictEqual(after.numTensors, before.numTensors, 'numTensors');
+      assert.strictEqual(after.numBytes, before.numBytes, 'numBytes');
+      assert.strictEqual(after.numDataBuffers, before.numDataBuffers, 'numDataBuffers');
+      assert.strictEqual(after.dataIds, before.dataIds, 'wasm backend data ids');
+      assert.deepStrictEqual([x, ...weights].map((t) => backend.refCount(t.dataId)), refCounts, 'input ref counts');
+      assertClose(x.dataSync() as Float32Array, xData, 'input after the runs');
+      tf.dispose([x, ...weights]);
+    });
+  });
+});
