@@ -150,8 +150,13 @@ export function defaultWorkerScript(): { script: string; execArgv?: string[] } |
   const bundled = path.join(__dirname, 'scoreWorker.js');
   if (fs.existsSync(bundled)) return { script: bundled };
   const source = path.resolve(__dirname, '..', 'scoreWorker.ts');
-  if (__filename.endsWith('.ts') && fs.existsSync(source)) return { script: source, execArgv: ['--import', 'tsx'] };
-  return undefined;
+  if (!__filename.endsWith('.ts') || !fs.existsSync(source)) return undefined;
+  try {
+    // Worker threads do not inherit tsx's ESM hooks; its CommonJS hook loads a .ts entry.
+    return { script: source, execArgv: ['--require', require.resolve('tsx/cjs')] };
+  } catch {
+    return undefined;
+  }
 }
 
 export interface ScorePoolOptions {

@@ -1,0 +1,394 @@
+/**
+ * Score-CAM: weights computed by hand on a model with hand-set weights where upsampling matters, the options
+ * (top channels, ranking, batch sizes, pytorch-grad-cam's channel softmax), constant channels, cancellation,
+ * and the worker pool (same numbers as in-thread, no tensor growth in the workers, threads shut down).
+ */
+import * as assert from 'assert';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { initBackend } from '../../src/extension/engine/backend';
+import { loadModel, type LoadedModel } from '../../src/extension/engine/model';
+import { ImageSession } from '../../src/extension/engine/session';
+import { CamLensError, CancelledError } from '../../src/extension/engine/errors';
+import { channelStats, scorecam, selectChannels } from '../../src/extension/engine/cam/scorecam';
+import { runMethod } from '../../src/extension/engine/cam/base';
+import { ScorePool } from '../../src/extension/engine/scorePool';
+import { upsampleBilinear } from '../../src/shared/heatmap';
+import { tempDir, writeModel } from '../helpers/modelFiles';
+import { bnModel } from '../helpers/models';
+
+/** input [4,4,3] → 1x1 conv (hand-set, linear) → 2x2 average pool = 'feat' [2,2,KC] → GAP → dense(3, softmax). */
+const S = 4;
+const CIN = 3;
+const CONV_W = [
+  [1.0, 0.5, 0],
+  [-0.3, 1.0, 0],
+  [0.2, -0.4, 0],
+];
+const CONV_B = [0.1, 0.2, 0.3]; // channel 2 (when present) is the constant 0.3: a dead channel
+const FC = [
+  [1.5, -1.0, 0.2],
+  [-0.5, 2.0, 0.1],
+  [3.0, -2.0, 1.0],
+];
+const FB = [0.05, -0.1, 0.2];
+
+function scoreModel(kc: 2 | 3): tfl.LayersModel {
+  const input = tfl.input({ shape: [S, S, CIN], name: 'img' });
+  const w = tf.tensor4d(CONV_W.map((r) => r.slice(0, kc)).flat(), [1, 1, CIN, kc]);
+  const conv = tfl.layers.conv2d({ filters: kc, kernelSize: 1, name: 'conv', weights: [w, tf.tensor1d(CONV_B.slice(0, kc))] }).apply(input) as tfl.SymbolicTensor;
+  const feat = tfl.layers.averagePooling2d({ poolSize: 2, strides: 2, name: 'feat' }).apply(conv) as tfl.SymbolicTensor;
+  const gap = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(feat) as tfl.SymbolicTensor;
+  const fc = tfl.layers.dense({ units: 3, activation: 'softmax', name: 'fc', weights: [tf.tensor2d(FC.slice(0, kc)), tf.tensor1d(FB)] }).apply(gap) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: fc });
+}
+
+const X = Float32Array.from({ length: S * S * CIN }, (_, i) => Math.sin(i * 1.3) * 0.9 + (i % 5) * 0.15);
+
+/** conv then 2x2 average pool of an input [S, S, CIN], by hand: [2, 2, kc] channels last. */
+function featOf(x: ArrayLike<number>, kc: number): Float64Array {
+  const a = new Float64Array(2 * 2 * kc);
+  for (let r = 0; r < 2; r++) for (let s = 0; s < 2; s++) for (let j = 0; j < kc; j++) {
+    let sum = 0;
+    for (let dy = 0; dy < 2; dy++) for (let dx = 0; dx < 2; dx++) {
+      const p = (2 * r + dy) * S + (2 * s + dx);
+      let y = CONV_B[j];
+      for (let i = 0; i < CIN; i++) y += x[p * CIN + i] * CONV_W[i][j];
+      sum += y;
+    }
+    a[(r * 2 + s) * kc + j] = sum / 4;
+  }
+  return a;
+}
+
+function softmax(z: number[]): number[] {
+  const m = Math.max(...z);
+  const e = z.map((v) => Math.exp(v - m));
+  const t = e.reduce((x, y) => x + y, 0);
+  return e.map((v) => v / t);
+}
+
+function logitsOf(a: Float64Array, kc: number): number[] {
+  return [0, 1, 2].map((c) => {
+    let z = FB[c];
+    for (let j = 0; j < kc; j++) z += FC[j][c] * ((a[j] + a[kc + j] + a[2 * kc + j] + a[3 * kc + j]) / 4);
+    return z;
+  });
+}
+
+/**
+ * Score-CAM by hand: upsample each channel of A (2x2) to 4x4 with half-pixel centres, min-max normalise,
+ * mask the input, run the hand-written network, take the class probability (or logit).
+ */
+function handScores(kc: number, c: number): { prob: number[]; logit: number[]; a: Float64Array } {
+  const a = featOf(X, kc);
+  const prob: number[] = [];
+  const logit: number[] = [];
+  for (let k = 0; k < kc; k++) {
+    const ch = [0, 1, 2, 3].map((p) => a[p * kc + k]);
+    const up = upsampleBilinear(ch, 2, 2, S, S);
+    const lo = Math.min(...up);
+    const hi = Math.max(...up);
+    if (hi - lo < 1e-9) {
+      prob.push(NaN);
+      logit.push(NaN);
+      continue;
+    }
+    const masked = Array.from(X, (v, i) => v * ((up[Math.floor(i / CIN)] - lo) / (hi - lo)));
+    const z = logitsOf(featOf(masked, kc), kc);
+    prob.push(softmax(z)[c]);
+    logit.push(z[c]);
+  }
+  return { prob, logit, a };
+}
+
+function handMap(a: Float64Array, kc: number, w: number[]): number[] {
+  const raw = [0, 1, 2, 3].map((p) => Math.max(0, w.reduce((s, wk, k) => s + wk * a[p * kc + k], 0)));
+  const lo = Math.min(...raw);
+  const hi = Math.max(...raw);
+  return raw.map((v) => (v - lo) / (hi - lo + 1e-7));
+}
+
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  assert.strictEqual(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: ${actual[i]} vs ${expected[i]}`);
+}
+
+async function load(m: tfl.LayersModel): Promise<LoadedModel> {
+  const written = await writeModel(m, path.join(tempDir(), 'model'));
+  m.dispose();
+  return loadModel(written.modelJson);
+}
+
+describe('Score-CAM', () => {
+  let model2: LoadedModel;
+  let model3: LoadedModel;
+  before(async () => {
+    await initBackend('cpu');
+    model2 = await load(scoreModel(2));
+    model3 = await load(scoreModel(3));
+  });
+  after(() => {
+    model2?.dispose();
+    model3?.dispose();
+  });
+  const session = (m: LoadedModel) => new ImageSession(m, tf.tensor4d(X, [1, S, S, CIN]));
+
+  it('weights each channel by the class probability of the input masked by its upsampled, normalised map (by hand)', async () => {
+    const s = session(model2);
+    try {
+      for (const c of [0, 1, 2]) {
+        const { prob, a } = handScores(2, c);
+        const r = await s.explain({ method: 'scorecam', layer: 'feat', classChoice: c });
+        assert.deepStrictEqual([r.heatmap.width, r.heatmap.height], [2, 2]);
+        assertClose(r.heatmap.values, handMap(a, 2, prob), 1e-4, `class ${c}`);
+        // rawMax is the un-normalised map's maximum: sum_k w_k A_k at its peak.
+        const peak = Math.max(...[0, 1, 2, 3].map((p) => prob[0] * a[p * 2] + prob[1] * a[p * 2 + 1]));
+        assert.ok(Math.abs(r.heatmap.rawMax - peak) < 1e-4, `rawMax ${r.heatmap.rawMax} vs ${peak}`);
+      }
+    } finally {
+      s.dispose();
+    }
+  });
+
+  it("reproduces pytorch-grad-cam's weights (softmax over channels of the class logits) on request", async () => {
+    const s = session(model2);
+    try {
+      const { logit, a } = handScores(2, 1);
+      const r = await s.explain({ method: 'scorecam', layer: 'feat', classChoice: 1, options: { weighting: 'channel-softmax' } });
+      assertClose(r.heatmap.values, handMap(a, 2, softmax(logit)), 1e-4, 'channel-softmax');
+    } finally {
+      s.dispose();
+    }
+  });
+
+  it('skips a constant channel with weight 0, without a forward pass and without NaN', async () => {
+    const s = session(model3);
+    const totals: number[] = [];
+    try {
+      const { prob, a } = handScores(3, 2);
+      assert.ok(Number.isNaN(prob[2]), 'channel 2 is constant');
+      const r = await s.explain({ method: 'scorecam', layer: 'feat', classChoice: 2, onProgress: (_d, t) => totals.push(t) });
+      assert.deepStrictEqual([...new Set(totals)], [2], 'two masked inputs scored, not three');
+      for (const v of r.heatmap.values) assert.ok(Number.isFinite(v));
+      assertClose(r.heatmap.values, handMap(a, 3, [prob[0], prob[1], 0]), 1e-4, 'constant channel weight 0');
+    } finally {
+      s.dispose();
+    }
+  });
+
+  it('gives an all-zero map, not NaN, when every channel is constant', async () => {
+    const flat = tf.fill([1, S, S, CIN], 0.25) as tf.Tensor4D;
+    const s = new ImageSession(model3, flat);
+    try {
+      // A constant input makes every channel of 'feat' constant.
+      const r = await s.explain({ method: 'scorecam', layer: 'feat', classChoice: 0 });
+      assert.deepStrictEqual(Array.from(r.heatmap.values), [0, 0, 0, 0]);
+    } finally {
+      s.dispose();
+    }
+  });
+
+  it('top-N keeps the N channels of largest spatial standard deviation (tf-keras-vis), or of largest mean on request', async () => {
+    const a = Float32Array.from([
+      // 4 positions x 4 channels: std order 3 > 0 > 1 > 2(constant); mean order 2 > 1 > 3 > 0
+      0, 1.0, 5, -3,
+      1, 1.2, 5, 3,
+      0, 1.0, 5, -3,
+      1, 1.2, 5, 4,
+    ]);
+    const stats = channelStats(a, 4, 4);
+    assert.deepStrictEqual(stats.usable, [true, true, false, true]);
+    assert.deepStrictEqual(selectChannels(stats, { topChannels: 2, rankChannelsBy: 'std' }), [0, 3]);
+    assert.deepStrictEqual(selectChannels(stats, { topChannels: 1, rankChannelsBy: 'mean' }), [1], 'the constant channel is never picked');
+    assert.deepStrictEqual(selectChannels(stats, { topChannels: undefined, rankChannelsBy: 'std' }), [0, 1, 3]);
+
+    const s = session(model2);
+    try {
+      const { prob, a: feat } = handScores(2, 0);
+      const std = [0, 1].map((k) => {
+        const v = [0, 1, 2, 3].map((p) => feat[p * 2 + k]);
+        const m = v.reduce((x, y) => x + y, 0) / 4;
+        return Math.sqrt(v.reduce((x, y) => x + (y - m) ** 2, 0) / 4);
+      });
+      const keep = std[0] >= std[1] ? 0 : 1;
+      const r = await s.explain({ method: 'scorecam', layer: 'feat', classChoice: 0, options: { topChannels: 1 } });
+      assertClose(r.heatmap.values, handMap(feat, 2, [keep === 0 ? prob[0] : 0, keep === 1 ? prob[1] : 0]), 1e-4, 'top-1 by std');
+    } finally {
+      s.dispose();
+    }
+  });
+
+  it('gives the same map for every batch size, with progress per batch', async () => {
+    const m = await load(bnModel());
+    const x = Float32Array.from({ length: 16 * 16 * 3 }, (_, i) => ((i * 7919) % 255) / 255);
+    let reference: Float32Array | undefined;
+    try {
+      for (const batchSize of [1, 3, 8, 16]) {
+        const s = new ImageSession(m, tf.tensor4d(x, [1, 16, 16, 3]));
+        const calls: [number, number][] = [];
+        try {
+          const r = await s.explain({ method: 'scorecam', layer: 'r1', classChoice: 3, options: { batchSize }, onProgress: (d, t) => calls.push([d, t]) });
+          const total = calls[0][1];
+          assert.deepStrictEqual(calls[0], [0, total]);
+          assert.strictEqual(calls.length, 1 + Math.ceil(total / batchSize), `progress calls for batch ${batchSize}`);
+          assert.deepStrictEqual(calls[calls.length - 1], [total, total]);
+          if (reference) assertClose(r.heatmap.values, reference, 1e-5, `batch ${batchSize}`);
+          else reference = r.heatmap.values;
+        } finally {
+          s.dispose();
+        }
+      }
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('refuses bad options with the value in the message', async () => {
+    const s = session(model2);
+    try {
+      await assert.rejects(s.explain({ method: 'scorecam', layer: 'feat', options: { batchSize: 0 } }), /batchSize must be an integer from 1 to 1024, got 0/);
+      await assert.rejects(s.explain({ method: 'scorecam', layer: 'feat', options: { topChannels: 2.5 } }), /topChannels must be an integer/);
+      await assert.rejects(s.explain({ method: 'scorecam', layer: 'feat', options: { weighting: 'max' } }), /weighting must be one of probability, channel-softmax, got "max"/);
+    } finally {
+      s.dispose();
+    }
+  });
+
+  it('stops within one batch when cancelled, with CancelledError and no tensor left behind', async () => {
+    const m = await load(bnModel());
+    const s = new ImageSession(m, tf.tensor4d(Float32Array.from({ length: 768 }, (_, i) => (i % 13) / 13), [1, 16, 16, 3]));
+    try {
+      await s.logits();
+      s.activation('r1');
+      const before = tf.memory().numTensors;
+      const ac = new AbortController();
+      let batches = 0;
+      let afterAbort = 0;
+      const orig = s.scoreBatch.bind(s);
+      s.scoreBatch = async (inputs, outputIndex) => {
+        batches++;
+        if (ac.signal.aborted) afterAbort++;
+        return orig(inputs, outputIndex);
+      };
+      await assert.rejects(
+        s.explain({ method: 'scorecam', layer: 'r1', options: { batchSize: 2 }, signal: ac.signal, onProgress: (done) => done === 2 && ac.abort() }),
+        (e: unknown) => e instanceof CancelledError && e.code === 'CANCELLED' && /Score-CAM was cancelled/.test(e.message),
+      );
+      assert.strictEqual(batches, 1, 'the batch that was running when the abort came is the last one');
+      assert.strictEqual(afterAbort, 0);
+      assert.strictEqual(tf.memory().numTensors, before, 'no tensor left behind');
+    } finally {
+      s.dispose();
+      m.dispose();
+    }
+  });
+
+  describe('worker pool', function () {
+    // Worker threads load TypeScript through tsx here: allow for a slow start on a busy machine.
+    this.timeout(120000);
+    let written: string;
+    let model: LoadedModel;
+    const x = Float32Array.from({ length: 16 * 16 * 3 }, (_, i) => ((i * 31) % 97) / 97);
+    before(async () => {
+      const m = bnModel();
+      written = (await writeModel(m, path.join(tempDir(), 'pooled'), { labels: ['a', 'b', 'c', 'd', 'e'] })).modelJson;
+      m.dispose();
+      model = await loadModel(written);
+    });
+    after(() => model.dispose());
+
+    it('computes the same map in the workers as in this thread, leaks no tensors there, and shuts the threads down', async () => {
+      const pool = new ScorePool({ modelPath: written, workers: 1, useCallerThread: false, backend: 'cpu' });
+      try {
+        assert.strictEqual(await pool.whenReady(), 1, pool.failures().join('; '));
+        const s = new ImageSession(model, tf.tensor4d(x, [1, 16, 16, 3]));
+        try {
+          const local = await s.explain({ method: 'scorecam', layer: 'r1', classChoice: 2, options: { batchSize: 3 } });
+          s.activation('res'); // cached by the session: counted before, not as growth
+          const mainBefore = tf.memory().numTensors;
+          const first = await s.explain({ method: 'scorecam', layer: 'r1', classChoice: 2, options: { batchSize: 3 }, pool });
+          assertClose(first.heatmap.values, local.heatmap.values, 1e-6, 'worker vs this thread');
+          const [afterOne] = await pool.workerTensorCounts();
+          for (let i = 0; i < 3; i++) await s.explain({ method: 'scorecam', layer: 'res', classChoice: i, options: { batchSize: 4 }, pool });
+          assert.deepStrictEqual(await pool.workerTensorCounts(), [afterOne], 'worker tensor count after 4 jobs');
+          assert.strictEqual(tf.memory().numTensors, mainBefore, 'main-thread tensor count');
+        } finally {
+          s.dispose();
+        }
+        assert.strictEqual(pool.liveWorkers, 1);
+      } finally {
+        await pool.close();
+      }
+      assert.strictEqual(pool.liveWorkers, 0, 'workers exited');
+      assert.ok(!pool.serves(written), 'a closed pool serves nothing');
+    });
+
+    it('shares batches between the workers and this thread; a pool for another model is not used', async () => {
+      const pool = new ScorePool({ modelPath: written, workers: 1, backend: 'cpu' });
+      const other = new ScorePool({ modelPath: path.join(tempDir(), 'elsewhere', 'model.json'), workers: 1 });
+      const s = new ImageSession(model, tf.tensor4d(x, [1, 16, 16, 3]));
+      try {
+        await pool.whenReady();
+        const local = await s.explain({ method: 'scorecam', layer: 'res', classChoice: 4, options: { batchSize: 1 } });
+        const shared = await s.explain({ method: 'scorecam', layer: 'res', classChoice: 4, options: { batchSize: 1 }, pool });
+        assertClose(shared.heatmap.values, local.heatmap.values, 1e-6, 'shared');
+        const unused = await s.explain({ method: 'scorecam', layer: 'res', classChoice: 4, options: { batchSize: 1 }, pool: other });
+        assertClose(unused.heatmap.values, local.heatmap.values, 1e-6, 'other pool');
+        assert.strictEqual(other.liveWorkers, 0, 'the pool for another model never started');
+      } finally {
+        s.dispose();
+        await pool.close();
+        await other.close();
+      }
+    });
+
+    it('falls back to this thread when no worker can load the model', async () => {
+      const broken = path.join(tempDir(), 'broken');
+      const pool = new ScorePool({ modelPath: path.join(broken, 'model.json'), workers: 1, backend: 'cpu' });
+      try {
+        assert.strictEqual(await pool.whenReady(), 0);
+        assert.match(pool.failures()[0], /model\.json|not found|no such/i);
+        const scores = await pool.run([{ size: 1, request: () => { throw new Error('not for workers'); }, local: async () => ({ probabilities: Float32Array.of(0.5), logits: Float32Array.of(0) }) }]);
+        assert.deepStrictEqual(Array.from(scores[0].probabilities), [0.5]);
+      } finally {
+        await pool.close();
+      }
+    });
+
+    it('cancels within one batch per thread', async () => {
+      const pool = new ScorePool({ modelPath: written, workers: 1, backend: 'cpu' });
+      const s = new ImageSession(model, tf.tensor4d(x, [1, 16, 16, 3]));
+      try {
+        assert.strictEqual(await pool.whenReady(), 1);
+        const ac = new AbortController();
+        let afterAbort = 0;
+        await assert.rejects(
+          s.explain({
+            method: 'scorecam', layer: 'r1', classChoice: 0, options: { batchSize: 1 }, pool, signal: ac.signal,
+            onProgress: (done) => {
+              if (ac.signal.aborted) afterAbort++;
+              else if (done >= 2) ac.abort();
+            },
+          }),
+          CancelledError,
+        );
+        // Two executors: the one whose batch triggered the abort stops at once, the other finishes the batch it holds.
+        assert.ok(afterAbort <= 1, `${afterAbort} batches finished after the abort`);
+      } finally {
+        s.dispose();
+        await pool.close();
+      }
+    });
+  });
+
+  it('says what is missing when called without an image session', async () => {
+    const a = tf.ones([1, 2, 2, 2]) as tf.Tensor4D;
+    try {
+      await assert.rejects(runMethod(scorecam, { activation: a, classIndex: 0 }), (e: unknown) => e instanceof CamLensError && e.code === 'METHOD_NOT_APPLICABLE');
+    } finally {
+      a.dispose();
+    }
+  });
+});
