@@ -1,6 +1,7 @@
 /**
- * The layer graph of a LayersModel, flattened into one topologically ordered list of ops, and an
- * executor over it that can start from any intermediate value.
+ * The executable-graph interface every model format implements (ExecGraph: ops, value ids, `run` from any
+ * intermediate value), and its LayersModel implementation: the layer graph flattened into one
+ * topologically ordered list of ops, with an executor of our own. GraphModels: see graphModel.ts.
  *
  * Why our own executor instead of `model.predict`: Grad-CAM needs the gradient of a class score with
  * respect to an intermediate activation A, i.e. a function f(A) = logit_c that re-runs only the part of
@@ -62,21 +63,74 @@ export interface FusedConv {
   foldedBn: string;
 }
 
+/**
+ * One node of an executable graph, whatever the model format: a Keras layer call of a LayersModel, or a
+ * TensorFlow op of a GraphModel. Value ids name the tensors flowing between ops; `run` feeds and fetches them.
+ */
 export interface GraphOp {
-  /** Unique, user-facing name: `layer`, `base/layer` inside a nested model, `layer#1` for a reused layer. */
+  /** Unique, user-facing name (the layer name, or the GraphModel node name). */
   name: string;
-  layer: LayerLike;
+  /** Keras layer class (`Conv2D`, `ReLU`…) or TensorFlow op type (`Conv2D`, `Relu6`, `Mean`…). */
   className: string;
+  /** Value ids this op consumes (a GraphModel's weight constants are not values: they belong to the op). */
   inputs: string[];
   outputs: string[];
+  /** Output shape with a null batch dimension; null where unknown. */
   outputShape: (number | null)[];
   /** Names of the ops producing this op's inputs. */
   inbound: string[];
   params: number;
+}
+
+/** An op of a LayersModel's flattened graph. */
+export interface LayerOp extends GraphOp {
+  layer: LayerLike;
   /** Set on the folded conv op of the fast op list. */
   fused?: FusedConv;
   /** Logits mode: how to skip the final softmax. */
   softmax?: 'identity' | 'linear-activation';
+}
+
+export interface RunOptions {
+  /** Return the pre-softmax (pre-sigmoid) logits for the model output. */
+  logits?: boolean;
+  /** Keep every intermediate alive until the call returns (needed under tf.grad). */
+  keepIntermediates?: boolean;
+}
+
+/**
+ * What the session, the CAM heads and the front ends need from a model's graph, implemented by LayerGraph
+ * (LayersModel, executed layer by layer) and GraphModelGraph (GraphModel, executed by `GraphModel.execute`).
+ *
+ * Contract of `run`: computes `fetches` from `feeds` (value id → tensor). Any value may be fed, which cuts
+ * the graph there: feeding the target layer's activation A and fetching the output gives f(A) = logits,
+ * the function Grad-CAM differentiates with `tf.grad`. The returned map holds exactly the fetches; the
+ * caller owns every returned tensor that it did not feed itself. In `logits` mode, fetching `outputIds[0]`
+ * returns the logits (the input of a final softmax or sigmoid), of shape [1, numOutputs] up to reshaping.
+ */
+export interface ExecGraph {
+  readonly kind: 'layers' | 'graph';
+  /** All ops in topological order, as listed to the user. */
+  readonly ops: readonly GraphOp[];
+  /** The op list the executor runs (after load-time rewrites such as BatchNormalization folding). */
+  readonly foldedOps: readonly GraphOp[];
+  readonly inputIds: string[];
+  readonly outputIds: string[];
+  /** The model input's shape, batch first (null where free). */
+  readonly inputShape: (number | null)[];
+  /** The activation the model applies to its logits; `run({logits: true})` skips it. */
+  readonly outputActivation: 'softmax' | 'sigmoid' | 'none';
+  readonly size: number;
+  op(name: string): GraphOp;
+  hasOp(name: string): boolean;
+  /** Ops whose output is a 4-D feature map with a spatial extent (possible CAM targets). */
+  spatialOps(): GraphOp[];
+  /** The default target: the last spatial op before the global pooling that leads to the classifier. */
+  recommendedTarget(): GraphOp;
+  producerOf(id: string): GraphOp | undefined;
+  consumersOf(id: string): GraphOp[];
+  run(feeds: Map<string, tf.Tensor>, fetches: string[], opts?: RunOptions): Map<string, tf.Tensor>;
+  dispose(): void;
 }
 
 const isContainer = (l: LayerLike): l is ContainerLike =>
@@ -105,17 +159,18 @@ function activationName(layer: LayerLike): string | undefined {
 
 const LINEAR_ACTIVATION = { apply: (x: tf.Tensor) => x, getClassName: () => 'linear' };
 
-export class LayerGraph {
-  readonly ops: GraphOp[] = [];
+export class LayerGraph implements ExecGraph {
+  readonly kind = 'layers' as const;
+  readonly ops: LayerOp[] = [];
   /** Ops with BatchNormalization folded into convolutions (same as `ops` when nothing folds). */
-  foldedOps: GraphOp[] = [];
+  foldedOps: LayerOp[] = [];
   readonly inputIds: string[];
   readonly outputIds: string[];
   readonly inputShape: (number | null)[];
-  private readonly producer = new Map<string, GraphOp>();
-  private readonly consumers = new Map<string, GraphOp[]>();
-  private readonly byName = new Map<string, GraphOp>();
-  private foldedProducer = new Map<string, GraphOp>();
+  private readonly producer = new Map<string, LayerOp>();
+  private readonly consumers = new Map<string, LayerOp[]>();
+  private readonly byName = new Map<string, LayerOp>();
+  private foldedProducer = new Map<string, LayerOp>();
   /** Value ids that exist only in the unfolded graph (a folded conv's pre-BN output). */
   private readonly unfoldedOnly = new Set<string>();
   private readonly ownedTensors: tf.Tensor[] = [];
@@ -144,7 +199,7 @@ export class LayerGraph {
     for (const op of this.foldedOps) for (const id of op.outputs) this.foldedProducer.set(id, op);
   }
 
-  private addOp(op: GraphOp): void {
+  private addOp(op: LayerOp): void {
     let name = op.name;
     for (let k = 1; this.byName.has(name); k++) name = `${op.name}#${k}`;
     op.name = name;
@@ -218,8 +273,8 @@ export class LayerGraph {
     return 'none';
   }
 
-  private foldBatchNorm(): GraphOp[] {
-    const replaced = new Map<GraphOp, GraphOp | null>();
+  private foldBatchNorm(): LayerOp[] {
+    const replaced = new Map<LayerOp, LayerOp | null>();
     for (const bn of this.ops) {
       if (bn.className !== 'BatchNormalization' || bn.inputs.length !== 1) continue;
       const conv = this.producer.get(bn.inputs[0]);
@@ -233,7 +288,7 @@ export class LayerGraph {
       this.unfoldedOnly.add(conv.outputs[0]);
     }
     if (replaced.size === 0) return this.ops;
-    const out: GraphOp[] = [];
+    const out: LayerOp[] = [];
     for (const op of this.ops) {
       const r = replaced.get(op);
       if (r === undefined) out.push(op);
@@ -246,7 +301,7 @@ export class LayerGraph {
     return this.ops.length;
   }
 
-  op(name: string): GraphOp {
+  op(name: string): LayerOp {
     const op = this.byName.get(name);
     if (!op) {
       const near = [...this.byName.keys()].filter((n) => n.includes(name) || name.includes(n)).slice(0, 5);
@@ -261,15 +316,22 @@ export class LayerGraph {
   }
 
   /** Ops whose output is a 4-D feature map with a spatial extent. */
-  spatialOps(): GraphOp[] {
+  spatialOps(): LayerOp[] {
     return this.ops.filter((op) => isSpatialShape(op.outputShape) && op.className !== 'InputLayer');
   }
 
   /**
    * The default target layer: the last spatial layer before the global pooling (or flatten) that leads to
    * the classifier; without one, the last spatial layer in topological order.
+   *
+   * Where the classifier comes before the pooling (DarkNet: a 1x1 convolution to one channel per class, then
+   * GAP straight into the logits), this picks that convolution on purpose: its channel c is exactly the
+   * class-c evidence whose spatial mean is logit c, so CAM is exact there (the 'identity' head), and
+   * Grad-CAM, XGrad-CAM and HiResCAM give the same map (dlogit_c/dA is 1/(h·w) on channel c, 0 elsewhere).
+   * The layer before it (128 channels in darknet_tiny) would mix classes through the 1x1 weights and
+   * cannot serve CAM at all.
    */
-  recommendedTarget(): GraphOp {
+  recommendedTarget(): LayerOp {
     const spatial = this.spatialOps();
     if (spatial.length === 0) {
       throw new CamLensError('NO_SPATIAL_LAYER', 'the model has no layer with a spatial (height x width x channels) output, so there is nothing to draw a map on');
@@ -287,11 +349,11 @@ export class LayerGraph {
   }
 
   /** The op that produces a value id, in the op list the executor will use. */
-  producerOf(id: string): GraphOp | undefined {
+  producerOf(id: string): LayerOp | undefined {
     return this.producer.get(id);
   }
 
-  consumersOf(id: string): GraphOp[] {
+  consumersOf(id: string): LayerOp[] {
     return this.consumers.get(id) ?? [];
   }
 
@@ -301,12 +363,12 @@ export class LayerGraph {
    * tensors pass through as is); intermediates are disposed as soon as no later op needs them, unless
    * `keepIntermediates` (needed under tf.grad, whose tape holds on to them).
    */
-  run(feeds: Map<string, tf.Tensor>, fetches: string[], opts: { logits?: boolean; keepIntermediates?: boolean } = {}): Map<string, tf.Tensor> {
+  run(feeds: Map<string, tf.Tensor>, fetches: string[], opts: RunOptions = {}): Map<string, tf.Tensor> {
     const useUnfolded = fetches.some((id) => this.unfoldedOnly.has(id)) || [...feeds.keys()].some((id) => this.unfoldedOnly.has(id));
     const ops = useUnfolded ? this.ops : this.foldedOps;
     const producer = useUnfolded ? this.producer : this.foldedProducer;
     // Which ops are needed: walk back from the fetches, stopping at fed values.
-    const needed = new Set<GraphOp>();
+    const needed = new Set<LayerOp>();
     const stack = [...fetches];
     const seen = new Set<string>();
     while (stack.length) {
@@ -355,7 +417,7 @@ export class LayerGraph {
     return result;
   }
 
-  private execOp(op: GraphOp, ins: tf.Tensor[], logits: boolean): tf.Tensor[] {
+  private execOp(op: LayerOp, ins: tf.Tensor[], logits: boolean): tf.Tensor[] {
     if (op.fused) {
       const f = op.fused;
       const x = ins[0] as tf.Tensor4D;

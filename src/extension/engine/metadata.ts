@@ -31,10 +31,12 @@ export interface ModelMetadata {
   source: MetadataSource;
 }
 
+/** Values that win over the metadata files: CLI flags (`--labels`, `--preprocess`, `--label-offset`), pickers, tests. */
 export interface MetadataOverrides {
   labels?: string[];
   labelsFile?: string;
   preprocess?: PreprocessPreset;
+  /** Leading model outputs that are not classes (1 for TF-Hub's "background"). */
   labelOffset?: number;
 }
 
@@ -156,6 +158,13 @@ export function readMetadata(modelDir: string, overrides: MetadataOverrides = {}
     meta.preprocess = checkPreset('--preprocess', overrides.preprocess);
     meta.preprocessAssumed = false;
   }
-  if (overrides.labelOffset !== undefined) meta.labelOffset = overrides.labelOffset;
+  if (overrides.labelOffset !== undefined) {
+    const off = overrides.labelOffset;
+    if (!Number.isInteger(off) || off < 0) {
+      throw new CamLensError('METADATA_INVALID', `labelOffset must be a non-negative integer, got ${JSON.stringify(off)}`,
+        'use 1 for TF-Hub models whose output 0 is "background", else 0');
+    }
+    meta.labelOffset = off;
+  }
   return meta;
 }

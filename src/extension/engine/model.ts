@@ -1,17 +1,21 @@
 /**
- * A loaded model: the tfjs model, its flattened layer graph, metadata and input geometry. Loading goes
- * through our own IO handler (loader.ts); LayersModels get BatchNormalization folded for inference.
+ * A loaded model: the tfjs model, its executable graph, metadata and input geometry. Loading goes through
+ * our own IO handler (loader.ts). LayersModels run on our layer-graph executor with BatchNormalization folded
+ * for inference (graph.ts); GraphModels run through `GraphModel.execute` (graphModel.ts). Both expose the
+ * same ExecGraph interface, so ImageSession and the CAM heads need not know the format.
  */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
+import type { GraphModel } from '@tensorflow/tfjs-converter';
 import { CamLensError } from './errors';
 import { artifactsHandler, readModelJson, type ModelFormat } from './loader';
 import { readMetadata, type MetadataOverrides, type ModelMetadata } from './metadata';
-import { LayerGraph } from './graph';
+import { LayerGraph, type ExecGraph } from './graph';
+import { GraphModelGraph, loadGraphModelArtifacts, probeGradients } from './graphModel';
 import { currentBackend, initBackend } from './backend';
 
-export interface LoadedModel {
+interface LoadedModelBase {
   format: ModelFormat;
   /** Absolute path of model.json. */
   path: string;
@@ -22,17 +26,43 @@ export interface LoadedModel {
   inputChannels: 1 | 3;
   /** Number of model outputs (classes + labelOffset). */
   numOutputs: number;
-  graph: LayerGraph;
-  tfModel: LayersModel;
+  graph: ExecGraph;
+  /**
+   * Whether tf.grad reaches the target layers from the logits, so that the gradient methods (gradcam,
+   * gradcam++, xgradcam, hirescam, layercam) can run. Always true for LayersModels. For GraphModels it is
+   * probed on first read (tf.grad from the earliest spatial node to the logits on a zero input, on the
+   * current backend; see graphModel.ts) and cached. Where false, `gradientNote` says why, and only the
+   * methods without gradients (cam, scorecam, eigencam) apply.
+   */
+  readonly supportsGradients: boolean;
+  readonly gradientNote?: string;
   /** Backend the model's weights live on. */
   backend: string;
   weightBytes: number;
   dispose(): void;
 }
 
+export interface LoadedLayersModel extends LoadedModelBase {
+  format: 'layers-model';
+  graph: LayerGraph;
+  tfModel: LayersModel;
+}
+
+export interface LoadedGraphModel extends LoadedModelBase {
+  format: 'graph-model';
+  graph: GraphModelGraph;
+  graphModel: GraphModel;
+  /** There is no LayersModel behind a GraphModel: reading this throws (use `graphModel`). */
+  readonly tfModel: never;
+}
+
+/** Narrow on `format` to reach the format's own tfjs model (`tfModel` or `graphModel`). */
+export type LoadedModel = LoadedLayersModel | LoadedGraphModel;
+
 export interface LoadOptions {
+  /** Labels, preprocessing and labelOffset that win over the metadata files (CLI flags, panel pickers, tests). */
   overrides?: MetadataOverrides;
-  /** Fold BatchNormalization into the preceding convolution (default true). */
+  /** Fold BatchNormalization into the preceding convolution (default true; LayersModels only). */
   foldBatchNorm?: boolean;
 }
 
@@ -45,70 +75,131 @@ function describeLoadError(e: unknown, file: string): CamLensError {
   return new CamLensError('MODEL_INVALID', `TensorFlow.js could not build the model in ${file}: ${msg.split('\n')[0]}`);
 }
 
+/** Input geometry checks shared by both formats. */
+function checkInput(shape: (number | null)[]): 1 | 3 {
+  if (shape.length !== 4) {
+    throw new CamLensError('UNSUPPORTED_MODEL', `the model's input has rank ${shape.length} (${JSON.stringify(shape)}); an image classifier takes [batch, height, width, channels]`);
+  }
+  const channels = shape[3];
+  if (channels !== 1 && channels !== 3) {
+    throw new CamLensError('UNSUPPORTED_MODEL', `the model takes ${channels} input channels; CAM Lens feeds 1 (grayscale) or 3 (RGB)`);
+  }
+  return channels;
+}
+
+/** Labels must cover exactly the outputs after the leading non-class ones. */
+function checkLabels(metadata: ModelMetadata, numOutputs: number): void {
+  const n = metadata.labels.length;
+  const off = metadata.labelOffset;
+  if (off >= numOutputs && numOutputs > 0) {
+    throw new CamLensError('METADATA_INVALID', `labelOffset ${off} leaves no classes: the model has ${numOutputs} outputs`);
+  }
+  if (n > 0 && n + off !== numOutputs) {
+    const hint = n + 1 === numOutputs && off === 0
+      ? 'the model has one output more than labels: TF-Hub models put a "background" class first; set "labelOffset": 1 in cam-lens.json'
+      : 'use the labels file that belongs to this model';
+    throw new CamLensError('METADATA_INVALID',
+      `the model has ${numOutputs} outputs but its metadata (${metadata.source}) lists ${n} labels` + (off ? ` with labelOffset ${off}` : ''), hint);
+  }
+}
+
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!currentBackend()) await initBackend('auto');
   const json = readModelJson(modelPath);
-  if (json.format === 'graph-model') {
-    throw new CamLensError('UNSUPPORTED_MODEL', `${json.path} is a GraphModel; this build explains LayersModels only`,
-      'convert the Keras model with --output_format tfjs_layers_model');
-  }
   const metadata = readMetadata(json.dir, opts.overrides);
+  const name = metadata.name ?? path.basename(json.dir);
+  if (json.format === 'graph-model') return loadGraph(json, metadata, name);
+
   let tfModel: LayersModel;
   try {
     tfModel = await loadLayersModel(artifactsHandler(json.artifacts), { strict: true });
   } catch (e) {
     throw describeLoadError(e, json.path);
   }
-  let graph: LayerGraph;
+  let graph: LayerGraph | undefined;
   try {
     graph = new LayerGraph(tfModel, { foldBatchNorm: opts.foldBatchNorm });
+    const shape = graph.inputShape;
+    const channels = checkInput(shape);
+    const [mh, mw] = metadata.inputSize ?? [224, 224];
+    const outShape = tfModel.outputs[0].shape;
+    const numOutputs = Number(outShape[outShape.length - 1] ?? 0);
+    checkLabels(metadata, numOutputs);
+    const g = graph;
+    const m = tfModel;
+    return {
+      format: 'layers-model',
+      path: json.path,
+      name,
+      metadata,
+      inputHeight: shape[1] ?? mh,
+      inputWidth: shape[2] ?? mw,
+      inputChannels: channels,
+      numOutputs,
+      graph: g,
+      tfModel: m,
+      supportsGradients: true,
+      backend: tf.getBackend(),
+      weightBytes: json.weightBytes,
+      dispose() {
+        g.dispose();
+        m.dispose();
+      },
+    };
   } catch (e) {
+    graph?.dispose();
     tfModel.dispose();
     throw e;
   }
-  const shape = graph.inputShape;
-  if (shape.length !== 4) {
-    const n = shape.length;
+}
+
+async function loadGraph(json: ReturnType<typeof readModelJson>, metadata: ModelMetadata, name: string): Promise<LoadedGraphModel> {
+  const { graphModel, graph } = await loadGraphModelArtifacts(json.artifacts, json.path, { fallbackSize: metadata.inputSize });
+  try {
+    const channels = checkInput(graph.inputShape);
+    const [mh, mw] = metadata.inputSize ?? [224, 224];
+    const outShape = graph.producerOf(graph.outputIds[0])?.outputShape ?? [];
+    const numOutputs = Number(outShape[outShape.length - 1] ?? 0);
+    if (!(numOutputs > 0)) throw new CamLensError('UNSUPPORTED_MODEL', `the GraphModel's output has shape [${outShape.join(', ')}]; an image classifier outputs [batch, classes]`);
+    checkLabels(metadata, numOutputs);
+    let probe: ReturnType<typeof probeGradients> | undefined;
+    const model = {
+      format: 'graph-model',
+      path: json.path,
+      name,
+      metadata,
+      inputHeight: graph.inputShape[1] ?? mh,
+      inputWidth: graph.inputShape[2] ?? mw,
+      inputChannels: channels,
+      numOutputs,
+      graph,
+      graphModel,
+      backend: tf.getBackend(),
+      weightBytes: json.weightBytes,
+      dispose() {
+        graph.dispose();
+        graphModel.dispose();
+      },
+    } as Omit<LoadedGraphModel, 'tfModel' | 'supportsGradients' | 'gradientNote'> as LoadedGraphModel;
+    // Probed on first use (one forward and one backward pass), so that loading, predicting and the
+    // gradient-free methods never pay for it. Not enumerable: spreading or logging the model runs nothing.
+    const probed = () => (probe ??= probeGradients(graph));
+    Object.defineProperties(model, {
+      supportsGradients: { get: () => probed().ok, enumerable: false },
+      gradientNote: { get: () => { const p = probed(); return p.ok ? undefined : p.reason; }, enumerable: false },
+      tfModel: {
+        get: () => {
+          throw new CamLensError('BAD_ARGUMENT', `${json.path} is a GraphModel: it has no LayersModel (use graphModel)`);
+        },
+        enumerable: false,
+      },
+    });
+    return model;
+  } catch (e) {
     graph.dispose();
-    tfModel.dispose();
-    throw new CamLensError('UNSUPPORTED_MODEL', `the model's input has rank ${n} (${JSON.stringify(shape)}); an image classifier takes [batch, height, width, channels]`);
+    graphModel.dispose();
+    throw e;
   }
-  const channels = shape[3];
-  if (channels !== 1 && channels !== 3) {
-    graph.dispose();
-    tfModel.dispose();
-    throw new CamLensError('UNSUPPORTED_MODEL', `the model takes ${channels} input channels; CAM Lens feeds 1 (grayscale) or 3 (RGB)`);
-  }
-  const [mh, mw] = metadata.inputSize ?? [224, 224];
-  const outShape = tfModel.outputs[0].shape;
-  const numOutputs = Number(outShape[outShape.length - 1] ?? 0);
-  if (metadata.labels.length > 0 && metadata.labels.length + metadata.labelOffset !== numOutputs) {
-    const n = metadata.labels.length;
-    graph.dispose();
-    tfModel.dispose();
-    throw new CamLensError('METADATA_INVALID',
-      `the model has ${numOutputs} outputs but its metadata (${metadata.source}) lists ${n} labels` + (metadata.labelOffset ? ` with labelOffset ${metadata.labelOffset}` : ''),
-      'use the labels file that belongs to this model');
-  }
-  const name = metadata.name ?? path.basename(json.dir);
-  return {
-    format: json.format,
-    path: json.path,
-    name,
-    metadata,
-    inputHeight: shape[1] ?? mh,
-    inputWidth: shape[2] ?? mw,
-    inputChannels: channels,
-    numOutputs,
-    graph,
-    tfModel,
-    backend: tf.getBackend(),
-    weightBytes: json.weightBytes,
-    dispose() {
-      graph.dispose();
-      tfModel.dispose();
-    },
-  };
 }
 
 /** Label of model output `index` (offset applied), or `#index`. */

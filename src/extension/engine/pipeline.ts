@@ -84,7 +84,9 @@ export async function openImage(model: LoadedModel, imagePath: string, opts: { m
 
 export interface LayerInfo {
   name: string;
+  /** Keras layer class, or the TensorFlow op of a GraphModel node. */
   className: string;
+  /** Null entries are unknown (the batch dimension, free sizes). */
   outputShape: (number | null)[];
   params: number;
   inbound: string[];
@@ -101,43 +103,55 @@ export interface ModelSummary {
   backend: string;
   input: { height: number; width: number; channels: number; preprocess: PreprocessPreset; preprocessAssumed: boolean };
   classes: number;
+  /** Leading model outputs that are not classes (1 for TF-Hub's "background"). */
+  labelOffset: number;
   labelsFrom: string;
   outputActivation: string;
   totalParams: number;
   recommendedLayer: string | null;
+  /** Whether the gradient methods can run on this model; `gradientNote` says why not. */
+  supportsGradients: boolean;
+  gradientNote?: string;
   layers: LayerInfo[];
 }
 
 export function describeModel(model: LoadedModel): ModelSummary {
   const g = model.graph;
-  const folded = new Map<string, string>();
-  for (const op of g.foldedOps) if (op.fused) folded.set(op.name, op.fused.foldedBn);
   let recommended: string | null = null;
   try {
     recommended = g.recommendedTarget().name;
   } catch {
     recommended = null;
   }
-  const seen = new Set<unknown>();
-  let totalParams = 0;
-  const layers = g.ops.map((op) => {
-    if (!seen.has(op.layer)) {
+  const inputs = new Set(g.inputIds);
+  const layers = g.ops.map((op): LayerInfo => ({
+    name: op.name,
+    className: op.className,
+    outputShape: op.outputShape,
+    params: op.params,
+    inbound: op.inbound,
+    spatial: !op.outputs.some((id) => inputs.has(id)) && op.className !== 'InputLayer' && isSpatialShape(op.outputShape),
+  }));
+  let totalParams: number;
+  if (model.format === 'layers-model') {
+    const folded = new Map<string, string>();
+    for (const op of model.graph.foldedOps) if (op.fused) folded.set(op.name, op.fused.foldedBn);
+    model.graph.ops.forEach((op, i) => {
+      const f = folded.get(op.name);
+      if (f) layers[i].foldedBatchNorm = f;
+    });
+    // A layer reused in several places (shared weights) counts once.
+    const seen = new Set<unknown>();
+    totalParams = 0;
+    for (const op of model.graph.ops) {
+      if (seen.has(op.layer)) continue;
       seen.add(op.layer);
       totalParams += op.params;
     }
-    const info: LayerInfo = {
-      name: op.name,
-      className: op.className,
-      outputShape: op.outputShape,
-      params: op.params,
-      inbound: op.inbound,
-      spatial: op.className !== 'InputLayer' && isSpatialShape(op.outputShape),
-    };
-    const f = folded.get(op.name);
-    if (f) info.foldedBatchNorm = f;
-    return info;
-  });
-  return {
+  } else {
+    totalParams = model.graph.totalParams;
+  }
+  const summary: ModelSummary = {
     model: model.path,
     name: model.name,
     format: model.format,
@@ -150,10 +164,14 @@ export function describeModel(model: LoadedModel): ModelSummary {
       preprocessAssumed: model.metadata.preprocessAssumed,
     },
     classes: model.numOutputs - model.metadata.labelOffset,
+    labelOffset: model.metadata.labelOffset,
     labelsFrom: model.metadata.source,
     outputActivation: g.outputActivation,
     totalParams,
     recommendedLayer: recommended,
+    supportsGradients: model.supportsGradients,
     layers,
   };
+  if (model.gradientNote) summary.gradientNote = model.gradientNote;
+  return summary;
 }
