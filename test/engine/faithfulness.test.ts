@@ -47,8 +47,9 @@ function prob0(x: ArrayLike<number>): number {
 }
 
 /** A 6x6 map, 1 on the object's cells (4x4-pixel cells 1..2). */
-const OBJECT_MAP: MapLike = { width: 6, height: 6, values: Float32Array.from({ length: 36 }, (_, i) => (Math.floor(i / 6) >= 1 && Math.floor(i / 6) <= 2 && i % 6 >= 1 && i % 6 <= 2 ? 1 : 0)) };
-const INVERSE_MAP: MapLike = { ...OBJECT_MAP, values: OBJECT_MAP.values.map((v) => 1 - v) };
+const OBJECT_CELLS = Float32Array.from({ length: 36 }, (_, i) => (Math.floor(i / 6) >= 1 && Math.floor(i / 6) <= 2 && i % 6 >= 1 && i % 6 <= 2 ? 1 : 0));
+const OBJECT_MAP: MapLike = { width: 6, height: 6, values: OBJECT_CELLS };
+const INVERSE_MAP: MapLike = { width: 6, height: 6, values: OBJECT_CELLS.map((v) => 1 - v) };
 
 describe('faithfulness scores', () => {
   let model: LoadedModel;
