@@ -1,2 +1,471 @@
-// Explain panel UI: written by the webview work.
-export {};
+/**
+ * Explain panel (PRODUCT.md flow 1): the image with its class activation map, the predictions, and the controls
+ * that pick what to explain and how to show it.
+ *
+ * Conversation with the host (src/shared/protocol.ts):
+ *   1. We speak first: `panel/ready`. The host answers `panel/didInit` (image, model, methods, saved state) and
+ *      `predictions/didCompute` (the top-k).
+ *   2. We ask for maps: `cam/compute` with a fresh requestId whenever the class, method, layer or preprocessing
+ *      changes (and once after each `panel/didInit`). The reply is `cam/didCompute` or `request/didFail` with that
+ *      id; `cam/didProgress` may come in between (Score-CAM). A newer request supersedes an older one: replies to
+ *      superseded ids are ignored (common/requests.ts).
+ *   3. Colormap, opacity and the overlay toggle are local: they redraw without asking the host.
+ *   4. Every UI state change is saved with setState (versioned ExplainViewState) and sent as `state/didChange`
+ *      for the host's panel serializer.
+ *
+ * The page skeleton (ids of the stable DOM contract) comes from src/extension/panels/html.ts.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
+
+import { COLORMAPS, isColormapName } from '../../shared/colormaps';
+import type {
+  ClassPrediction,
+  ExplainHostMessage,
+  ExplainViewState,
+  ExplainWebviewMessage,
+  MethodInfo,
+  ModelInfo,
+  PreprocessId,
+} from '../../shared/protocol';
+import { CAM_METHOD_IDS, PREPROCESS_IDS } from '../../shared/protocol';
+import { Listbox, byId, fillSelect, h, setProgress, showError, type SingleSelect } from '../common/dom';
+import { formatMs, formatPercent, totalMs } from '../common/format';
+import { parseExplainHostMessage } from '../common/hostMessages';
+import { RequestTracker } from '../common/requests';
+import { vscodeApi } from '../common/vscodeApi';
+import { OverlayView } from './overlayView';
+import { effectivePreprocess, reconcileViewState } from './viewState';
+
+type Lane = 'cam' | 'export' | 'model';
+type CamResult = Extract<ExplainHostMessage, { type: 'cam/didCompute' }>;
+
+/** At most this many entries in the class list at once; the filter narrows big label sets (ImageNet-21k). */
+const CLASS_LIST_LIMIT = 500;
+
+const vscode = vscodeApi<ExplainWebviewMessage, ExplainViewState>();
+const requests = new RequestTracker<Lane>();
+
+const ui = {
+  title: byId('title'),
+  modelName: byId('model-name'),
+  backend: byId('backend'),
+  changeModel: byId<HTMLElement & { disabled: boolean }>('change-model'),
+  error: byId('error'),
+  stage: byId('stage'),
+  canvas: byId<HTMLCanvasElement>('canvas'),
+  image: byId<HTMLImageElement>('image'),
+  progress: byId('progress'),
+  status: byId('status'),
+  notice: byId('notice'),
+  method: byId<SingleSelect>('method'),
+  layer: byId<SingleSelect>('layer'),
+  preprocess: byId<SingleSelect>('preprocess'),
+  colormap: byId<SingleSelect>('colormap'),
+  opacity: byId<HTMLInputElement>('opacity'),
+  opacityValue: byId('opacity-value'),
+  overlayToggle: byId<HTMLElement & { checked: boolean }>('overlay-toggle'),
+  exportPng: byId<HTMLElement & { disabled: boolean }>('export-png'),
+  exportJson: byId<HTMLElement & { disabled: boolean }>('export-json'),
+  predictions: byId('predictions'),
+  classSearch: byId<HTMLInputElement>('class-search'),
+  classList: byId('class-list'),
+  classCount: byId('class-count'),
+};
+
+const overlay = new OverlayView(ui.stage, ui.canvas, ui.image, byId('probe'), byId('readout'), byId('image-note'));
+
+interface Session {
+  imageName: string;
+  model: ModelInfo;
+  methods: MethodInfo[];
+}
+
+let session: Session | undefined;
+let state: ExplainViewState | undefined;
+let predictions: ClassPrediction[] = [];
+/** The map on the canvas (the reply to the newest `cam/compute` that succeeded). */
+let shown: CamResult | undefined;
+
+const predictionList = new Listbox(ui.predictions, '[data-class-index]', (item) => explainClass(Number(item.dataset.classIndex)));
+const classList = new Listbox(ui.classList, '[data-class-index]', (item) => explainClass(Number(item.dataset.classIndex)));
+
+function post(message: ExplainWebviewMessage): void {
+  vscode.postMessage(message);
+}
+
+/** Saves the UI state locally and (unless `local`) tells the host, which keeps it for its serializer. */
+function persist(local = false): void {
+  if (!state) return;
+  vscode.setState(state);
+  if (!local) post({ type: 'state/didChange', state });
+}
+
+function methodLabel(id: string): string {
+  return session?.methods.find((m) => m.id === id)?.label ?? id;
+}
+
+/** The class the lists highlight: the one the user picked, else the one whose map is shown (top-1 by default). */
+function selectedClass(): number | undefined {
+  return state?.classIndex ?? shown?.target.index;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Requests
+
+function compute(): void {
+  if (!session || !state) return;
+  const requestId = requests.issue('cam');
+  post({
+    type: 'cam/compute',
+    requestId,
+    method: state.method,
+    classIndex: state.classIndex,
+    layer: state.layer,
+    preprocess: state.preprocess,
+  });
+  showError(ui.error, undefined);
+  ui.canvas.dataset.state = 'computing';
+  ui.stage.setAttribute('aria-busy', 'true');
+  document.body.classList.add('busy');
+  const what = state.classIndex !== undefined ? ` for ${session.model.labels[state.classIndex] ?? `class ${state.classIndex}`}` : '';
+  setProgress(ui.progress, true, `Computing ${methodLabel(state.method)}${what}…`);
+}
+
+function endBusy(): void {
+  ui.stage.removeAttribute('aria-busy');
+  document.body.classList.remove('busy');
+  setProgress(ui.progress, false);
+}
+
+function explainClass(index: number): void {
+  if (!state || !Number.isInteger(index) || index < 0) return;
+  state.classIndex = index;
+  persist();
+  renderSelection();
+  compute();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Rendering
+
+function fillControls(model: ModelInfo, methods: MethodInfo[], s: ExplainViewState): void {
+  // Keep the protocol's method order; unavailable methods stay listed, disabled, with the reason.
+  const ordered = [...methods].sort((a, b) => CAM_METHOD_IDS.indexOf(a.id) - CAM_METHOD_IDS.indexOf(b.id));
+  fillSelect(
+    ui.method,
+    ordered.map((m) => ({
+      value: m.id,
+      label: m.available ? m.label : `${m.label} (unavailable${m.reason ? `: ${m.reason}` : ''})`,
+      disabled: !m.available,
+      description: m.available ? undefined : m.reason,
+    })),
+    s.method,
+  );
+  fillSelect(
+    ui.layer,
+    model.spatialLayers.map((name) => ({ value: name, label: name === model.recommendedLayer ? `${name} (recommended)` : name })),
+    s.layer,
+  );
+  ui.layer.disabled = model.spatialLayers.length === 0;
+  fillSelect(
+    ui.preprocess,
+    PREPROCESS_IDS.map((id) => ({
+      value: id,
+      label: id === model.preprocess ? `${id} (${model.preprocessAssumed ? 'assumed' : 'from the model'})` : id,
+      description: id === model.preprocess && model.preprocessAssumed
+        ? 'No metadata names the preprocessing; if the heatmaps look like noise, try another preset.'
+        : undefined,
+    })),
+    effectivePreprocess(s, model),
+  );
+  fillSelect(ui.colormap, COLORMAPS.map((c) => ({ value: c, label: c })), s.colormap);
+  ui.opacity.value = String(s.opacity);
+  ui.opacityValue.textContent = `${Math.round(s.opacity * 100)}%`;
+  ui.overlayToggle.checked = s.overlay;
+}
+
+function renderPredictions(): void {
+  if (!session) return;
+  const selected = selectedClass();
+  if (predictions.length === 0) {
+    ui.predictions.replaceChildren(h('li', { class: 'placeholder', 'aria-disabled': 'true' }, 'Waiting for predictions…'));
+    return;
+  }
+  ui.predictions.replaceChildren(
+    ...predictions.map((p) => {
+      const fill = h('span', { class: 'bar-fill' });
+      fill.style.width = `${Math.max(0, Math.min(1, p.probability)) * 100}%`;
+      return h(
+        'li',
+        { role: 'option', 'data-class-index': p.index, 'aria-selected': String(p.index === selected), title: `Explain ${p.label}` },
+        h('span', { class: 'label' }, p.label),
+        h('span', { class: 'pct' }, formatPercent(p.probability)),
+        h('span', { class: 'bar', 'aria-hidden': 'true' }, fill),
+      );
+    }),
+  );
+  predictionList.refreshRoving();
+}
+
+/** Class indices matching the filter: label substring (case-insensitive) or index prefix. */
+function matchingClasses(labels: readonly string[], query: string): number[] {
+  const q = query.trim().toLowerCase();
+  const out: number[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    if (!q || labels[i].toLowerCase().includes(q) || String(i).startsWith(q)) out.push(i);
+  }
+  return out;
+}
+
+function renderClassList(): void {
+  if (!session) return;
+  const labels = session.model.labels;
+  const matches = matchingClasses(labels, ui.classSearch.value);
+  const selected = selectedClass();
+  const probs = new Map(predictions.map((p) => [p.index, p.probability]));
+  const items = matches.slice(0, CLASS_LIST_LIMIT).map((i) => {
+    const p = probs.get(i);
+    return h(
+      'li',
+      { role: 'option', 'data-class-index': i, 'aria-selected': String(i === selected), title: `Explain ${labels[i]}` },
+      h('span', { class: 'idx' }, String(i)),
+      h('span', { class: 'label' }, labels[i]),
+      ...(p !== undefined ? [h('span', { class: 'pct' }, formatPercent(p))] : []),
+    );
+  });
+  ui.classList.replaceChildren(...items);
+  classList.refreshRoving();
+  ui.classCount.textContent = matches.length > CLASS_LIST_LIMIT
+    ? `Showing ${CLASS_LIST_LIMIT} of ${matches.length} matches; type to narrow.`
+    : `${matches.length} of ${labels.length} classes`;
+}
+
+/** Updates which class is marked selected in both lists, without rebuilding them. */
+function renderSelection(): void {
+  const selected = String(selectedClass() ?? '');
+  for (const list of [ui.predictions, ui.classList]) {
+    for (const item of Array.from(list.querySelectorAll<HTMLElement>('[data-class-index]'))) {
+      item.setAttribute('aria-selected', String(item.dataset.classIndex === selected));
+    }
+  }
+}
+
+function setExportsEnabled(on: boolean): void {
+  ui.exportPng.disabled = !on;
+  ui.exportJson.disabled = !on;
+}
+
+function clearMap(canvasState: 'empty' | 'error'): void {
+  shown = undefined;
+  overlay.setMap(undefined);
+  ui.canvas.dataset.state = canvasState;
+  delete ui.canvas.dataset.classIndex;
+  setExportsEnabled(false);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Host messages
+
+function onInit(m: Extract<ExplainHostMessage, { type: 'panel/didInit' }>): void {
+  requests.reset();
+  session = { imageName: m.imageName, model: m.model, methods: m.methods };
+  state = reconcileViewState(m.state, vscode.getState(), m.model, m.methods);
+  predictions = [];
+
+  ui.title.textContent = `Class Activation Map for ${m.imageName}`;
+  document.title = ui.title.textContent;
+  ui.modelName.textContent = m.model.name;
+  ui.modelName.title = m.model.path;
+  ui.backend.textContent = m.model.backend;
+  fillControls(m.model, m.methods, state);
+  overlay.setImage(m.imageUri, m.imageSize[0], m.imageSize[1], `${m.imageName} with its class activation map`);
+  overlay.setStyle({ colormap: state.colormap, opacity: state.opacity, visible: state.overlay }, false);
+  clearMap('empty');
+  ui.status.textContent = '';
+  ui.notice.textContent = '';
+  showError(ui.error, undefined);
+  renderPredictions();
+  renderClassList();
+  document.body.dataset.ready = 'true';
+  persist();
+  compute();
+}
+
+function onCam(m: CamResult): void {
+  if (requests.settle(m.requestId) !== 'cam' || !state) return;
+  shown = m;
+  endBusy();
+  overlay.setMap(m.heatmap);
+  ui.canvas.dataset.state = 'drawn';
+  ui.canvas.dataset.classIndex = String(m.target.index);
+  ui.canvas.dataset.method = m.method;
+  ui.canvas.dataset.layer = m.layer;
+  ui.status.textContent =
+    `${methodLabel(m.method)} for ${m.target.label} (${formatPercent(m.target.probability)}) at ${m.layer}` +
+    ` · ${formatMs(totalMs(m.timingsMs))} · ${m.backend}`;
+  ui.status.title = m.cached ? 'Activations and gradients came from the cache.' : '';
+  ui.backend.textContent = m.backend;
+  if (state.layer !== m.layer) {
+    // The host chose the layer (none was set): show and keep its choice.
+    state.layer = m.layer;
+    ui.layer.value = m.layer;
+    persist();
+  }
+  setExportsEnabled(true);
+  renderSelection();
+}
+
+function onProgress(m: Extract<ExplainHostMessage, { type: 'cam/didProgress' }>): void {
+  if (!requests.isCurrent(m.requestId) || requests.laneOf(m.requestId) !== 'cam' || !state) return;
+  setProgress(ui.progress, true, `${methodLabel(state.method)}: ${m.done} / ${m.total}`, m.done, m.total);
+}
+
+function onRequestFailed(m: Extract<ExplainHostMessage, { type: 'request/didFail' }>): void {
+  const lane = requests.settle(m.requestId);
+  if (!lane) return;
+  showError(ui.error, m.error);
+  if (lane === 'cam') {
+    endBusy();
+    clearMap('error');
+    ui.status.textContent = '';
+  } else if (lane === 'export') {
+    ui.notice.textContent = '';
+  }
+}
+
+function onMessage(data: unknown): void {
+  const parsed = parseExplainHostMessage(data);
+  if (!parsed.ok) {
+    console.warn(`CAM Lens: ignored a message from the host: ${parsed.reason}`);
+    return;
+  }
+  const m = parsed.message;
+  switch (m.type) {
+    case 'panel/didInit':
+      onInit(m);
+      break;
+    case 'predictions/didCompute':
+      predictions = m.predictions;
+      renderPredictions();
+      renderClassList();
+      break;
+    case 'cam/didCompute':
+      onCam(m);
+      break;
+    case 'cam/didProgress':
+      onProgress(m);
+      break;
+    case 'export/didSave':
+      if (requests.settle(m.requestId) === 'export') ui.notice.textContent = `Saved ${m.path}`;
+      break;
+    case 'request/didFail':
+      onRequestFailed(m);
+      break;
+    case 'panel/didFail':
+      endBusy();
+      showError(ui.error, m.error);
+      if (ui.canvas.dataset.state !== 'drawn') clearMap('error');
+      break;
+    default: {
+      const never: never = m;
+      console.warn('CAM Lens: unhandled message', never);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Controls
+
+ui.method.addEventListener('change', () => {
+  const value = ui.method.value;
+  if (!state || !(CAM_METHOD_IDS as readonly string[]).includes(value) || value === state.method) return;
+  state.method = value as ExplainViewState['method'];
+  persist();
+  compute();
+});
+
+ui.layer.addEventListener('change', () => {
+  const value = ui.layer.value;
+  if (!state || !value || value === state.layer) return;
+  state.layer = value;
+  persist();
+  compute();
+});
+
+ui.preprocess.addEventListener('change', () => {
+  const value = ui.preprocess.value;
+  if (!state || !session || !(PREPROCESS_IDS as readonly string[]).includes(value)) return;
+  if (value === effectivePreprocess(state, session.model)) return;
+  state.preprocess = value as PreprocessId;
+  persist();
+  compute();
+});
+
+ui.colormap.addEventListener('change', () => {
+  const value = ui.colormap.value;
+  if (!state || !isColormapName(value) || value === state.colormap) return;
+  state.colormap = value;
+  overlay.setStyle({ colormap: state.colormap, opacity: state.opacity, visible: state.overlay });
+  persist();
+});
+
+ui.opacity.addEventListener('input', () => {
+  const value = Number(ui.opacity.value);
+  if (!state || !(value >= 0 && value <= 1)) return;
+  state.opacity = value;
+  ui.opacityValue.textContent = `${Math.round(value * 100)}%`;
+  overlay.setStyle({ colormap: state.colormap, opacity: state.opacity, visible: state.overlay }, false);
+  // While dragging only the local copy is saved; the host hears about it once, on release ('change').
+  persist(true);
+});
+ui.opacity.addEventListener('change', () => persist());
+
+ui.overlayToggle.addEventListener('change', () => {
+  if (!state) return;
+  state.overlay = ui.overlayToggle.checked;
+  overlay.setStyle({ colormap: state.colormap, opacity: state.opacity, visible: state.overlay });
+  persist();
+});
+
+ui.changeModel.addEventListener('click', () => {
+  if (ui.changeModel.disabled) return;
+  post({ type: 'model/select', requestId: requests.issue('model') });
+});
+
+ui.exportPng.addEventListener('click', () => {
+  if (ui.exportPng.disabled || !state) return;
+  ui.notice.textContent = 'Exporting PNG…';
+  post({ type: 'export/png', requestId: requests.issue('export'), colormap: state.colormap, opacity: state.opacity });
+});
+
+ui.exportJson.addEventListener('click', () => {
+  if (ui.exportJson.disabled) return;
+  ui.notice.textContent = 'Exporting JSON…';
+  post({ type: 'export/json', requestId: requests.issue('export') });
+});
+
+ui.classSearch.addEventListener('input', () => renderClassList());
+ui.classSearch.addEventListener('keydown', (e) => {
+  if (e.key === 'ArrowDown') {
+    if (classList.focusFirst()) e.preventDefault();
+  } else if (e.key === 'Enter') {
+    const first = classList.items()[0];
+    if (first) {
+      e.preventDefault();
+      explainClass(Number(first.dataset.classIndex));
+    }
+  } else if (e.key === 'Escape' && ui.classSearch.value) {
+    e.preventDefault();
+    ui.classSearch.value = '';
+    renderClassList();
+  }
+});
+
+window.addEventListener('message', (e: MessageEvent) => onMessage(e.data));
+ui.canvas.dataset.state = 'empty';
+// We speak first: the host sends nothing before this.
+post({ type: 'panel/ready' });

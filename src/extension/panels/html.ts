@@ -1,0 +1,225 @@
+/**
+ * The HTML of the CAM Lens webview panels. Pure (no `vscode`, no DOM): the panel code passes in what only the host
+ * knows (the webview's CSP source, the script and stylesheet URIs, a fresh nonce) and gets the page back, so the
+ * same page is served to headless Chromium by the webview tests.
+ *
+ * Security model (STYLE.md "Webview", after VS Code's media-preview extension):
+ *   default-src 'none'                     everything not listed below is refused
+ *   script-src 'nonce-N'                   only our bundle, which carries the per-render nonce; no inline handlers,
+ *                                          no eval (no 'unsafe-eval'), no remote scripts
+ *   style-src <cspSource>                  only our stylesheets from the extension's media folder. The web
+ *                                          components style their shadow roots with constructed stylesheets
+ *                                          (adoptedStyleSheets) and the scripts set styles through the CSSOM; CSP
+ *                                          restricts neither, so no 'unsafe-inline' is needed
+ *   img-src <cspSource> data: blob:        the image being explained (webview URI, or a data: URI the host made
+ *                                          for formats the browser cannot show)
+ *   font-src <cspSource>                   bundled fonts only
+ * Nothing remote, no connect-src: the webview talks to the host by postMessage only.
+ *
+ * The page is a static skeleton carrying every element of the stable DOM contract (ids the end-to-end tests rely
+ * on); the bundle fills it in when the host sends `panel/didInit`. All dynamic text is set by the bundle with
+ * textContent, so nothing the host sends is ever parsed as HTML.
+ */
+
+export type PanelKind = 'explain' | 'inspector';
+
+export interface PanelHtmlOptions {
+  /** `webview.cspSource`, e.g. `https://*.vscode-cdn.net`. */
+  cspSource: string;
+  /** Fresh per render (`createNonce()`); at least 16 characters of [A-Za-z0-9+/=_-]. */
+  nonce: string;
+  /** The panel's bundle, `dist/webview-explain.js` or `dist/webview-inspector.js`, as a webview URI. */
+  scriptUri: string;
+  /** Stylesheets as webview URIs, in cascade order (media/common.css, then the panel's own). */
+  styleUris: readonly string[];
+  /** The document title (the tab title is set by the host). */
+  title: string;
+  kind: PanelKind;
+}
+
+/** 32 characters from a cryptographic RNG (base64url alphabet): enough that a nonce cannot be guessed. */
+export function createNonce(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const bytes = new Uint8Array(32);
+  globalThis.crypto.getRandomValues(bytes);
+  let s = '';
+  for (const b of bytes) s += alphabet[b & 63];
+  return s;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+}
+
+/**
+ * Refuses values that could break out of the CSP header or an attribute: a nonce outside the base64(url) alphabet,
+ * a CSP source containing ';', ',', quotes or control characters. These come from VS Code, so failing loudly is
+ * right: it means a programming error, not user input.
+ */
+function checkOptions(o: PanelHtmlOptions): void {
+  if (!/^[A-Za-z0-9+/=_-]{16,}$/.test(o.nonce)) {
+    throw new RangeError(`Panel HTML: the nonce must be 16+ base64 characters, got ${JSON.stringify(o.nonce)}`);
+  }
+  if (!o.cspSource || /[;,'"]/.test(o.cspSource) || [...o.cspSource].some((c) => c.charCodeAt(0) < 0x20)) {
+    throw new RangeError(`Panel HTML: unusable CSP source ${JSON.stringify(o.cspSource)}`);
+  }
+  if (o.kind !== 'explain' && o.kind !== 'inspector') {
+    throw new RangeError(`Panel HTML: unknown panel kind ${JSON.stringify(o.kind)}; expected explain or inspector`);
+  }
+}
+
+/** The Content-Security-Policy of a panel (see the file comment for why each directive is what it is). */
+export function contentSecurityPolicy(cspSource: string, nonce: string): string {
+  return [
+    "default-src 'none'",
+    `script-src 'nonce-${nonce}'`,
+    `style-src ${cspSource}`,
+    `img-src ${cspSource} data: blob:`,
+    `font-src ${cspSource}`,
+  ].join('; ') + ';';
+}
+
+/** A labelled select. Options are filled by the bundle; the label is a native <label> for screen readers. */
+function select(id: string, label: string): string {
+  return `<div class="field"><label for="${id}">${label}</label>` +
+    `<vscode-single-select id="${id}" aria-label="${label}"></vscode-single-select></div>`;
+}
+
+const ERROR_REGION =
+  `<div id="error" class="error" role="alert" hidden>` +
+  `<p class="error-message"></p><p class="error-hint"></p></div>`;
+
+function explainBody(): string {
+  return `
+<header class="panel-header">
+  <h1 id="title">Class Activation Map</h1>
+  <div class="model-line">
+    <span class="key">Model</span> <span id="model-name" class="value">…</span>
+    <span class="key">Backend</span> <span id="backend" class="value">…</span>
+    <vscode-button id="change-model" secondary>Change model…</vscode-button>
+  </div>
+</header>
+${ERROR_REGION}
+<main class="explain-layout">
+  <section class="viewer" aria-label="Image and heatmap">
+    <div id="stage" class="stage" tabindex="0" aria-label="Image with heatmap; arrow keys move the probe" aria-describedby="readout">
+      <img id="image" alt="" draggable="false">
+      <canvas id="canvas" data-state="empty" aria-hidden="true"></canvas>
+      <div id="probe" class="probe" hidden></div>
+      <p id="image-note" class="image-note" hidden></p>
+    </div>
+    <div id="progress" class="progress" role="status" hidden>
+      <vscode-progress-bar aria-label="Computing the map"></vscode-progress-bar>
+      <span class="progress-text"></span>
+    </div>
+    <p id="status" class="status" aria-live="polite"></p>
+    <p id="readout" class="readout">Point at the image to read the heat value.</p>
+    <p id="notice" class="notice" aria-live="polite"></p>
+  </section>
+  <aside class="sidebar">
+    <section class="controls" aria-label="Method and display">
+      ${select('method', 'Method')}
+      ${select('layer', 'Target layer')}
+      ${select('preprocess', 'Preprocessing')}
+      ${select('colormap', 'Colormap')}
+      <div class="field">
+        <label for="opacity">Opacity <span id="opacity-value" class="hint-text"></span></label>
+        <input id="opacity" type="range" min="0" max="1" step="0.05" value="0.5">
+      </div>
+      <div class="field">
+        <vscode-checkbox id="overlay-toggle" toggle checked label="Show heatmap overlay"></vscode-checkbox>
+      </div>
+      <div class="buttons">
+        <vscode-button id="export-png" disabled>Export PNG</vscode-button>
+        <vscode-button id="export-json" secondary disabled>Export JSON</vscode-button>
+      </div>
+    </section>
+    <section class="classes" aria-labelledby="predictions-heading">
+      <h2 id="predictions-heading">Top predictions</h2>
+      <ul id="predictions" class="listbox" role="listbox" aria-labelledby="predictions-heading"></ul>
+    </section>
+    <section class="classes" aria-labelledby="class-list-heading">
+      <h2 id="class-list-heading">Why not another class?</h2>
+      <input id="class-search" class="search" type="search" placeholder="Filter classes by name or index"
+        aria-label="Filter classes" aria-controls="class-list" autocomplete="off" spellcheck="false">
+      <ul id="class-list" class="listbox class-list" role="listbox" aria-labelledby="class-list-heading"></ul>
+      <p id="class-count" class="hint-text"></p>
+    </section>
+  </aside>
+</main>`;
+}
+
+function inspectorBody(): string {
+  return `
+<header class="panel-header">
+  <h1 id="title">Model layers</h1>
+  <div class="model-line">
+    <span id="model-name" class="value">…</span>
+    <span id="model-summary" class="hint-text"></span>
+    <span class="key">Backend</span> <span id="backend" class="value">…</span>
+    <vscode-button id="use-model">Use this model</vscode-button>
+  </div>
+</header>
+${ERROR_REGION}
+<p id="notice" class="notice" aria-live="polite"></p>
+<main class="inspector-layout">
+  <section class="layers-pane" aria-labelledby="layers-heading">
+    <h2 id="layers-heading">Layers</h2>
+    <div class="table-scroll">
+      <table id="layers" class="layers" role="grid" aria-labelledby="layers-heading">
+        <thead><tr><th scope="col">Name</th><th scope="col">Class</th><th scope="col">Output shape</th>
+          <th scope="col" class="num">Parameters</th><th scope="col">Inbound</th></tr></thead>
+        <tbody id="layer-rows"></tbody>
+      </table>
+    </div>
+  </section>
+  <section class="features-pane" aria-labelledby="features-heading">
+    <h2 id="features-heading">Feature maps</h2>
+    <div class="image-line">
+      <vscode-button id="choose-image" secondary>Choose image…</vscode-button>
+      <img id="image-thumb" class="thumb" alt="" hidden>
+      <span id="image-name" class="hint-text">No image chosen.</span>
+    </div>
+    <div class="feature-controls">
+      ${select('class', 'Class')}
+      ${select('sort', 'Sort channels by')}
+      ${select('feature-colormap', 'Colours')}
+    </div>
+    <div id="progress" class="progress" role="status" hidden>
+      <vscode-progress-bar aria-label="Computing feature maps"></vscode-progress-bar>
+      <span class="progress-text"></span>
+    </div>
+    <p id="feature-status" class="status" aria-live="polite">Choose an image, then a layer marked “spatial”.</p>
+    <div id="channel-detail" class="channel-detail" hidden>
+      <canvas id="channel-canvas"></canvas>
+      <div class="channel-info">
+        <p id="channel-stats"></p>
+        <vscode-button id="close-detail" secondary>Close</vscode-button>
+      </div>
+    </div>
+    <div id="feature-grid" class="feature-grid" role="grid" aria-label="Channels"></div>
+  </section>
+</main>`;
+}
+
+/** The full HTML document of a panel. */
+export function buildPanelHtml(o: PanelHtmlOptions): string {
+  checkOptions(o);
+  const styles = o.styleUris.map((u) => `<link rel="stylesheet" href="${escapeHtml(u)}">`).join('\n  ');
+  const body = o.kind === 'explain' ? explainBody() : inspectorBody();
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta http-equiv="Content-Security-Policy" content="${escapeHtml(contentSecurityPolicy(o.cspSource, o.nonce))}">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>${escapeHtml(o.title)}</title>
+  ${styles}
+</head>
+<body class="cam-lens ${o.kind}" data-kind="${o.kind}">
+${body}
+<script nonce="${o.nonce}" src="${escapeHtml(o.scriptUri)}"></script>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,248 @@
+/**
+ * Checks and normalises messages from the host before the panels act on them. Pure (no DOM).
+ *
+ * The host is trusted code, but a message that does not fit the protocol (a version skew after an update, a bug)
+ * should be dropped with a reason, not half-rendered. Typed arrays are normalised: VS Code delivers a
+ * Float32Array as a Float32Array, but a host or test harness that serialised it as JSON sends a number array or
+ * an index-keyed object; all three become a Float32Array of the declared length, or the message is refused.
+ */
+import type {
+  ClassPrediction,
+  ErrorPayload,
+  ExplainHostMessage,
+  FeatureMapsPayload,
+  HeatmapPayload,
+  InspectorHostMessage,
+  LayerSummary,
+  MethodInfo,
+  ModelInfo,
+} from '../../shared/protocol';
+import { CAM_METHOD_IDS, PREPROCESS_IDS, isExplainViewState } from '../../shared/protocol';
+
+export type Parsed<T> = { ok: true; message: T } | { ok: false; reason: string };
+
+class Invalid extends Error {}
+
+function fail(what: string): never {
+  throw new Invalid(what);
+}
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
+
+function obj(x: unknown, what: string): Record<string, unknown> {
+  return isObj(x) ? x : fail(`${what} is not an object`);
+}
+function str(x: unknown, what: string): string {
+  return typeof x === 'string' ? x : fail(`${what} is not a string`);
+}
+function num(x: unknown, what: string): number {
+  return typeof x === 'number' && !Number.isNaN(x) ? x : fail(`${what} is not a number`);
+}
+function int(x: unknown, what: string): number {
+  return typeof x === 'number' && Number.isInteger(x) && x >= 0 ? x : fail(`${what} is not a non-negative integer`);
+}
+function bool(x: unknown, what: string): boolean {
+  return typeof x === 'boolean' ? x : fail(`${what} is not a boolean`);
+}
+function arr(x: unknown, what: string): unknown[] {
+  return Array.isArray(x) ? x : fail(`${what} is not an array`);
+}
+
+/** A Float32Array of exactly `length` values from a Float32Array, number array, ArrayBuffer or index-keyed object. */
+export function toFloat32(x: unknown, length: number, what: string): Float32Array {
+  let out: Float32Array;
+  if (x instanceof Float32Array) out = x;
+  else if (x instanceof ArrayBuffer) out = new Float32Array(x);
+  else if (ArrayBuffer.isView(x)) out = Float32Array.from(x as unknown as ArrayLike<number>);
+  else if (Array.isArray(x)) out = Float32Array.from(x as number[]);
+  else if (isObj(x)) {
+    out = new Float32Array(length);
+    for (let i = 0; i < length; i++) {
+      const v = x[String(i)];
+      out[i] = typeof v === 'number' ? v : fail(`${what}[${i}] is missing`);
+    }
+  } else fail(`${what} is not a typed array`);
+  if (out.length !== length) fail(`${what} holds ${out.length} values, expected ${length}`);
+  return out;
+}
+
+function error(x: unknown): ErrorPayload {
+  const e = obj(x, 'error');
+  return {
+    name: typeof e.name === 'string' ? e.name : 'Error',
+    message: str(e.message, 'error.message'),
+    code: typeof e.code === 'string' ? e.code : undefined,
+    hint: typeof e.hint === 'string' && e.hint ? e.hint : undefined,
+  };
+}
+
+function prediction(x: unknown, what: string): ClassPrediction {
+  const p = obj(x, what);
+  return { index: int(p.index, `${what}.index`), label: str(p.label, `${what}.label`), probability: num(p.probability, `${what}.probability`) };
+}
+
+function model(x: unknown): ModelInfo {
+  const m = obj(x, 'model');
+  const inputSize = arr(m.inputSize, 'model.inputSize');
+  const preprocess = str(m.preprocess, 'model.preprocess');
+  if (!(PREPROCESS_IDS as readonly string[]).includes(preprocess)) fail(`model.preprocess "${preprocess}" is unknown`);
+  return {
+    path: str(m.path, 'model.path'),
+    name: str(m.name, 'model.name'),
+    format: m.format === 'graph-model' ? 'graph-model' : 'layers-model',
+    backend: str(m.backend, 'model.backend'),
+    inputSize: [num(inputSize[0], 'inputSize[0]'), num(inputSize[1], 'inputSize[1]'), num(inputSize[2], 'inputSize[2]')],
+    preprocess: preprocess as ModelInfo['preprocess'],
+    preprocessAssumed: Boolean(m.preprocessAssumed),
+    labels: arr(m.labels, 'model.labels').map((l, i) => str(l, `model.labels[${i}]`)),
+    recommendedLayer: m.recommendedLayer === null || m.recommendedLayer === undefined ? null : str(m.recommendedLayer, 'model.recommendedLayer'),
+    spatialLayers: arr(m.spatialLayers, 'model.spatialLayers').map((l, i) => str(l, `model.spatialLayers[${i}]`)),
+  };
+}
+
+function method(x: unknown, i: number): MethodInfo {
+  const m = obj(x, `methods[${i}]`);
+  const id = str(m.id, `methods[${i}].id`);
+  if (!(CAM_METHOD_IDS as readonly string[]).includes(id)) fail(`methods[${i}].id "${id}" is unknown`);
+  return {
+    id: id as MethodInfo['id'],
+    label: str(m.label, `methods[${i}].label`),
+    needsGradients: Boolean(m.needsGradients),
+    available: bool(m.available, `methods[${i}].available`),
+    reason: typeof m.reason === 'string' ? m.reason : undefined,
+  };
+}
+
+function heatmap(x: unknown): HeatmapPayload {
+  const h = obj(x, 'heatmap');
+  const width = int(h.width, 'heatmap.width');
+  const height = int(h.height, 'heatmap.height');
+  if (width < 1 || height < 1) fail(`heatmap is ${width}x${height}`);
+  return {
+    width,
+    height,
+    values: toFloat32(h.values, width * height, 'heatmap.values'),
+    rawMin: num(h.rawMin, 'heatmap.rawMin'),
+    rawMax: num(h.rawMax, 'heatmap.rawMax'),
+  };
+}
+
+function layer(x: unknown, i: number): LayerSummary {
+  const l = obj(x, `layers[${i}]`);
+  return {
+    name: str(l.name, `layers[${i}].name`),
+    className: str(l.className, `layers[${i}].className`),
+    outputShape: arr(l.outputShape, `layers[${i}].outputShape`).map((d) => (d === null ? null : num(d, `layers[${i}].outputShape`))),
+    params: num(l.params, `layers[${i}].params`),
+    inbound: arr(l.inbound, `layers[${i}].inbound`).map((n) => str(n, `layers[${i}].inbound`)),
+    spatial: bool(l.spatial, `layers[${i}].spatial`),
+  };
+}
+
+function features(m: Record<string, unknown>): FeatureMapsPayload {
+  const width = int(m.width, 'width');
+  const height = int(m.height, 'height');
+  const channels = int(m.channels, 'channels');
+  const n = width * height;
+  return {
+    layer: str(m.layer, 'layer'),
+    width,
+    height,
+    channels,
+    values: toFloat32(m.values, n * channels, 'values'),
+    min: toFloat32(m.min, channels, 'min'),
+    max: toFloat32(m.max, channels, 'max'),
+    mean: toFloat32(m.mean, channels, 'mean'),
+    weights: m.weights === undefined || m.weights === null ? undefined : toFloat32(m.weights, channels, 'weights'),
+    classIndex: m.classIndex === undefined || m.classIndex === null ? undefined : int(m.classIndex, 'classIndex'),
+  };
+}
+
+function parse<T>(x: unknown, body: (m: Record<string, unknown>, type: string) => T): Parsed<T> {
+  try {
+    const m = obj(x, 'message');
+    return { ok: true, message: body(m, str(m.type, 'type')) };
+  } catch (e) {
+    if (e instanceof Invalid) return { ok: false, reason: e.message };
+    throw e;
+  }
+}
+
+/** Validates a message for the explain panel. */
+export function parseExplainHostMessage(x: unknown): Parsed<ExplainHostMessage> {
+  return parse<ExplainHostMessage>(x, (m, type) => {
+    switch (type) {
+      case 'panel/didInit': {
+        const imageSize = arr(m.imageSize, 'imageSize');
+        if (!isExplainViewState(m.state)) fail('state is not a valid ExplainViewState');
+        return {
+          type,
+          imageUri: str(m.imageUri, 'imageUri'),
+          imageName: str(m.imageName, 'imageName'),
+          imageSize: [int(imageSize[0], 'imageSize[0]'), int(imageSize[1], 'imageSize[1]')],
+          model: model(m.model),
+          methods: arr(m.methods, 'methods').map(method),
+          state: m.state,
+        };
+      }
+      case 'predictions/didCompute':
+        return { type, predictions: arr(m.predictions, 'predictions').map((p, i) => prediction(p, `predictions[${i}]`)) };
+      case 'cam/didCompute': {
+        const timings = obj(m.timingsMs, 'timingsMs');
+        const timingsMs: Record<string, number> = {};
+        for (const [k, v] of Object.entries(timings)) if (typeof v === 'number') timingsMs[k] = v;
+        const methodId = str(m.method, 'method');
+        if (!(CAM_METHOD_IDS as readonly string[]).includes(methodId)) fail(`method "${methodId}" is unknown`);
+        return {
+          type,
+          requestId: int(m.requestId, 'requestId'),
+          method: methodId as MethodInfo['id'],
+          layer: str(m.layer, 'layer'),
+          target: prediction(m.target, 'target'),
+          heatmap: heatmap(m.heatmap),
+          timingsMs,
+          backend: str(m.backend, 'backend'),
+          cached: Boolean(m.cached),
+        };
+      }
+      case 'cam/didProgress':
+        return { type, requestId: int(m.requestId, 'requestId'), done: num(m.done, 'done'), total: num(m.total, 'total') };
+      case 'export/didSave':
+        return { type, requestId: int(m.requestId, 'requestId'), path: str(m.path, 'path') };
+      case 'request/didFail':
+        return { type, requestId: int(m.requestId, 'requestId'), error: error(m.error) };
+      case 'panel/didFail':
+        return { type, error: error(m.error) };
+      default:
+        return fail(`unknown message type "${type}"`);
+    }
+  });
+}
+
+/** Validates a message for the model inspector panel. */
+export function parseInspectorHostMessage(x: unknown): Parsed<InspectorHostMessage> {
+  return parse<InspectorHostMessage>(x, (m, type) => {
+    switch (type) {
+      case 'panel/didInit':
+        return { type, model: model(m.model), layers: arr(m.layers, 'layers').map(layer), totalParams: num(m.totalParams, 'totalParams') };
+      case 'image/didChoose':
+        return {
+          type,
+          requestId: int(m.requestId, 'requestId'),
+          imageName: str(m.imageName, 'imageName'),
+          imageUri: str(m.imageUri, 'imageUri'),
+          predictions: arr(m.predictions, 'predictions').map((p, i) => prediction(p, `predictions[${i}]`)),
+        };
+      case 'features/didCompute':
+        return { type, requestId: int(m.requestId, 'requestId'), ...features(m) };
+      case 'model/didUse':
+        return { type, requestId: int(m.requestId, 'requestId'), path: str(m.path, 'path') };
+      case 'request/didFail':
+        return { type, requestId: int(m.requestId, 'requestId'), error: error(m.error) };
+      case 'panel/didFail':
+        return { type, error: error(m.error) };
+      default:
+        return fail(`unknown message type "${type}"`);
+    }
+  });
+}

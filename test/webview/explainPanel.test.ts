@@ -1,0 +1,391 @@
+/**
+ * The explain panel's UI in headless Chromium against a fake host (see harness.ts): the real page from
+ * panels/html.ts with its CSP, the real bundle, the real stylesheets.
+ */
+import * as assert from 'node:assert/strict';
+import type { Browser } from 'playwright-core';
+import { colormapLut } from '../../src/shared/colormaps';
+import type { ExplainViewState } from '../../src/shared/protocol';
+import { didCompute, didInit, hostState, IMAGE_SIZE, leftHotMap, PREDICTIONS, testImagePng } from './fixtures';
+import { createPanelHost, ensureBundles, launchBrowser, requireChromium, screenshot, startServer, type PanelHost, type PanelPage, type Server } from './harness';
+
+type Rgba = [number, number, number, number];
+
+/** Canvas pixel at a fraction of its width and height. */
+async function pixel(p: PanelPage, fx: number, fy: number): Promise<Rgba> {
+  return p.page.evaluate(([x, y]) => {
+    const c = document.getElementById('canvas') as HTMLCanvasElement;
+    const d = c.getContext('2d')!.getImageData(Math.floor(x * c.width), Math.floor(y * c.height), 1, 1).data;
+    return [d[0], d[1], d[2], d[3]] as [number, number, number, number];
+  }, [fx, fy] as const);
+}
+
+function lutColor(name: 'turbo' | 'gray' | 'viridis', v: number): [number, number, number] {
+  const lut = colormapLut(name);
+  const i = 3 * Math.round(v * 255);
+  return [lut[i], lut[i + 1], lut[i + 2]];
+}
+
+/** Colour channels within `tol` of `rgb` (read-back of a half-transparent canvas loses a level or two). */
+function assertColor(actual: Rgba, rgb: [number, number, number], alpha: number, what: string, tol = 3): void {
+  const ok = [0, 1, 2].every((k) => Math.abs(actual[k] - rgb[k]) <= tol) && Math.abs(actual[3] - alpha) <= 1;
+  assert.ok(ok, `${what}: got rgba(${actual.join(', ')}), expected about rgba(${rgb.join(', ')}, ${alpha})`);
+}
+
+/** The readout's text and data attributes (x, y, heat). */
+async function readout(p: PanelPage): Promise<{ x?: string; y?: string; heat?: string; text: string }> {
+  return p.page.$eval('#readout', (e) => ({ ...(e as HTMLElement).dataset, text: e.textContent ?? '' }));
+}
+
+async function text(p: PanelPage, selector: string): Promise<string> {
+  return (await p.page.locator(selector).first().textContent())?.trim() ?? '';
+}
+
+describe('explain panel (headless Chromium, fake host)', function () {
+  this.timeout(30000);
+  let browser: Browser;
+  let server: Server;
+  let host: PanelHost;
+  let imageUri: string;
+
+  before(async function () {
+    requireChromium(this);
+    ensureBundles();
+    server = await startServer();
+    server.assets.set('/assets/cat_dog.png', await testImagePng());
+    imageUri = `${server.origin}/assets/cat_dog.png`;
+    browser = await launchBrowser();
+    host = await createPanelHost(browser, server);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  function panel(saved?: unknown): Promise<PanelPage> {
+    return host.open('explain', saved);
+  }
+
+  /** Opens the panel, answers panel/ready with didInit and the predictions, and returns the first cam/compute. */
+  async function initialised(saved?: unknown, state = hostState()) {
+    const p = await panel(saved);
+    await p.waitForSent('panel/ready');
+    await p.send(didInit(imageUri, state));
+    await p.send(PREDICTIONS);
+    const first = await p.waitForSent('cam/compute');
+    return { p, first };
+  }
+
+  /** Initialised, with the first map drawn. */
+  async function drawn() {
+    const r = await initialised();
+    await r.p.send(didCompute(r.first.requestId as number));
+    await r.p.page.waitForSelector('#canvas[data-state="drawn"]');
+    return r;
+  }
+
+  it('posts panel/ready first and nothing else before the host answers', async () => {
+    const p = await panel();
+    await p.waitForSent('panel/ready');
+    await p.page.waitForTimeout(100);
+    const { sent } = await p.recorded();
+    assert.deepEqual(sent.map((m) => m.type), ['panel/ready']);
+    assert.equal(await p.page.getAttribute('#canvas', 'data-state'), 'empty');
+  });
+
+  it('fills the controls from panel/didInit and asks for the first map', async () => {
+    const { p, first } = await initialised();
+    assert.equal(await text(p, '#title'), 'Class Activation Map for cat_dog.png');
+    assert.equal(await text(p, '#model-name'), 'mobilenet_v1_0.25_224');
+    assert.equal(await text(p, '#backend'), 'wasm');
+    assert.deepEqual(
+      { method: first.method, layer: first.layer, classIndex: first.classIndex },
+      { method: 'gradcam', layer: 'conv_pw_13_relu', classIndex: undefined },
+    );
+    assert.ok(Number.isInteger(first.requestId) && (first.requestId as number) > 0);
+    const options = await p.page.evaluate(() => {
+      const opts = (id: string) => Array.from(document.querySelectorAll(`#${id} vscode-option`)).map((o) => ({
+        value: o.getAttribute('value'), label: o.textContent, disabled: o.hasAttribute('disabled'),
+      }));
+      const v = (id: string) => (document.getElementById(id) as unknown as { value: string }).value;
+      return { method: opts('method'), layer: opts('layer'), preprocess: opts('preprocess'), colormap: opts('colormap'),
+        values: { method: v('method'), layer: v('layer'), preprocess: v('preprocess'), colormap: v('colormap') } };
+    });
+    assert.equal(options.method.length, 8);
+    const cam = options.method.find((o) => o.value === 'cam');
+    assert.ok(cam?.disabled && /needs global average pooling/.test(cam.label ?? ''), `CAM option: ${JSON.stringify(cam)}`);
+    assert.ok(options.layer.some((o) => o.value === 'conv_pw_13_relu' && o.label === 'conv_pw_13_relu (recommended)'));
+    assert.ok(options.preprocess.some((o) => o.value === '[-1,1]' && /\(assumed\)/.test(o.label ?? '')));
+    assert.deepEqual(options.colormap.map((o) => o.value), ['turbo', 'jet', 'viridis', 'inferno', 'gray']);
+    assert.deepEqual(options.values, { method: 'gradcam', layer: 'conv_pw_13_relu', preprocess: '[-1,1]', colormap: 'turbo' });
+    // Predictions: label and percentage per entry, in the host's order.
+    await p.page.waitForSelector('#predictions [data-class-index="1"]');
+    const preds = await p.page.$$eval('#predictions [data-class-index]', (els) => els.map((e) => [(e as HTMLElement).dataset.classIndex, e.textContent]));
+    assert.equal(preds.length, 5);
+    assert.equal(preds[0][0], '1');
+    assert.match(preds[0][1] ?? '', /boxer.*34\.6%/);
+    assert.match(preds[4][1] ?? '', /pug.*<0\.1%/);
+    assert.equal(await p.page.locator('#class-list [data-class-index]').count(), 10);
+    // The host hears about the (reconciled) state for its serializer.
+    const states = await p.sentOfType('state/didChange');
+    assert.equal((states[0].state as ExplainViewState).imagePath, '/work/images/cat_dog.png');
+    assert.equal(await p.page.getAttribute('#canvas', 'data-state'), 'computing');
+    assert.equal(await p.page.isVisible('#progress'), true);
+  });
+
+  it('draws a received map: hot where the map is hot, in the colormap\'s colours, and reports it in #status', async () => {
+    const { p } = await drawn();
+    assert.equal(await p.page.getAttribute('#canvas', 'data-class-index'), '1');
+    assert.equal(await text(p, '#status'), 'Grad-CAM for boxer (34.6%) at conv_pw_13_relu · 12 ms · wasm');
+    assert.equal(await p.page.isVisible('#progress'), false);
+    const left = await pixel(p, 0.1, 0.5);
+    const right = await pixel(p, 0.9, 0.5);
+    assertColor(left, lutColor('turbo', 1), 128, 'left (hot) pixel');
+    assertColor(right, lutColor('turbo', 0), 128, 'right (cold) pixel');
+    // Canvas pixels follow the displayed size (bilinear upsampling, not 7x7 blocks).
+    const size = await p.page.evaluate(() => {
+      const c = document.getElementById('canvas') as HTMLCanvasElement;
+      return { w: c.width, h: c.height, cssW: c.getBoundingClientRect().width };
+    });
+    assert.ok(size.w >= 300 && Math.abs(size.w - size.cssW) <= 1, `canvas ${size.w}x${size.h} for ${size.cssW} CSS px`);
+    assert.ok(Math.abs(size.w / size.h - IMAGE_SIZE[0] / IMAGE_SIZE[1]) < 0.02);
+    assert.equal(await p.page.isEnabled('#export-png'), true);
+  });
+
+  it('posts cam/compute for a clicked prediction, a prediction chosen with Enter, and a filtered class', async () => {
+    const { p } = await drawn();
+    await p.page.click('#predictions [data-class-index="0"]');
+    let m = await p.waitForSent('cam/compute', 2);
+    assert.equal(m.classIndex, 0);
+    assert.equal(await p.page.getAttribute('#predictions [data-class-index="0"]', 'aria-selected'), 'true');
+
+    await p.page.focus('#predictions [data-class-index="0"]');
+    await p.page.keyboard.press('ArrowDown');
+    await p.page.keyboard.press('Enter');
+    m = await p.waitForSent('cam/compute', 3);
+    assert.equal(m.classIndex, 2, 'ArrowDown then Enter explains the next prediction (tiger cat)');
+
+    await p.page.fill('#class-search', 'volc');
+    assert.equal(await p.page.locator('#class-list [data-class-index]').count(), 1);
+    await p.page.keyboard.press('ArrowDown');
+    await p.page.keyboard.press('Enter');
+    m = await p.waitForSent('cam/compute', 4);
+    assert.equal(m.classIndex, 9);
+    const ids = (await p.sentOfType('cam/compute')).map((c) => c.requestId as number);
+    assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), `request ids increase: ${ids}`);
+  });
+
+  it('posts the chosen method, layer and preprocessing', async () => {
+    const { p } = await drawn();
+    // Through the real dropdown: open it, pick the option.
+    await p.page.click('#method');
+    await p.page.click('#method li.option:has-text("Grad-CAM++")');
+    let m = await p.waitForSent('cam/compute', 2);
+    assert.equal(m.method, 'gradcam++');
+    assert.equal(m.layer, 'conv_pw_13_relu');
+    // Programmatically, as the end-to-end tests drive it.
+    const choose = (id: string, value: string) => p.page.evaluate(([i, v]) => {
+      const el = document.getElementById(i) as unknown as HTMLElement & { value: string };
+      el.value = v;
+      el.dispatchEvent(new Event('change'));
+    }, [id, value] as const);
+    await choose('layer', 'conv_pw_11_relu');
+    m = await p.waitForSent('cam/compute', 3);
+    assert.deepEqual([m.method, m.layer], ['gradcam++', 'conv_pw_11_relu']);
+    await choose('preprocess', 'imagenet');
+    m = await p.waitForSent('cam/compute', 4);
+    assert.equal(m.preprocess, 'imagenet');
+    const state = (await p.recorded()).state as ExplainViewState;
+    assert.deepEqual([state.method, state.layer, state.preprocess], ['gradcam++', 'conv_pw_11_relu', 'imagenet']);
+  });
+
+  it('ignores the reply to a superseded request', async () => {
+    const { p, first } = await initialised();
+    await p.page.click('#predictions [data-class-index="2"]');
+    const second = await p.waitForSent('cam/compute', 2);
+    await p.send(didCompute(first.requestId as number, 1));
+    await p.page.waitForTimeout(50);
+    assert.equal(await p.page.getAttribute('#canvas', 'data-state'), 'computing', 'the stale map is not drawn');
+    await p.send(didCompute(second.requestId as number, 2));
+    await p.page.waitForSelector('#canvas[data-state="drawn"]');
+    assert.equal(await p.page.getAttribute('#canvas', 'data-class-index'), '2');
+  });
+
+  it('redraws on opacity, colormap and overlay changes without a new request', async () => {
+    const { p } = await drawn();
+    const before = (await p.sentOfType('cam/compute')).length;
+    await p.page.evaluate(() => {
+      const r = document.getElementById('opacity') as HTMLInputElement;
+      r.value = '1';
+      r.dispatchEvent(new Event('input'));
+      r.dispatchEvent(new Event('change'));
+    });
+    await p.page.waitForFunction(() => {
+      const c = document.getElementById('canvas') as HTMLCanvasElement;
+      return c.getContext('2d')!.getImageData(2, 2, 1, 1).data[3] === 255;
+    });
+    assertColor(await pixel(p, 0.1, 0.5), lutColor('turbo', 1), 255, 'opaque hot pixel', 0);
+    assert.equal(await text(p, '#opacity-value'), '100%');
+
+    await p.page.evaluate(() => {
+      const el = document.getElementById('colormap') as unknown as HTMLElement & { value: string };
+      el.value = 'gray';
+      el.dispatchEvent(new Event('change'));
+    });
+    assertColor(await pixel(p, 0.1, 0.5), [255, 255, 255], 255, 'gray hot pixel', 0);
+    assertColor(await pixel(p, 0.9, 0.5), [0, 0, 0], 255, 'gray cold pixel', 0);
+
+    await p.page.click('#overlay-toggle');
+    await p.page.waitForFunction(() => getComputedStyle(document.getElementById('canvas')!).visibility === 'hidden');
+    const after = await p.sentOfType('cam/compute');
+    assert.equal(after.length, before, 'no new cam/compute');
+    const last = (await p.sentOfType('state/didChange')).pop()?.state as ExplainViewState;
+    assert.deepEqual([last.opacity, last.colormap, last.overlay], [1, 'gray', false]);
+    assert.deepEqual((await p.recorded()).state, last, 'setState and state/didChange agree');
+  });
+
+  it('shows the pixel position and heat value under the pointer', async () => {
+    const { p } = await drawn();
+    const box = (await p.page.locator('#canvas').boundingBox())!;
+    await p.page.mouse.move(box.x + box.width * 0.05, box.y + box.height * 0.5);
+    await p.page.waitForFunction(() => document.getElementById('readout')!.dataset.heat !== undefined);
+    let r = await readout(p);
+    assert.equal(Number(r.heat), 1);
+    assert.equal(Number(r.x), Math.floor(0.05 * IMAGE_SIZE[0]));
+    assert.equal(Number(r.y), IMAGE_SIZE[1] / 2);
+    assert.match(r.text ?? '', /^x 16, y 120 · heat 1\.00 \(raw 0\.0312\)$/);
+    await p.page.mouse.move(box.x + box.width * 0.95, box.y + box.height * 0.25);
+    await p.page.waitForFunction(() => Number(document.getElementById('readout')!.dataset.heat) === 0);
+    r = await readout(p);
+    assert.equal(Number(r.x), Math.floor(0.95 * IMAGE_SIZE[0]));
+    // Keyboard probe: focus the image and move with the arrow keys.
+    await p.page.focus('#stage');
+    await p.page.keyboard.press('Home');
+    r = await readout(p);
+    assert.deepEqual([r.x, r.y, Number(r.heat)], ['0', '0', 1]);
+  });
+
+  it('shows a failed request in #error with the next step, and clears it on the next request', async () => {
+    const { p, first } = await initialised();
+    await p.send({
+      type: 'request/didFail',
+      requestId: first.requestId,
+      error: { name: 'CamLensError', code: 'NOT_SPATIAL', message: 'Layer dense has no spatial dimensions', hint: 'pick another layer' },
+    });
+    await p.page.waitForSelector('#error', { state: 'visible' });
+    assert.equal(await p.page.getAttribute('#error', 'role'), 'alert');
+    assert.equal(await text(p, '#error .error-message'), 'Layer dense has no spatial dimensions');
+    assert.equal(await text(p, '#error .error-hint'), 'Next step: pick another layer');
+    assert.equal(await p.page.getAttribute('#canvas', 'data-state'), 'error');
+    assert.equal(await p.page.isVisible('#progress'), false);
+    await p.page.click('#predictions [data-class-index="0"]');
+    await p.waitForSent('cam/compute', 2);
+    assert.equal(await p.page.isVisible('#error'), false);
+  });
+
+  it('shows a panel-level failure before any init, and still lets the user change the model', async () => {
+    const p = await panel();
+    await p.waitForSent('panel/ready');
+    await p.send({ type: 'panel/didFail', error: { name: 'CamLensError', message: 'model.json is not a TensorFlow.js model', hint: 'choose another model' } });
+    await p.page.waitForSelector('#error', { state: 'visible' });
+    assert.match(await text(p, '#error'), /not a TensorFlow\.js model.*Next step: choose another model/s);
+    await p.page.click('#change-model');
+    const m = await p.waitForSent('model/select');
+    assert.ok(Number.isInteger(m.requestId));
+  });
+
+  it('shows Score-CAM progress for the current request only', async () => {
+    const { p } = await drawn();
+    await p.page.evaluate(() => {
+      const el = document.getElementById('method') as unknown as HTMLElement & { value: string };
+      el.value = 'scorecam';
+      el.dispatchEvent(new Event('change'));
+    });
+    const req = await p.waitForSent('cam/compute', 2);
+    await p.send({ type: 'cam/didProgress', requestId: 1, done: 9, total: 10 }); // superseded: ignored
+    await p.send({ type: 'cam/didProgress', requestId: req.requestId, done: 3, total: 16 });
+    await p.page.waitForSelector('#progress[data-done="3"]');
+    assert.equal(await p.page.getAttribute('#progress', 'data-total'), '16');
+    assert.match(await text(p, '#progress'), /Score-CAM: 3 \/ 16/);
+    await p.send(didCompute(req.requestId as number, 1, leftHotMap(), 'scorecam'));
+    await p.page.waitForSelector('#progress', { state: 'hidden' });
+  });
+
+  it('exports and changes the model through the host', async () => {
+    const { p } = await drawn();
+    await p.page.evaluate(() => {
+      const r = document.getElementById('opacity') as HTMLInputElement;
+      r.value = '0.7';
+      r.dispatchEvent(new Event('input'));
+    });
+    await p.page.click('#export-png');
+    const png = await p.waitForSent('export/png');
+    assert.deepEqual([png.colormap, png.opacity], ['turbo', 0.7]);
+    await p.send({ type: 'export/didSave', requestId: png.requestId, path: '/work/images/cat_dog.cam.png' });
+    await p.page.waitForFunction(() => document.getElementById('notice')!.textContent === 'Saved /work/images/cat_dog.cam.png');
+    await p.page.click('#export-json');
+    await p.waitForSent('export/json');
+    await p.page.click('#change-model');
+    await p.waitForSent('model/select');
+  });
+
+  it('restores the saved UI state (getState) over the host\'s for the same image and model', async () => {
+    const saved: ExplainViewState = hostState({ method: 'gradcam++', classIndex: 4, layer: 'conv_pw_12_relu', opacity: 0.8, colormap: 'viridis', overlay: true });
+    const { p, first } = await initialised(saved);
+    assert.deepEqual([first.method, first.classIndex, first.layer], ['gradcam++', 4, 'conv_pw_12_relu']);
+    assert.equal(await p.page.$eval('#colormap', (e) => (e as unknown as { value: string }).value), 'viridis');
+    assert.equal(await p.page.$eval('#opacity', (e) => (e as HTMLInputElement).value), '0.8');
+    await p.send(didCompute(first.requestId as number, 4));
+    await p.page.waitForSelector('#canvas[data-state="drawn"]');
+    assertColor(await pixel(p, 0.1, 0.5), lutColor('viridis', 1), 204, 'viridis hot pixel at 80%');
+    // A state saved for another model keeps only the display settings.
+    const other = await initialised({ ...saved, modelPath: '/models/other/model.json' });
+    assert.deepEqual([other.first.method, other.first.classIndex, other.first.layer], ['gradcam++', undefined, 'conv_pw_13_relu']);
+  });
+
+  it('reaches every control with Tab', async () => {
+    const { p } = await drawn();
+    await p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      await p.page.keyboard.press('Tab');
+      const id = await p.page.evaluate(() => document.activeElement?.closest('[id]')?.id ?? '');
+      if (id) seen.add(id);
+    }
+    for (const id of ['change-model', 'stage', 'method', 'layer', 'preprocess', 'colormap', 'opacity', 'overlay-toggle', 'export-png',
+      'export-json', 'predictions', 'class-search', 'class-list']) {
+      assert.ok(seen.has(id), `#${id} is reachable with Tab (reached: ${[...seen].join(', ')})`);
+    }
+  });
+
+  it('runs under its CSP without violations, and the CSP blocks a script without the nonce', async () => {
+    const { p } = await drawn();
+    await p.page.hover('#canvas');
+    const clean = await p.recorded();
+    assert.deepEqual(clean.violations, [], 'no CSP violations from our own code');
+    assert.deepEqual(p.errors, [], 'no console errors');
+    const csp = await p.page.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content');
+    assert.match(csp ?? '', /default-src 'none'; script-src 'nonce-[A-Za-z0-9_-]{32}';/);
+    assert.doesNotMatch(csp ?? '', /unsafe-(eval|inline)/);
+    const ran = await p.page.evaluate(async () => {
+      const s = document.createElement('script');
+      s.textContent = 'window.__injected = true;';
+      document.body.append(s);
+      await new Promise((r) => setTimeout(r, 50));
+      return (window as unknown as { __injected?: boolean }).__injected === true;
+    });
+    assert.equal(ran, false, 'an inline script without the nonce must not run');
+    const { violations } = await p.recorded();
+    assert.ok(violations.some((v) => v.directive.startsWith('script-src')), `a script-src violation is reported: ${JSON.stringify(violations)}`);
+  });
+
+  it('looks right in the dark theme (screenshot)', async () => {
+    const { p } = await drawn();
+    await p.page.focus('#predictions [data-class-index="1"]');
+    const box = (await p.page.locator('#canvas').boundingBox())!;
+    await p.page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.55);
+    const file = await screenshot(p.page, 'explain-panel-dark.png');
+    console.log(`      screenshot: ${file}`);
+  });
+});
