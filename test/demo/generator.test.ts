@@ -1,0 +1,142 @@
+import * as assert from 'assert';
+import {
+  CLASS_NAMES, IMAGE_SIZE, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, NUM_CLASSES, Rng, generateBatch, generateSample, sampleLabel,
+} from '../../scripts/demo/generator';
+
+const N = IMAGE_SIZE;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+describe('demo generator', () => {
+  it('produces the same bytes, label and box for the same seed and index', () => {
+    for (const index of [0, 1, 17, 123456]) {
+      const a = generateSample(42, index);
+      const b = generateSample(42, index);
+      assert.ok(sameBytes(a.pixels, b.pixels), `index ${index}: pixels differ between two calls`);
+      assert.strictEqual(a.label, b.label);
+      assert.deepStrictEqual(a.box, b.box);
+    }
+  });
+
+  it('produces different images for a different seed or index', () => {
+    const a = generateSample(42, 5);
+    assert.ok(!sameBytes(a.pixels, generateSample(43, 5).pixels), 'seed 43 gave the same bytes as seed 42');
+    assert.ok(!sameBytes(a.pixels, generateSample(42, 6).pixels), 'index 6 gave the same bytes as index 5');
+  });
+
+  it('keeps a reproducible stream: a fixed sample hashes to the same value forever', () => {
+    // Guards the committed model and samples against silent generator changes: if this fails on purpose,
+    // retrain the demo model and regenerate the samples, then update the expected value.
+    const s = generateSample(1, 0);
+    let h = 0;
+    for (const v of s.pixels) h = (Math.imul(h, 31) + v) >>> 0;
+    assert.deepStrictEqual({ className: s.className, box: s.box, hash: h }, {
+      className: 'square', box: { x0: 27, y0: 40, x1: 66, y1: 79 }, hash: 455455101,
+    });
+  });
+
+  it('returns RGB images of 96x96x3 bytes with a label in range and a matching class name', () => {
+    for (let i = 0; i < 20; i++) {
+      const s = generateSample(3, i);
+      assert.strictEqual(s.pixels.length, N * N * 3);
+      assert.ok(Number.isInteger(s.label) && s.label >= 0 && s.label < NUM_CLASSES, `label ${s.label}`);
+      assert.strictEqual(s.className, CLASS_NAMES[s.label]);
+    }
+  });
+
+  it('puts a non-empty box inside the image, tight around an object of the documented size', () => {
+    for (let i = 0; i < 300; i++) {
+      const { box, object } = generateSample(11, i);
+      assert.ok(box.x0 >= 0 && box.y0 >= 0 && box.x1 < N && box.y1 < N, `sample ${i}: box ${JSON.stringify(box)} leaves the image`);
+      assert.ok(box.x1 >= box.x0 && box.y1 >= box.y0, `sample ${i}: empty box ${JSON.stringify(box)}`);
+      const w = box.x1 - box.x0 + 1;
+      const h = box.y1 - box.y0 + 1;
+      // Every shape spans at least half its circumscribed diameter in both directions (the triangle's height
+      // is 0.75 of it), and never more than the diameter plus the anti-aliased border.
+      assert.ok(Math.max(w, h) <= MAX_OBJECT_SIZE + 2, `sample ${i}: box ${w}x${h} too large`);
+      assert.ok(Math.min(w, h) >= MIN_OBJECT_SIZE / 2, `sample ${i}: box ${w}x${h} too small`);
+      assert.ok(object.size >= MIN_OBJECT_SIZE && object.size <= MAX_OBJECT_SIZE);
+      // The object centre lies in its box.
+      assert.ok(object.cx >= box.x0 && object.cx <= box.x1 + 1 && object.cy >= box.y0 && object.cy <= box.y1 + 1);
+    }
+  });
+
+  it('draws the classes roughly uniformly', () => {
+    // sampleLabel reads only the label stream, so many labels are cheap; a few rendered samples confirm that
+    // it agrees with generateSample.
+    for (let i = 0; i < 30; i++) assert.strictEqual(generateSample(5, i).label, sampleLabel(5, i));
+    const count = 6000;
+    const hist = new Array<number>(NUM_CLASSES).fill(0);
+    for (let i = 0; i < count; i++) hist[sampleLabel(5, i)]++;
+    const expected = count / NUM_CLASSES;
+    for (let c = 0; c < NUM_CLASSES; c++) {
+      // 1000 expected per class; binomial sd ~29, so +-15% is more than 5 sd.
+      assert.ok(Math.abs(hist[c] - expected) < 0.15 * expected, `class ${CLASS_NAMES[c]}: ${hist[c]} of ${count}`);
+    }
+  });
+
+  it('changes the pixels inside the box and nowhere else when the object is drawn', () => {
+    for (let i = 0; i < 60; i++) {
+      const withObject = generateSample(21, i);
+      const background = generateSample(21, i, { drawObject: false });
+      const { box } = withObject;
+      let inside = 0;
+      let changed = 0;
+      let sumDiff = 0;
+      for (let y = 0; y < N; y++) {
+        for (let x = 0; x < N; x++) {
+          const p = (y * N + x) * 3;
+          const d = Math.abs(withObject.pixels[p] - background.pixels[p]) + Math.abs(withObject.pixels[p + 1] - background.pixels[p + 1]) +
+            Math.abs(withObject.pixels[p + 2] - background.pixels[p + 2]);
+          const inBox = x >= box.x0 && x <= box.x1 && y >= box.y0 && y <= box.y1;
+          if (!inBox) {
+            assert.strictEqual(d, 0, `sample ${i}: pixel (${x},${y}) outside the box changed`);
+            continue;
+          }
+          inside++;
+          sumDiff += d;
+          if (d > 60) changed++;
+        }
+      }
+      // Every shape covers a good part of its box (the thinnest, a ring or a star, about a third), and the
+      // object colour is chosen to contrast with the background under it.
+      assert.ok(changed / inside > 0.25, `sample ${i} (${withObject.className}): only ${changed} of ${inside} box pixels clearly changed`);
+      assert.ok(sumDiff / inside > 40, `sample ${i}: mean change ${sumDiff / inside} in the box`);
+    }
+  });
+
+  it('forces a class on request without changing the background', () => {
+    const a = generateSample(8, 3, { classIndex: 0, drawObject: false });
+    const b = generateSample(8, 3, { classIndex: 5, drawObject: false });
+    assert.ok(sameBytes(a.pixels, b.pixels));
+    assert.strictEqual(generateSample(8, 3, { classIndex: 4 }).className, 'cross');
+    assert.throws(() => generateSample(8, 3, { classIndex: 6 }), /classIndex/);
+    assert.throws(() => generateSample(8, -1), /index/);
+  });
+
+  it('concatenates a batch in index order', () => {
+    const batch = generateBatch(9, 10, 3);
+    assert.strictEqual(batch.pixels.length, 3 * N * N * 3);
+    for (let k = 0; k < 3; k++) {
+      const s = generateSample(9, 10 + k);
+      assert.ok(sameBytes(batch.pixels.subarray(k * N * N * 3, (k + 1) * N * N * 3), s.pixels));
+      assert.strictEqual(batch.labels[k], s.label);
+      assert.deepStrictEqual(batch.boxes[k], s.box);
+    }
+  });
+
+  it('has a PRNG that is uniform enough and reproducible', () => {
+    const a = new Rng(1);
+    const b = new Rng(1);
+    let sum = 0;
+    for (let i = 0; i < 10000; i++) {
+      const v = a.next();
+      assert.strictEqual(v, b.next());
+      assert.ok(v >= 0 && v < 1);
+      sum += v;
+    }
+    assert.ok(Math.abs(sum / 10000 - 0.5) < 0.02);
+  });
+});
