@@ -6,8 +6,9 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/extension/engine/backend';
 import { CamLensError } from '../../src/extension/engine/errors';
 import { readModelJson } from '../../src/extension/engine/loader';
-import { loadModel, resolveClass } from '../../src/extension/engine/model';
+import { labelOf, loadModel, resolveClass } from '../../src/extension/engine/model';
 import { readMetadata } from '../../src/extension/engine/metadata';
+import { GraphDefBuilder } from '../helpers/graphDef';
 import { tempDir, writeModel } from '../helpers/modelFiles';
 
 function tinyModel(): tfl.LayersModel {
@@ -146,6 +147,71 @@ describe('model loader', () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'cam-lens.json'), JSON.stringify({ preprocess: 'whatever' }));
     await rejects(() => readMetadata(dir), 'METADATA_INVALID', /"preprocess" is "whatever"/);
+  });
+
+  it('reads labelOffset from cam-lens.json: class i is output i + labelOffset', async () => {
+    const dir = copyGood();
+    fs.writeFileSync(path.join(dir, 'cam-lens.json'), JSON.stringify({ labels: ['b', 'c'], labelOffset: 1 }));
+    const m = await loadModel(path.join(dir, 'model.json'));
+    try {
+      assert.strictEqual(m.metadata.labelOffset, 1);
+      assert.strictEqual(resolveClass(m, 'b'), 1);
+      assert.strictEqual(resolveClass(m, 1), 2);
+      assert.deepStrictEqual([labelOf(m, 0), labelOf(m, 2)], ['background', 'c']);
+      await rejects(() => resolveClass(m, 2), 'UNKNOWN_CLASS', /out of range.*2 classes/);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('rejects a labelOffset that is not a non-negative integer, in cam-lens.json and as an override', async () => {
+    const dir = copyGood();
+    fs.writeFileSync(path.join(dir, 'cam-lens.json'), JSON.stringify({ labelOffset: '1' }));
+    await rejects(loadModel(path.join(dir, 'model.json')), 'METADATA_INVALID', /"labelOffset" must be a non-negative integer, got "1"/);
+    await rejects(() => readMetadata(good, { labelOffset: 0.5 }), 'METADATA_INVALID', /labelOffset must be a non-negative integer, got 0.5/);
+    await rejects(loadModel(path.join(good, 'model.json'), { overrides: { labelOffset: 3 } }), 'METADATA_INVALID', /labelOffset 3 leaves no classes/);
+  });
+
+  describe('GraphModels go through the same IO handler', () => {
+    function graphDir(edit?: (g: GraphDefBuilder) => void): string {
+      const g = new GraphDefBuilder();
+      g.placeholder('images', [-1, 4, 4, 3]);
+      g.const('k', [1, 1, 3, 2], [1, 0, 0, 1, 1, 1]);
+      g.conv('conv', 'images', 'k');
+      g.mean('pool', 'conv', [1, 2], false);
+      edit?.(g);
+      const dir = path.join(tempDir(), 'graph');
+      g.write(dir);
+      return dir;
+    }
+
+    it('loads a GraphModel written to disk', async () => {
+      const m = await loadModel(path.join(graphDir(), 'model.json'));
+      try {
+        assert.deepStrictEqual([m.format, m.numOutputs, m.inputHeight, m.inputChannels], ['graph-model', 2, 4, 3]);
+      } finally {
+        m.dispose();
+      }
+    });
+
+    it('refuses a GraphModel weight path outside the model folder, and a truncated shard', async () => {
+      const dir = graphDir();
+      editJson(dir, (j) => { j.weightsManifest[0].paths = ['../outside.bin']; });
+      await rejects(loadModel(path.join(dir, 'model.json')), 'WEIGHT_PATH_ESCAPE', /outside the model folder/);
+      const dir2 = graphDir();
+      fs.writeFileSync(path.join(dir2, 'group1-shard1of1.bin'), Buffer.alloc(8));
+      await rejects(loadModel(path.join(dir2, 'model.json')), 'SHARD_SIZE_MISMATCH', /holds 8 bytes/);
+    });
+
+    it('refuses a GraphModel whose nodes read undefined nodes, or that is not an image classifier', async () => {
+      const dir = graphDir();
+      editJson(dir, (j) => { j.modelTopology.node.find((n: any) => n.name === 'pool').input[0] = 'nowhere'; });
+      await rejects(loadModel(path.join(dir, 'model.json')), 'MODEL_INVALID', /node "pool" reads "nowhere", which the topology does not define/);
+      const two = graphDir((g) => g.op('extra', 'Relu', ['images']));
+      await rejects(loadModel(path.join(two, 'model.json')), 'UNSUPPORTED_MODEL', /1 inputs and 2 outputs/);
+      const odd = graphDir((g) => g.op('odd', 'NoSuchOp', ['pool']));
+      await rejects(loadModel(path.join(odd, 'model.json')), 'UNSUPPORTED_MODEL', /cannot run this GraphModel: Unknown op 'NoSuchOp'/);
+    });
   });
 
   it('leaks no tensors when a load fails', async () => {

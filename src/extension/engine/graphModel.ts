@@ -32,6 +32,7 @@
  * result is `LoadedModel.supportsGradients`, with the reason in `gradientNote` when false.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { CamLensError } from './errors';
@@ -154,15 +155,17 @@ export class GraphModelGraph implements ExecGraph {
     const outIndex = /:(\d+)$/.exec(model.outputNodes[0] ?? '')?.[1];
     this.inputIds = [inputs[0].name];
     this.outputIds = [outIndex && outIndex !== '0' ? `${outputs[0].name}:${outIndex}` : outputs[0].name];
-    this.inputShape = (inputs[0].shape ?? []).map((d) => (d < 0 ? null : d));
+    this.inputShape = (inputs[0].shape ?? [-1, -1, -1, 3]).map((d) => (d < 0 ? null : d));
+    if (this.inputShape.length !== 4) {
+      throw new CamLensError('UNSUPPORTED_MODEL', `the model's input has rank ${this.inputShape.length} (${JSON.stringify(this.inputShape)}); an image classifier takes [batch, height, width, channels]`);
+    }
     this.inputDtype = String(inputs[0].dtype ?? 'float32');
     if (this.inputDtype !== 'float32') {
       throw new CamLensError('UNSUPPORTED_MODEL', `the GraphModel's input "${inputs[0].name}" takes ${this.inputDtype} values; CAM Lens feeds float32 images`);
     }
 
     const [fh, fw] = opts.fallbackSize ?? [224, 224];
-    const dims = this.inputShape.length === 4 ? this.inputShape : [null, fh, fw, 3];
-    this.sampleInputShape = dims.map((d, i) => d ?? (i === 0 ? 1 : i === 1 ? fh : i === 2 ? fw : 3));
+    this.sampleInputShape = this.inputShape.map((d, i) => d ?? (i === 0 ? 1 : i === 1 ? fh : i === 2 ? fw : 3));
     const order = this.liveOrder();
     let totalParams = 0;
     const countedConsts = new Set<string>();
@@ -317,7 +320,7 @@ export class GraphModelGraph implements ExecGraph {
         throw new CamLensError('UNSUPPORTED_MODEL', `the GraphModel needs asynchronous execution (control flow or dynamic shapes): ${msg}`,
           'CAM Lens explains feed-forward classifiers; export the model without control flow');
       }
-      if (/not (yet )?(implemented|supported)|Unsupported op|not registered/i.test(msg)) {
+      if (/not (yet )?(implemented|supported)|Unsupported op|Unknown op|not registered/i.test(msg)) {
         throw new CamLensError('UNSUPPORTED_MODEL', `TensorFlow.js cannot run this GraphModel: ${msg}`);
       }
       throw new CamLensError('MODEL_INVALID', `the GraphModel failed to execute: ${msg}`);
@@ -451,6 +454,29 @@ export class GraphModelGraph implements ExecGraph {
   }
 }
 
+/**
+ * The converter trusts its GraphDef; a model.json may come from anywhere. Before handing it over: nodes are
+ * objects with unique string names and ops, and every input names a node that exists.
+ */
+function checkTopology(topology: unknown, file: string): void {
+  const nodes = (topology as { node?: unknown })?.node;
+  const bad = (msg: string) => new CamLensError('MODEL_INVALID', `${path.basename(file)}: ${msg}`, 'choose the model.json that the TensorFlow.js converter wrote');
+  if (!Array.isArray(nodes) || nodes.length === 0) throw bad('the GraphModel topology has no nodes');
+  const names = new Set<string>();
+  for (const n of nodes as RawNode[]) {
+    if (!n || typeof n !== 'object' || typeof n.name !== 'string' || typeof n.op !== 'string' || n.name === '') throw bad('the GraphModel topology has a node without a name or op');
+    if (names.has(n.name)) throw bad(`two nodes are named "${n.name}"`);
+    names.add(n.name);
+    if (n.input !== undefined && (!Array.isArray(n.input) || !n.input.every((x) => typeof x === 'string'))) throw bad(`node "${n.name}" has inputs that are not node names`);
+  }
+  for (const n of nodes as RawNode[]) {
+    for (const ref of n.input ?? []) {
+      const target = nodeOf(ref.replace(/^\^/, ''));
+      if (!names.has(target)) throw bad(`node "${n.name}" reads "${target}", which the topology does not define`);
+    }
+  }
+}
+
 export interface LoadedGraph {
   graphModel: GraphModel;
   graph: GraphModelGraph;
@@ -458,6 +484,7 @@ export interface LoadedGraph {
 
 /** Builds a GraphModel from validated artifacts and wraps it; disposes it again if wrapping fails. */
 export async function loadGraphModelArtifacts(artifacts: tf.io.ModelArtifacts, file: string, opts: { fallbackSize?: [number, number] } = {}): Promise<LoadedGraph> {
+  checkTopology(artifacts.modelTopology, file);
   let graphModel: GraphModel;
   try {
     graphModel = await loadGraphModel(artifactsHandler(artifacts));
