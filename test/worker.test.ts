@@ -69,6 +69,16 @@ function flattenModel(): tfl.LayersModel {
   return tfl.model({ inputs: input, outputs: out });
 }
 
+/** Slow on the cpu backend (~0.2 s a pass): Score-CAM over its 48 channels one by one takes seconds. */
+function heavyModel(): tfl.LayersModel {
+  const input = tfl.input({ shape: [48, 48, 3], name: 'img' });
+  const a = tfl.layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', name: 'a' }).apply(input) as tfl.SymbolicTensor;
+  const b = tfl.layers.conv2d({ filters: 48, kernelSize: 3, padding: 'same', activation: 'relu', name: 'b' }).apply(a) as tfl.SymbolicTensor;
+  const g = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(b) as tfl.SymbolicTensor;
+  const out = tfl.layers.dense({ units: 3, activation: 'softmax', name: 'fc' }).apply(g) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: out });
+}
+
 const isCode = (code: string) => (e: unknown) => e instanceof EngineError && e.code === code;
 
 describe('engine worker', function () {
@@ -249,6 +259,39 @@ describe('engine worker', function () {
       assert.deepStrictEqual([o.target.index, n.target.index], [1, 4]);
     });
 
+    it('forwards progress events of a long method, and its cancel stops the worker between two batches', async () => {
+      const image = { path: await freshImage() };
+      const progress: [number, number][] = [];
+      const sc = await client.computeCam({ model, image, method: 'scorecam', options: { batchSize: 2 } }, { onProgress: (d, t) => progress.push([d, t]) });
+      assert.strictEqual(sc.method, 'scorecam');
+      assert.ok(progress.length >= 2, JSON.stringify(progress));
+      const total = progress[0][1];
+      assert.ok(total > 0 && progress.every(([, t]) => t === total));
+      assert.deepStrictEqual(progress[progress.length - 1], [total, total]);
+
+      // Score-CAM never yields to the worker's event loop: the cancel reaches it through the shared board.
+      const heavy = await writeModel(heavyModel(), path.join(dir, 'heavy'), { labels: ['x', 'y', 'z'] });
+      const big = { path: await writePng(path.join(dir, 'big.png'), 48, 48, 5) };
+      const ac = new AbortController();
+      const seen: number[] = [];
+      const t0 = performance.now();
+      const p = client.computeCam({ model: { path: heavy.modelJson }, image: big, method: 'scorecam', options: { batchSize: 1 } }, {
+        signal: ac.signal,
+        onProgress: (d) => {
+          seen.push(d);
+          ac.abort();
+        },
+      });
+      await assert.rejects(p, isCode('CANCELLED'));
+      // The worker's own answer (in the log) says it stopped, not that it finished.
+      const next = await client.predict({ model, image });
+      const elapsed = performance.now() - t0;
+      assert.strictEqual(next.predictions.length, 5);
+      const entry = logs.filter((e) => e.kind === 'computation' && e.entry.type === 'cam/compute' && e.entry.method === 'scorecam').pop();
+      assert.ok(entry && entry.kind === 'computation' && entry.error?.code === 'CANCELLED', JSON.stringify(entry));
+      assert.ok(elapsed < 8000, `the worker was free again after ${elapsed.toFixed(0)} ms`);
+    });
+
     it('answers a cancelled request from the worker itself, queued or running (raw protocol)', async () => {
       const w = new Worker(workerPath, { workerData: { backend: 'cpu' } });
       try {
@@ -318,6 +361,18 @@ describe('engine worker', function () {
       } finally {
         await c.dispose();
       }
+    });
+
+    it('runs the worker thread below normal priority, the host thread unchanged (Linux)', async function () {
+      if (!fs.existsSync('/proc/thread-self')) this.skip();
+      await client.memory();
+      const nice = (task: string) => {
+        const stat = fs.readFileSync(`/proc/${process.pid}/task/${task}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      };
+      const tasks = fs.readdirSync(`/proc/${process.pid}/task`);
+      assert.strictEqual(nice(String(process.pid)), 0);
+      assert.ok(tasks.some((t) => nice(t) === 10), 'one thread (the engine worker) runs at nice 10');
     });
 
     it('rejects rather than hangs when the worker cannot start, and after dispose', async () => {

@@ -16,7 +16,9 @@
 import { Worker, type ResourceLimits } from 'worker_threads';
 import type { ErrorPayload } from '../shared/protocol';
 import {
+  createCancelBoard,
   isWorkerToHost,
+  markCancelled,
   type BackendChoice,
   type BackendStatus,
   type CamParams,
@@ -105,6 +107,10 @@ export interface EngineClientOptions {
   maxModels?: number;
   /** Enables the worker's `debug/crash` request (tests only). */
   testHooks?: boolean;
+  /** Worker thread at below-normal priority (default true; see WorkerOptions). */
+  lowPriority?: boolean;
+  /** Score-CAM's extra threads (default cores - 2). */
+  scoreWorkers?: number;
   resourceLimits?: ResourceLimits;
   log?: (event: EngineLogEvent) => void;
 }
@@ -135,6 +141,8 @@ export class EngineClient {
   private backend: BackendChoice;
   private disposed = false;
   private generation = 0;
+  /** Shared with every worker this client starts: cancellation reaches a worker busy in a long method. */
+  private readonly cancelBoard = createCancelBoard();
 
   constructor(private readonly opts: EngineClientOptions) {
     this.backend = opts.backend ?? 'auto';
@@ -244,6 +252,7 @@ export class EngineClient {
   private cancel(id: number, reason: 'cancelled' | 'superseded'): void {
     const p = this.settle(id);
     if (!p) return;
+    markCancelled(this.cancelBoard, id);
     try {
       this.worker?.postMessage({ type: 'cancel', id });
     } catch {
@@ -259,6 +268,9 @@ export class EngineClient {
       maxSessions: this.opts.maxSessions,
       maxModels: this.opts.maxModels,
       testHooks: this.opts.testHooks,
+      lowPriority: this.opts.lowPriority,
+      scoreWorkers: this.opts.scoreWorkers,
+      cancelBoard: this.cancelBoard,
     };
     const w = new Worker(this.opts.workerPath, { workerData, resourceLimits: this.opts.resourceLimits });
     const gen = ++this.generation;

@@ -18,6 +18,7 @@
  * that arrives meanwhile aborts the request at the next check (and inside methods that take the signal).
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
@@ -30,10 +31,13 @@ import { renderOverlayPng, type HeatmapLike } from './engine/overlay';
 import { METHODS } from './engine/cam/registry';
 import { findLinearHead } from './engine/head';
 import { computeFeatureMaps } from './engine/featureMaps';
+import { ScorePool } from './engine/scorePool';
+import type { MetadataOverrides } from './engine/metadata';
 import type { ImageSession } from './engine/session';
 import { CAM_METHOD_IDS, type CamMethodId, type LayerSummary, type MethodInfo, type ModelInfo, type PreprocessId } from '../shared/protocol';
 import {
   isCancelMessage,
+  isMarkedCancelled,
   requestProblem,
   transferablesOf,
   type BackendStatus,
@@ -59,6 +63,24 @@ const METADATA_FILES = ['cam-lens.json', 'metadata.json', 'labels.txt', 'classes
 
 let backendChoice: BackendChoice = options.backend ?? 'auto';
 
+/** One core stays with the extension host (and the rest of the editor) while Score-CAM fans out. */
+const SCORE_WORKERS = Math.max(0, Math.floor(options.scoreWorkers ?? (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length) - 2));
+
+/**
+ * Lowers this thread's scheduling priority (nice 10) so that the host's event loop keeps its latency while the
+ * engine saturates a core: on a machine with fewer free cores than busy threads, the kernel then runs the host
+ * thread first. Linux names threads by their kernel id in /proc/thread-self; elsewhere this does nothing.
+ */
+function lowerThreadPriority(): void {
+  if (options.lowPriority === false) return;
+  try {
+    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0 && tid !== process.pid) os.setPriority(tid, os.constants.priority.PRIORITY_BELOW_NORMAL);
+  } catch {
+    // Not Linux, or not permitted: normal priority.
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Caches
 
@@ -68,6 +90,8 @@ interface ModelEntry {
   model: LoadedModel;
   /** Distinguishes reloads of the same key in session keys. */
   uid: number;
+  /** Score-CAM's extra threads for this model, started on its first Score-CAM. */
+  pool?: ScorePool;
 }
 
 interface SessionEntry {
@@ -147,12 +171,18 @@ function dropModel(e: ModelEntry): void {
   if (models.get(e.key) === e) models.delete(e.key);
   for (const s of [...sessions.values()]) if (s.modelUid === e.uid) dropSession(s);
   e.model.dispose();
+  void e.pool?.close();
 }
 
 function dropAll(): void {
   for (const s of [...sessions.values()]) dropSession(s);
   for (const m of [...models.values()]) dropModel(m);
   lastMaps.clear();
+}
+
+function modelOverrides(ref: ModelRef): MetadataOverrides {
+  const o = ref.overrides ?? {};
+  return { labels: o.labels, labelsFile: o.labelsFile, preprocess: o.preprocess, labelOffset: o.labelOffset };
 }
 
 async function getModel(ref: ModelRef): Promise<{ entry: ModelEntry; cached: boolean }> {
@@ -166,10 +196,7 @@ async function getModel(ref: ModelRef): Promise<{ entry: ModelEntry; cached: boo
     return { entry: hit, cached: true };
   }
   if (hit) dropModel(hit);
-  const o = ref.overrides ?? {};
-  const model = await loadModel(file, {
-    overrides: { labels: o.labels, labelsFile: o.labelsFile, preprocess: o.preprocess, labelOffset: o.labelOffset },
-  });
+  const model = await loadModel(file, { overrides: modelOverrides(ref) });
   const entry: ModelEntry = { key, fingerprint, model, uid: ++modelSeq };
   models.set(key, entry);
   while (models.size > MAX_MODELS) {
@@ -232,6 +259,8 @@ function backendStatus(info: BackendInfo): BackendStatus {
 
 interface JobContext {
   signal: AbortSignal;
+  /** Aborts the signal if the host flagged this request in the shared cancel board. */
+  checkBoard(): void;
   progress(done: number, total: number): void;
   /** Filled in by the handler; sent with the reply. */
   log: ComputationLog;
@@ -242,6 +271,7 @@ const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 async function step(ctx: JobContext, what: string): Promise<void> {
   await tick();
+  ctx.checkBoard();
   throwIfAborted(ctx.signal, what);
 }
 
@@ -332,7 +362,12 @@ const handlers: { [T in RequestType]: Handler<T> } = {
     const { entry } = await getSession(me.entry, req.image);
     const t2 = performance.now();
     await step(ctx, 'the explanation');
+    const me2 = me.entry;
+    if (req.method === 'scorecam' && SCORE_WORKERS > 0 && !me2.pool) {
+      me2.pool = new ScorePool({ modelPath: me2.model.path, overrides: modelOverrides(req.model), workers: SCORE_WORKERS });
+    }
     const res = await entry.session.explain({
+      pool: me2.pool,
       method: req.method,
       layer: req.layer,
       classChoice: req.classIndex,
@@ -445,10 +480,16 @@ async function run(job: Job): Promise<void> {
   const t0 = performance.now();
   const log: ComputationLog = { type: req.type, backend: currentBackend()?.name ?? tf.getBackend() ?? 'none', ms: 0 };
   let lastProgress = 0;
+  const board = options.cancelBoard;
   const ctx: JobContext = {
     signal: controller.signal,
     log,
+    checkBoard() {
+      if (board && !controller.signal.aborted && isMarkedCancelled(board, req.id)) controller.abort();
+    },
     progress(done, total) {
+      // Called between batches of long methods, which never yield to the event loop: the one place to see a cancel.
+      ctx.checkBoard();
       const now = performance.now();
       if (done < total && now - lastProgress < PROGRESS_INTERVAL_MS) return;
       lastProgress = now;
@@ -456,6 +497,7 @@ async function run(job: Job): Promise<void> {
     },
   };
   try {
+    ctx.checkBoard();
     throwIfAborted(controller.signal, req.type);
     const handler = handlers[req.type] as Handler<RequestType>;
     const result = await handler(req as RequestOf<RequestType>, ctx);
@@ -516,4 +558,7 @@ function onMessage(msg: unknown): void {
   void pump();
 }
 
-parentPort?.on('message', onMessage);
+if (parentPort) {
+  lowerThreadPriority();
+  parentPort.on('message', onMessage);
+}

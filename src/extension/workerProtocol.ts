@@ -49,6 +49,36 @@ export interface WorkerOptions {
   maxModels?: number;
   /** Enables the `debug/crash` request (tests only). */
   testHooks?: boolean;
+  /**
+   * Run the worker thread at below-normal priority (default true; Linux, best effort), so that the extension
+   * host's thread always gets a core first when the worker computes.
+   */
+  lowPriority?: boolean;
+  /** Extra threads for Score-CAM's masked passes (engine/scorePool.ts); default: cores - 2, leaving one for the host. */
+  scoreWorkers?: number;
+  /** Shared cancel flags (see `markCancelled`); without it, cancellation waits for the worker's next idle moment. */
+  cancelBoard?: SharedArrayBuffer;
+}
+
+/**
+ * Cancellation that reaches a busy worker. A `cancel` message is only read when the worker's event loop is free,
+ * but a long method (Score-CAM: thousands of forward passes, no event-loop turn in between) never frees it. So the
+ * host also writes the request id into shared memory, slot id % CANCEL_BOARD_SLOTS, and the worker reads the slot
+ * whenever the computation reports progress (after every batch) and between steps, then aborts the request's
+ * signal itself. Ids only grow, so a stale slot never matches a newer request.
+ */
+export const CANCEL_BOARD_SLOTS = 1024;
+
+export function createCancelBoard(): SharedArrayBuffer {
+  return new SharedArrayBuffer(CANCEL_BOARD_SLOTS * Int32Array.BYTES_PER_ELEMENT);
+}
+
+export function markCancelled(board: SharedArrayBuffer, id: number): void {
+  Atomics.store(new Int32Array(board), id % CANCEL_BOARD_SLOTS, id);
+}
+
+export function isMarkedCancelled(board: SharedArrayBuffer, id: number): boolean {
+  return Atomics.load(new Int32Array(board), id % CANCEL_BOARD_SLOTS) === id;
 }
 
 // ---------------------------------------------------------------------------------------------------------
