@@ -79,6 +79,63 @@ describe('cam-lens CLI', function () {
     assert.deepStrictEqual([c1.className, c1.outputShape, c1.params, c1.foldedBatchNorm], ['Conv2D', [null, 8, 8, 8], 216, 'bn1']);
   });
 
+  it('cam --method scorecam takes --batch-size, --top-channels and --workers and keeps the contract object', () => {
+    const a = run(['cam', '--model', modelJson, '--image', image, '--method', 'scorecam', '--class', 'cherry', '--batch-size', '3', '--workers', '0', '--json', '-']);
+    assert.strictEqual(a.code, 0, a.stderr);
+    const j = JSON.parse(a.stdout);
+    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'method', 'layer', 'target', 'predictions', 'heatmap', 'timingsMs']);
+    assert.strictEqual(j.method, 'scorecam');
+    assert.ok(j.heatmap.values.every((v: number) => v >= 0 && v <= 1) && Math.max(...j.heatmap.values) > 0.999);
+    // The same map with one worker thread (or in this thread where the worker bundle is absent).
+    const b = JSON.parse(run(['cam', '--model', modelJson, '--image', image, '--method', 'scorecam', '--class', 'cherry', '--workers', '1', '--json', '-']).stdout);
+    assert.deepStrictEqual(b.heatmap.values, j.heatmap.values);
+    const c = JSON.parse(run(['cam', '--model', modelJson, '--image', image, '--method', 'scorecam', '--class', 'cherry', '--top-channels', '2', '--json', '-']).stdout);
+    assert.notDeepStrictEqual(c.heatmap.values, j.heatmap.values, 'two of eight channels give another map');
+  });
+
+  it('cam --metrics adds the faithfulness scores of the map and of a random map, and prints them', () => {
+    const r = run(['cam', '--model', modelJson, '--image', image, '--method', 'eigencam', '--metrics', '--workers', '0', '--json', '-']);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'method', 'layer', 'target', 'predictions', 'heatmap', 'metrics', 'timingsMs']);
+    assert.strictEqual(j.metrics.steps, 20);
+    assert.strictEqual(j.metrics.baseline, 'blur');
+    for (const which of ['map', 'random']) {
+      const m = j.metrics[which];
+      for (const k of ['deletionAuc', 'insertionAuc']) assert.ok(m[k] >= 0 && m[k] <= 1, `${which}.${k} = ${m[k]}`);
+      assert.ok(m.averageDrop >= 0 && m.averageDrop <= 100);
+      assert.strictEqual(typeof m.increaseInConfidence, 'boolean');
+      assert.strictEqual(m.deletionCurve.length, 21);
+      assert.strictEqual(m.deletionCurve[0], j.target.probability);
+    }
+    assert.ok(typeof j.timingsMs.metrics === 'number');
+    const text = run(['cam', '--model', modelJson, '--image', image, '--metrics', '--workers', '0']);
+    assert.strictEqual(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^faithfulness \(random map in brackets\): deletion AUC [\d.]+ \([\d.]+, lower is better\), insertion AUC .*average drop .*increase in confidence (yes|no)/m);
+  });
+
+  it('layers --recommend ranks the candidate layers by the deletion AUC of their Grad-CAM maps', () => {
+    const r = run(['layers', '--model', modelJson, '--recommend', '--image', image, '--class', 'banana', '--workers', '0', '--json', '-']);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.strictEqual(j.recommendedLayer, 'res', 'the layer list is unchanged');
+    const rec = j.recommendation;
+    assert.strictEqual(rec.method, 'gradcam');
+    assert.strictEqual(rec.metric, 'deletionAuc');
+    assert.deepStrictEqual(rec.target.label, 'banana');
+    // conv → BN → ReLU chains count once, at the ReLU: r1, r2 and the residual sum.
+    assert.deepStrictEqual(rec.ranking.map((l: { layer: string }) => l.layer).sort(), ['r1', 'r2', 'res']);
+    const aucs = rec.ranking.map((l: { deletionAuc: number }) => l.deletionAuc);
+    assert.deepStrictEqual(aucs, [...aucs].sort((x: number, y: number) => x - y));
+    assert.deepStrictEqual(rec.ranking.map((l: { rank: number }) => l.rank), [1, 2, 3]);
+    assert.strictEqual(rec.best, rec.ranking[0].layer);
+    assert.strictEqual(rec.ranking[0].best, true);
+    const text = run(['layers', '--model', modelJson, '--recommend', '--image', image, '--candidates', '2', '--workers', '0']);
+    assert.strictEqual(text.code, 0, text.stderr);
+    assert.match(text.stdout, /<- recommended target \(earned\)/);
+    assert.match(text.stdout, /ranked by deletion AUC \(lower is better, 20 steps\):\n {2}\S+ +\[N, \d+, \d+, \d+\] +1\. [\d.]+ {2}best/);
+  });
+
   it('writes human-readable output without --json', () => {
     const r = run(['predict', '--model', modelJson, '--image', image, '--top', '2']);
     assert.strictEqual(r.code, 0);
@@ -100,6 +157,12 @@ describe('cam-lens CLI', function () {
     ['an unknown command', () => ['explain'], 2, /unknown command "explain"/],
     ['an unknown backend', () => ['predict', '--model', modelJson, '--image', image, '--backend', 'gpu'], 2, /unknown backend "gpu"/],
     ['a missing --model', () => ['predict', '--image', image], 2, /missing --model/],
+    ['--top-channels with a method other than scorecam', () => ['cam', '--model', modelJson, '--image', image, '--top-channels', '3'], 2, /--top-channels applies to --method scorecam only/],
+    ['a batch size of 0', () => ['cam', '--model', modelJson, '--image', image, '--method', 'scorecam', '--batch-size', '0'], 2, /--batch-size must be an integer from 1 to 1024, got "0"/],
+    ['a fractional number of workers', () => ['cam', '--model', modelJson, '--image', image, '--method', 'scorecam', '--workers', '1.5'], 2, /--workers must be an integer from 0 to 256, got "1.5"/],
+    ['--recommend without --image', () => ['layers', '--model', modelJson, '--recommend'], 2, /missing --image/],
+    ['--image on layers without --recommend', () => ['layers', '--model', modelJson, '--image', image], 2, /--image applies to "layers --recommend" only/],
+    ['--candidates 0', () => ['layers', '--model', modelJson, '--recommend', '--image', image, '--candidates', '0'], 2, /--candidates must be an integer from 1/],
     ['cam on a model whose head is not GAP-then-linear', () => ['cam', '--model', modelJson, '--image', image, '--method', 'cam', '--layer', 'r1'], 1, /CAM needs global average pooling.*use gradcam/],
   ];
   for (const [what, args, code, pattern] of failures) {

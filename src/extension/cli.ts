@@ -4,7 +4,9 @@
  *   cam-lens predict --model <model.json> --image <file> [--top <k>] [--json <file|->]
  *   cam-lens cam     --model <model.json> --image <file> [--method <id>] [--class <index|label>] [--layer <name>]
  *                    [--top <k>] [--json <file|->] [--png <file>] [--backend auto|node|wasm|cpu]
+ *                    [--batch-size <n>] [--top-channels <n>] [--workers <n>] [--metrics]
  *   cam-lens layers  --model <model.json> [--json <file|->]
+ *                    [--recommend --image <file> [--class <index|label>] [--candidates <n|all>]]
  *
  * Exit codes: 0 success; 2 bad usage (unknown command or option, missing argument); 1 any other bad input
  * or failure. Errors are one line on stderr: `cam-lens: <reason>`.
@@ -19,6 +21,11 @@ import { describeModel, openImage } from './engine/pipeline';
 import { METHODS, METHOD_IDS, getMethod } from './engine/cam/registry';
 import { PREPROCESS_PRESETS, type PreprocessPreset } from './engine/preprocess';
 import { renderOverlayPng } from './engine/overlay';
+import { faithfulness, type FaithfulnessReport, type MapScores } from './engine/faithfulness';
+import { DEFAULT_CANDIDATES, recommendLayer, type Recommendation } from './engine/recommend';
+import { ScorePool, defaultWorkerCount } from './engine/scorePool';
+import { SCORECAM_DEFAULT_BATCH } from './engine/cam/scorecam';
+import type { MetadataOverrides } from './engine/metadata';
 import { COLORMAPS, type ColormapName } from '../shared/colormaps';
 
 const USAGE = `cam-lens — Class Activation Maps for TensorFlow.js image classifiers
@@ -28,6 +35,7 @@ Usage:
   cam-lens cam     --model <model.json> --image <file> [--method <id>] [--class <index|label>]
                    [--layer <name>] [--top <k>] [--json <file|->] [--png <file>]
   cam-lens layers  --model <model.json> [--json <file|->]
+                   [--recommend --image <file> [--class <index|label>] [--candidates <n|all>]]
 
 Options for every command:
   --backend auto|node|wasm|cpu   TensorFlow.js backend (default auto: tfjs-node, else wasm, else cpu)
@@ -38,6 +46,16 @@ cam options:
   --method <id>                  ${METHOD_IDS.join(' | ')} (default gradcam)
   --colormap <name>              ${COLORMAPS.join(' | ')} (default turbo), for --png
   --opacity <0..1>               heatmap opacity in --png (default 0.5)
+  --batch-size <n>               inputs per forward pass for scorecam and --metrics (default ${SCORECAM_DEFAULT_BATCH})
+  --top-channels <n>             scorecam: only the n channels of largest spatial std ("Faster Score-CAM")
+  --workers <n>                  worker threads for scorecam, --metrics and --recommend, besides this one
+                                 (default: cores - 1 = ${defaultWorkerCount()}; 0: compute in one thread)
+  --metrics                      faithfulness of the map: deletion/insertion AUC, Average Drop, Increase in
+                                 Confidence, each also for a random map (adds "metrics" to --json)
+layers options:
+  --recommend                    rank the candidate layers for --image and --class by the deletion AUC of
+                                 their Grad-CAM maps (lower is better); needs --image
+  --candidates <n|all>           how many of the last candidate layers to rank (default ${DEFAULT_CANDIDATES})
 Without --class the top-1 class is explained; without --layer the recommended layer is used.
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
@@ -60,13 +78,20 @@ const OPTIONS = {
   colormap: { type: 'string' },
   opacity: { type: 'string' },
   'max-pixels': { type: 'string' },
+  'batch-size': { type: 'string' },
+  'top-channels': { type: 'string' },
+  workers: { type: 'string' },
+  metrics: { type: 'boolean' },
+  recommend: { type: 'boolean' },
+  candidates: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 const ALLOWED: Record<string, string[]> = {
   predict: ['model', 'image', 'top', 'json', 'backend', 'labels', 'preprocess', 'max-pixels'],
-  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'labels', 'preprocess', 'colormap', 'opacity', 'max-pixels'],
-  layers: ['model', 'json', 'backend', 'labels', 'preprocess'],
+  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'labels', 'preprocess', 'colormap', 'opacity', 'max-pixels',
+    'batch-size', 'top-channels', 'workers', 'metrics'],
+  layers: ['model', 'json', 'backend', 'labels', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels'],
 };
 
 function need(v: Values, name: string): string {
@@ -100,7 +125,7 @@ function writeFileSafely(target: string, data: string | Buffer): void {
   fs.writeFileSync(target, data);
 }
 
-async function setup(v: Values): Promise<{ backend: BackendInfo; model: LoadedModel; preprocess?: PreprocessPreset }> {
+async function setup(v: Values): Promise<{ backend: BackendInfo; model: LoadedModel; preprocess?: PreprocessPreset; overrides: MetadataOverrides }> {
   const choice = (v.backend ?? 'auto') as string;
   if (!(BACKEND_CHOICES as readonly string[]).includes(choice)) {
     throw new UsageError(`unknown backend "${choice}": expected ${BACKEND_CHOICES.join(', ')}`);
@@ -110,10 +135,37 @@ async function setup(v: Values): Promise<{ backend: BackendInfo; model: LoadedMo
     throw new UsageError(`unknown preprocessing "${preprocess}": expected ${PREPROCESS_PRESETS.join(', ')}`);
   }
   const backend = await initBackend(choice as BackendChoice);
-  const model = await loadModel(need(v, 'model'), {
-    overrides: { labelsFile: v.labels as string | undefined, preprocess: preprocess as PreprocessPreset | undefined },
+  const overrides: MetadataOverrides = { labelsFile: v.labels as string | undefined, preprocess: preprocess as PreprocessPreset | undefined };
+  const model = await loadModel(need(v, 'model'), { overrides });
+  return { backend, model, preprocess: preprocess as PreprocessPreset | undefined, overrides };
+}
+
+/** Worker threads for the many forward passes of scorecam, --metrics and --recommend (none when --workers 0). */
+function makePool(v: Values, model: LoadedModel, overrides: MetadataOverrides): ScorePool | undefined {
+  const workers = intOption(v, 'workers', defaultWorkerCount(), 0, 256);
+  return workers > 0 ? new ScorePool({ modelPath: model.path, overrides, workers }) : undefined;
+}
+
+function metricsJson(r: FaithfulnessReport): Record<string, unknown> {
+  const one = (m: MapScores) => ({
+    deletionAuc: round(m.deletion.auc),
+    insertionAuc: round(m.insertion.auc),
+    averageDrop: round(m.averageDrop),
+    increaseInConfidence: m.increaseInConfidence,
+    originalProbability: round(m.originalScore),
+    maskedProbability: round(m.maskedScore),
+    deletionCurve: m.deletion.curve.map(round),
+    insertionCurve: m.insertion.curve.map(round),
   });
-  return { backend, model, preprocess: preprocess as PreprocessPreset | undefined };
+  return { steps: r.steps, baseline: r.baseline, blur: { kernel: r.blur.kernel, sigma: round(r.blur.sigma) }, randomSeed: r.seed, map: one(r.map), random: one(r.random) };
+}
+
+function metricsLine(r: FaithfulnessReport): string {
+  const f = (x: number) => x.toFixed(3);
+  return `faithfulness (random map in brackets): deletion AUC ${f(r.map.deletion.auc)} (${f(r.random.deletion.auc)}, lower is better), ` +
+    `insertion AUC ${f(r.map.insertion.auc)} (${f(r.random.insertion.auc)}, higher is better), ` +
+    `average drop ${r.map.averageDrop.toFixed(1)}% (${r.random.averageDrop.toFixed(1)}%), ` +
+    `increase in confidence ${r.map.increaseInConfidence ? 'yes' : 'no'} (${r.random.increaseInConfidence ? 'yes' : 'no'})`;
 }
 
 function checkImageArg(v: Values): string {
@@ -157,20 +209,38 @@ function mapRound(o: Record<string, number>): Record<string, number> {
 
 async function cmdCam(v: Values): Promise<void> {
   const top = intOption(v, 'top', 5, 1, 100000);
-  const methodId = (v.method as string | undefined) ?? 'gradcam';
+  const methodId = ((v.method as string | undefined) ?? 'gradcam').toLowerCase();
   getMethod(methodId); // fail fast on an unknown method, before loading anything
+  const batchSize = intOption(v, 'batch-size', SCORECAM_DEFAULT_BATCH, 1, 1024);
+  const topChannels = v['top-channels'] === undefined ? undefined : intOption(v, 'top-channels', 0, 1, 1 << 20);
+  if (topChannels !== undefined && methodId !== 'scorecam') throw new UsageError('--top-channels applies to --method scorecam only');
+  if (v['batch-size'] !== undefined && methodId !== 'scorecam' && !v.metrics) throw new UsageError('--batch-size applies to --method scorecam and to --metrics only');
   const colormap = (v.colormap as string | undefined) ?? 'turbo';
   if (!(COLORMAPS as readonly string[]).includes(colormap)) throw new UsageError(`unknown colormap "${colormap}": expected ${COLORMAPS.join(', ')}`);
   const opacity = v.opacity === undefined ? 0.5 : Number(v.opacity);
   if (!(opacity >= 0 && opacity <= 1)) throw new UsageError(`--opacity must be a number from 0 to 1, got "${v.opacity}"`);
   const image = checkImageArg(v);
   const t0 = performance.now();
-  const { backend, model } = await setup(v);
+  const { backend, model, overrides } = await setup(v);
   const t1 = performance.now();
   const opened = await openImage(model, image, { maxPixels: intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER) });
+  const pool = methodId === 'scorecam' || v.metrics ? makePool(v, model, overrides) : undefined;
   try {
     const predictions = await opened.session.predictions(top);
-    const r = await opened.session.explain({ method: methodId, layer: v.layer as string | undefined, classChoice: v.class as string | undefined });
+    const r = await opened.session.explain({
+      method: methodId,
+      layer: v.layer as string | undefined,
+      classChoice: v.class as string | undefined,
+      options: methodId === 'scorecam' ? { batchSize, topChannels } : undefined,
+      pool,
+    });
+    let metrics: FaithfulnessReport | undefined;
+    let metricsMs: number | undefined;
+    if (v.metrics) {
+      const tm = performance.now();
+      metrics = await faithfulness(opened.session, r.heatmap, r.target.index + model.metadata.labelOffset, { batchSize, pool });
+      metricsMs = performance.now() - tm;
+    }
     let pngMs: number | undefined;
     if (v.png !== undefined) {
       const tp = performance.now();
@@ -194,11 +264,13 @@ async function cmdCam(v: Values): Promise<void> {
         rawMin: round(r.heatmap.rawMin),
         rawMax: round(r.heatmap.rawMax),
       },
+      ...(metrics ? { metrics: metricsJson(metrics) } : {}),
       timingsMs: {
         load: round(t1 - t0),
         ...mapRound(opened.timingsMs),
         ...mapRound(r.timingsMs as unknown as Record<string, number>),
         ...(pngMs !== undefined ? { png: round(pngMs) } : {}),
+        ...(metricsMs !== undefined ? { metrics: round(metricsMs) } : {}),
         total: round(t2 - t0),
       },
     };
@@ -206,27 +278,80 @@ async function cmdCam(v: Values): Promise<void> {
     if (v.json !== '-') {
       const m = METHODS.find((x) => x.id === r.method);
       console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
+      if (metrics) console.log(metricsLine(metrics));
       if (v.png !== undefined) console.log(`overlay written to ${v.png}`);
     }
   } finally {
+    await pool?.close();
     opened.session.dispose();
     model.dispose();
   }
 }
 
+function recommendationJson(r: Recommendation, image: string): Record<string, unknown> {
+  return {
+    image: path.resolve(image),
+    method: r.method,
+    metric: 'deletionAuc',
+    steps: r.steps,
+    target: { index: r.target.index, label: r.target.label, probability: round(r.target.probability) },
+    best: r.best,
+    conventional: r.conventional,
+    ranking: r.ranking.map((l) => ({
+      layer: l.layer,
+      outputShape: l.outputShape,
+      ...(l.deletionAuc !== undefined ? { deletionAuc: round(l.deletionAuc), rank: l.rank, best: l.best } : {}),
+      ...(l.emptyMap ? { emptyMap: true } : {}),
+      ...(l.error ? { error: l.error.message } : {}),
+    })),
+  };
+}
+
 async function cmdLayers(v: Values): Promise<void> {
-  const { model } = await setup(v);
+  if (!v.recommend) {
+    for (const k of ['image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels']) {
+      if (v[k] !== undefined) throw new UsageError(`--${k} applies to "layers --recommend" only`);
+    }
+  }
+  const image = v.recommend ? checkImageArg(v) : undefined;
+  let lastN = DEFAULT_CANDIDATES;
+  if (v.candidates === 'all') lastN = Infinity;
+  else if (v.candidates !== undefined) lastN = intOption(v, 'candidates', DEFAULT_CANDIDATES, 1, 100000);
+  const batchSize = intOption(v, 'batch-size', SCORECAM_DEFAULT_BATCH, 1, 1024);
+  const { model, overrides } = await setup(v);
+  let rec: Recommendation | undefined;
   try {
+    if (image) {
+      const opened = await openImage(model, image, { maxPixels: intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER) });
+      const pool = makePool(v, model, overrides);
+      try {
+        rec = await recommendLayer(opened.session, { classChoice: v.class as string | undefined, lastN, batchSize, pool });
+      } finally {
+        await pool?.close();
+        opened.session.dispose();
+      }
+    }
     const s = describeModel(model);
-    if (v.json !== undefined) writeJson(v.json as string, s);
+    if (v.json !== undefined) writeJson(v.json as string, rec && image ? { ...s, recommendation: recommendationJson(rec, image) } : s);
     if (v.json !== '-') {
       console.log(`${s.name}: ${s.layers.length} layers, ${s.totalParams} parameters, input ${s.input.height}x${s.input.width}x${s.input.channels} (${s.input.preprocess}), ${s.classes} classes, backend ${s.backend}`);
       const w = Math.max(...s.layers.map((l) => l.name.length), 5);
       const cw = Math.max(...s.layers.map((l) => l.className.length), 5);
       for (const l of s.layers) {
         const shape = `[${l.outputShape.map((d) => d ?? 'N').join(', ')}]`;
-        const mark = l.name === s.recommendedLayer ? '  <- recommended target' : l.spatial ? '  (spatial)' : '';
+        const mark = rec
+          ? (l.name === rec.best ? '  <- recommended target (earned)' : l.name === s.recommendedLayer ? '  <- conventional target' : l.spatial ? '  (spatial)' : '')
+          : (l.name === s.recommendedLayer ? '  <- recommended target' : l.spatial ? '  (spatial)' : '');
         console.log(`  ${l.name.padEnd(w)}  ${l.className.padEnd(cw)}  ${shape.padEnd(20)} ${String(l.params).padStart(9)}${mark}`);
+      }
+      if (rec) {
+        console.log(`${rec.method} maps for "${rec.target.label}" (${(rec.target.probability * 100).toFixed(2)}%) ranked by deletion AUC (lower is better, ${rec.steps} steps):`);
+        const lw = Math.max(...rec.ranking.map((l) => l.layer.length), 5);
+        for (const l of rec.ranking) {
+          const shape = `[${l.outputShape.map((d) => d ?? 'N').join(', ')}]`;
+          const score = l.deletionAuc !== undefined ? `${String(l.rank).padStart(3)}. ${l.deletionAuc.toFixed(4)}${l.best ? '  best' : ''}${l.emptyMap ? '  (empty map)' : ''}` : `  -  ${l.error?.message ?? ''}`;
+          console.log(`  ${l.layer.padEnd(lw)}  ${shape.padEnd(20)} ${score}`);
+        }
       }
     }
   } finally {

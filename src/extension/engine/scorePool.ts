@@ -212,6 +212,7 @@ class PoolWorker implements Executor {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private alive = true;
+  private isReady = false;
   readonly exited: Promise<void>;
 
   constructor(script: string, execArgv: string[] | undefined, data: ScoreWorkerData) {
@@ -222,8 +223,10 @@ class PoolWorker implements Executor {
     this.ready = new Promise<boolean>((r) => (settleReady = r));
     this.exited = new Promise<void>((r) => this.worker.once('exit', () => r()));
     this.worker.on('message', (m: FromWorker) => {
-      if (m.type === 'ready') settleReady(true);
-      else if (m.type === 'failed') {
+      if (m.type === 'ready') {
+        this.isReady = true;
+        settleReady(true);
+      } else if (m.type === 'failed') {
         this.failure = m.message;
         settleReady(false);
       } else this.settle(m);
@@ -278,14 +281,18 @@ class PoolWorker implements Executor {
   }
 
   async close(): Promise<void> {
-    if (this.alive) {
-      this.worker.ref();
-      this.worker.postMessage({ type: 'close' });
-      // A worker busy in a long batch is not waited for beyond a grace period.
-      const timer = setTimeout(() => void this.worker.terminate(), 5000);
-      await this.exited;
-      clearTimeout(timer);
+    if (!this.alive) return;
+    this.worker.ref();
+    if (!this.isReady) {
+      // Still loading its model: nothing to tidy up in there, and no reason to wait for the load.
+      await this.worker.terminate();
+      return;
     }
+    this.worker.postMessage({ type: 'close' });
+    // A worker busy in a long batch is not waited for beyond a grace period.
+    const timer = setTimeout(() => void this.worker.terminate(), 5000);
+    await this.exited;
+    clearTimeout(timer);
   }
 }
 
