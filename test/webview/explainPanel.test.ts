@@ -3,11 +3,10 @@
  * panels/html.ts with its CSP, the real bundle, the real stylesheets.
  */
 import * as assert from 'node:assert/strict';
-import type { Browser } from 'playwright-core';
 import { colormapLut } from '../../src/shared/colormaps';
 import type { ExplainViewState } from '../../src/shared/protocol';
 import { didCompute, didInit, hostState, IMAGE_SIZE, leftHotMap, PREDICTIONS, testImagePng } from './fixtures';
-import { createPanelHost, ensureBundles, launchBrowser, requireChromium, screenshot, startServer, type PanelHost, type PanelPage, type Server } from './harness';
+import { createPanelHost, ensureBundles, sharedBrowser, requireChromium, screenshot, startServer, type PanelHost, type PanelPage, type Server } from './harness';
 
 type Rgba = [number, number, number, number];
 
@@ -43,7 +42,6 @@ async function text(p: PanelPage, selector: string): Promise<string> {
 
 describe('explain panel (headless Chromium, fake host)', function () {
   this.timeout(30000);
-  let browser: Browser;
   let server: Server;
   let host: PanelHost;
   let imageUri: string;
@@ -54,12 +52,11 @@ describe('explain panel (headless Chromium, fake host)', function () {
     server = await startServer();
     server.assets.set('/assets/cat_dog.png', await testImagePng());
     imageUri = `${server.origin}/assets/cat_dog.png`;
-    browser = await launchBrowser();
-    host = await createPanelHost(browser, server);
+    host = await createPanelHost(await sharedBrowser(), server);
   });
 
   after(async () => {
-    await browser?.close();
+    await host?.close();
     await server?.close();
   });
 

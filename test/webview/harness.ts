@@ -134,6 +134,24 @@ export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 }
 
+let shared: Promise<Browser> | undefined;
+
+/**
+ * One browser for all webview suites of a mocha run (a launch costs seconds on a loaded machine); each suite
+ * opens its own page. Closed by the root-level hook below, after every suite has run.
+ */
+export function sharedBrowser(): Promise<Browser> {
+  shared ??= launchBrowser();
+  return shared;
+}
+
+// This module is only loaded by mocha test files, so `after` here is a root hook: it runs once, at the very end.
+after(async () => {
+  const b = shared;
+  shared = undefined;
+  if (b) await (await b).close();
+});
+
 /** What the fake host recorded in the page. */
 export interface Recorded {
   sent: { type: string; [k: string]: unknown }[];

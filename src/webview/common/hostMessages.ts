@@ -188,6 +188,7 @@ export function parseExplainHostMessage(x: unknown): Parsed<ExplainHostMessage> 
       case 'predictions/didCompute':
         return { type, predictions: arr(m.predictions, 'predictions').map((p, i) => prediction(p, `predictions[${i}]`)) };
       case 'cam/didCompute': {
+        const requestId = int(m.requestId, 'requestId');
         const timings = obj(m.timingsMs, 'timingsMs');
         const timingsMs: Record<string, number> = {};
         for (const [k, v] of Object.entries(timings)) if (typeof v === 'number') timingsMs[k] = v;
@@ -195,7 +196,7 @@ export function parseExplainHostMessage(x: unknown): Parsed<ExplainHostMessage> 
         if (!(CAM_METHOD_IDS as readonly string[]).includes(methodId)) fail(`method "${methodId}" is unknown`);
         return {
           type,
-          requestId: int(m.requestId, 'requestId'),
+          requestId,
           method: methodId as MethodInfo['id'],
           layer: str(m.layer, 'layer'),
           target: prediction(m.target, 'target'),
