@@ -1,13 +1,62 @@
 /**
- * Extension entry: wiring only. Commands live in commands/, panels in panels/, compute in engine/.
+ * Extension entry: wiring only. Commands live in commands/, panels in panels/, compute in the engine
+ * worker (engineClient.ts ↔ worker.ts), so the extension host's event loop never runs a model.
  */
 import * as vscode from 'vscode';
-import { registerPlaceholderCommands } from './commands/placeholder';
+import { EngineClient } from './engineClient';
+import type { BackendChoice } from './workerProtocol';
+import { Log } from './log';
+import { ModelChoice } from './modelChoice';
+import { EXPLAIN_VIEW_TYPE, ExplainPanels } from './panels/explainPanel';
+import { InspectorPanels } from './panels/inspectorPanel';
+import { registerShowCam } from './commands/showCam';
+import { registerInspectModel } from './commands/inspectModel';
+import { registerSelectModel } from './commands/selectModel';
+import { registerFindMislabeled } from './commands/findMislabeled';
 
 export function activate(context: vscode.ExtensionContext): void {
-  registerPlaceholderCommands(context);
+  const log = new Log();
+  const backend = () => vscode.workspace.getConfiguration('camLens').get<BackendChoice>('backend', 'auto');
+  const engine = new EngineClient({
+    workerPath: context.asAbsolutePath('dist/worker.js'),
+    backend: backend(),
+    log: (e) => log.engine(e),
+  });
+  const models = new ModelChoice(context);
+  const services = { context, engine, models, log };
+  const explain = new ExplainPanels(services);
+  const inspector = new InspectorPanels(services);
+  context.subscriptions.push(
+    log,
+    models,
+    { dispose: () => void engine.dispose() },
+    registerShowCam(explain),
+    registerInspectModel(inspector),
+    registerSelectModel(models),
+    registerFindMislabeled(services),
+    vscode.window.registerWebviewPanelSerializer(EXPLAIN_VIEW_TYPE, explain),
+    models.onDidChange(() => explain.refreshAll()),
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      if (e.affectsConfiguration('camLens.backend')) {
+        try {
+          const status = await engine.setBackend(backend());
+          models.setBackend(status.name);
+          log.line(`backend: ${status.name}${status.notes.length ? ` (${status.notes.join('; ')})` : ''}`);
+          explain.refreshAll();
+        } catch (err) {
+          log.error('backend', err);
+          void vscode.window.showErrorMessage(`CAM Lens: ${(err as Error).message}`);
+        }
+      }
+      if (e.affectsConfiguration('camLens.model')) {
+        models.update();
+        explain.refreshAll();
+      }
+    }),
+  );
+  log.line(`CAM Lens ${context.extension.packageJSON.version as string} activated`);
 }
 
 export function deactivate(): void {
-  // Nothing to release: panels and the engine are disposed through context.subscriptions.
+  // Everything is released through context.subscriptions (the engine worker included).
 }

@@ -1,0 +1,33 @@
+/** "Show Class Activation Map": Explorer context, editor title of an open image, or the palette with a picker. */
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { ExplainPanels } from '../panels/explainPanel';
+
+const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff']);
+
+function activeImage(): vscode.Uri | undefined {
+  const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+  const uri = input instanceof vscode.TabInputCustom || input instanceof vscode.TabInputText ? input.uri : undefined;
+  return uri && IMAGE_EXT.has(path.extname(uri.fsPath).toLowerCase()) ? uri : undefined;
+}
+
+export function registerShowCam(panels: ExplainPanels): vscode.Disposable {
+  return vscode.commands.registerCommand('camLens.showCam', async (uri?: vscode.Uri) => {
+    let target = uri instanceof vscode.Uri ? uri : activeImage();
+    if (!target) {
+      const picked = await vscode.window.showOpenDialog({
+        canSelectMany: false,
+        title: 'Show Class Activation Map for…',
+        filters: { Images: [...IMAGE_EXT].map((e) => e.slice(1)) },
+        defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
+      });
+      target = picked?.[0];
+    }
+    if (!target) return;
+    if (target.scheme !== 'file') {
+      void vscode.window.showErrorMessage(`CAM Lens reads images from disk; ${target.toString()} is not a local file.`);
+      return;
+    }
+    await panels.show(target);
+  });
+}

@@ -1,0 +1,111 @@
+/**
+ * Which model explains an image. In order: the `camLens.model` setting, else the model last chosen in this
+ * workspace, else a `model.json` next to or above the image (up to the workspace folder), else a quick
+ * pick. The bundled demo model is always offered. A status-bar item shows the active model and backend and
+ * opens the picker.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as vscode from 'vscode';
+
+const LAST_MODEL_KEY = 'camLens.lastModel';
+
+export class ModelChoice implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem('camLens.model', vscode.StatusBarAlignment.Right, 100);
+  private backend = '';
+  private readonly changed = new vscode.EventEmitter<string>();
+  /** Fires with the new model path when the user picks another model. */
+  readonly onDidChange = this.changed.event;
+
+  constructor(private readonly context: vscode.ExtensionContext) {
+    this.item.name = 'CAM Lens model';
+    this.item.command = 'camLens.selectModel';
+    this.update();
+    this.item.show();
+  }
+
+  get demoModel(): string {
+    return this.context.asAbsolutePath(path.join('models', 'demo', 'model.json'));
+  }
+
+  /** The model from settings or the last choice, without asking; undefined where neither is set. */
+  configured(scope?: vscode.Uri): string | undefined {
+    const setting = vscode.workspace.getConfiguration('camLens', scope).get<string>('model', '').trim();
+    if (setting) {
+      if (path.isAbsolute(setting)) return setting;
+      const folder = (scope && vscode.workspace.getWorkspaceFolder(scope)) ?? vscode.workspace.workspaceFolders?.[0];
+      return folder ? path.join(folder.uri.fsPath, setting) : path.resolve(setting);
+    }
+    const last = this.context.workspaceState.get<string>(LAST_MODEL_KEY);
+    return last && fs.existsSync(last) ? last : undefined;
+  }
+
+  /** A model.json next to or above `image`, not above its workspace folder. */
+  nearby(image: vscode.Uri): string | undefined {
+    const stop = vscode.workspace.getWorkspaceFolder(image)?.uri.fsPath;
+    let dir = path.dirname(image.fsPath);
+    for (let i = 0; i < 32; i++) {
+      const candidate = path.join(dir, 'model.json');
+      if (fs.existsSync(candidate)) return candidate;
+      if (!stop || dir === stop || path.dirname(dir) === dir) break;
+      dir = path.dirname(dir);
+    }
+    return undefined;
+  }
+
+  async resolveFor(image: vscode.Uri): Promise<string | undefined> {
+    return this.configured(image) ?? this.nearby(image) ?? this.pick();
+  }
+
+  /** The quick pick: workspace model.json files, the bundled demo model, Browse… */
+  async pick(): Promise<string | undefined> {
+    type Item = vscode.QuickPickItem & { modelPath?: string; browse?: boolean };
+    const found = await vscode.workspace.findFiles('**/model.json', '**/node_modules/**', 200);
+    const current = this.configured();
+    const items: Item[] = found
+      .map((u) => u.fsPath)
+      .sort()
+      .map((p) => ({
+        label: path.basename(path.dirname(p)),
+        description: vscode.workspace.asRelativePath(p),
+        detail: p === current ? 'active' : undefined,
+        modelPath: p,
+      }));
+    if (fs.existsSync(this.demoModel)) {
+      items.push({ label: 'CAM Lens demo shapes', description: 'bundled demo model', modelPath: this.demoModel });
+    }
+    items.push({ label: '$(folder-opened) Browse…', browse: true });
+    const choice = await vscode.window.showQuickPick(items, { title: 'CAM Lens: Select Model', placeHolder: 'A TensorFlow.js model.json to explain images with' });
+    if (!choice) return undefined;
+    let chosen = choice.modelPath;
+    if (choice.browse) {
+      const uris = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'TensorFlow.js model': ['json'] }, title: 'Choose a model.json' });
+      chosen = uris?.[0]?.fsPath;
+    }
+    if (chosen) await this.setActive(chosen);
+    return chosen;
+  }
+
+  async setActive(modelPath: string): Promise<void> {
+    await this.context.workspaceState.update(LAST_MODEL_KEY, modelPath);
+    this.update();
+    this.changed.fire(modelPath);
+  }
+
+  setBackend(name: string): void {
+    this.backend = name;
+    this.update();
+  }
+
+  update(): void {
+    const active = this.configured();
+    const name = active ? path.basename(path.dirname(active)) : 'no model';
+    this.item.text = `$(flame) ${name}${this.backend ? ` · ${this.backend}` : ''}`;
+    this.item.tooltip = `CAM Lens model: ${active ?? 'none chosen yet'}${this.backend ? `\nBackend: ${this.backend}` : ''}\nClick to choose another model`;
+  }
+
+  dispose(): void {
+    this.item.dispose();
+    this.changed.dispose();
+  }
+}

@@ -1,0 +1,291 @@
+/**
+ * The "Show Class Activation Map" panel: one per image (revealed again when already open), restored after a
+ * reload by the serializer from the webview's persisted ExplainViewState. All compute goes to the engine
+ * worker; the panel routes validated webview messages and answers every request exactly once.
+ */
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { EngineClient } from '../engineClient';
+import { isCancellation } from '../engineClient';
+import type { CamResult } from '../workerProtocol';
+import type { ModelChoice } from '../modelChoice';
+import type { Log } from '../log';
+import {
+  isExplainViewState,
+  isExplainWebviewMessage,
+  type ErrorPayload,
+  type ExplainHostMessage,
+  type ExplainViewState,
+  type ExplainWebviewMessage,
+} from '../../shared/protocol';
+import { panelOptions, renderPanel } from './webviewAssets';
+
+export const EXPLAIN_VIEW_TYPE = 'camLens.explain';
+
+/** Formats Chromium shows directly; others (tiff) get a PNG rendering from the engine. */
+const BROWSER_FORMATS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp']);
+
+export function toPayload(e: unknown): ErrorPayload {
+  const err = e as { name?: string; message?: string; code?: string; hint?: string; toPayload?: () => ErrorPayload };
+  if (typeof err?.toPayload === 'function') return err.toPayload();
+  return { name: err?.name ?? 'Error', message: err?.message ?? String(e), code: err?.code, hint: err?.hint };
+}
+
+interface Services {
+  context: vscode.ExtensionContext;
+  engine: EngineClient;
+  models: ModelChoice;
+  log: Log;
+}
+
+export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
+  private readonly open = new Map<string, ExplainPanel>();
+
+  constructor(private readonly s: Services) {}
+
+  async show(image: vscode.Uri, modelPath?: string): Promise<void> {
+    const key = image.fsPath;
+    const existing = this.open.get(key);
+    if (existing) {
+      existing.panel.reveal(vscode.ViewColumn.Beside);
+      if (modelPath && modelPath !== existing.modelPath) existing.useModel(modelPath);
+      return;
+    }
+    const model = modelPath ?? (await this.s.models.resolveFor(image));
+    if (!model) return; // the user closed the picker
+    const panel = vscode.window.createWebviewPanel(EXPLAIN_VIEW_TYPE, `CAM: ${path.basename(image.fsPath)}`, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
+      panelOptions(this.s.context, [vscode.Uri.file(path.dirname(image.fsPath))]));
+    this.attach(panel, image, model);
+  }
+
+  async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
+    if (!isExplainViewState(state)) {
+      panel.dispose();
+      return;
+    }
+    const image = vscode.Uri.file(state.imagePath);
+    const model = state.modelPath ?? this.s.models.configured(image) ?? this.s.models.nearby(image) ?? this.s.models.demoModel;
+    panel.webview.options = panelOptions(this.s.context, [vscode.Uri.file(path.dirname(image.fsPath))]);
+    this.attach(panel, image, model, state);
+  }
+
+  private attach(panel: vscode.WebviewPanel, image: vscode.Uri, modelPath: string, state?: ExplainViewState): void {
+    const p = new ExplainPanel(this.s, panel, image, modelPath, state);
+    this.open.set(image.fsPath, p);
+    panel.onDidDispose(() => {
+      this.open.delete(image.fsPath);
+      p.dispose();
+    });
+  }
+
+  /** Re-initialises every open panel (backend or model setting changed). */
+  refreshAll(): void {
+    for (const p of this.open.values()) p.reinit();
+  }
+
+  get count(): number {
+    return this.open.size;
+  }
+}
+
+class ExplainPanel {
+  private state: ExplainViewState;
+  private last?: CamResult;
+  private lastPredictions?: ExplainHostMessage & { type: 'predictions/didCompute' };
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly key = `explain:${Math.random().toString(36).slice(2)}`;
+  private ready = false;
+
+  constructor(private readonly s: Services, readonly panel: vscode.WebviewPanel, readonly image: vscode.Uri, public modelPath: string, state?: ExplainViewState) {
+    const cfg = vscode.workspace.getConfiguration('camLens', image);
+    this.state = state ?? {
+      version: 1,
+      imagePath: image.fsPath,
+      modelPath,
+      method: cfg.get('defaultMethod', 'gradcam'),
+      opacity: cfg.get('opacity', 0.5),
+      colormap: cfg.get('colormap', 'turbo'),
+      overlay: true,
+    };
+    this.state.modelPath = modelPath;
+    panel.iconPath = vscode.Uri.joinPath(s.context.extensionUri, 'media', 'icon.svg');
+    panel.webview.html = renderPanel(s.context, panel.webview, 'explain', `Class Activation Map for ${path.basename(image.fsPath)}`);
+    this.disposables.push(panel.webview.onDidReceiveMessage((m: unknown) => this.onMessage(m)));
+  }
+
+  private post(m: ExplainHostMessage): void {
+    void this.panel.webview.postMessage(m);
+  }
+
+  private get modelRef() {
+    return { path: this.modelPath };
+  }
+
+  private imageRef(preprocess = this.state.preprocess) {
+    return { path: this.image.fsPath, preprocess, maxPixels: vscode.workspace.getConfiguration('camLens').get<number>('maxImagePixels') };
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    if (!isExplainWebviewMessage(raw)) {
+      this.s.log.line(`explain panel: ignored an invalid message ${JSON.stringify(raw)?.slice(0, 200)}`);
+      return;
+    }
+    const m: ExplainWebviewMessage = raw;
+    switch (m.type) {
+      case 'panel/ready':
+        this.ready = true;
+        await this.init();
+        return;
+      case 'cam/compute':
+        await this.compute(m);
+        return;
+      case 'export/png':
+        await this.answer(m.requestId, () => this.exportPng(m.colormap, m.opacity));
+        return;
+      case 'export/json':
+        await this.answer(m.requestId, () => this.exportJson());
+        return;
+      case 'model/select': {
+        const picked = await this.s.models.pick();
+        if (picked) this.useModel(picked);
+        else this.post({ type: 'request/didFail', requestId: m.requestId, error: { name: 'Cancelled', message: 'no model was chosen', code: 'CANCELLED' } });
+        return;
+      }
+      case 'state/didChange':
+        this.state = { ...m.state, imagePath: this.image.fsPath, modelPath: this.modelPath };
+        return;
+      default: {
+        const never: never = m;
+        void never;
+      }
+    }
+  }
+
+  /** Runs an export request and answers it exactly once. */
+  private async answer(requestId: number, f: () => Promise<string | undefined>): Promise<void> {
+    try {
+      const saved = await f();
+      if (saved) this.post({ type: 'export/didSave', requestId, path: saved });
+      else this.post({ type: 'request/didFail', requestId, error: { name: 'Cancelled', message: 'the export was cancelled', code: 'CANCELLED' } });
+    } catch (e) {
+      this.s.log.error('export', e);
+      this.post({ type: 'request/didFail', requestId, error: toPayload(e) });
+    }
+  }
+
+  useModel(modelPath: string): void {
+    this.modelPath = modelPath;
+    this.state = { ...this.state, modelPath, layer: undefined, classIndex: undefined, preprocess: undefined };
+    this.reinit();
+  }
+
+  reinit(): void {
+    if (this.ready) void this.init();
+  }
+
+  private async init(): Promise<void> {
+    try {
+      const described = await this.s.engine.describeModel(this.modelRef, { supersedeKey: `${this.key}:init` });
+      this.s.models.setBackend(described.backend.name);
+      const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(), topK: vscode.workspace.getConfiguration('camLens').get('topK', 5) }, { supersedeKey: `${this.key}:predict` });
+      const ext = path.extname(this.image.fsPath).toLowerCase();
+      let imageUri = this.panel.webview.asWebviewUri(this.image).toString();
+      if (!BROWSER_FORMATS.has(ext)) {
+        const png = await this.s.engine.renderOverlay({ image: this.imageRef(), heatmap: { width: 1, height: 1, values: new Float32Array(1) }, colormap: 'gray', opacity: 0 });
+        imageUri = `data:image/png;base64,${Buffer.from(png.png).toString('base64')}`;
+      }
+      // Drop choices the new model does not have (after a model switch or a restore).
+      if (this.state.layer && !described.info.spatialLayers.includes(this.state.layer)) this.state.layer = undefined;
+      if (this.state.classIndex !== undefined && this.state.classIndex >= Math.max(described.info.labels.length, 1) && described.info.labels.length > 0) this.state.classIndex = undefined;
+      this.post({
+        type: 'panel/didInit',
+        imageUri,
+        imageName: path.basename(this.image.fsPath),
+        imageSize: pred.imageSize,
+        model: described.info,
+        methods: described.methods,
+        state: this.state,
+      });
+      this.lastPredictions = { type: 'predictions/didCompute', predictions: pred.predictions };
+      this.post(this.lastPredictions);
+    } catch (e) {
+      if (isCancellation(e)) return;
+      this.s.log.error(`explain ${this.image.fsPath}`, e);
+      this.post({ type: 'panel/didFail', error: toPayload(e) });
+    }
+  }
+
+  private async compute(m: Extract<ExplainWebviewMessage, { type: 'cam/compute' }>): Promise<void> {
+    try {
+      const preprocessChanged = m.preprocess !== this.state.preprocess;
+      this.state = { ...this.state, method: m.method, classIndex: m.classIndex, layer: m.layer, preprocess: m.preprocess };
+      if (preprocessChanged) {
+        const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(m.preprocess), topK: vscode.workspace.getConfiguration('camLens').get('topK', 5) }, { supersedeKey: `${this.key}:predict` });
+        this.post({ type: 'predictions/didCompute', predictions: pred.predictions });
+      }
+      const batchSize = vscode.workspace.getConfiguration('camLens').get<number>('scoreCam.batchSize', 16);
+      const r = await this.s.engine.computeCam(
+        { model: this.modelRef, image: this.imageRef(m.preprocess), method: m.method, layer: m.layer, classIndex: m.classIndex, options: { batchSize } },
+        { supersedeKey: `${this.key}:cam`, onProgress: (done, total) => this.post({ type: 'cam/didProgress', requestId: m.requestId, done, total }) },
+      );
+      this.last = r;
+      this.post({
+        type: 'cam/didCompute',
+        requestId: m.requestId,
+        method: r.method,
+        layer: r.layer,
+        target: r.target,
+        heatmap: r.heatmap,
+        timingsMs: r.timingsMs,
+        backend: r.backend,
+        cached: r.cached,
+      });
+    } catch (e) {
+      if (!isCancellation(e)) this.s.log.error(`${m.method} on ${this.image.fsPath}`, e);
+      this.post({ type: 'request/didFail', requestId: m.requestId, error: toPayload(e) });
+    }
+  }
+
+  private defaultExportUri(suffix: string): vscode.Uri {
+    const parsed = path.parse(this.image.fsPath);
+    const method = (this.last?.method ?? this.state.method).replace(/\+/g, 'pp');
+    const cls = this.last ? `-${this.last.target.label.split(',')[0].replace(/[^\w.-]+/g, '_')}` : '';
+    return vscode.Uri.file(path.join(parsed.dir, `${parsed.name}.${method}${cls}${suffix}`));
+  }
+
+  private async exportPng(colormap: ExplainViewState['colormap'], opacity: number): Promise<string | undefined> {
+    if (!this.last) throw Object.assign(new Error('there is no map to export yet'), { code: 'BAD_ARGUMENT' });
+    const target = await vscode.window.showSaveDialog({ defaultUri: this.defaultExportUri('.png'), filters: { PNG: ['png'] }, title: 'Export the overlay as PNG' });
+    if (!target) return undefined;
+    const r = await this.s.engine.renderOverlay({ image: this.imageRef(), heatmap: this.last.heatmap, colormap, opacity });
+    await vscode.workspace.fs.writeFile(target, r.png);
+    this.s.log.line(`exported ${target.fsPath} (${r.width}x${r.height})`);
+    return target.fsPath;
+  }
+
+  private async exportJson(): Promise<string | undefined> {
+    const r = this.last;
+    if (!r) throw Object.assign(new Error('there is no map to export yet'), { code: 'BAD_ARGUMENT' });
+    const target = await vscode.window.showSaveDialog({ defaultUri: this.defaultExportUri('.json'), filters: { JSON: ['json'] }, title: 'Export the map as JSON' });
+    if (!target) return undefined;
+    // The same object `cam-lens cam --json` writes.
+    const json = {
+      model: this.modelPath,
+      image: this.image.fsPath,
+      backend: r.backend,
+      method: r.method,
+      layer: r.layer,
+      target: r.target,
+      predictions: this.lastPredictions?.predictions ?? [],
+      heatmap: { width: r.heatmap.width, height: r.heatmap.height, values: Array.from(r.heatmap.values, (v) => Number(v.toPrecision(6))), rawMin: r.heatmap.rawMin, rawMax: r.heatmap.rawMax },
+      timingsMs: r.timingsMs,
+    };
+    await vscode.workspace.fs.writeFile(target, Buffer.from(JSON.stringify(json, null, 2) + '\n'));
+    this.s.log.line(`exported ${target.fsPath}`);
+    return target.fsPath;
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+  }
+}
