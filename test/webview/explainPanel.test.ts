@@ -322,9 +322,17 @@ describe('explain panel (headless Chromium, fake host)', function () {
     await p.send({ type: 'export/didSave', requestId: png.requestId, path: '/work/images/cat_dog.cam.png' });
     await p.page.waitForFunction(() => document.getElementById('notice')!.textContent === 'Saved /work/images/cat_dog.cam.png');
     await p.page.click('#export-json');
-    await p.waitForSent('export/json');
+    const json = await p.waitForSent('export/json');
+    // The user dismissed the save dialog: the host answers CANCELLED, which is no error.
+    await p.send({ type: 'request/didFail', requestId: json.requestId, error: { name: 'Cancelled', message: 'the export was cancelled', code: 'CANCELLED' } });
+    await p.page.waitForFunction(() => document.getElementById('notice')!.textContent === 'Export cancelled.');
+    assert.equal(await p.page.isVisible('#error'), false);
     await p.page.click('#change-model');
-    await p.waitForSent('model/select');
+    const select = await p.waitForSent('model/select');
+    await p.send({ type: 'request/didFail', requestId: select.requestId, error: { name: 'Cancelled', message: 'no model was chosen', code: 'CANCELLED' } });
+    await p.page.waitForTimeout(50);
+    assert.equal(await p.page.isVisible('#error'), false);
+    assert.equal(await p.page.getAttribute('#canvas', 'data-state'), 'drawn');
   });
 
   it('restores the saved UI state (getState) over the host\'s for the same image and model', async () => {

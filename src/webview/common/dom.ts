@@ -58,6 +58,14 @@ export function fillSelect(select: SingleSelect, options: readonly SelectOption[
   if (value !== undefined) select.value = value;
 }
 
+/**
+ * A failure that is no error to the user: they dismissed a dialog (code CANCELLED) or a newer request replaced
+ * this one on the host (SUPERSEDED). Such replies end the busy state quietly instead of filling #error.
+ */
+export function isCancellation(error: ErrorPayload): boolean {
+  return error.code === 'CANCELLED' || error.code === 'SUPERSEDED';
+}
+
 /** Shows an error with its next step in the panel's role="alert" region, or hides the region. */
 export function showError(region: HTMLElement, error: ErrorPayload | undefined): void {
   const message = region.querySelector<HTMLElement>('.error-message');

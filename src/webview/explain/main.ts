@@ -32,7 +32,7 @@ import type {
   PreprocessId,
 } from '../../shared/protocol';
 import { CAM_METHOD_IDS, PREPROCESS_IDS } from '../../shared/protocol';
-import { Listbox, byId, fillSelect, h, setProgress, showError, type SingleSelect } from '../common/dom';
+import { Listbox, byId, fillSelect, h, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
 import { formatMs, formatPercent, totalMs } from '../common/format';
 import { parseExplainHostMessage } from '../common/hostMessages';
 import { RequestTracker } from '../common/requests';
@@ -327,6 +327,16 @@ function onProgress(m: Extract<ExplainHostMessage, { type: 'cam/didProgress' }>)
 function onRequestFailed(m: Extract<ExplainHostMessage, { type: 'request/didFail' }>): void {
   const lane = requests.settle(m.requestId);
   if (!lane) return;
+  if (isCancellation(m.error)) {
+    // A dismissed dialog or a request replaced on the host: not an error; the map shown stays valid.
+    if (lane === 'cam') {
+      endBusy();
+      ui.canvas.dataset.state = shown ? 'drawn' : 'empty';
+    } else if (lane === 'export') {
+      ui.notice.textContent = 'Export cancelled.';
+    }
+    return;
+  }
   showError(ui.error, m.error);
   if (lane === 'cam') {
     endBusy();

@@ -25,7 +25,7 @@ import type {
   LayerSummary,
   ModelInfo,
 } from '../../shared/protocol';
-import { byId, fillSelect, h, setProgress, showError, type SingleSelect } from '../common/dom';
+import { byId, fillSelect, h, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
 import { formatCount, formatPercent, formatShape, formatStat } from '../common/format';
 import { parseInspectorHostMessage } from '../common/hostMessages';
 import { paintOverlay } from '../common/overlay';
@@ -425,11 +425,12 @@ function onMessage(data: unknown): void {
     case 'request/didFail': {
       const lane = requests.settle(m.requestId);
       if (!lane) break;
-      showError(ui.error, m.error);
       if (lane === 'features') {
         setProgress(ui.progress, false);
         ui.grid.removeAttribute('aria-busy');
       }
+      // A dismissed file dialog or a request replaced on the host is not an error.
+      if (!isCancellation(m.error)) showError(ui.error, m.error);
       break;
     }
     case 'panel/didFail':
