@@ -143,7 +143,7 @@ describe('GraphModel: hand-built graphs', () => {
       assert.deepStrictEqual(byName.get('probs')?.inbound, ['fc/bias']);
       assert.deepStrictEqual(d.layers.filter((l) => l.spatial).map((l) => l.name), ['feat', 'act']);
       assert.strictEqual(d.recommendedLayer, 'act');
-      assert.strictEqual(d.totalParams, 6 + 2 + 6 + 3);
+      assert.strictEqual(d.totalParams, 6 + 6 + 3, 'float weights only: the Mean axes are not parameters');
       assert.strictEqual(d.outputActivation, 'softmax');
       assert.strictEqual(d.classes, 3);
     } finally {
@@ -375,7 +375,9 @@ describe('reference TF-Hub MobileNet v1 0.25 GraphModel', function () {
     assert.deepStrictEqual(byName.get('module_apply_default/MobilenetV1/Logits/SpatialSqueeze')?.outputShape, [null, 1001]);
     assert.strictEqual(byName.get('module_apply_default/MobilenetV1/Logits/Conv2d_1c_1x1/Conv2D')?.params, 256 * 1001);
     assert.ok(d.layers.every((l) => l.className !== 'Const'), 'weights are not listed as nodes');
-    assert.strictEqual(d.totalParams, model.weightBytes / 4, 'every float32/int32 weight counted once');
+    // Every float weight counted once; the two int32 reduction indices of the Mean are not parameters.
+    assert.strictEqual(d.totalParams, model.weightBytes / 4 - 2);
+    assert.strictEqual(byName.get('module_apply_default/MobilenetV1/Logits/global_pool')?.params, 0);
     assert.strictEqual(d.recommendedLayer, FEATURE);
   });
 

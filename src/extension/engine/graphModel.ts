@@ -129,7 +129,7 @@ export class GraphModelGraph implements ExecGraph {
   readonly outputActivation: 'softmax' | 'sigmoid' | 'none';
   /** The value holding the logits: the output, or the input of a final Softmax/Sigmoid. */
   readonly logitsId: string;
-  /** Sum of the sizes of the weight constants the output depends on. */
+  /** Elements of the float weight constants the output depends on (each constant counted once). */
   readonly totalParams: number;
   /** A concrete input shape (batch 1; free height/width from the metadata, else 224): shape inference and probes use it. */
   readonly sampleInputShape: number[];
@@ -256,9 +256,10 @@ export class GraphModelGraph implements ExecGraph {
     return this.model.weights[nodeOf(id)]?.[0];
   }
 
+  /** Elements of a float weight constant; integer constants (axes, shapes, slice bounds) are not parameters. */
   private constSize(id: string): number {
     const t = this.constTensor(id);
-    return t ? t.size : 0;
+    return t && t.dtype === 'float32' ? t.size : 0;
   }
 
   /** Walks back from the output through identities/reshapes to a final Softmax or Sigmoid. */
