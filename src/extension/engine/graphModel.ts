@@ -18,18 +18,23 @@
  * Gradients: DO flow through `GraphModel.execute` from an intermediate node to the output. The executor runs
  * every node through the public tfjs-core ops (conv2d, relu6, mean, add, …), which record on the active
  * gradient tape like any other op call; its internal `tidy` and its disposal of intermediates do not break
- * the tape, because the engine keeps its own copies of the tensors a backward pass needs. Evidence (tfjs 4.22,
- * the reference TF-Hub MobileNet v1 0.25 GraphModel, cpu and wasm backends alike, checked in
- * test/engine/graphModel.test.ts):
- *   - tf.grad of A ↦ execute({[Conv2d_13_pointwise/Relu6]: A}, output)[c] equals W[:, c] / 49 exactly (the
- *     analytic gradient through Mean(7x7) then the 1x1 Logits conv; max abs difference 0);
- *   - from Conv2d_11_pointwise/Relu6 (through two depthwise/pointwise blocks) tf.grad agrees with central
- *     finite differences (-0.003041 vs -0.003055 at eps 1e-2 in float32);
- *   - Grad-CAM on the GraphModel and on the Keras LayersModel of the same MobileNet give the same maps.
- * Caveat: an op whose tfjs-core kernel has no registered gradient stops the backward pass ("gradient function
- * not found for X"), and control-flow graphs cannot run under `execute` at all. Therefore each GraphModel is
- * probed once at load (tf.grad from its earliest spatial node to the summed logits on the zero input); the
- * result is `LoadedModel.supportsGradients`, with the reason in `gradientNote` when false.
+ * the tape, because the engine keeps its own copies of the tensors a backward pass needs. (One requirement:
+ * the gradient functions must be registered, which importing @tensorflow/tfjs-layers does; with tfjs-core
+ * and the converter alone, tf.grad fails with "gradient function not found for Sum".) Evidence (tfjs 4.22,
+ * the reference TF-Hub MobileNet v1 0.25 GraphModel, cpu and wasm backends; test/engine/graphModel.test.ts):
+ *   - tf.grad of A ↦ execute({[Conv2d_13_pointwise/Relu6]: A}, output)[c] equals W[:, c] / 49 (the analytic
+ *     gradient through Mean(7x7) then the 1x1 Logits conv; max abs difference 0 on both backends);
+ *   - from Conv2d_11_pointwise/Relu6, through two depthwise-separable blocks, tf.grad agrees with central
+ *     finite differences (e.g. -0.003041 vs -0.003055 at eps 1e-2 in float32);
+ *   - the Keras MobileNet re-expressed as a GraphDef with the same weights gives the same CAM, Grad-CAM and
+ *     Grad-CAM++ maps as the LayersModel at conv_pw_11/12/13_relu (correlation 0.99999999).
+ * Caveat: a tfjs-core kernel without a registered gradient stops the backward pass ("gradient function not
+ * found for X"). Converted graphs do contain such ops: StridedSlice, Einsum, TopK and CropAndResize have none
+ * in tfjs 4.22. Control-flow graphs cannot run under `execute` at all (refused at load). So each GraphModel is
+ * probed (tf.grad from its earliest spatial node to the summed logits on a zero input, on the current
+ * backend) the first time `LoadedModel.supportsGradients` is read; when false, `gradientNote` says why.
+ * The flag is conservative: targets downstream of the blocking op may still differentiate, and the session
+ * reports a per-layer failure as METHOD_NOT_APPLICABLE anyway.
  */
 import * as fs from 'fs';
 import * as path from 'path';
