@@ -26,6 +26,21 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return el;
 }
 
+/**
+ * Text with line-break opportunities (<wbr>) inside long identifiers: after '_', '/', '.', ':' and between a
+ * lower-case letter and a capital, so "global_average_pooling2d_1" and "GlobalAveragePooling2D" wrap at their
+ * word boundaries in a narrow table instead of mid-word or not at all.
+ */
+export function breakable(text: string): DocumentFragment {
+  const frag = document.createDocumentFragment();
+  const parts = text.split(/(?<=[_/.:])|(?<=[a-z])(?=[A-Z])/);
+  parts.forEach((part, i) => {
+    if (i > 0) frag.append(document.createElement('wbr'));
+    frag.append(part);
+  });
+  return frag;
+}
+
 export interface SelectOption {
   value: string;
   label: string;

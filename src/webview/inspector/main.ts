@@ -25,7 +25,7 @@ import type {
   LayerSummary,
   ModelInfo,
 } from '../../shared/protocol';
-import { byId, fillSelect, h, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
+import { breakable, byId, fillSelect, h, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
 import { formatCount, formatPercent, formatShape, formatStat } from '../common/format';
 import { parseInspectorHostMessage } from '../common/hostMessages';
 import { paintOverlay } from '../common/overlay';
@@ -111,17 +111,17 @@ function persist(): void {
 
 function renderLayers(): void {
   const rows = layers.map((l) => {
-    const name = h('td', { class: 'name' }, l.name);
+    const name = h('td', { class: 'name' }, breakable(l.name));
     if (l.spatial) name.append(' ', h('span', { class: 'badge', title: 'Has a spatial (height x width) output: feature maps and CAMs can use it' }, 'spatial'));
     if (model && l.name === model.recommendedLayer) name.append(' ', h('span', { class: 'badge recommended' }, 'recommended'));
     return h(
       'tr',
       { 'data-layer': l.name, 'data-spatial': String(l.spatial), class: l.spatial ? 'spatial' : undefined, tabindex: -1, 'aria-selected': 'false' },
       name,
-      h('td', {}, l.className),
+      h('td', { class: 'class' }, breakable(l.className)),
       h('td', { class: 'mono' }, formatShape(l.outputShape)),
       h('td', { class: 'num' }, formatCount(l.params)),
-      h('td', { class: 'inbound' }, l.inbound.join(', ')),
+      h('td', { class: 'inbound' }, breakable(l.inbound.join(', '))),
     );
   });
   ui.rows.replaceChildren(...rows);
