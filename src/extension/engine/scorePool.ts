@@ -369,6 +369,13 @@ export class ScorePool {
     return runTasks(tasks, executors, opts);
   }
 
+  /** How many threads `run` spreads tasks over (starting the workers if needed): callers size batches with it. */
+  get parallelism(): number {
+    this.start();
+    const workers = this.workers.filter((w) => w.isAlive).length;
+    return workers + (this.opts.useCallerThread !== false || workers === 0 ? 1 : 0);
+  }
+
   /** `tf.memory().numTensors` in each live worker (for leak checks). */
   async workerTensorCounts(): Promise<number[]> {
     const live = [];

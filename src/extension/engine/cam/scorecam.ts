@@ -25,7 +25,8 @@
  *   softmax across the channels (w = softmax_k(z_c(X ∘ M_k))). Option `weighting: 'channel-softmax'`
  *   reproduces that; the default `'probability'` is the paper's weight.
  *
- * Options: `batchSize` (masked inputs per forward pass, default 16); `topChannels` N ("Faster Score-CAM" of
+ * Options: `batchSize` (at most this many masked inputs per forward pass, default 16; smaller where that gives
+ * every thread of the pool a batch); `topChannels` N ("Faster Score-CAM" of
  * tf-keras-vis: only the N channels with the largest spatial standard deviation, as tf-keras-vis ranks them, or
  * by mean activation with `rankChannelsBy: 'mean'`; the others get weight 0); `weighting` (above).
  *
@@ -179,9 +180,13 @@ export async function scoreChannels(ctx: CamContext, data: Float32Array, channel
   const [, h, w, k] = ctx.activation.shape;
   const inputShape = input.shape as [number, number, number, number];
   let inputData: Float32Array | undefined;
+  // Batches are at most batchSize, and small enough that every thread of the pool gets one (32 channels on two
+  // threads: two batches of 16, not one of 32 and an idle thread).
+  const threads = ctx.scorePool?.parallelism ?? 1;
+  const batchSize = Math.max(1, Math.min(opts.batchSize, Math.ceil(channels.length / threads)));
   const tasks: ScoreTask[] = [];
-  for (let i = 0; i < channels.length; i += opts.batchSize) {
-    const chs = channels.slice(i, i + opts.batchSize);
+  for (let i = 0; i < channels.length; i += batchSize) {
+    const chs = channels.slice(i, i + batchSize);
     const maps = () => pickChannels(data, h * w, k, chs);
     tasks.push({
       size: chs.length,

@@ -1,0 +1,124 @@
+/**
+ * Score-CAM speed on the reference MobileNet v1 0.25 (../shared/reference; its last spatial layer,
+ * conv_pw_13_relu, has 256 channels) on the wasm backend: the time of a full explanation on a fresh image
+ * (forward pass + every masked pass + map) against the batch size and the thread pool, as a ratio to one
+ * batch-1 forward pass, plus the 32-channel "Faster Score-CAM".
+ *
+ * Targets (issue 4): each masked pass at most half a batch-1 forward pass; the full Score-CAM under 130
+ * forward-pass equivalents, the 32-channel variant under 20.
+ *
+ * The pool is started and warmed before timing (the extension keeps one per model); its cold start is
+ * reported on its own. Forward passes and Score-CAM runs alternate, so that drift in machine load hits both
+ * alike; medians. Run: `node --expose-gc --import tsx bench/scorecam.ts [reps]` (default 3 reps).
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/extension/engine/backend';
+import { loadModel } from '../src/extension/engine/model';
+import { ImageSession } from '../src/extension/engine/session';
+import { decodeImage } from '../src/extension/engine/image';
+import { prepareInput } from '../src/extension/engine/pipeline';
+import { ScorePool } from '../src/extension/engine/scorePool';
+import { channelStats, selectChannels } from '../src/extension/engine/cam/scorecam';
+
+const SHARED = path.resolve(__dirname, '..', '..', 'shared', 'reference');
+const MODEL = path.join(SHARED, 'models', 'mobilenet_v1_0.25_224', 'model.json');
+const IMAGE = path.join(SHARED, 'images', 'pgc_both_cat_dog.png');
+const LAYER = 'conv_pw_13_relu';
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function cell(c: string | number, w: number): string {
+  return (typeof c === 'number' ? c.toFixed(c >= 100 ? 0 : 2) : c).padStart(w);
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(MODEL)) {
+    console.log(`skipped: ${MODEL} is absent (the benchmark needs ../shared/reference next to the clone)`);
+    return;
+  }
+  const reps = Math.max(1, Number(process.argv[2] ?? 3));
+  const info = await initBackend('wasm');
+  const labels = JSON.parse(fs.readFileSync(path.join(SHARED, 'imagenet_classes.json'), 'utf8')) as string[];
+  const overrides = { labels, preprocess: '[-1,1]' as const };
+  const model = await loadModel(MODEL, { overrides });
+  const input = await prepareInput(model, await decodeImage(IMAGE));
+  const fresh = () => new ImageSession(model, tf.clone(input));
+
+  // How many channels are really scored (constant channels cost nothing).
+  const probe = fresh();
+  const a = probe.activation(LAYER);
+  const stats = channelStats(await a.data(), a.shape[1] * a.shape[2], a.shape[3]);
+  const scored = selectChannels(stats, { rankChannelsBy: 'std' }).length;
+  probe.dispose();
+
+  const forwardOnce = async () => {
+    const s = fresh();
+    const t = performance.now();
+    await s.logits();
+    const ms = performance.now() - t;
+    s.dispose();
+    return ms;
+  };
+  for (let i = 0; i < 3; i++) await forwardOnce();
+
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const t0 = performance.now();
+  const pool = new ScorePool({ modelPath: MODEL, overrides, workers: Math.max(1, cores - 1) });
+  const ready = await pool.whenReady();
+  const coldMs = performance.now() - t0;
+  if (ready === 0) console.log(`note: no worker started (${pool.failures().join('; ') || 'no worker entry found'}): pool rows run in this thread only`);
+
+  const run = async (options: Record<string, unknown>, usePool: boolean) => {
+    const s = fresh();
+    const t = performance.now();
+    await s.explain({ method: 'scorecam', layer: LAYER, classChoice: 'boxer', options, pool: usePool ? pool : undefined });
+    const ms = performance.now() - t;
+    s.dispose();
+    return ms;
+  };
+  const paired = async (options: Record<string, unknown>, usePool: boolean): Promise<[number, number]> => {
+    await run(options, usePool); // warm-up: kernels for this batch shape
+    const fw: number[] = [];
+    const me: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      fw.push(await forwardOnce());
+      me.push(await run(options, usePool));
+    }
+    return [median(fw), median(me)];
+  };
+
+  console.log(`Score-CAM on MobileNet v1 0.25 at ${LAYER} (256 channels, ${scored} non-constant), backend ${info.name} (simd ${info.simd}, threads ${info.threads}),`);
+  console.log(`${cores} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}; ${reps} runs, median ms. Pool: ${ready} worker thread(s) + this thread, cold start ${coldMs.toFixed(0)} ms.`);
+  const w = [8, 10, 9, 9, 10, 12, 8];
+  const header = ['channels', 'threads', 'batch', 'ms', 'fwd ms', 'x fwd', 'pass/fwd'];
+  console.log(header.map((h, i) => cell(h, w[i])).join('  ') + '  target');
+  const rows: Array<[string, number | undefined, number, boolean]> = [];
+  for (const batch of [1, 8, 16, 32]) for (const usePool of [false, true]) rows.push(['all', undefined, batch, usePool]);
+  for (const usePool of [false, true]) rows.push(['top 32', 32, 16, usePool]);
+  for (const [label, top, batch, usePool] of rows) {
+    const [fw, ms] = await paired({ batchSize: batch, topChannels: top }, usePool);
+    const n = top ?? scored;
+    const ratio = ms / fw;
+    // Cost of one masked pass: everything but the forward pass that gives the activations, per masked input.
+    const perPass = (ms - fw) / n / fw;
+    const limit = top ? 20 : 130;
+    const ok = ratio < limit && perPass <= 0.5;
+    const threads = usePool ? `${ready + 1}` : '1';
+    console.log([label, threads, String(batch), ms, fw, ratio, perPass].map((c, i) => cell(c, w[i])).join('  ') + `  ${ok ? 'ok' : 'MISS'} <${limit}x, pass ≤0.5`);
+  }
+  await pool.close();
+  console.log(`tensors after: ${tf.memory().numTensors} (model weights and the input)`);
+  input.dispose();
+  model.dispose();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
