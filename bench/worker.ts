@@ -10,7 +10,9 @@
  *   class switch     Grad-CAM for a new class on a cached image (one partial backward pass); target < 50 ms
  *   event-loop lag   p99 of the host's event-loop delay (perf_hooks.monitorEventLoopDelay) while the worker
  *                    runs a long computation: Score-CAM when the registry has it, else Grad-CAM on every
- *                    spatial layer; target < 20 ms. For contrast, the same work run on the host's own thread.
+ *                    spatial layer; target < 20 ms. For context: the noise floor (host idle), a control (a bare
+ *                    JS busy loop in another thread: what CPU contention alone costs), and the same work run on
+ *                    the host's own thread (what the worker saves).
  *
  * Run: node --import tsx bench/worker.ts   (BENCH_REPS, BENCH_BACKEND=auto|wasm|cpu|node)
  * The worker is bundled first with esbuild, as esbuild.js bundles dist/worker.js.
@@ -19,6 +21,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'perf_hooks';
+import { Worker } from 'worker_threads';
 import * as esbuild from 'esbuild';
 import { EngineClient } from '../src/extension/engineClient';
 import type { BackendChoice, ModelRef } from '../src/extension/workerProtocol';
@@ -152,6 +155,12 @@ async function main(): Promise<void> {
     const longName = hasScoreCam ? 'Score-CAM x3' : `Grad-CAM on all ${layers.length} spatial layers`;
     // The machine's own noise floor (other processes, timer jitter), measured just before.
     const idle = await lagDuring(() => new Promise((r) => setTimeout(r, 3000)));
+    // Control: any thread that keeps a core busy (a bare JS loop, no engine, no messages) for 5 s.
+    const busy = await lagDuring(() => new Promise<void>((resolve, reject) => {
+      const w = new Worker('const t = Date.now(); let x = 0; while (Date.now() - t < 5000) x++;', { eval: true });
+      w.on('exit', () => resolve());
+      w.on('error', reject);
+    }));
     const load = os.loadavg()[0];
     const inWorker = await lagDuring(longWork);
 
@@ -176,6 +185,7 @@ async function main(): Promise<void> {
     console.log(row(['request → map, cached image, new method', fmt(median(newMethod)), '', ''], w));
     console.log(row(['class switch, cached image (Grad-CAM)', fmt(median(classSwitch)), '< 50', target(median(classSwitch), 50)], w));
     console.log(row([`host event-loop lag p99, idle (noise floor)`, fmt(idle.p99), '', ''], w));
+    console.log(row([`host event-loop lag p99, bare busy thread`, fmt(busy.p99), '', ''], w));
     console.log(row([`host event-loop lag p99, worker busy`, fmt(inWorker.p99), '< 20', target(inWorker.p99, 20)], w));
     console.log(row([`  (max ${fmt(inWorker.max)} ms over ${inWorker.samples} samples, ${fmt(inWorker.ms)} ms of work)`, '', '', ''], w));
     console.log(row([`host event-loop lag p99, same work in-host`, fmt(inHost.p99), '', ''], w));
