@@ -216,18 +216,20 @@ class PoolWorker implements Executor {
   readonly exited: Promise<void>;
 
   constructor(script: string, execArgv: string[] | undefined, data: ScoreWorkerData) {
+    // Referenced while it starts (someone may be waiting for it) and while it holds a request; an idle pool
+    // must not keep the process alive.
     this.worker = new Worker(script, { workerData: data, execArgv });
-    // An idle pool must not keep the process alive; a worker is referenced only while it holds a request.
-    this.worker.unref();
     let settleReady: (ok: boolean) => void = () => undefined;
     this.ready = new Promise<boolean>((r) => (settleReady = r));
     this.exited = new Promise<void>((r) => this.worker.once('exit', () => r()));
     this.worker.on('message', (m: FromWorker) => {
       if (m.type === 'ready') {
         this.isReady = true;
+        if (this.pending.size === 0) this.worker.unref();
         settleReady(true);
       } else if (m.type === 'failed') {
         this.failure = m.message;
+        this.worker.unref();
         settleReady(false);
       } else this.settle(m);
     });
@@ -252,7 +254,7 @@ class PoolWorker implements Executor {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
-    if (this.pending.size === 0) this.worker.unref();
+    if (this.pending.size === 0 && this.isReady) this.worker.unref();
     if (m.type === 'error') p.reject(new CamLensError(m.code ?? 'BAD_ARGUMENT', `in a Score-CAM worker: ${m.message}`));
     else if (m.type === 'scored') p.resolve({ probabilities: m.probabilities, logits: m.logits });
     else p.resolve(m.numTensors);
@@ -361,7 +363,7 @@ export class ScorePool {
    * Runs the tasks over the workers and (unless `useCallerThread` is false) the calling thread. Scores come
    * back in task order. With no worker able to run, the calling thread does everything.
    */
-  run(tasks: ScoreTask[], opts: RunOptions = {}): Promise<BatchScores[]> {
+  async run(tasks: ScoreTask[], opts: RunOptions = {}): Promise<BatchScores[]> {
     if (this.closed) throw new CamLensError('BAD_ARGUMENT', 'this Score-CAM worker pool was closed');
     this.start();
     const executors: Executor[] = this.workers.filter((w) => w.isAlive);
