@@ -12,7 +12,8 @@
  *
  * Centering: pytorch-grad-cam, the implementation users compare with, first subtracts each channel's mean over
  * the positions (Xc = X - 1 mean(X)), so v_1 is the direction of largest variance and L = Xc v_1 has zero mean.
- * The paper does not center. We center by default (option `center: false` gives the paper's uncentred form);
+ * The paper factorises the activation matrix as it is (no centering step is described). We center by default,
+ * to agree with pytorch-grad-cam (option `center: false` gives the paper's uncentred form);
  * for ReLU activations the uncentred v_1 is close to the mean-activation direction, so the centred map shows
  * more than "where the layer is active at all".
  *
