@@ -52,6 +52,7 @@ const builds = [
     entryPoints: {
       extension: 'src/extension/extension.ts',
       worker: 'src/extension/worker.ts',
+      scoreWorker: 'src/extension/scoreWorker.ts',
     },
     platform: 'node',
     format: 'cjs',
@@ -83,6 +84,8 @@ const builds = [
 ];
 
 async function main() {
+  // A fresh dist/ each full build, so that nothing stale ships in the VSIX.
+  if (!watch) fs.rmSync(outdir, { recursive: true, force: true });
   copyWasm();
   const contexts = await Promise.all(builds.map((b) => esbuild.context(b)));
   if (watch) {

@@ -19,7 +19,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/extension/engine/**/*.ts', 'src/extension/cli.ts', 'src/extension/worker.ts'],
+    files: ['src/extension/engine/**/*.ts', 'src/extension/cli.ts', 'src/extension/worker.ts', 'src/extension/scoreWorker.ts', 'src/extension/engineClient.ts', 'src/extension/workerProtocol.ts'],
     rules: {
       'no-restricted-imports': ['error', { paths: [noVscode], patterns: [{ group: ['**/commands/**', '**/panels/**'], message: 'The engine must not depend on host glue.' }] }],
       'no-console': 'error',
