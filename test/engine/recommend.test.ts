@@ -71,10 +71,15 @@ describe('layer recommendation', () => {
       op('conv', 'Conv2D', ['pad']),
       op('bias', 'BiasAdd', ['conv']),
       op('relu', 'Relu6', ['bias']),
-      op('conv2', '_FusedConv2D', ['relu']),
+      op('dw', 'DepthwiseConv2dNative', ['relu']),
+      op('bn/mul', 'Mul', ['dw']),
+      op('bn/add', 'Add', ['bn/mul']),
+      op('relu2', 'Relu6', ['bn/add']),
+      op('sum', 'AddV2', ['relu2', 'relu']),
+      op('conv2', '_FusedConv2D', ['sum']),
       op('mean', 'Mean', ['conv2'], [null, 4]),
     ];
-    assert.deepStrictEqual(candidatesOf(graphLike, Infinity), ['relu', 'conv2']);
+    assert.deepStrictEqual(candidatesOf(graphLike, Infinity), ['relu', 'relu2', 'sum', 'conv2']);
   });
 
   it('ranks the layer whose map covers the object first, and marks an empty map', async () => {

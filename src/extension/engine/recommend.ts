@@ -7,7 +7,8 @@
  * Candidates (`candidateLayers`): the spatial layers, without the near-duplicates, and by default only the
  * last 8 of them.
  * - Near-duplicates: a layer whose only consumer is a per-element or per-channel layer of the same shape
- *   (a convolution followed by its BatchNormalization, a BatchNormalization followed by its ReLU) gives the same
+ *   (a convolution followed by its BatchNormalization, a BatchNormalization followed by its ReLU; in a GraphModel
+ *   the Mul and Add of an unfused batch norm, a BiasAdd, a Relu6) gives the same
  *   map up to a per-channel affine change as the layer after it, so only the last of such a chain is a
  *   candidate, i.e. the block output ("conv_pw_13_relu" rather than "conv_pw_13" and "conv_pw_13_bn"), which
  *   is where CAM users point pytorch-grad-cam. Shape-only layers (zero padding, cropping) are skipped too.
@@ -35,6 +36,12 @@ const PER_ELEMENT = new Set([
   // TensorFlow ops (GraphModels)
   'Relu', 'Relu6', 'Elu', 'Selu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'BiasAdd', 'FusedBatchNorm', 'FusedBatchNormV3', 'Identity',
 ]);
+/**
+ * TensorFlow ops that are per-element when their other operand is a constant (a GraphModel's unfused batch
+ * norm: Conv2D → Mul → Add → Relu6). Constants are not values of the graph, so such an op has one inbound value;
+ * with two (a residual sum, an attention product) it merges branches and is a candidate of its own.
+ */
+const PER_ELEMENT_WITH_CONSTANT = new Set(['Mul', 'Add', 'AddV2', 'Sub', 'RealDiv', 'Maximum', 'Minimum']);
 /** Layers that only move values: never a target of their own. */
 const SHAPE_ONLY = new Set(['ZeroPadding2D', 'Cropping2D', 'Pad', 'PadV2', 'MirrorPad', 'InputLayer', 'Placeholder']);
 
@@ -48,7 +55,8 @@ export function candidatesOf(layers: readonly LayerInfo[], lastN = DEFAULT_CANDI
   for (const l of layers) {
     if (!l.spatial || SHAPE_ONLY.has(l.className)) continue;
     const next = consumers.get(l.name) ?? [];
-    if (next.length === 1 && PER_ELEMENT.has(next[0].className) && next[0].spatial && sameShape(next[0].outputShape, l.outputShape)) continue;
+    const perElement = (n: LayerInfo) => PER_ELEMENT.has(n.className) || (PER_ELEMENT_WITH_CONSTANT.has(n.className) && n.inbound.length === 1);
+    if (next.length === 1 && perElement(next[0]) && next[0].spatial && sameShape(next[0].outputShape, l.outputShape)) continue;
     out.push(l.name);
   }
   if (!(lastN >= 1)) throw new CamLensError('BAD_ARGUMENT', `the number of candidate layers must be at least 1, got ${lastN}`);
