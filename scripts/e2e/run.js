@@ -22,7 +22,8 @@
  * Environment: CAM_LENS_E2E_CACHE (tools cache, see setup.sh), CHROMIUM (default /usr/bin/chromium),
  * CAM_LENS_E2E_OPTIONAL=1 (exit 0 with a "skipped:" line where the prerequisites cannot be installed),
  * CAM_LENS_E2E_STRICT=1 (assert the real panels' DOM contract even while the placeholder is registered),
- * CAM_LENS_E2E_VSIX=<file> (test this VSIX instead of packaging one).
+ * CAM_LENS_E2E_VSIX=<file> (test this VSIX instead of packaging one), CAM_LENS_E2E_EXTENSION_DIR=<folder> (load
+ * another extension folder in the exthost and ui parts: only for testing this runner against a stand-in).
  *
  * Output: one line per test, then `N passed, N failed[, N skipped]`; exit 1 on any failure. Screenshots and
  * logs go to test-artifacts/ (the README's panel screenshot is test-artifacts/explain-panel.png).
@@ -37,6 +38,8 @@ const os = require('os');
 const path = require('path');
 
 const REPO = path.resolve(__dirname, '..', '..');
+// The extension under development; another folder only to test this runner against a stand-in extension.
+const EXT_DIR = path.resolve(process.env.CAM_LENS_E2E_EXTENSION_DIR || REPO);
 const CACHE = process.env.CAM_LENS_E2E_CACHE || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'cam-lens-e2e');
 const NODE24_BIN = path.join(CACHE, 'node24', 'node_modules', 'node', 'bin');
 const CS_BIN = path.join(CACHE, 'code-server', 'node_modules', '.bin', 'code-server');
@@ -76,7 +79,8 @@ const results = [];
 function record(/** @type {Result} */ r) {
   results.push(r);
   const tag = r.status === 'pass' ? 'ok  ' : r.status === 'fail' ? 'FAIL' : 'skip';
-  console.log(`${tag} ${r.name}${r.status === 'skip' ? '' : ` (${(r.ms / 1000).toFixed(1)} s)`}${r.note ? ` — ${r.note}` : ''}`);
+  const note = r.note ? ` — ${r.note.replace(/\s+/g, ' ')}` : '';
+  console.log(`${tag} ${r.name}${r.status === 'skip' ? '' : ` (${(r.ms / 1000).toFixed(1)} s)`}${note}`);
 }
 
 /**
@@ -364,24 +368,44 @@ async function contextMenu(page, file, label) {
       if (attempt >= 10) throw new Error(`the Explorer context menu of ${file} has no "${label}" entry (10 tries)`);
     }
   }
-  await item.click();
+  // A click that lands while the menu is still being laid out is sometimes dropped (the menu stays open):
+  // click again until the menu closes.
+  for (let attempt = 1; ; attempt++) {
+    await item.click({ timeout: 5000 }).catch(() => {});
+    try {
+      await item.waitFor({ state: 'hidden', timeout: 3000 });
+      return;
+    } catch {
+      if (attempt >= 3) throw new Error(`clicking "${label}" did not close the context menu (3 tries)`);
+    }
+  }
 }
 
-/** Runs a command from the palette (F1), e.g. to close all editors between two checks. */
-async function paletteCommand(/** @type {import('playwright-core').Page} */ page, /** @type {string} */ title) {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ state: 'visible', timeout: 10000 });
-  await input.fill(`>${title}`);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10000 });
-  await page.keyboard.press('Enter');
-  await input.waitFor({ state: 'hidden', timeout: 10000 });
+/**
+ * Closes all editors through the command palette (F1) so that the next check starts from an empty editor
+ * area. Best effort: the checks find their webview by its content, so a palette hiccup is not a failure.
+ */
+async function closeAllEditors(/** @type {import('playwright-core').Page} */ page) {
+  const title = 'View: Close All Editor Groups';
+  try {
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget .quick-input-box input');
+    await input.waitFor({ state: 'visible', timeout: 10000 });
+    await input.fill(`>${title}`, { timeout: 5000 });
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 10000 });
+    await page.keyboard.press('Enter');
+    await input.waitFor({ state: 'hidden', timeout: 10000 });
+  } catch {
+    await page.keyboard.press('Escape').catch(() => {});
+  }
 }
 
 /**
  * The content frame of the webview showing `selector`: webviews nest as
  * <iframe class="webview ready"> (host page) -> <iframe id="active-frame"> (our HTML). Several webviews
- * may exist (hidden ones stay in the DOM), so every one is polled until one contains the selector.
+ * may exist (hidden ones stay in the DOM), so every one is polled until one contains the selector; the
+ * selectors name content only the wanted panel has (`#title:has-text("x.png")`, `#error:visible`).
  * @param {import('playwright-core').Page} page @param {string} selector @param {number} timeoutMs
  */
 async function webviewWith(page, selector, timeoutMs) {
@@ -398,21 +422,45 @@ async function webviewWith(page, selector, timeoutMs) {
   }
 }
 
-/** Decodes an element screenshot to RGBA with the repo's sharp (works whatever the canvas's context or origin). */
-async function pixelsOf(/** @type {import('playwright-core').Locator} */ el) {
+/**
+ * The RGBA pixels the canvas itself holds (read through a copy, whatever context the panel draws with).
+ * Falls back to an element screenshot, decoded with the repo's sharp, if the canvas is tainted.
+ * @param {import('playwright-core').Locator} el
+ * @returns {Promise<{ data: Buffer, width: number, height: number, source: string }>}
+ */
+async function canvasPixels(el) {
+  const own = await el.evaluate((c) => {
+    try {
+      const canvas = /** @type {HTMLCanvasElement} */ (c);
+      const copy = document.createElement('canvas');
+      copy.width = canvas.width;
+      copy.height = canvas.height;
+      const ctx = /** @type {CanvasRenderingContext2D} */ (copy.getContext('2d'));
+      ctx.drawImage(canvas, 0, 0);
+      const bytes = ctx.getImageData(0, 0, copy.width, copy.height).data;
+      let bin = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return { b64: btoa(bin), width: copy.width, height: copy.height };
+    } catch {
+      return undefined; // tainted: read what is on screen instead
+    }
+  });
+  if (own) return { data: Buffer.from(own.b64, 'base64'), width: own.width, height: own.height, source: 'canvas' };
   const sharp = require(require.resolve('sharp', { paths: [REPO] }));
-  const png = await el.screenshot();
-  const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-  return { data: /** @type {Buffer} */ (data), width: info.width, height: info.height, png };
+  const { data, info } = await sharp(await el.screenshot()).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, source: 'screenshot' };
 }
 
-/** Share of strongly coloured pixels (max - min channel > 64): the colormap's hues on the image. */
+/**
+ * Share of heat pixels: drawn (alpha > 0) and strongly coloured (max - min channel > 64), which every
+ * colour of the default turbo colormap is, while a blank or grey canvas has none.
+ */
 function heatShare(/** @type {{ data: Buffer }} */ p) {
   let hot = 0;
   const n = p.data.length / 4;
   for (let i = 0; i < p.data.length; i += 4) {
     const r = p.data[i], g = p.data[i + 1], b = p.data[i + 2];
-    if (Math.max(r, g, b) - Math.min(r, g, b) > 64) hot++;
+    if (p.data[i + 3] > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 64) hot++;
   }
   return hot / n;
 }
@@ -583,7 +631,7 @@ async function extensionHostPart(browser, server, ws, runDir, consoleErrors) {
   });
   await page.exposeFunction('codeAutomationExit', (/** @type {unknown} */ code) => exited(code));
   try {
-    await page.goto(workbenchUrl(server.base, ws, [['extensionDevelopmentPath', REPO], ['extensionTestsPath', suite]]));
+    await page.goto(workbenchUrl(server.base, ws, [['extensionDevelopmentPath', EXT_DIR], ['extensionTestsPath', suite]]));
     const code = await Promise.race([exit, sleep(150000).then(() => 'timeout')]);
     for (const r of seen) record(r);
     if (code !== 0 && !seen.some((r) => r.status === 'fail')) {
@@ -619,14 +667,15 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
   const T_DRAWN = 'ui: the explain panel draws a heatmap on its canvas';
   try {
     await test(T_WORKBENCH, async () => {
-      await openWorkbench(page, workbenchUrl(server.base, ws, [['extensionDevelopmentPath', REPO]]), 'broken.png');
+      await openWorkbench(page, workbenchUrl(server.base, ws, [['extensionDevelopmentPath', EXT_DIR]]), 'broken.png');
       const title = await page.title();
       if (!/Extension Development Host/.test(title)) throw new Error(`the window title "${title}" does not say Extension Development Host`);
     }, { onFail: failShot('workbench') });
 
     await test(T_MENU, async () => {
       await contextMenu(page, sample, MENU_CAM);
-      const found = await webviewWith(page, '#title', 45000);
+      // The heading names the image once the host's first message arrives.
+      const found = await webviewWith(page, `#title:has-text("${sample}")`, 60000);
       panel = found.inner;
       panelHost = found.host;
       const title = (await panel.locator('#title').innerText()).trim();
@@ -670,10 +719,10 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
       if (!panel) throw new Error('no panel');
       const canvas = panel.locator('#canvas[data-state="drawn"]');
       await canvas.waitFor({ state: 'visible', timeout: 45000 });
-      const px = await pixelsOf(canvas);
+      const px = await canvasPixels(canvas);
       const share = heatShare(px);
-      if (share < 0.02) throw new Error(`only ${(share * 100).toFixed(1)}% of the ${px.width}x${px.height} canvas is heatmap-coloured`);
-      return `${px.width}x${px.height}, ${(share * 100).toFixed(0)}% heat pixels`;
+      if (share < 0.02) throw new Error(`only ${(share * 100).toFixed(1)}% of the ${px.width}x${px.height} canvas (${px.source}) is heatmap-coloured`);
+      return `${px.width}x${px.height} (${px.source}), ${(share * 100).toFixed(0)}% heat pixels`;
     }, { needs: [T_MENU], pending: realPanels, onFail: failShot('explain-canvas') });
 
     // Screenshots of the panel (the README uses explain-panel.png) and of the whole window.
@@ -686,13 +735,13 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
     await test('ui: clicking another class in the explain panel redraws the map for that class', async () => {
       if (!panel) throw new Error('no panel');
       const canvas = panel.locator('#canvas');
-      const before = await pixelsOf(canvas);
+      const before = await canvasPixels(canvas);
       const beforeIndex = await canvas.getAttribute('data-class-index');
       const other = panel.locator(`#predictions [data-class-index]:not([data-class-index="${beforeIndex}"])`).first();
       const otherIndex = await other.getAttribute('data-class-index');
       await other.click();
       await panel.locator(`#canvas[data-state="drawn"][data-class-index="${otherIndex}"]`).waitFor({ timeout: 45000 });
-      const after = await pixelsOf(canvas);
+      const after = await canvasPixels(canvas);
       const d = meanAbsDiff(before, after);
       if (!(d > 0.5)) throw new Error(`the canvas did not change (mean difference ${d.toFixed(2)} of 255)`);
       await shot(panelHost || page, 'explain-panel-other-class.png');
@@ -701,7 +750,7 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
 
     const T_INSPECT = `ui: "${MENU_LAYERS}" on model.json lists all ${expect.layers.length} layers of the model`;
     await test(T_INSPECT, async () => {
-      await paletteCommand(page, 'View: Close All Editor Groups');
+      await closeAllEditors(page);
       // model.json is inside model/: expand the folder first.
       if (!(await explorerRow(page, 'model.json').isVisible())) await explorerRow(page, 'model').click();
       await contextMenu(page, 'model.json', MENU_LAYERS);
@@ -720,11 +769,10 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
     }, { needs: [T_WORKBENCH], onFail: failShot('inspector') });
 
     await test('ui: "Show Class Activation Map" on a corrupt image shows the decoding error inside the panel', async () => {
-      await paletteCommand(page, 'View: Close All Editor Groups');
+      await closeAllEditors(page);
       await contextMenu(page, 'broken.png', MENU_CAM);
-      const { inner, host } = await webviewWith(page, '#error', 45000);
+      const { inner, host } = await webviewWith(page, '#error:visible', 45000);
       const err = inner.locator('#error');
-      await err.waitFor({ state: 'visible', timeout: 10000 });
       const text = (await err.innerText()).trim();
       await shot(host, 'explain-error.png');
       if (!/not a readable image/i.test(text)) throw new Error(`#error reads "${text}", expected the engine's "is not a readable image" reason`);
@@ -783,7 +831,7 @@ async function vsixPart(browser, vsix, ws, runDir, expect, consoleErrors) {
     try {
       await openWorkbench(page, workbenchUrl(server.base, ws), 'broken.png');
       await contextMenu(page, expect.sample, MENU_CAM);
-      const { inner, host } = await webviewWith(page, '#title', 60000);
+      const { inner, host } = await webviewWith(page, `#title:has-text("${expect.sample}")`, 60000);
       const title = (await inner.locator('#title').innerText()).trim();
       const first = inner.locator(PLACEHOLDER ? '#predictions li' : '#predictions [data-class-index]').first();
       await Promise.race([
