@@ -1,9 +1,12 @@
 /**
  * The host side of the engine worker (worker.ts): spawns it, sends typed requests, and guarantees that every
  * promise settles:
- * - a reply settles its request; a progress event goes to that request's `onProgress`;
+ * - a reply settles its request; a progress event goes to that request's `onProgress`, a streamed event
+ *   (scan results) to its `onEvent`;
  * - an AbortSignal rejects the request at once with EngineCancelledError (code CANCELLED) and tells the
- *   worker to stop (`cancel`); the worker's own late reply is then ignored;
+ *   worker to stop (`cancel`); the worker's own late reply is then ignored. With `waitForCancelledReply`
+ *   (scans) the request instead stays pending after the abort and settles with the worker's reply, which for
+ *   a scan is a success saying `cancelled: true` and carrying what was computed;
  * - a newer request with the same `supersedeKey` (e.g. one per panel) cancels the older one, which rejects
  *   with EngineCancelledError code SUPERSEDED;
  * - if the worker exits or fails, every pending request rejects with EngineCrashedError, and the next request
@@ -22,9 +25,12 @@ import {
   type BackendChoice,
   type BackendStatus,
   type CamParams,
+  type CamPairParams,
+  type CamPairResult,
   type CamResult,
   type ComputationLog,
   type DescribeResult,
+  type EventOf,
   type FeaturesParams,
   type FeaturesResult,
   type ImageRef,
@@ -36,6 +42,9 @@ import {
   type PredictResult,
   type RequestType,
   type ResultOf,
+  type ReviewedResult,
+  type ScanParams,
+  type ScanRunResult,
   type WorkerErrorPayload,
   type WorkerOptions,
   type WorkerToHost,
@@ -120,7 +129,17 @@ export interface CallOptions {
   /** A newer request with the same key cancels this one (one live request per panel and kind). */
   supersedeKey?: string;
   onProgress?: (done: number, total: number) => void;
+  /** Streamed events of requests that have them (EventMap: `scan/run`). */
+  onEvent?: (event: unknown) => void;
+  /**
+   * When `signal` aborts, ask the worker to stop but keep waiting for its reply (which carries what was computed)
+   * instead of rejecting at once. Supersession and worker death still reject at once.
+   */
+  waitForCancelledReply?: boolean;
 }
+
+/** CallOptions with the request's own event type. */
+export type CallOptionsOf<T extends RequestType> = Omit<CallOptions, 'onEvent'> & { onEvent?: (event: EventOf<T>) => void };
 
 interface Pending {
   id: number;
@@ -128,6 +147,8 @@ interface Pending {
   resolve(v: unknown): void;
   reject(e: unknown): void;
   onProgress?: (done: number, total: number) => void;
+  onEvent?: (event: unknown) => void;
+  waitForCancelledReply?: boolean;
   supersedeKey?: string;
   /** Removes the abort listener. */
   cleanup(): void;
@@ -174,6 +195,25 @@ export class EngineClient {
     return status;
   }
 
+  /**
+   * Scans a dataset in the worker: `onEvent` gets the dataset, then rows and progress as they arrive; the promise
+   * resolves with the report. Aborting `signal` stops the scan and still resolves, with `cancelled: true` and
+   * the results so far (a scan still queued behind another rejects with EngineCancelledError instead).
+   */
+  scan(params: ScanParams, call: CallOptionsOf<'scan/run'> = {}): Promise<ScanRunResult> {
+    return this.request('scan/run', params, { ...call, onEvent: call.onEvent as ((e: unknown) => void) | undefined, waitForCancelledReply: call.waitForCancelledReply ?? true });
+  }
+
+  /** Marks a sample "label is correct" in `<root>/.cam-lens/reviewed.json`. */
+  markReviewed(params: { root: string; relPath: string; givenLabel: string }, call?: CallOptions): Promise<ReviewedResult> {
+    return this.request('scan/reviewed', params, call);
+  }
+
+  /** Two maps of one image (given and predicted label) with one method and layer. */
+  camPair(params: CamPairParams, call?: CallOptions): Promise<CamPairResult> {
+    return this.request('cam/pair', params, call);
+  }
+
   /** tf.memory() inside the worker (leak checks, diagnostics). */
   memory(call?: CallOptions): Promise<MemoryResult> {
     return this.request('debug/memory', {}, call);
@@ -202,6 +242,8 @@ export class EngineClient {
         resolve: resolve as (v: unknown) => void,
         reject,
         onProgress: call.onProgress,
+        onEvent: call.onEvent,
+        waitForCancelledReply: call.waitForCancelledReply,
         supersedeKey: call.supersedeKey,
         cleanup: () => call.signal?.removeEventListener('abort', onAbort),
       };
@@ -250,15 +292,20 @@ export class EngineClient {
   }
 
   private cancel(id: number, reason: 'cancelled' | 'superseded'): void {
-    const p = this.settle(id);
+    const waiting = this.pending.get(id);
+    if (!waiting) return;
+    // The reply will carry what was computed: keep the request pending (worker death still rejects it).
+    const keep = reason === 'cancelled' && waiting.waitForCancelledReply === true;
+    const p = keep ? waiting : this.settle(id);
     if (!p) return;
+    if (keep) p.cleanup();
     markCancelled(this.cancelBoard, id);
     try {
       this.worker?.postMessage({ type: 'cancel', id });
     } catch {
       // The worker is gone: nothing to stop.
     }
-    p.reject(new EngineCancelledError(reason, p.type));
+    if (!keep) p.reject(new EngineCancelledError(reason, p.type));
   }
 
   private ensureWorker(): Worker {
@@ -306,7 +353,16 @@ export class EngineClient {
     }
     const msg = m as WorkerToHost;
     if ('type' in msg) {
-      this.pending.get(msg.id)?.onProgress?.(msg.done, msg.total);
+      const p = this.pending.get(msg.id);
+      if (msg.type === 'progress') p?.onProgress?.(msg.done, msg.total);
+      else {
+        try {
+          p?.onEvent?.(msg.event);
+        } catch (e) {
+          // A listener's bug must not break the message loop that settles every other request.
+          this.opts.log?.({ kind: 'worker', message: `an event listener of ${p?.type} failed: ${(e as Error)?.stack ?? String(e)}` });
+        }
+      }
       return;
     }
     if (msg.log) this.opts.log?.({ kind: 'computation', entry: msg.log, error: msg.ok ? undefined : msg.error });

@@ -16,6 +16,13 @@
  * Requests run one at a time, in arrival order: an ImageSession is not re-entrant, and a serial queue makes
  * backend switches and evictions safe. Between steps the worker yields to its event loop, so a `cancel`
  * that arrives meanwhile aborts the request at the next check (and inside methods that take the signal).
+ *
+ * Scans (`scan/run`) run in a lane of their own beside that queue, one at a time: a scan of thousands of
+ * images must not hold back the heatmaps the triage view asks for while it runs. This is safe because a scan
+ * yields between batches (every tfjs call of a batch is synchronous, so no two requests interleave inside one),
+ * uses only its model, never an ImageSession, and pins that model: eviction skips pinned models, and a pinned
+ * model that must go (its files changed) is disposed when the scan lets go of it. `backend/set` cancels the
+ * scans and waits for them before it frees the old backend's tensors.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -32,16 +39,32 @@ import { METHODS } from './engine/cam/registry';
 import { findLinearHead } from './engine/head';
 import { computeFeatureMaps } from './engine/featureMaps';
 import { ScorePool } from './engine/scorePool';
+import { readDataset } from './engine/scan/dataset';
+import { scanDataset, type SampleResult } from './engine/scan/scan';
+import { buildReport, markReviewed, readReviewed, reviewedFile } from './engine/scan/report';
+import { isFlagged, rankOrder, score } from './engine/scan/ranking';
 import type { MetadataOverrides } from './engine/metadata';
 import type { ImageSession } from './engine/session';
-import { CAM_METHOD_IDS, type CamMethodId, type LayerSummary, type MethodInfo, type ModelInfo, type PreprocessId } from '../shared/protocol';
+import {
+  CAM_METHOD_IDS,
+  type CamMethodId,
+  type LayerSummary,
+  type MethodInfo,
+  type ModelInfo,
+  type PreprocessId,
+  type ScanDatasetInfo,
+  type ScanFailureInfo,
+  type ScanRow,
+} from '../shared/protocol';
 import {
   isCancelMessage,
   isMarkedCancelled,
   requestProblem,
   transferablesOf,
   type BackendStatus,
+  type CamPairMap,
   type ComputationLog,
+  type EventMap,
   type ImageRef,
   type ModelRef,
   type RequestOf,
@@ -59,6 +82,10 @@ const MAX_SESSIONS = Math.max(1, options.maxSessions ?? 4);
 const MAX_LAST_MAPS = 16;
 /** Progress events at most this often (the last one always goes out). */
 const PROGRESS_INTERVAL_MS = 30;
+/** A scan's results and progress at most this often by default (the last ones always go out). */
+const SCAN_EVENT_INTERVAL_MS = 100;
+/** Flags of earlier rows are recomputed at most this often, and at most 1/20 of the time (see ScanEvent). */
+const FLAG_RECOMPUTE_MIN_MS = 250;
 const METADATA_FILES = ['cam-lens.json', 'metadata.json', 'labels.txt', 'classes.txt'];
 
 let backendChoice: BackendChoice = options.backend ?? 'auto';
@@ -92,6 +119,10 @@ interface ModelEntry {
   uid: number;
   /** Score-CAM's extra threads for this model, started on its first Score-CAM. */
   pool?: ScorePool;
+  /** Scans using this model: eviction skips it, and disposal waits until the last one lets go. */
+  pins: number;
+  /** Dropped from the cache while pinned: dispose when unpinned. */
+  retired: boolean;
 }
 
 interface SessionEntry {
@@ -110,6 +141,8 @@ const models = new Map<string, ModelEntry>();
 const sessions = new Map<string, SessionEntry>();
 const lastMaps = new Map<string, HeatmapLike>();
 const shardLists = new Map<string, { sig: string; shards: string[] }>();
+/** Models being loaded, by cache key: a scan and a map asking for the same model at once share one load. */
+const loading = new Map<string, Promise<ModelEntry>>();
 let modelSeq = 0;
 
 function statSig(file: string): string {
@@ -170,8 +203,24 @@ function dropSession(e: SessionEntry): void {
 function dropModel(e: ModelEntry): void {
   if (models.get(e.key) === e) models.delete(e.key);
   for (const s of [...sessions.values()]) if (s.modelUid === e.uid) dropSession(s);
+  if (e.pins > 0) {
+    e.retired = true;
+    return;
+  }
   e.model.dispose();
   void e.pool?.close();
+}
+
+function pinModel(e: ModelEntry): void {
+  e.pins++;
+}
+
+function unpinModel(e: ModelEntry): void {
+  e.pins--;
+  if (e.pins === 0 && e.retired) {
+    e.model.dispose();
+    void e.pool?.close();
+  }
 }
 
 function dropAll(): void {
@@ -195,15 +244,27 @@ async function getModel(ref: ModelRef): Promise<{ entry: ModelEntry; cached: boo
     touch(models, key, hit);
     return { entry: hit, cached: true };
   }
+  const inflight = loading.get(key);
+  if (inflight) return { entry: await inflight, cached: true };
   if (hit) dropModel(hit);
-  const model = await loadModel(file, { overrides: modelOverrides(ref) });
-  const entry: ModelEntry = { key, fingerprint, model, uid: ++modelSeq };
-  models.set(key, entry);
-  while (models.size > MAX_MODELS) {
-    const [oldest] = models.values();
-    dropModel(oldest);
+  const load = (async () => {
+    const model = await loadModel(file, { overrides: modelOverrides(ref) });
+    const entry: ModelEntry = { key, fingerprint, model, uid: ++modelSeq, pins: 0, retired: false };
+    models.set(key, entry);
+    while (models.size > MAX_MODELS) {
+      // The least recently used model that no scan is using; pinned ones may push the cache over its size.
+      const victim = [...models.values()].find((m) => m.pins === 0 && m !== entry);
+      if (!victim) break;
+      dropModel(victim);
+    }
+    return entry;
+  })();
+  loading.set(key, load);
+  try {
+    return { entry: await load, cached: false };
+  } finally {
+    loading.delete(key);
   }
-  return { entry, cached: false };
 }
 
 async function getSession(me: ModelEntry, ref: ImageRef): Promise<{ entry: SessionEntry; cached: boolean }> {
@@ -243,8 +304,16 @@ async function getSession(me: ModelEntry, ref: ImageRef): Promise<{ entry: Sessi
 // ---------------------------------------------------------------------------------------------------------
 // Backend
 
+let backendStarting: Promise<BackendInfo> | undefined;
+
+/** The backend, initialised once even when a scan and another request ask for it at the same time. */
 async function ensureBackend(): Promise<BackendInfo> {
-  return currentBackend() ?? initBackend(backendChoice);
+  const info = currentBackend();
+  if (info) return info;
+  backendStarting ??= initBackend(backendChoice).finally(() => {
+    backendStarting = undefined;
+  });
+  return backendStarting;
 }
 
 function backendStatus(info: BackendInfo): BackendStatus {
@@ -262,6 +331,8 @@ interface JobContext {
   /** Aborts the signal if the host flagged this request in the shared cancel board. */
   checkBoard(): void;
   progress(done: number, total: number): void;
+  /** Streams an event of this request (EventMap) to the host, before the reply. */
+  event(e: EventMap[keyof EventMap]): void;
   /** Filled in by the handler; sent with the reply. */
   log: ComputationLog;
 }
@@ -299,6 +370,162 @@ function methodInfos(model: LoadedModel, recommended: string | null): MethodInfo
     out.push(info);
   }
   return out;
+}
+
+/** Score-CAM's thread pool of a model, started on its first Score-CAM. */
+function scorePoolFor(me: ModelEntry, ref: ModelRef, method: string): ScorePool | undefined {
+  if (method === 'scorecam' && SCORE_WORKERS > 0 && !me.pool) {
+    me.pool = new ScorePool({ modelPath: me.model.path, overrides: modelOverrides(ref), workers: SCORE_WORKERS });
+  }
+  return me.pool;
+}
+
+/** The view's part of a sample's result: top 5, scores, flag; not the full probability vector. */
+function scanRow(r: SampleResult, seq: number, scoreValue: number, flagged: boolean): ScanRow {
+  return {
+    seq,
+    path: r.relPath,
+    givenIndex: r.givenIndex,
+    givenLabel: r.givenLabel,
+    predictedIndex: r.predictedIndex,
+    predictedLabel: r.predictedLabel,
+    top: r.top.map((t) => ({ index: t.index, label: t.label, probability: t.probability })),
+    selfConfidence: r.selfConfidence,
+    normalizedMargin: r.normalizedMargin,
+    entropy: r.entropy,
+    score: scoreValue,
+    flagged,
+  };
+}
+
+/**
+ * Scans a dataset, streaming results as they arrive (see ScanEvent in workerProtocol.ts for the events and how
+ * flags follow the moving confident-learning thresholds). Memory: the engine keeps each sample's probability
+ * vector (the thresholds and the final ranking need them all); the host gets only rows.
+ */
+async function runScan(req: RequestOf<'scan/run'>, ctx: JobContext): Promise<ResultOf<'scan/run'>> {
+  const { entry } = await getModel(req.model);
+  pinModel(entry);
+  try {
+    const model = entry.model;
+    const labels = model.metadata.labels;
+    Object.assign(ctx.log, { model: model.path, image: path.resolve(req.data) });
+    const dataset = readDataset(path.resolve(req.data), labels, req.labelsFile ? path.resolve(req.labelsFile) : undefined);
+    const kind = req.scoreKind ?? 'self_confidence';
+    const reviewed = readReviewed(dataset.root);
+    const info: ScanDatasetInfo = {
+      kind: dataset.kind,
+      source: dataset.source,
+      root: dataset.root,
+      total: dataset.samples.length,
+      counts: { ...dataset.counts },
+      unmatchedClasses: dataset.unmatchedClasses.map((u) => ({ ...u })),
+      labels: [...labels],
+      scoredBy: kind,
+      reviewed: Object.keys(reviewed.reviewed).length,
+    };
+    ctx.event({ kind: 'dataset', dataset: info });
+
+    const numClasses = labels.length;
+    const total = dataset.samples.length;
+    // Running sums for the thresholds t_j = mean self-confidence of the samples given label j.
+    const sum = new Float64Array(numClasses);
+    const count = new Float64Array(numClasses);
+    const thresholds = new Float64Array(numClasses).fill(Infinity);
+    const updateThreshold = (j: number) => {
+      thresholds[j] = count[j] > 0 ? sum[j] / count[j] : Infinity;
+    };
+    const results: SampleResult[] = [];
+    const flags = new Uint8Array(total);
+    const hidden = new Uint8Array(total);
+    let hiddenCount = 0;
+    let failed = 0;
+    /** Rows not yet sent (seqs); rows below `sentUpTo` were sent, so their flag changes must be announced. */
+    let pending: number[] = [];
+    let pendingFailures: ScanFailureInfo[] = [];
+    let flagsOn: number[] = [];
+    let flagsOff: number[] = [];
+    let sentUpTo = 0;
+    let lastEvent = 0;
+    let lastRecompute = performance.now();
+    let recomputeCost = 0;
+    let progress = { done: 0, total, failed: 0, imagesPerSecond: 0, secondsLeft: 0 };
+    const interval = req.eventIntervalMs ?? SCAN_EVENT_INTERVAL_MS;
+
+    const recomputeFlags = () => {
+      const t = performance.now();
+      for (let i = 0; i < results.length; i++) {
+        const f = isFlagged(results[i], thresholds) ? 1 : 0;
+        if (f === flags[i]) continue;
+        flags[i] = f;
+        if (i < sentUpTo && !hidden[i]) (f ? flagsOn : flagsOff).push(i);
+      }
+      lastRecompute = performance.now();
+      recomputeCost = lastRecompute - t;
+    };
+
+    const flush = (final: boolean) => {
+      const now = performance.now();
+      if (final || now - lastRecompute >= Math.max(FLAG_RECOMPUTE_MIN_MS, 20 * recomputeCost)) recomputeFlags();
+      const rows = pending.map((seq) => scanRow(results[seq], seq, score(kind, results[seq].probs, results[seq].givenIndex), flags[seq] === 1));
+      let flagged = 0;
+      for (let i = 0; i < results.length; i++) if (flags[i] && !hidden[i]) flagged++;
+      ctx.event({
+        kind: 'progress',
+        ...progress,
+        scanned: results.length,
+        failed,
+        flagged,
+        hidden: hiddenCount,
+        rows,
+        failures: pendingFailures,
+        flagsOn: Int32Array.from(flagsOn),
+        flagsOff: Int32Array.from(flagsOff),
+        thresholds: Float64Array.from(thresholds),
+      });
+      sentUpTo = results.length;
+      pending = [];
+      pendingFailures = [];
+      flagsOn = [];
+      flagsOff = [];
+      lastEvent = now;
+    };
+
+    const summary = await scanDataset(model, dataset, {
+      batchSize: req.batchSize,
+      preprocess: req.preprocess,
+      maxPixels: req.maxPixels,
+      signal: ctx.signal,
+      onResult: (r) => {
+        const seq = results.length;
+        results.push(r);
+        sum[r.givenIndex] += r.probs[r.givenIndex];
+        count[r.givenIndex] += 1;
+        updateThreshold(r.givenIndex);
+        flags[seq] = isFlagged(r, thresholds) ? 1 : 0;
+        if (reviewed.reviewed[r.relPath]?.givenLabel === r.givenLabel) {
+          hidden[seq] = 1;
+          hiddenCount++;
+        } else pending.push(seq);
+      },
+      onFailure: (f) => {
+        failed++;
+        pendingFailures.push({ path: f.relPath, error: f.error });
+      },
+      onProgress: (p) => {
+        // The one regular moment between batches: see a cancel the host wrote to the shared board.
+        ctx.checkBoard();
+        progress = { done: p.done, total: p.total, failed: p.failed, imagesPerSecond: p.imagesPerSecond, secondsLeft: p.secondsLeft };
+        if (performance.now() - lastEvent >= interval && p.done < p.total) flush(false);
+      },
+    });
+    flush(true);
+    const report = buildReport(model.path, labels, dataset, summary, kind, reviewed);
+    const order = Int32Array.from(rankOrder(summary.results, kind).filter((i) => !hidden[i]));
+    return { cancelled: summary.cancelled, seconds: summary.seconds, dataset: info, report, order };
+  } finally {
+    unpinModel(entry);
+  }
 }
 
 type Handler<T extends RequestType> = (req: RequestOf<T>, ctx: JobContext) => Promise<ResultOf<T>>;
@@ -362,12 +589,8 @@ const handlers: { [T in RequestType]: Handler<T> } = {
     const { entry } = await getSession(me.entry, req.image);
     const t2 = performance.now();
     await step(ctx, 'the explanation');
-    const me2 = me.entry;
-    if (req.method === 'scorecam' && SCORE_WORKERS > 0 && !me2.pool) {
-      me2.pool = new ScorePool({ modelPath: me2.model.path, overrides: modelOverrides(req.model), workers: SCORE_WORKERS });
-    }
     const res = await entry.session.explain({
-      pool: me2.pool,
+      pool: scorePoolFor(me.entry, req.model, req.method),
       method: req.method,
       layer: req.layer,
       classChoice: req.classIndex,
@@ -422,12 +645,62 @@ const handlers: { [T in RequestType]: Handler<T> } = {
   async 'backend/set'(req, ctx) {
     const before = currentBackend();
     if (before && before.requested === req.backend) return backendStatus(before);
+    // A scan runs on the old backend's model: it stops (keeping what it computed) before those tensors go.
+    await stopScans();
     // Tensors cannot move between backends: everything cached is reloaded on demand.
     dropAll();
     const info = await initBackend(req.backend);
     backendChoice = req.backend;
     ctx.log.backend = info.name;
     return backendStatus(info);
+  },
+
+  'scan/run': runScan,
+
+  async 'scan/reviewed'(req) {
+    const root = path.resolve(req.root);
+    if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new CamLensError('FILE_NOT_FOUND', `dataset folder not found: ${root}`);
+    const r = markReviewed(root, req.relPath, req.givenLabel);
+    return { file: reviewedFile(root), reviewed: Object.keys(r.reviewed).length };
+  },
+
+  async 'cam/pair'(req, ctx) {
+    const me = await getModel(req.model);
+    Object.assign(ctx.log, { model: me.entry.model.path, image: path.resolve(req.image.path), method: req.method, classIndex: req.classes[0] });
+    await step(ctx, 'the explanation');
+    const { entry } = await getSession(me.entry, req.image);
+    const maps: CamPairMap[] = [];
+    let layer = req.layer;
+    let cached = true;
+    for (const classIndex of req.classes) {
+      await step(ctx, 'the explanation');
+      const same = maps.find((m) => m.target.index === classIndex);
+      if (same) {
+        maps.push(same);
+        continue;
+      }
+      const res = await entry.session.explain({
+        pool: scorePoolFor(me.entry, req.model, req.method),
+        method: req.method,
+        layer,
+        classChoice: classIndex,
+        signal: ctx.signal,
+        onProgress: (done, total) => ctx.progress(done, total),
+        options: req.options,
+      });
+      if (maps.length === 0) cached = res.cached.forward;
+      layer = res.layer;
+      maps.push({ target: res.target, heatmap: { ...res.heatmap } });
+    }
+    Object.assign(ctx.log, { layer, cached });
+    return {
+      method: req.method,
+      layer: layer as string,
+      maps: [maps[0], maps[1]],
+      imageSize: entry.imageSize,
+      backend: me.entry.model.backend,
+      cached,
+    };
   },
 
   async 'debug/memory'() {
@@ -458,6 +731,13 @@ interface Job {
 const jobs = new Map<number, Job>();
 const queue: Job[] = [];
 let running = false;
+/** The scan lane (see the file comment): its own queue, one scan at a time. */
+const scanQueue: Job[] = [];
+let scanning: Promise<void> | undefined;
+let activeScan: Job | undefined;
+
+/** Requests that run in the scan lane rather than the main queue. */
+const inScanLane = (req: WorkerRequest) => req.type === 'scan/run';
 
 function post(msg: WorkerToHost, transfer: ArrayBuffer[] = []): void {
   if (!parentPort) return;
@@ -486,6 +766,9 @@ async function run(job: Job): Promise<void> {
     log,
     checkBoard() {
       if (board && !controller.signal.aborted && isMarkedCancelled(board, req.id)) controller.abort();
+    },
+    event(e) {
+      post({ id: req.id, type: 'event', event: e }, transferablesOf(e));
     },
     progress(done, total) {
       // Called between batches of long methods, which never yield to the event loop: the one place to see a cancel.
@@ -526,6 +809,29 @@ async function pump(): Promise<void> {
   }
 }
 
+function pumpScans(): void {
+  if (scanning) return;
+  scanning = (async () => {
+    try {
+      for (let job = scanQueue.shift(); job; job = scanQueue.shift()) {
+        job.started = true;
+        activeScan = job;
+        await run(job);
+        activeScan = undefined;
+      }
+    } finally {
+      activeScan = undefined;
+      scanning = undefined;
+    }
+  })();
+}
+
+/** Cancels every scan, running or queued, and waits until the lane is idle (each scan still gets its reply). */
+async function stopScans(): Promise<void> {
+  for (const job of [...scanQueue, ...(activeScan ? [activeScan] : [])]) job.controller.abort();
+  while (scanning) await scanning;
+}
+
 function onMessage(msg: unknown): void {
   if (isCancelMessage(msg)) {
     const job = jobs.get(msg.id);
@@ -533,7 +839,8 @@ function onMessage(msg: unknown): void {
     job.controller.abort();
     if (!job.started) {
       // Still queued: answer now rather than after whatever runs ahead of it.
-      queue.splice(queue.indexOf(job), 1);
+      const q = queue.includes(job) ? queue : scanQueue;
+      q.splice(q.indexOf(job), 1);
       jobs.delete(msg.id);
       post({ id: msg.id, ok: false, error: errorPayload(new CancelledError(job.req.type)) });
     }
@@ -554,6 +861,11 @@ function onMessage(msg: unknown): void {
   }
   const job: Job = { req, controller: new AbortController(), started: false };
   jobs.set(req.id, job);
+  if (inScanLane(req)) {
+    scanQueue.push(job);
+    pumpScans();
+    return;
+  }
   queue.push(job);
   void pump();
 }

@@ -11,11 +11,18 @@
  *   reply, zero or more progress events `{ id, type: 'progress', done, total }`. `cancel` gets no reply of
  *   its own: the cancelled request's reply is its answer. If the worker dies, the host rejects every pending
  *   request itself (EngineClient), so no promise can hang.
+ * - Streamed requests (`scan/run`) also send zero or more events `{ id, type: 'event', event }` before their
+ *   reply (results as they arrive); the reply is still the one and only final answer. A scan cancelled by its
+ *   signal replies with SUCCESS, `cancelled: true` and what was computed until then (see EngineClient's
+ *   `waitForCancelledReply`); only a scan cancelled while still queued answers CANCELLED.
  * - Replies carry a `log` entry (model, image, method, layer, backend, ms, cached) for the output channel.
  * - Heatmaps, feature maps and PNGs travel as typed arrays whose ArrayBuffer is transferred, not copied
  *   (`transferablesOf`).
  * - The worker runs requests one at a time in arrival order (an ImageSession is not re-entrant), and checks
- *   cancellation between steps; a request cancelled while still queued is answered at once.
+ *   cancellation between steps; a request cancelled while still queued is answered at once. Scans are the one
+ *   exception: they run in a lane of their own beside that queue (one scan at a time), yielding between
+ *   batches, so the triage view's heatmaps are answered while a long scan goes on. A scan touches only its
+ *   model (pinned against eviction), never an ImageSession.
  *
  * Types only, plus the guards and the transfer helper; no Node or vscode imports, so both sides (and the
  * tests) share it.
@@ -31,9 +38,16 @@ import type {
   MethodInfo,
   ModelInfo,
   PreprocessId,
+  ScanDatasetInfo,
+  ScanFailureInfo,
+  ScanRow,
+  ScanScoreKind,
 } from '../shared/protocol';
 
 import type { BackendChoice } from './engine/backend';
+import type { ScanReport } from './engine/scan/report';
+
+export type { ScanReport };
 
 export type { BackendChoice };
 /** The same list as engine/backend's, repeated so that the host bundle does not pull in TensorFlow.js. */
@@ -133,6 +147,37 @@ export interface OverlayParams {
   opacity: number;
 }
 
+/** A labelled dataset scanned for likely label errors (PRODUCT.md flow 3). */
+export interface ScanParams {
+  model: ModelRef;
+  /** A folder in `<root>/<class>/<image>` layout, or a CSV/JSON label file. */
+  data: string;
+  /** A CSV/JSON label file that wins over the folder layout (the CLI's --labels). */
+  labelsFile?: string;
+  /** Images per forward pass (default 16). */
+  batchSize?: number;
+  /** The label-quality score samples are ranked by (default self_confidence). */
+  scoreKind?: ScanScoreKind;
+  /** Preprocessing for every image; default: the model's. */
+  preprocess?: PreprocessId;
+  /** Decompression-bomb guard per image (camLens.maxImagePixels). */
+  maxPixels?: number;
+  /** Results and progress go out at most this often (default 100 ms; 0: after every batch). */
+  eventIntervalMs?: number;
+}
+
+/** Two maps of one image with the same method and layer: the triage view's given-label and predicted-label heatmaps. */
+export interface CamPairParams {
+  model: ModelRef;
+  image: ImageRef;
+  method: CamMethodId;
+  /** Default: the recommended layer (both maps use the layer the first one resolved to). */
+  layer?: string;
+  /** Class indices (label indices), usually [given, predicted]; equal indices are computed once. */
+  classes: [number, number];
+  options?: Record<string, unknown>;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Results
 
@@ -190,6 +235,76 @@ export interface OverlayResult {
   height: number;
 }
 
+export interface CamPairMap {
+  target: ClassPrediction;
+  heatmap: HeatmapPayload;
+}
+
+export interface CamPairResult {
+  method: CamMethodId;
+  layer: string;
+  /** In the order of `classes`. */
+  maps: [CamPairMap, CamPairMap];
+  imageSize: [number, number];
+  backend: string;
+  /** The forward pass came from the image session's cache. */
+  cached: boolean;
+}
+
+/**
+ * A scan's streamed events, in this order: one `dataset` (after the dataset was read, before the first image),
+ * then `progress` events carrying the results since the previous one.
+ *
+ * Flags: a sample is flagged when confident learning assigns it to another class than its given one, with
+ * per-class thresholds t_j = average self-confidence of the samples given label j (engine/scan/ranking.ts).
+ * The thresholds move as results arrive, so flags of rows sent earlier change: `flagsOn`/`flagsOff` list the
+ * `seq`s whose flag changed since the previous event (rows in the same event already carry their current flag).
+ * Recomputing every flag costs O(samples x classes), so it runs at most every 250 ms (longer when it is slow);
+ * the last event before the reply always carries a full recompute, which equals the report's flags.
+ */
+export type ScanEvent =
+  | { kind: 'dataset'; dataset: ScanDatasetInfo }
+  | {
+      kind: 'progress';
+      /** Samples processed (scanned or failed) of `total`. */
+      done: number;
+      total: number;
+      scanned: number;
+      failed: number;
+      /** Samples flagged now, reviewed ones left out. */
+      flagged: number;
+      /** Samples hidden because `.cam-lens/reviewed.json` confirms their label. */
+      hidden: number;
+      imagesPerSecond: number;
+      secondsLeft: number;
+      /** New results since the previous event (reviewed ones left out), in arrival (`seq`) order. */
+      rows: ScanRow[];
+      /** New failures (unreadable images) since the previous event. */
+      failures: ScanFailureInfo[];
+      flagsOn: Int32Array;
+      flagsOff: Int32Array;
+      /** Confident-learning threshold per class label (+Infinity where no sample has that label yet). */
+      thresholds: Float64Array;
+    };
+
+export interface ScanRunResult {
+  /** The scan was cancelled; `report` holds what was computed before. */
+  cancelled: boolean;
+  seconds: number;
+  dataset: ScanDatasetInfo;
+  /** buildReport: `{ model, data, counts, samples }` with samples in rank order (most doubtful first). */
+  report: ScanReport;
+  /** The `seq` of each report sample, in report order: the final ranking of the rows streamed before. */
+  order: Int32Array;
+}
+
+export interface ReviewedResult {
+  /** `<root>/.cam-lens/reviewed.json`. */
+  file: string;
+  /** Samples confirmed in it. */
+  reviewed: number;
+}
+
 export interface MemoryResult {
   numTensors: number;
   numBytes: number;
@@ -205,6 +320,11 @@ export interface RequestMap {
   'features/compute': { params: FeaturesParams; result: FeaturesResult };
   'overlay/render': { params: OverlayParams; result: OverlayResult };
   'backend/set': { params: { backend: BackendChoice }; result: BackendStatus };
+  /** Streams `ScanEvent`s (see EventMap), then replies with the report. */
+  'scan/run': { params: ScanParams; result: ScanRunResult };
+  /** Marks a sample "label is correct" in `<root>/.cam-lens/reviewed.json`; later scans hide it. */
+  'scan/reviewed': { params: { root: string; relPath: string; givenLabel: string }; result: ReviewedResult };
+  'cam/pair': { params: CamPairParams; result: CamPairResult };
   /** tf.memory() in the worker: leak checks in tests, diagnostics in the output channel. */
   'debug/memory': { params: Record<string, never>; result: MemoryResult };
   /** Test hook (only with WorkerOptions.testHooks): the worker dies, by exit or by an uncaught error. */
@@ -216,8 +336,15 @@ export type ParamsOf<T extends RequestType> = RequestMap[T]['params'];
 export type ResultOf<T extends RequestType> = RequestMap[T]['result'];
 
 export const REQUEST_TYPES: readonly RequestType[] = [
-  'model/describe', 'image/predict', 'cam/compute', 'features/compute', 'overlay/render', 'backend/set', 'debug/memory', 'debug/crash',
+  'model/describe', 'image/predict', 'cam/compute', 'features/compute', 'overlay/render', 'backend/set',
+  'scan/run', 'scan/reviewed', 'cam/pair', 'debug/memory', 'debug/crash',
 ];
+
+/** Request type → the events it streams before its reply (requests not listed stream none). */
+export interface EventMap {
+  'scan/run': ScanEvent;
+}
+export type EventOf<T extends RequestType> = T extends keyof EventMap ? EventMap[T] : never;
 
 /** A request: `{ id, type }` plus the parameters of its type (discriminated by `type`). */
 export type WorkerRequest = { [T in RequestType]: { id: number; type: T } & ParamsOf<T> }[RequestType];
@@ -261,7 +388,14 @@ export interface WorkerProgress {
   total: number;
 }
 
-export type WorkerToHost = WorkerReply | WorkerProgress;
+/** A streamed event of a request (EventMap), before its reply. */
+export interface WorkerEvent {
+  id: number;
+  type: 'event';
+  event: EventMap[keyof EventMap];
+}
+
+export type WorkerToHost = WorkerReply | WorkerProgress | WorkerEvent;
 
 // ---------------------------------------------------------------------------------------------------------
 // Guards. The worker checks every message before acting on it: a malformed one with a usable id is answered
@@ -275,6 +409,9 @@ const optNat = (x: unknown) => x === undefined || (typeof x === 'number' && Numb
 const optPosInt = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= 1);
 const isPreprocess = (x: unknown) => x === '[0,1]' || x === '[-1,1]' || x === '[0,255]' || x === 'caffe' || x === 'imagenet';
 const isColormap = (x: unknown) => x === 'turbo' || x === 'jet' || x === 'viridis' || x === 'inferno' || x === 'gray';
+const isScoreKind = (x: unknown) => x === 'self_confidence' || x === 'normalized_margin';
+const isMethodId = (x: unknown) => x === 'cam' || x === 'gradcam' || x === 'gradcam++' || x === 'xgradcam' || x === 'hirescam' ||
+  x === 'layercam' || x === 'scorecam' || x === 'eigencam';
 
 function isModelRef(x: unknown): x is ModelRef {
   if (!isObj(x) || !isStr(x.path)) return false;
@@ -313,6 +450,18 @@ export function requestProblem(m: unknown): string | undefined {
         typeof m.opacity === 'number' && m.opacity >= 0 && m.opacity <= 1 ? undefined : 'overlay/render needs image, colormap, opacity in [0,1] and an optional heatmap';
     case 'backend/set':
       return (BACKEND_CHOICES as readonly unknown[]).includes(m.backend) ? undefined : `backend/set needs backend: one of ${BACKEND_CHOICES.join(', ')}`;
+    case 'scan/run':
+      return isModelRef(m.model) && isStr(m.data) && optStr(m.labelsFile) && (m.batchSize === undefined || (optPosInt(m.batchSize) && (m.batchSize as number) <= 1024)) &&
+        (m.scoreKind === undefined || isScoreKind(m.scoreKind)) && (m.preprocess === undefined || isPreprocess(m.preprocess)) &&
+        optPosInt(m.maxPixels) && optNat(m.eventIntervalMs)
+        ? undefined : 'scan/run needs model, data and optional labelsFile, batchSize 1..1024, scoreKind, preprocess, maxPixels, eventIntervalMs';
+    case 'scan/reviewed':
+      return isStr(m.root) && isStr(m.relPath) && typeof m.givenLabel === 'string' && m.givenLabel.length < 4096
+        ? undefined : 'scan/reviewed needs root, relPath and givenLabel';
+    case 'cam/pair':
+      return isModelRef(m.model) && isImageRef(m.image) && isMethodId(m.method) && optStr(m.layer) &&
+        Array.isArray(m.classes) && m.classes.length === 2 && m.classes.every((c) => optNat(c) && c !== undefined) &&
+        (m.options === undefined || isObj(m.options)) ? undefined : 'cam/pair needs model, image, method, classes: [index, index] and optional layer, options';
     case 'debug/memory':
       return undefined;
     case 'debug/crash':
@@ -329,6 +478,7 @@ export function isCancelMessage(m: unknown): m is CancelMessage {
 export function isWorkerToHost(m: unknown): m is WorkerToHost {
   if (!isObj(m) || !isId(m.id)) return false;
   if (m.type === 'progress') return typeof m.done === 'number' && typeof m.total === 'number';
+  if (m.type === 'event') return isObj(m.event) && typeof m.event.kind === 'string';
   if (m.ok === true) return 'result' in m;
   return m.ok === false && isObj(m.error) && typeof m.error.message === 'string';
 }

@@ -164,6 +164,168 @@ export type InspectorHostMessage =
   | { type: 'panel/didFail'; error: ErrorPayload };
 
 // ---------------------------------------------------------------------------------------------------------
+// Mislabeled-sample scan and triage panel (PRODUCT.md flow 3)
+
+/** The label-quality score samples are ranked by, ascending (engine/scan/ranking.ts). */
+export type ScanScoreKind = 'self_confidence' | 'normalized_margin';
+export const SCAN_SCORE_KINDS: readonly ScanScoreKind[] = ['self_confidence', 'normalized_margin'];
+
+/** What the worker found in a dataset before scanning it. */
+export interface ScanDatasetInfo {
+  kind: 'folder' | 'csv' | 'json';
+  /** The folder or label file the user chose (absolute). */
+  source: string;
+  /** The folder sample paths are relative to (the folder, or the label file's folder). */
+  root: string;
+  /** Samples to scan: images whose class matched a model label. */
+  total: number;
+  counts: { images: number; nonImageFiles: number; unmatchedImages: number; missingFiles: number };
+  /** Class names in the data that match no model label, with how many images they hold. */
+  unmatchedClasses: { name: string; images: number }[];
+  /** The model's class labels (label index order): the filters and "Move to class…". */
+  labels: string[];
+  scoredBy: ScanScoreKind;
+  /** Entries in `.cam-lens/reviewed.json` when the scan started. */
+  reviewed: number;
+}
+
+/** One scanned sample, as much as a view needs (top 5 instead of the full probability vector). */
+export interface ScanRow {
+  /** Arrival order over all results of the scan (0-based), reviewed ones included: the key of flag updates. */
+  seq: number;
+  /** Path relative to the dataset root, '/'-separated: the row's identity in the view (`data-path`). */
+  path: string;
+  givenIndex: number;
+  givenLabel: string;
+  predictedIndex: number;
+  predictedLabel: string;
+  /** Top 5 classes, most likely first. */
+  top: ClassPrediction[];
+  selfConfidence: number;
+  normalizedMargin: number;
+  entropy: number;
+  /** The ranking score (selfConfidence or normalizedMargin, per ScanDatasetInfo.scoredBy); lower = more doubtful. */
+  score: number;
+  /** Confident learning assigns the sample to another class than its given one (current thresholds). */
+  flagged: boolean;
+}
+
+export interface ScanFailureInfo {
+  /** Dataset-relative path. */
+  path: string;
+  error: string;
+}
+
+/** A row of the triage view: a scanned sample plus what only the host knows. */
+export interface TriageRow extends ScanRow {
+  /** Webview URI of the image (thumbnail and heatmap underlay). */
+  imageUri: string;
+  /** Set after "Move to class…": the given label before the move. Scores and flag refer to the old label. */
+  movedFrom?: string;
+}
+
+/** The header counts of the triage view. */
+export interface TriageCounts {
+  /** Image files found (matched or not). */
+  images: number;
+  /** Images whose class matched a model label: what the scan runs over. */
+  samples: number;
+  scanned: number;
+  failed: number;
+  flagged: number;
+  /** Hidden because `.cam-lens/reviewed.json` confirms their label (this scan, plus rows marked since). */
+  reviewedHidden: number;
+  nonImageFiles: number;
+  unmatchedImages: number;
+  /** Label-file rows naming a file that does not exist. */
+  missingFiles: number;
+}
+
+export interface TriageMap {
+  target: ClassPrediction;
+  heatmap: HeatmapPayload;
+}
+
+/** UI state of the triage panel, persisted with setState (versioned) and restored by its serializer. */
+export interface TriageViewState {
+  version: 1;
+  /** The dataset folder or label file. */
+  source: string;
+  modelPath: string;
+  /** Class index filters (undefined: all classes). */
+  givenFilter?: number;
+  predictedFilter?: number;
+  flaggedOnly: boolean;
+  /** Path (dataset-relative) of the selected row. */
+  selected?: string;
+}
+
+/**
+ * Webview → host. Requests carry a requestId and get exactly one reply (their `did…` message or
+ * `request/didFail`). `scan/cancel` and `scan/rescan` are answered by the scan's notifications instead:
+ * a cancelled scan ends with `scan/didFinish { cancelled: true }`, a rescan starts with a new `scan/didStart`.
+ * Samples are named by their dataset-relative path; the host acts only on paths of its current scan.
+ */
+export type TriageWebviewMessage =
+  | { type: 'panel/ready' }
+  | { type: 'scan/cancel' }
+  | { type: 'scan/rescan' }
+  /** The heatmaps of the sample's given and predicted labels (default method, recommended layer). */
+  | { type: 'cam/pair'; requestId: number; path: string }
+  /** Opens the full explain panel for the sample (`camLens.showCam`). */
+  | { type: 'sample/open'; requestId: number; path: string }
+  /** "Label is correct": recorded in `.cam-lens/reviewed.json`, so the next scan hides the sample. */
+  | { type: 'sample/markCorrect'; requestId: number; path: string }
+  /** "Move to class…": the host asks which class (quick pick) and relabels the sample, undoably. */
+  | { type: 'sample/move'; requestId: number; path: string }
+  | { type: 'report/save'; requestId: number; format: 'csv' | 'json' }
+  | { type: 'state/didChange'; state: TriageViewState };
+
+/**
+ * Host → webview. A scan's messages carry its `scanId`; messages of an older scan (after a rescan) are
+ * ignored. After the webview reloads (hidden and shown again) the host replays the current scan: didInit,
+ * didStart, the rows so far in didProgress messages, and didFinish when it has finished.
+ */
+export type TriageHostMessage =
+  | { type: 'panel/didInit'; modelName: string; modelPath: string; source: string; sourceName: string; method: CamMethodId; state: TriageViewState }
+  | { type: 'scan/didStart'; scanId: number; dataset: ScanDatasetInfo; counts: TriageCounts }
+  | {
+      type: 'scan/didProgress';
+      scanId: number;
+      done: number;
+      total: number;
+      imagesPerSecond: number;
+      secondsLeft: number;
+      counts: TriageCounts;
+      /** New rows, in arrival order. */
+      rows: TriageRow[];
+      failures: ScanFailureInfo[];
+      /** `seq`s whose flag changed (on / off) since the previous message. */
+      flagsOn: Int32Array;
+      flagsOff: Int32Array;
+    }
+  | {
+      type: 'scan/didFinish';
+      scanId: number;
+      cancelled: boolean;
+      seconds: number;
+      counts: TriageCounts;
+      /** Final ranking: `seq`s in rank order, most doubtful first. */
+      order: Int32Array;
+      /** `seq`s flagged in the final report. */
+      flagged: Int32Array;
+    }
+  | { type: 'scan/didFail'; scanId: number; error: ErrorPayload }
+  | { type: 'cam/didComputePair'; requestId: number; path: string; method: CamMethodId; layer: string; given: TriageMap; predicted: TriageMap }
+  | { type: 'sample/didOpen'; requestId: number; path: string }
+  | { type: 'sample/didMarkCorrect'; requestId: number; path: string; counts: TriageCounts }
+  /** The row after the move: new path, given label and image URI, `movedFrom` set. */
+  | { type: 'sample/didMove'; requestId: number; path: string; row: TriageRow }
+  | { type: 'report/didSave'; requestId: number; path: string }
+  | { type: 'request/didFail'; requestId: number; error: ErrorPayload }
+  | { type: 'panel/didFail'; error: ErrorPayload };
+
+// ---------------------------------------------------------------------------------------------------------
 // Guards: the host runs these on every message before acting on it.
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
@@ -211,6 +373,36 @@ export function isInspectorWebviewMessage(x: unknown): x is InspectorWebviewMess
       return isInt(m.requestId);
     case 'features/compute':
       return isInt(m.requestId) && typeof m.layer === 'string' && m.layer.length < 4096 && optInt(m.classIndex);
+    default:
+      return false;
+  }
+}
+
+export function isTriageViewState(x: unknown): x is TriageViewState {
+  return isObj(x) && x.version === 1 && typeof x.source === 'string' && x.source.length > 0 && x.source.length < 4096 &&
+    typeof x.modelPath === 'string' && x.modelPath.length > 0 && x.modelPath.length < 4096 &&
+    optInt(x.givenFilter) && optInt(x.predictedFilter) && typeof x.flaggedOnly === 'boolean' && optStr(x.selected);
+}
+
+const isPath = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length < 4096;
+
+export function isTriageWebviewMessage(x: unknown): x is TriageWebviewMessage {
+  if (!isObj(x) || typeof x.type !== 'string') return false;
+  const m = x as Record<string, unknown>;
+  switch (m.type) {
+    case 'panel/ready':
+    case 'scan/cancel':
+    case 'scan/rescan':
+      return true;
+    case 'cam/pair':
+    case 'sample/open':
+    case 'sample/markCorrect':
+    case 'sample/move':
+      return isInt(m.requestId) && isPath(m.path);
+    case 'report/save':
+      return isInt(m.requestId) && (m.format === 'csv' || m.format === 'json');
+    case 'state/didChange':
+      return isTriageViewState(m.state);
     default:
       return false;
   }
