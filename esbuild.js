@@ -75,6 +75,7 @@ const builds = [
     entryPoints: {
       'webview-explain': 'src/webview/explain/main.ts',
       'webview-inspector': 'src/webview/inspector/main.ts',
+      'webview-triage': 'src/webview/triage/main.ts',
     },
     platform: 'browser',
     format: 'iife',

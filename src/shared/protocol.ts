@@ -287,7 +287,18 @@ export type TriageWebviewMessage =
  * didStart, the rows so far in didProgress messages, and didFinish when it has finished.
  */
 export type TriageHostMessage =
-  | { type: 'panel/didInit'; modelName: string; modelPath: string; source: string; sourceName: string; method: CamMethodId; state: TriageViewState }
+  | {
+      type: 'panel/didInit';
+      modelName: string;
+      modelPath: string;
+      source: string;
+      sourceName: string;
+      /** The method of the heatmap pair (camLens.defaultMethod) and how it is drawn (camLens.colormap, camLens.opacity). */
+      method: CamMethodId;
+      colormap: ColormapId;
+      opacity: number;
+      state: TriageViewState;
+    }
   | { type: 'scan/didStart'; scanId: number; dataset: ScanDatasetInfo; counts: TriageCounts }
   | {
       type: 'scan/didProgress';

@@ -21,14 +21,14 @@
  * textContent, so nothing the host sends is ever parsed as HTML.
  */
 
-export type PanelKind = 'explain' | 'inspector';
+export type PanelKind = 'explain' | 'inspector' | 'triage';
 
 export interface PanelHtmlOptions {
   /** `webview.cspSource`, e.g. `https://*.vscode-cdn.net`. */
   cspSource: string;
   /** Fresh per render (`createNonce()`); at least 16 characters of [A-Za-z0-9+/=_-]. */
   nonce: string;
-  /** The panel's bundle, `dist/webview-explain.js` or `dist/webview-inspector.js`, as a webview URI. */
+  /** The panel's bundle, `dist/webview-<kind>.js`, as a webview URI. */
   scriptUri: string;
   /** Stylesheets as webview URIs, in cascade order (media/common.css, then the panel's own). */
   styleUris: readonly string[];
@@ -63,8 +63,8 @@ function checkOptions(o: PanelHtmlOptions): void {
   if (!o.cspSource || /[;,'"]/.test(o.cspSource) || [...o.cspSource].some((c) => c.charCodeAt(0) < 0x20)) {
     throw new RangeError(`Panel HTML: unusable CSP source ${JSON.stringify(o.cspSource)}`);
   }
-  if (o.kind !== 'explain' && o.kind !== 'inspector') {
-    throw new RangeError(`Panel HTML: unknown panel kind ${JSON.stringify(o.kind)}; expected explain or inspector`);
+  if (o.kind !== 'explain' && o.kind !== 'inspector' && o.kind !== 'triage') {
+    throw new RangeError(`Panel HTML: unknown panel kind ${JSON.stringify(o.kind)}; expected explain, inspector or triage`);
   }
 }
 
@@ -202,11 +202,105 @@ ${ERROR_REGION}
 </main>`;
 }
 
+/** One header count: `<dt>` label, `<dd id>` value (filled by the bundle). */
+function count(id: string, label: string, extra = ''): string {
+  return `<div class="count${extra}"><dt>${label}</dt><dd id="${id}">–</dd></div>`;
+}
+
+/** One heatmap of the selected sample: the image with its map on a canvas on top, and a caption. */
+function heatFigure(which: 'given' | 'predicted', title: string): string {
+  return `<figure class="heat-figure">
+      <div id="stage-${which}" class="stage heat-stage" data-state="empty">
+        <img id="img-${which}" alt="" draggable="false">
+        <canvas id="heat-${which}" data-state="empty" aria-hidden="true"></canvas>
+      </div>
+      <figcaption><span class="key">${title}</span> <span id="heat-${which}-label" class="value"></span></figcaption>
+    </figure>`;
+}
+
+/**
+ * The triage panel ("Find Likely Mislabeled Samples"). Stable DOM contract for the end-to-end tests:
+ * rows are `#rows [data-path]` (dataset-relative path; only rows near the visible part exist, the list is
+ * virtualised), the selected one `[aria-selected="true"]`; counts `#count-*`; buttons `#cancel-scan`, `#save-csv`,
+ * `#save-json`, `#rescan`, `#open-sample`, `#mark-correct`, `#move-sample`; heatmaps `#heat-given`, `#heat-predicted`.
+ */
+function triageBody(): string {
+  return `
+<header class="panel-header">
+  <h1 id="title">Likely mislabeled samples</h1>
+  <div class="model-line">
+    <span class="key">Data</span> <span id="data-name" class="value">…</span>
+    <span class="key">Model</span> <span id="model-name" class="value">…</span>
+    <span class="key">Ranked by</span> <span id="scored-by" class="value">…</span>
+  </div>
+  <dl id="counts" class="counts" aria-label="Counts">
+    ${count('count-images', 'Images')}
+    ${count('count-scanned', 'Scanned')}
+    ${count('count-flagged', 'Flagged', ' flagged')}
+    ${count('count-failed', 'Unreadable')}
+    ${count('count-reviewed', 'Confirmed (hidden)')}
+    ${count('count-unmatched', 'Unmatched class images')}
+    ${count('count-non-image', 'Non-image files')}
+    ${count('count-missing', 'Missing files')}
+  </dl>
+  <p id="unmatched-classes" class="hint-text" hidden></p>
+  <p id="failures" class="hint-text" hidden></p>
+  <div id="progress" class="progress" role="status" hidden>
+    <vscode-progress-bar aria-label="Scanning the dataset"></vscode-progress-bar>
+    <span class="progress-text"></span>
+    <vscode-button id="cancel-scan" secondary>Cancel</vscode-button>
+  </div>
+  <p id="scan-status" class="status" aria-live="polite"></p>
+  <div class="buttons">
+    <vscode-button id="save-csv" disabled>Save CSV…</vscode-button>
+    <vscode-button id="save-json" secondary disabled>Save JSON…</vscode-button>
+    <vscode-button id="rescan" secondary disabled>Rescan</vscode-button>
+  </div>
+</header>
+${ERROR_REGION}
+<main class="triage-layout">
+  <section class="list-pane" aria-labelledby="rows-heading">
+    <h2 id="rows-heading">Samples, most doubtful first</h2>
+    <div class="filters">
+      ${select('given-filter', 'Given label')}
+      ${select('predicted-filter', 'Predicted label')}
+      <div class="field flagged-field">
+        <vscode-checkbox id="flagged-only" label="Flagged only"></vscode-checkbox>
+      </div>
+    </div>
+    <p id="row-count" class="hint-text" aria-live="polite"></p>
+    <div id="rows" class="rows" role="listbox" tabindex="0" aria-labelledby="rows-heading"
+      aria-describedby="keys-help"><div id="rows-spacer" class="rows-spacer"></div></div>
+    <p id="empty-note" class="hint-text" hidden></p>
+    <p id="keys-help" class="hint-text">↑/↓ move · Enter open in the explain panel · C label is correct · M move to class…</p>
+  </section>
+  <section class="detail-pane" aria-labelledby="detail-title">
+    <h2 id="detail-title">No sample selected</h2>
+    <p id="detail-meta" class="detail-meta"></p>
+    <div class="heat-pair">
+      ${heatFigure('given', 'Given')}
+      ${heatFigure('predicted', 'Predicted')}
+    </div>
+    <div id="pair-progress" class="progress" role="status" hidden>
+      <vscode-progress-bar aria-label="Computing the heatmaps"></vscode-progress-bar>
+      <span class="progress-text"></span>
+    </div>
+    <p id="pair-status" class="status" aria-live="polite"></p>
+    <div class="buttons">
+      <vscode-button id="open-sample" secondary disabled>Open (Enter)</vscode-button>
+      <vscode-button id="mark-correct" secondary disabled>Label is correct (C)</vscode-button>
+      <vscode-button id="move-sample" secondary disabled>Move to class… (M)</vscode-button>
+    </div>
+    <p id="notice" class="notice" aria-live="polite"></p>
+  </section>
+</main>`;
+}
+
 /** The full HTML document of a panel. */
 export function buildPanelHtml(o: PanelHtmlOptions): string {
   checkOptions(o);
   const styles = o.styleUris.map((u) => `<link rel="stylesheet" href="${escapeHtml(u)}">`).join('\n  ');
-  const body = o.kind === 'explain' ? explainBody() : inspectorBody();
+  const body = o.kind === 'explain' ? explainBody() : o.kind === 'inspector' ? inspectorBody() : triageBody();
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
