@@ -418,6 +418,10 @@ async function webviewWith(page, selector, timeoutMs) {
       const inner = hosts.nth(i).contentFrame().locator('iframe#active-frame').contentFrame();
       if (await inner.locator(selector).count().catch(() => 0)) return { inner, host: hosts.nth(i) };
     }
+    // A command that throws shows an error notification instead of a panel: fail at once, with its text.
+    const toasts = await page.locator('.notifications-toasts .notification-list-item-message').allInnerTexts().catch(() => []);
+    const failure = toasts.find((t) => /camLens\.|CAM Lens|failed/i.test(t));
+    if (failure) throw new Error(`VS Code shows an error instead of the panel: ${failure.replace(/\s+/g, ' ').slice(0, 300)}`);
     if (Date.now() > until) throw new Error(`no webview shows ${selector} after ${timeoutMs / 1000} s (${n} webview(s) open)`);
     await sleep(250);
   }

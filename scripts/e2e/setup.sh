@@ -20,7 +20,8 @@ CACHE="${CAM_LENS_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cam-lens-e2e}"
 CODE_SERVER_VERSION="${CAM_LENS_CODE_SERVER_VERSION:-4.139.1}"
 PLAYWRIGHT_VERSION="${CAM_LENS_PLAYWRIGHT_VERSION:-1.65.1}"
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
-APT_PACKAGES=(libkrb5-dev chromium)
+# shellcheck disable=SC2206
+APT_PACKAGES=(${CAM_LENS_E2E_APT_PACKAGES:-libkrb5-dev chromium})
 
 NODE24_BIN="$CACHE/node24/node_modules/node/bin"
 CS_PKG="$CACHE/code-server/node_modules/code-server/package.json"
@@ -35,7 +36,7 @@ case "${1:-}" in
 esac
 
 say() { echo "e2e-setup: $*"; }
-fail() { echo "e2e-setup: FAILED: $*" >&2; exit "${2:-1}"; }
+fail() { echo "e2e-setup: FAILED: $1" >&2; exit "${2:-1}"; }
 
 pkg_version() { # prints the "version" of a package.json, or nothing
   [ -f "$1" ] && sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$1" | head -1
