@@ -1,0 +1,562 @@
+/**
+ * "Find Likely Mislabeled Samples": the triage panel. One panel per dataset (folder or CSV/JSON label file),
+ * revealed again when already open, restored after a reload by its serializer (which rescans).
+ *
+ * The scan runs in the engine worker (`scan/run`), streaming rows; this panel keeps the scan's state (rows with
+ * their current flags, counts, the final report) as the source of truth, and the webview shows it. The webview
+ * is not kept alive when hidden (retainContextWhenHidden is off), so each `panel/ready` gets a replay of the
+ * current scan. Every webview request is answered exactly once.
+ *
+ * Relabelling ("Move to class…") goes through a WorkspaceEdit applied with `vscode.workspace.applyEdit`, so the
+ * user can undo it: a file move (renameFile, never overwriting: a taken name gets a numeric suffix) for folder
+ * datasets, a text edit of the label file for CSV/JSON datasets (saved when it had no unsaved changes before).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { isCancellation, type EngineClient } from '../engineClient';
+import type { ModelChoice } from '../modelChoice';
+import type { Log } from '../log';
+import type { CamPairResult, ScanEvent, ScanReport } from '../workerProtocol';
+import { reportToCsv } from '../engine/scan/report';
+import {
+  isTriageViewState,
+  isTriageWebviewMessage,
+  type CamMethodId,
+  type ColormapId,
+  type ErrorPayload,
+  type ScanDatasetInfo,
+  type ScanFailureInfo,
+  type TriageCounts,
+  type TriageHostMessage,
+  type TriageRow,
+  type TriageViewState,
+  type TriageWebviewMessage,
+} from '../../shared/protocol';
+import { toPayload } from './explainPanel';
+import { classFolderFor, csvLabelEdits, freeName, jsonLabelEdits, namesSample, type TextEdit } from './triageRelabel';
+import { panelOptions, renderPanel } from './webviewAssets';
+
+export const TRIAGE_VIEW_TYPE = 'camLens.triage';
+
+/** Images per forward pass of a scan. */
+const SCAN_BATCH_SIZE = 16;
+/** Rows per message when replaying a scan to a reloaded webview. */
+const REPLAY_CHUNK = 1000;
+const PAIR_CACHE_SIZE = 64;
+
+interface Services {
+  context: vscode.ExtensionContext;
+  engine: EngineClient;
+  models: ModelChoice;
+  log: Log;
+}
+
+/** The folder a dataset's sample paths are relative to: the folder itself, or the label file's folder. */
+function rootOf(source: string): string {
+  try {
+    return fs.statSync(source).isDirectory() ? source : path.dirname(source);
+  } catch {
+    return path.dirname(source);
+  }
+}
+
+export class TriagePanels implements vscode.WebviewPanelSerializer<unknown> {
+  private readonly open = new Map<string, TriagePanel>();
+
+  constructor(private readonly s: Services) {}
+
+  /** Opens (or reveals) the triage panel of a dataset folder or label file. */
+  async show(source: vscode.Uri, modelPath?: string): Promise<void> {
+    const key = source.fsPath;
+    const existing = this.open.get(key);
+    if (existing) {
+      existing.panel.reveal(vscode.ViewColumn.Active);
+      if (modelPath && modelPath !== existing.modelPath) existing.useModel(modelPath);
+      return;
+    }
+    const model = modelPath ?? (await this.s.models.resolveFor(source));
+    if (!model) return; // the user closed the picker
+    const panel = vscode.window.createWebviewPanel(TRIAGE_VIEW_TYPE, `Mislabeled: ${path.basename(key)}`, { viewColumn: vscode.ViewColumn.Active, preserveFocus: false },
+      panelOptions(this.s.context, [vscode.Uri.file(rootOf(key))]));
+    this.attach(panel, key, model);
+  }
+
+  async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
+    if (!isTriageViewState(state) || !fs.existsSync(state.source)) {
+      panel.dispose();
+      return;
+    }
+    const source = vscode.Uri.file(state.source);
+    const model = fs.existsSync(state.modelPath) ? state.modelPath : this.s.models.configured(source) ?? this.s.models.nearby(source) ?? this.s.models.demoModel;
+    panel.webview.options = panelOptions(this.s.context, [vscode.Uri.file(rootOf(state.source))]);
+    this.attach(panel, state.source, model, state);
+  }
+
+  private attach(panel: vscode.WebviewPanel, source: string, modelPath: string, state?: TriageViewState): void {
+    const p = new TriagePanel(this.s, panel, source, modelPath, state);
+    this.open.set(source, p);
+    panel.onDidDispose(() => {
+      if (this.open.get(source) === p) this.open.delete(source);
+      p.dispose();
+    });
+  }
+
+  get count(): number {
+    return this.open.size;
+  }
+}
+
+/** One scan's state: what the webview is shown, and what a reloaded webview is replayed. */
+interface Scan {
+  id: number;
+  abort: AbortController;
+  dataset?: ScanDatasetInfo;
+  /** Rows by seq, current flags, marked ones removed, moved ones updated. */
+  rows: Map<number, TriageRow>;
+  /** seq by dataset-relative path (kept current across moves). */
+  byPath: Map<string, number>;
+  failures: ScanFailureInfo[];
+  counts: TriageCounts;
+  /** Rows marked "label is correct" in this panel since the scan started. */
+  marked: number;
+  progress?: { done: number; total: number; imagesPerSecond: number; secondsLeft: number };
+  finished?: { cancelled: boolean; seconds: number; order: Int32Array; flagged: Int32Array };
+  report?: ScanReport;
+  /** Report samples by seq (after the scan), to keep the report in step with marks and moves. */
+  reportBySeq?: Map<number, ScanReport['samples'][number]>;
+  failed?: ErrorPayload;
+}
+
+function emptyCounts(): TriageCounts {
+  return { images: 0, samples: 0, scanned: 0, failed: 0, flagged: 0, reviewedHidden: 0, nonImageFiles: 0, unmatchedImages: 0, missingFiles: 0 };
+}
+
+class TriagePanel {
+  private scan: Scan | undefined;
+  private scanSeq = 0;
+  private ready = false;
+  private state: TriageViewState;
+  private modelName: string;
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly key = `triage:${Math.random().toString(36).slice(2)}`;
+  private readonly pairs = new Map<string, CamPairResult>();
+
+  constructor(private readonly s: Services, readonly panel: vscode.WebviewPanel, readonly source: string, public modelPath: string, state?: TriageViewState) {
+    this.state = state ?? { version: 1, source, modelPath, flaggedOnly: false };
+    this.state.modelPath = modelPath;
+    this.modelName = path.basename(path.dirname(modelPath));
+    panel.iconPath = vscode.Uri.joinPath(s.context.extensionUri, 'media', 'icon.svg');
+    panel.webview.html = renderPanel(s.context, panel.webview, 'triage', `Likely mislabeled samples in ${path.basename(source)}`);
+    this.disposables.push(
+      panel.webview.onDidReceiveMessage((m: unknown) => this.onMessage(m)),
+      // A hidden webview is gone (no retained context): it says panel/ready again when shown, and gets a replay.
+      panel.onDidChangeViewState((e) => {
+        if (!e.webviewPanel.visible) this.ready = false;
+      }),
+    );
+    this.startScan();
+  }
+
+  private post(m: TriageHostMessage): void {
+    if (this.ready) void this.panel.webview.postMessage(m);
+  }
+
+  private get config() {
+    return vscode.workspace.getConfiguration('camLens', vscode.Uri.file(this.source));
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    if (!isTriageWebviewMessage(raw)) {
+      this.s.log.line(`triage panel: ignored an invalid message ${JSON.stringify(raw)?.slice(0, 200)}`);
+      return;
+    }
+    const m: TriageWebviewMessage = raw;
+    switch (m.type) {
+      case 'panel/ready':
+        this.ready = true;
+        this.replay();
+        return;
+      case 'scan/cancel':
+        this.scan?.abort.abort();
+        return;
+      case 'scan/rescan':
+        this.startScan();
+        return;
+      case 'cam/pair':
+        await this.answer(m.requestId, () => this.pair(m.requestId, m.path));
+        return;
+      case 'sample/open':
+        await this.answer(m.requestId, async () => {
+          const abs = this.sampleFile(m.path);
+          await vscode.commands.executeCommand('camLens.showCam', vscode.Uri.file(abs));
+          this.post({ type: 'sample/didOpen', requestId: m.requestId, path: m.path });
+        });
+        return;
+      case 'sample/markCorrect':
+        await this.answer(m.requestId, () => this.markCorrect(m.requestId, m.path));
+        return;
+      case 'sample/move':
+        await this.answer(m.requestId, () => this.move(m.requestId, m.path));
+        return;
+      case 'report/save':
+        await this.answer(m.requestId, () => this.save(m.requestId, m.format));
+        return;
+      case 'state/didChange':
+        this.state = { ...m.state, source: this.source, modelPath: this.modelPath };
+        return;
+      default: {
+        const never: never = m;
+        void never;
+      }
+    }
+  }
+
+  /** Runs a request's handler, which posts its own success reply; any failure becomes its one `request/didFail`. */
+  private async answer(requestId: number, f: () => Promise<void>): Promise<void> {
+    try {
+      await f();
+    } catch (e) {
+      if (!isCancellation(e) && (e as { code?: string })?.code !== 'CANCELLED') this.s.log.error('triage', e);
+      this.post({ type: 'request/didFail', requestId, error: toPayload(e) });
+    }
+  }
+
+  useModel(modelPath: string): void {
+    this.modelPath = modelPath;
+    this.modelName = path.basename(path.dirname(modelPath));
+    this.state = { ...this.state, modelPath };
+    this.pairs.clear();
+    if (this.ready) this.postInit();
+    this.startScan();
+  }
+
+  private postInit(): void {
+    const method = this.config.get<CamMethodId>('defaultMethod', 'gradcam');
+    this.post({
+      type: 'panel/didInit',
+      modelName: this.modelName,
+      modelPath: this.modelPath,
+      source: this.source,
+      sourceName: path.basename(this.source),
+      method,
+      colormap: this.config.get<ColormapId>('colormap', 'turbo'),
+      opacity: Math.max(0, Math.min(1, this.config.get<number>('opacity', 0.5))),
+      state: this.state,
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // The scan
+
+  private startScan(): void {
+    this.scan?.abort.abort();
+    const scan: Scan = {
+      id: ++this.scanSeq,
+      abort: new AbortController(),
+      rows: new Map(),
+      byPath: new Map(),
+      failures: [],
+      counts: emptyCounts(),
+      marked: 0,
+    };
+    this.scan = scan;
+    this.pairs.clear();
+    const maxPixels = this.config.get<number>('maxImagePixels');
+    this.s.engine
+      .scan(
+        { model: { path: this.modelPath }, data: this.source, batchSize: SCAN_BATCH_SIZE, scoreKind: 'self_confidence', maxPixels },
+        { signal: scan.abort.signal, supersedeKey: `${this.key}:scan`, onEvent: (e) => this.onScanEvent(scan, e) },
+      )
+      .then(
+        (r) => {
+          if (this.scan !== scan) return;
+          this.finish(scan, r.report, r.order, r.cancelled, r.seconds);
+          this.s.log.line(`scan of ${this.source}: ${r.report.counts.scanned} scanned, ${r.report.counts.flagged} flagged, ${r.report.counts.failed} unreadable${r.cancelled ? ', cancelled' : ''} (${r.seconds.toFixed(1)} s)`);
+        },
+        (e: unknown) => {
+          if (this.scan !== scan) return;
+          if (isCancellation(e)) {
+            // Cancelled before it started (queued behind another scan): nothing was computed.
+            scan.finished = { cancelled: true, seconds: 0, order: new Int32Array(0), flagged: new Int32Array(0) };
+            this.post({ type: 'scan/didFinish', scanId: scan.id, cancelled: true, seconds: 0, counts: scan.counts, order: scan.finished.order, flagged: scan.finished.flagged });
+            return;
+          }
+          this.s.log.error(`scan of ${this.source}`, e);
+          scan.failed = toPayload(e);
+          this.post({ type: 'scan/didFail', scanId: scan.id, error: scan.failed });
+        },
+      );
+    // A webview that is already there hears about the new scan with its dataset event (scan/didStart).
+  }
+
+  private toRow(scan: Scan, r: Extract<ScanEvent, { kind: 'progress' }>['rows'][number]): TriageRow {
+    const root = scan.dataset?.root ?? rootOf(this.source);
+    return { ...r, imageUri: this.panel.webview.asWebviewUri(vscode.Uri.file(path.join(root, ...r.path.split('/')))).toString() };
+  }
+
+  private recount(scan: Scan): void {
+    let flagged = 0;
+    for (const r of scan.rows.values()) if (r.flagged && r.movedFrom === undefined) flagged++;
+    scan.counts.flagged = flagged;
+  }
+
+  private onScanEvent(scan: Scan, e: ScanEvent): void {
+    if (this.scan !== scan) return;
+    if (e.kind === 'dataset') {
+      scan.dataset = e.dataset;
+      const c = e.dataset.counts;
+      scan.counts = { ...emptyCounts(), images: c.images, samples: e.dataset.total, nonImageFiles: c.nonImageFiles, unmatchedImages: c.unmatchedImages, missingFiles: c.missingFiles };
+      this.post({ type: 'scan/didStart', scanId: scan.id, dataset: e.dataset, counts: scan.counts });
+      return;
+    }
+    const rows = e.rows.map((r) => this.toRow(scan, r));
+    for (const r of rows) {
+      scan.rows.set(r.seq, r);
+      scan.byPath.set(r.path, r.seq);
+    }
+    const on: number[] = [];
+    const off: number[] = [];
+    for (const seq of e.flagsOn) {
+      const r = scan.rows.get(seq);
+      if (r) {
+        r.flagged = true;
+        on.push(seq);
+      }
+    }
+    for (const seq of e.flagsOff) {
+      const r = scan.rows.get(seq);
+      if (r) {
+        r.flagged = false;
+        off.push(seq);
+      }
+    }
+    scan.failures.push(...e.failures);
+    scan.progress = { done: e.done, total: e.total, imagesPerSecond: e.imagesPerSecond, secondsLeft: e.secondsLeft };
+    scan.counts = { ...scan.counts, scanned: e.scanned, failed: e.failed, reviewedHidden: e.hidden + scan.marked };
+    this.recount(scan);
+    this.post({ type: 'scan/didProgress', scanId: scan.id, ...scan.progress, counts: scan.counts, rows, failures: e.failures, flagsOn: Int32Array.from(on), flagsOff: Int32Array.from(off) });
+  }
+
+  /** The report arrived: its ranking and flags are final; marks and moves made meanwhile are applied to it. */
+  private finish(scan: Scan, report: ScanReport, order: Int32Array, cancelled: boolean, seconds: number): void {
+    const bySeq = new Map<number, ScanReport['samples'][number]>();
+    report.samples.forEach((s, i) => bySeq.set(order[i], s));
+    const flagged: number[] = [];
+    for (const [seq, s] of bySeq) {
+      const row = scan.rows.get(seq);
+      if (!row) continue; // marked correct while the scan ran
+      row.flagged = s.flagged;
+      if (s.flagged) flagged.push(seq);
+      if (row.movedFrom !== undefined) Object.assign(s, { path: this.sampleFileOf(scan, row.path), relPath: row.path, givenLabel: row.givenLabel, relabeledFrom: row.movedFrom });
+    }
+    scan.report = report;
+    scan.reportBySeq = bySeq;
+    const keptOrder = Int32Array.from([...order].filter((seq) => scan.rows.has(seq)));
+    this.dropFromReport(scan);
+    scan.finished = { cancelled, seconds, order: keptOrder, flagged: Int32Array.from(flagged) };
+    scan.counts = {
+      ...scan.counts,
+      scanned: report.counts.scanned,
+      failed: report.counts.failed,
+      reviewedHidden: report.counts.reviewedHidden,
+    };
+    this.recount(scan);
+    this.post({ type: 'scan/didFinish', scanId: scan.id, cancelled, seconds, counts: scan.counts, order: scan.finished.order, flagged: scan.finished.flagged });
+  }
+
+  /** Removes from the report the samples marked correct in this panel, renumbering ranks, as the next scan would. */
+  private dropFromReport(scan: Scan): void {
+    const report = scan.report;
+    const bySeq = scan.reportBySeq;
+    if (!report || !bySeq) return;
+    const keep = new Set<ScanReport['samples'][number]>();
+    for (const [seq, s] of bySeq) if (scan.rows.has(seq)) keep.add(s);
+    const before = report.samples.length;
+    report.samples = report.samples.filter((s) => keep.has(s));
+    report.samples.forEach((s, i) => (s.rank = i + 1));
+    report.counts.reviewedHidden += before - report.samples.length;
+    report.counts.flagged = report.samples.filter((s) => s.flagged).length;
+    for (const [seq] of bySeq) if (!scan.rows.has(seq)) bySeq.delete(seq);
+  }
+
+  /** Everything the webview needs after a (re)load: init, the scan so far, its end. */
+  private replay(): void {
+    this.postInit();
+    const scan = this.scan;
+    if (!scan) return;
+    if (scan.dataset) {
+      this.post({ type: 'scan/didStart', scanId: scan.id, dataset: scan.dataset, counts: scan.counts });
+      const rows = [...scan.rows.values()];
+      const p = scan.progress ?? { done: 0, total: scan.dataset.total, imagesPerSecond: 0, secondsLeft: 0 };
+      for (let i = 0; i === 0 || i < rows.length; i += REPLAY_CHUNK) {
+        this.post({
+          type: 'scan/didProgress', scanId: scan.id, ...p, counts: scan.counts, rows: rows.slice(i, i + REPLAY_CHUNK),
+          failures: i === 0 ? scan.failures : [], flagsOn: new Int32Array(0), flagsOff: new Int32Array(0),
+        });
+      }
+    }
+    if (scan.finished) {
+      this.post({ type: 'scan/didFinish', scanId: scan.id, ...scan.finished, counts: scan.counts });
+    } else if (scan.failed) {
+      this.post({ type: 'scan/didFail', scanId: scan.id, error: scan.failed });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Samples
+
+  private sampleFileOf(scan: Scan | undefined, relPath: string): string {
+    const root = scan?.dataset?.root ?? rootOf(this.source);
+    return path.join(root, ...relPath.split('/'));
+  }
+
+  /** The row of a path the webview names; anything else (a stale or forged path) is refused. */
+  private rowOf(relPath: string): { scan: Scan; row: TriageRow } {
+    const scan = this.scan;
+    const seq = scan?.byPath.get(relPath);
+    const row = seq === undefined ? undefined : scan?.rows.get(seq);
+    if (!scan || !row) {
+      throw Object.assign(new Error(`"${relPath}" is not a sample of the current scan`), { code: 'BAD_ARGUMENT', hint: 'rescan the dataset' });
+    }
+    return { scan, row };
+  }
+
+  private sampleFile(relPath: string): string {
+    const { scan, row } = this.rowOf(relPath);
+    return this.sampleFileOf(scan, row.path);
+  }
+
+  private async pair(requestId: number, relPath: string): Promise<void> {
+    const { scan, row } = this.rowOf(relPath);
+    const file = this.sampleFileOf(scan, row.path);
+    const method = this.config.get<CamMethodId>('defaultMethod', 'gradcam');
+    const cacheKey = `${file}\u0000${row.givenIndex}\u0000${row.predictedIndex}\u0000${method}`;
+    let r = this.pairs.get(cacheKey);
+    if (!r) {
+      r = await this.s.engine.camPair(
+        { model: { path: this.modelPath }, image: { path: file, maxPixels: this.config.get<number>('maxImagePixels') }, method, classes: [row.givenIndex, row.predictedIndex],
+          options: { batchSize: this.config.get<number>('scoreCam.batchSize', 16) } },
+        { supersedeKey: `${this.key}:pair` },
+      );
+      this.pairs.set(cacheKey, r);
+      while (this.pairs.size > PAIR_CACHE_SIZE) this.pairs.delete(this.pairs.keys().next().value as string);
+    }
+    this.post({ type: 'cam/didComputePair', requestId, path: relPath, method: r.method, layer: r.layer, given: r.maps[0], predicted: r.maps[1] });
+  }
+
+  private async markCorrect(requestId: number, relPath: string): Promise<void> {
+    const { scan, row } = this.rowOf(relPath);
+    const root = scan.dataset?.root ?? rootOf(this.source);
+    await this.s.engine.markReviewed({ root, relPath: row.path, givenLabel: row.givenLabel });
+    scan.rows.delete(row.seq);
+    scan.byPath.delete(row.path);
+    scan.marked++;
+    scan.counts = { ...scan.counts, reviewedHidden: scan.counts.reviewedHidden + 1 };
+    if (scan.finished) scan.finished = { ...scan.finished, order: scan.finished.order.filter((s) => s !== row.seq), flagged: scan.finished.flagged.filter((s) => s !== row.seq) };
+    this.dropFromReport(scan);
+    this.recount(scan);
+    this.post({ type: 'sample/didMarkCorrect', requestId, path: relPath, counts: scan.counts });
+  }
+
+  private async move(requestId: number, relPath: string): Promise<void> {
+    const { scan, row } = this.rowOf(relPath);
+    const ds = scan.dataset;
+    if (!ds) throw Object.assign(new Error('the dataset has not been read yet'), { code: 'BAD_ARGUMENT' });
+    type Item = vscode.QuickPickItem & { index: number };
+    const probs = new Map(row.top.map((t) => [t.index, t.probability]));
+    const likely = row.top.map((t) => t.index).filter((i) => i !== row.givenIndex);
+    const rest = ds.labels.map((_, i) => i).filter((i) => i !== row.givenIndex && !probs.has(i));
+    const items: Item[] = [...likely, ...rest].map((i) => ({
+      index: i,
+      label: ds.labels[i],
+      description: probs.has(i) ? `${((probs.get(i) as number) * 100).toFixed(1)}%${i === row.predictedIndex ? ' · predicted' : ''}` : `#${i}`,
+    }));
+    const where = ds.kind === 'folder' ? 'move the image to that class folder' : `rewrite its label in ${path.basename(ds.source)}`;
+    const choice = await vscode.window.showQuickPick(items, { title: `Move ${row.path} (given: ${row.givenLabel}) to class…`, placeHolder: `The right class: CAM Lens will ${where}; undo with Ctrl+Z`, matchOnDescription: true });
+    if (!choice) throw Object.assign(new Error('no class was chosen'), { name: 'Cancelled', code: 'CANCELLED' });
+    const target = choice.index;
+    const label = ds.labels[target];
+    let newRel = row.path;
+    if (ds.kind === 'folder') newRel = await this.moveFile(ds, row, target);
+    else await this.rewriteLabel(ds, row, label);
+    this.s.log.line(`relabelled ${row.path} from "${row.givenLabel}" to "${label}"${newRel !== row.path ? ` (moved to ${newRel})` : ` in ${ds.source}`}`);
+    const moved: TriageRow = {
+      ...row,
+      path: newRel,
+      givenIndex: target,
+      givenLabel: label,
+      movedFrom: row.movedFrom ?? row.givenLabel,
+      imageUri: this.panel.webview.asWebviewUri(vscode.Uri.file(this.sampleFileOf(scan, newRel))).toString(),
+    };
+    scan.rows.set(row.seq, moved);
+    scan.byPath.delete(row.path);
+    scan.byPath.set(newRel, row.seq);
+    const s = scan.reportBySeq?.get(row.seq);
+    if (s) Object.assign(s, { path: this.sampleFileOf(scan, newRel), relPath: newRel, givenLabel: label, relabeledFrom: moved.movedFrom });
+    this.recount(scan);
+    this.post({ type: 'sample/didMove', requestId, path: relPath, row: moved });
+  }
+
+  /** Folder dataset: `<root>/<class folder>/<name>` through an undoable WorkspaceEdit; returns the new relative path. */
+  private async moveFile(ds: ScanDatasetInfo, row: TriageRow, target: number): Promise<string> {
+    const root = ds.root;
+    const folders = fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const folder = classFolderFor(folders, ds.labels, target);
+    const dir = path.join(root, folder);
+    const src = path.join(root, ...row.path.split('/'));
+    const name = freeName(path.basename(src), (n) => fs.existsSync(path.join(dir, n)));
+    const dst = path.join(dir, name);
+    if (!fs.existsSync(dir)) await vscode.workspace.fs.createDirectory(vscode.Uri.file(dir));
+    const edit = new vscode.WorkspaceEdit();
+    edit.renameFile(vscode.Uri.file(src), vscode.Uri.file(dst), { overwrite: false, ignoreIfExists: false });
+    if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: false }))) {
+      throw Object.assign(new Error(`could not move ${row.path} to ${folder}/${name}`), { code: 'MOVE_FAILED', hint: 'see whether the file is still there and the folder is writable' });
+    }
+    return path.relative(root, dst).split(path.sep).join('/');
+  }
+
+  /** Label-file dataset: the row's label rewritten through an undoable text edit; saved unless it had unsaved changes. */
+  private async rewriteLabel(ds: ScanDatasetInfo, row: TriageRow, label: string): Promise<void> {
+    const uri = vscode.Uri.file(ds.source);
+    const doc = await vscode.workspace.openTextDocument(uri);
+    const wasDirty = doc.isDirty;
+    const isSample = (written: string) => namesSample(ds.root, written, row.path);
+    let edits: TextEdit[];
+    try {
+      edits = ds.kind === 'json' ? jsonLabelEdits(doc.getText(), isSample, label) : csvLabelEdits(doc.getText(), isSample, label);
+    } catch (e) {
+      throw Object.assign(new Error(`${path.basename(ds.source)} is no longer valid JSON (${(e as Error).message})`), { code: 'BAD_ARGUMENT', hint: 'fix the file, then rescan' });
+    }
+    if (edits.length === 0) {
+      throw Object.assign(new Error(`${path.basename(ds.source)} has no row for ${row.path} any more`), { code: 'BAD_ARGUMENT', hint: 'rescan the dataset' });
+    }
+    const edit = new vscode.WorkspaceEdit();
+    for (const e of edits) edit.replace(uri, new vscode.Range(doc.positionAt(e.start), doc.positionAt(e.end)), e.text);
+    if (!(await vscode.workspace.applyEdit(edit))) throw Object.assign(new Error(`could not edit ${path.basename(ds.source)}`), { code: 'EDIT_FAILED' });
+    // Saved, so that a rescan reads the new label; Ctrl+Z in the file's editor still undoes it.
+    if (!wasDirty) await doc.save();
+  }
+
+  private async save(requestId: number, format: 'csv' | 'json'): Promise<void> {
+    const report = this.scan?.report;
+    if (!report) throw Object.assign(new Error('the scan has not finished yet'), { code: 'BAD_ARGUMENT', hint: 'wait for the scan, or cancel it to save what it computed' });
+    const base = path.basename(this.source).replace(/\.(csv|json)$/i, '');
+    const target = await vscode.window.showSaveDialog({
+      defaultUri: vscode.Uri.file(path.join(rootOf(this.source), `${base}.mislabeled.${format}`)),
+      filters: format === 'csv' ? { CSV: ['csv'] } : { JSON: ['json'] },
+      title: `Save the scan report as ${format.toUpperCase()}`,
+    });
+    if (!target) throw Object.assign(new Error('the report was not saved'), { name: 'Cancelled', code: 'CANCELLED' });
+    const text = format === 'csv' ? reportToCsv(report) : JSON.stringify(report, null, 2) + '\n';
+    await vscode.workspace.fs.writeFile(target, Buffer.from(text));
+    this.s.log.line(`saved the scan report ${target.fsPath}`);
+    this.post({ type: 'report/didSave', requestId, path: target.fsPath });
+  }
+
+  dispose(): void {
+    this.scan?.abort.abort();
+    this.scan = undefined;
+    for (const d of this.disposables) d.dispose();
+  }
+}

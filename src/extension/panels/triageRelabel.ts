@@ -1,0 +1,237 @@
+/**
+ * "Move to class X" for the triage panel, the parts that need no `vscode` (so they are tested in plain Node):
+ * which folder a class's images go to, a file name that overwrites nothing, and the text edit that relabels one
+ * sample in a CSV or JSON label file. The panel turns these into a WorkspaceEdit, so the user can undo them.
+ *
+ * Matching follows the dataset reader (engine/scan/dataset.ts): a class folder is "X's folder" when the dataset's
+ * class matcher maps its name to X (exact, then case- and separator-insensitive, then an ImageNet synonym), and a
+ * label-file row names a sample when its path, resolved against the label file's folder, is the sample's file.
+ */
+import * as path from 'path';
+import { makeClassMatcher } from '../engine/scan/dataset';
+
+/** Names Windows reserves for devices, whatever the extension. */
+const RESERVED = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$/i;
+
+/**
+ * A folder name for a label that is valid on Windows, macOS and Linux: no path separators, no characters Windows
+ * refuses (<>:"/\|?*, control characters), no trailing dots or spaces, not a device name, not empty.
+ */
+export function safeFolderName(label: string, index: number): string {
+  let s = [...label].map((c) => (c.charCodeAt(0) < 0x20 || '<>:"/\\|?*'.includes(c) ? '_' : c)).join('');
+  s = s.trim().replace(/[. ]+$/, '');
+  if (s === '' || s === '.' || s === '..') s = `class_${index}`;
+  if (RESERVED.test(s)) s = `${s}_`;
+  return s.slice(0, 200);
+}
+
+/**
+ * The class folder (a name inside the dataset root) for label index `target`: an existing folder the dataset's
+ * class matcher maps to it, else the label made filesystem-safe. Hidden folders (.cam-lens) are never chosen.
+ */
+export function classFolderFor(existingFolders: readonly string[], labels: readonly string[], target: number): string {
+  const match = makeClassMatcher([...labels]);
+  const found = existingFolders.filter((f) => !f.startsWith('.')).sort().find((f) => match(f) === target);
+  return found ?? safeFolderName(labels[target] ?? '', target);
+}
+
+/** `name` if free, else `stem-1.ext`, `stem-2.ext`, …: never an existing name. */
+export function freeName(name: string, exists: (candidate: string) => boolean): string {
+  if (!exists(name)) return name;
+  const ext = path.extname(name);
+  const stem = name.slice(0, name.length - ext.length);
+  for (let i = 1; i < 100000; i++) {
+    const candidate = `${stem}-${i}${ext}`;
+    if (!exists(candidate)) return candidate;
+  }
+  throw new Error(`no free file name like ${name}`);
+}
+
+/** Does a label-file path (as written) name the sample at `relPath` (dataset-relative, '/')? */
+export function namesSample(root: string, written: string, relPath: string): boolean {
+  const abs = path.resolve(root, written);
+  return path.relative(root, abs).split(path.sep).join('/') === relPath;
+}
+
+/** A replacement of the characters [start, end) of a text. */
+export interface TextEdit {
+  start: number;
+  end: number;
+  text: string;
+}
+
+function csvQuote(s: string): string {
+  return /[",\r\n]|^\s|\s$/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** Cells of one CSV line with their offsets in the line (quotes included in the raw span). */
+function csvCells(line: string): { value: string; start: number; end: number }[] {
+  const cells: { value: string; start: number; end: number }[] = [];
+  let i = 0;
+  for (;;) {
+    const start = i;
+    let value = '';
+    let quoted = false;
+    while (i < line.length) {
+      const c = line[i];
+      if (quoted) {
+        if (c === '"' && line[i + 1] === '"') {
+          value += '"';
+          i += 2;
+          continue;
+        }
+        if (c === '"') quoted = false;
+        else value += c;
+      } else if (c === '"') quoted = true;
+      else if (c === ',') break;
+      else value += c;
+      i++;
+    }
+    cells.push({ value: value.trim(), start, end: i });
+    if (i >= line.length) break;
+    i++; // the comma
+  }
+  return cells;
+}
+
+/**
+ * Edits that set the label of every row of a `path,label` CSV whose path satisfies `isSample` (the reader takes
+ * the first two cells; a header line starting with "path" is skipped, as the reader does). Other cells, quoting
+ * and line endings are left as they are.
+ */
+export function csvLabelEdits(text: string, isSample: (written: string) => boolean, label: string): TextEdit[] {
+  const edits: TextEdit[] = [];
+  let offset = 0;
+  let first = true;
+  for (const raw of text.split('\n')) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line.trim() !== '') {
+      const cells = csvCells(line);
+      const header = first && cells[0].value.toLowerCase() === 'path';
+      first = false;
+      if (!header && cells.length >= 2 && cells[0].value !== '' && isSample(cells[0].value)) {
+        edits.push({ start: offset + cells[1].start, end: offset + cells[1].end, text: csvQuote(label) });
+      }
+    }
+    offset += raw.length + 1;
+  }
+  return edits;
+}
+
+// A small JSON reader that keeps the offsets of strings, enough to rewrite one value in place.
+type JsonNode =
+  | { kind: 'object'; props: { key: string; value: JsonNode }[] }
+  | { kind: 'array'; items: JsonNode[] }
+  | { kind: 'string'; value: string; start: number; end: number }
+  | { kind: 'other' };
+
+class JsonReader {
+  private i = 0;
+  constructor(private readonly s: string) {}
+
+  parse(): JsonNode {
+    const v = this.value();
+    this.ws();
+    if (this.i !== this.s.length) throw new SyntaxError(`unexpected text at ${this.i}`);
+    return v;
+  }
+
+  private ws(): void {
+    while (this.i < this.s.length && ' \t\r\n\uFEFF'.includes(this.s[this.i])) this.i++;
+  }
+
+  private value(): JsonNode {
+    this.ws();
+    const c = this.s[this.i];
+    if (c === '{') return this.object();
+    if (c === '[') return this.array();
+    if (c === '"') return this.string();
+    const m = /^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null)/.exec(this.s.slice(this.i, this.i + 64));
+    if (!m) throw new SyntaxError(`unexpected character at ${this.i}`);
+    this.i += m[0].length;
+    return { kind: 'other' };
+  }
+
+  private string(): JsonNode & { kind: 'string' } {
+    const start = this.i;
+    this.i++;
+    while (this.i < this.s.length && this.s[this.i] !== '"') this.i += this.s[this.i] === '\\' ? 2 : 1;
+    if (this.i >= this.s.length) throw new SyntaxError('unterminated string');
+    this.i++;
+    return { kind: 'string', value: JSON.parse(this.s.slice(start, this.i)) as string, start, end: this.i };
+  }
+
+  private expect(c: string): void {
+    this.ws();
+    if (this.s[this.i] !== c) throw new SyntaxError(`expected ${c} at ${this.i}`);
+    this.i++;
+  }
+
+  private object(): JsonNode {
+    this.i++;
+    const props: { key: string; value: JsonNode }[] = [];
+    this.ws();
+    if (this.s[this.i] === '}') {
+      this.i++;
+      return { kind: 'object', props };
+    }
+    for (;;) {
+      this.ws();
+      const key = this.string().value;
+      this.expect(':');
+      props.push({ key, value: this.value() });
+      this.ws();
+      if (this.s[this.i] === ',') {
+        this.i++;
+        continue;
+      }
+      this.expect('}');
+      return { kind: 'object', props };
+    }
+  }
+
+  private array(): JsonNode {
+    this.i++;
+    const items: JsonNode[] = [];
+    this.ws();
+    if (this.s[this.i] === ']') {
+      this.i++;
+      return { kind: 'array', items };
+    }
+    for (;;) {
+      items.push(this.value());
+      this.ws();
+      if (this.s[this.i] === ',') {
+        this.i++;
+        continue;
+      }
+      this.expect(']');
+      return { kind: 'array', items };
+    }
+  }
+}
+
+/**
+ * Edits that set the label of the sample in a JSON label file, in either form the reader accepts:
+ * `[{ "path": …, "label": … }]` (every matching element) or `{ "<path>": "<label>" }` (every matching key).
+ * Throws a SyntaxError when the text is not JSON (the user edited it since the scan).
+ */
+export function jsonLabelEdits(text: string, isSample: (written: string) => boolean, label: string): TextEdit[] {
+  const root = new JsonReader(text).parse();
+  const edits: TextEdit[] = [];
+  const set = (v: JsonNode) => {
+    if (v.kind === 'string') edits.push({ start: v.start, end: v.end, text: JSON.stringify(label) });
+  };
+  if (root.kind === 'array') {
+    for (const item of root.items) {
+      if (item.kind !== 'object') continue;
+      const p = item.props.find((x) => x.key === 'path')?.value;
+      if (p?.kind === 'string' && isSample(p.value)) {
+        for (const x of item.props) if (x.key === 'label') set(x.value);
+      }
+    }
+  } else if (root.kind === 'object') {
+    for (const x of root.props) if (isSample(x.key)) set(x.value);
+  }
+  return edits;
+}
