@@ -46,6 +46,7 @@ const NODE24_BIN = path.join(CACHE, 'node24', 'node_modules', 'node', 'bin');
 const CS_BIN = path.join(CACHE, 'code-server', 'node_modules', '.bin', 'code-server');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
+const OWN_ARTIFACTS = /^(explain-(panel|workbench|panel-other-class|error)\.png|inspector-panel\.png|vsix-panel\.png|vsix-contents\.txt|fail-(workbench|explain-[a-z-]+|inspector|extension-host|vsix)\.png|code-server-(dev|vsix)\.log|e2e-console-errors\.txt)$/;
 const OPTIONAL = process.env.CAM_LENS_E2E_OPTIONAL === '1' || process.argv.includes('--optional');
 const EXTENSION_ID = 'cam-lens.cam-lens';
 const MENU_CAM = 'Show Class Activation Map';
@@ -546,6 +547,10 @@ async function main() {
 
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cam-lens-e2e-'));
   fs.mkdirSync(ARTIFACTS, { recursive: true });
+  // Drop this runner's artifacts of an earlier run (other suites write to test-artifacts/ too: keep theirs).
+  for (const f of fs.readdirSync(ARTIFACTS)) {
+    if (OWN_ARTIFACTS.test(f)) fs.rmSync(path.join(ARTIFACTS, f), { force: true });
+  }
   const consoleErrors = /** @type {string[]} */ ([]);
 
   // 2. VSIX first, because packaging rebuilds dist/ in production mode; the development build follows.
