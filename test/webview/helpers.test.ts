@@ -240,6 +240,12 @@ describe('panel HTML', () => {
     }
   });
 
+  it("accepts the 'self' keyword that browser-hosted VS Code (code-server) puts in cspSource", () => {
+    const html = buildPanelHtml({ ...base, kind: 'explain', cspSource: "'self' https://*.vscode-cdn.net" });
+    assert.match(html, /style-src &#39;self&#39; https:\/\/\*\.vscode-cdn\.net;/);
+    assert.throws(() => buildPanelHtml({ ...base, kind: 'explain', cspSource: "'self' 'unsafe-inline'" }), /unusable CSP source/);
+  });
+
   it('refuses a nonce or CSP source that could break out of the policy', () => {
     assert.throws(() => buildPanelHtml({ ...base, kind: 'explain', nonce: "abc'; script-src *" }), /nonce/);
     assert.throws(() => buildPanelHtml({ ...base, kind: 'explain', nonce: 'short' }), /nonce/);

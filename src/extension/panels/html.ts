@@ -60,7 +60,10 @@ function checkOptions(o: PanelHtmlOptions): void {
   if (!/^[A-Za-z0-9+/=_-]{16,}$/.test(o.nonce)) {
     throw new RangeError(`Panel HTML: the nonce must be 16+ base64 characters, got ${JSON.stringify(o.nonce)}`);
   }
-  if (!o.cspSource || /[;,'"]/.test(o.cspSource) || [...o.cspSource].some((c) => c.charCodeAt(0) < 0x20)) {
+  // Browser-hosted VS Code (code-server, vscode.dev) gives "'self' https://*.vscode-cdn.net": the quoted
+  // keyword 'self' is legitimate; any other quote, ';' or ',' could end the directive.
+  const unquoted = o.cspSource.replace(/'self'/g, '');
+  if (!o.cspSource || /[;,'"]/.test(unquoted) || [...o.cspSource].some((c) => c.charCodeAt(0) < 0x20)) {
     throw new RangeError(`Panel HTML: unusable CSP source ${JSON.stringify(o.cspSource)}`);
   }
   if (o.kind !== 'explain' && o.kind !== 'inspector' && o.kind !== 'triage') {
