@@ -278,6 +278,12 @@ export type TriageWebviewMessage =
   | { type: 'sample/markCorrect'; requestId: number; path: string }
   /** "Move to class…": the host asks which class (quick pick) and relabels the sample, undoably. */
   | { type: 'sample/move'; requestId: number; path: string }
+  /**
+   * Undoes the last move of the sample (moves the file back, or restores its label-file text). VS Code's own
+   * Ctrl+Z in the Explorer undoes only the Explorer's edits, not an extension's WorkspaceEdit, hence this.
+   * Answered by `sample/didMove` with the restored row.
+   */
+  | { type: 'sample/undoMove'; requestId: number; path: string }
   | { type: 'report/save'; requestId: number; format: 'csv' | 'json' }
   | { type: 'state/didChange'; state: TriageViewState };
 
@@ -330,8 +336,10 @@ export type TriageHostMessage =
   | { type: 'cam/didComputePair'; requestId: number; path: string; method: CamMethodId; layer: string; given: TriageMap; predicted: TriageMap }
   | { type: 'sample/didOpen'; requestId: number; path: string }
   | { type: 'sample/didMarkCorrect'; requestId: number; path: string; counts: TriageCounts }
-  /** The row after the move: new path, given label and image URI, `movedFrom` set. */
+  /** The row after the move (new path, given label and image URI, `movedFrom` set) or after its undo. */
   | { type: 'sample/didMove'; requestId: number; path: string; row: TriageRow }
+  /** A row changed on the host's initiative (a move undone from its notification); `path` is its path before. */
+  | { type: 'sample/didChange'; path: string; row: TriageRow }
   | { type: 'report/didSave'; requestId: number; path: string }
   | { type: 'request/didFail'; requestId: number; error: ErrorPayload }
   | { type: 'panel/didFail'; error: ErrorPayload };
@@ -409,6 +417,7 @@ export function isTriageWebviewMessage(x: unknown): x is TriageWebviewMessage {
     case 'sample/open':
     case 'sample/markCorrect':
     case 'sample/move':
+    case 'sample/undoMove':
       return isInt(m.requestId) && isPath(m.path);
     case 'report/save':
       return isInt(m.requestId) && (m.format === 'csv' || m.format === 'json');

@@ -290,7 +290,7 @@ describe('triage panel (headless Chromium, fake host)', function () {
     assert.equal(await text(p, '#empty-note'), 'No sample matches the filters.');
   });
 
-  it('moves the selection with the keyboard; Enter, C and M post the right requests; a confirmed row disappears', async () => {
+  it('moves the selection with the keyboard; Enter, C, M and U post the right requests; a moved row is marked, a confirmed one disappears', async () => {
     const p = await started();
     await p.send(progress(1, Array.from({ length: 8 }, (_, i) => row(i, i / 8)), 8));
     await p.page.waitForFunction(() => document.getElementById('rows')?.dataset.rows === '8');
@@ -319,6 +319,26 @@ describe('triage panel (headless Chromium, fake host)', function () {
     await p.page.waitForSelector('#rows [data-path="fox/img_0001.png"][data-moved="true"]');
     assert.match(await text(p, '#notice'), /Moved dog\/img_0001\.png to fox\/img_0001\.png/);
     assert.equal(await selected(), 'fox/img_0001.png');
+    assert.equal(await p.page.getAttribute('#undo-move', 'disabled'), null);
+    // U undoes it: the host answers with the row as it was.
+    await p.page.keyboard.press('u');
+    const undo = await p.waitForSent('sample/undoMove');
+    assert.equal(undo.path, 'fox/img_0001.png');
+    await p.send({ type: 'sample/didMove', requestId: undo.requestId, path: 'fox/img_0001.png', row: row(1, 1 / 8) });
+    await p.page.waitForSelector('#rows [data-path="dog/img_0001.png"]:not([data-moved])');
+    assert.match(await text(p, '#notice'), /fox\/img_0001\.png is back at dog\/img_0001\.png/);
+    assert.equal(await p.page.getAttribute('#undo-move', 'disabled'), '');
+    // Moved again, then undone from the host's notification (no request of ours).
+    await p.page.keyboard.press('m');
+    const again = await p.waitForSent('sample/move', 2);
+    await p.send({ type: 'sample/didMove', requestId: again.requestId, path: 'dog/img_0001.png', row: { ...row(1, 1 / 8), path: 'fox/img_0001.png', givenIndex: 2, givenLabel: 'fox', movedFrom: 'dog' } });
+    await p.page.waitForSelector('#rows [data-path="fox/img_0001.png"][data-moved="true"]');
+    await p.send({ type: 'sample/didChange', path: 'fox/img_0001.png', row: row(1, 1 / 8) });
+    await p.page.waitForSelector('#rows [data-path="dog/img_0001.png"]:not([data-moved])');
+    await p.page.keyboard.press('m');
+    const third = await p.waitForSent('sample/move', 3);
+    await p.send({ type: 'sample/didMove', requestId: third.requestId, path: 'dog/img_0001.png', row: { ...row(1, 1 / 8), path: 'fox/img_0001.png', givenIndex: 2, givenLabel: 'fox', movedFrom: 'dog' } });
+    await p.page.waitForSelector('#rows [data-path="fox/img_0001.png"][data-moved="true"]');
 
     await p.page.keyboard.press('c');
     const mark = await p.waitForSent('sample/markCorrect');

@@ -225,7 +225,7 @@ function heatFigure(which: 'given' | 'predicted', title: string): string {
  * The triage panel ("Find Likely Mislabeled Samples"). Stable DOM contract for the end-to-end tests:
  * rows are `#rows [data-path]` (dataset-relative path; only rows near the visible part exist, the list is
  * virtualised), the selected one `[aria-selected="true"]`; counts `#count-*`; buttons `#cancel-scan`, `#save-csv`,
- * `#save-json`, `#rescan`, `#open-sample`, `#mark-correct`, `#move-sample`; heatmaps `#heat-given`, `#heat-predicted`.
+ * `#save-json`, `#rescan`, `#open-sample`, `#mark-correct`, `#move-sample`, `#undo-move`; heatmaps `#heat-given`, `#heat-predicted`.
  */
 function triageBody(): string {
   return `
@@ -275,7 +275,7 @@ ${ERROR_REGION}
     <div id="rows" class="rows" role="listbox" tabindex="0" aria-labelledby="rows-heading"
       aria-describedby="keys-help"><div id="rows-spacer" class="rows-spacer"></div></div>
     <p id="empty-note" class="hint-text" hidden></p>
-    <p id="keys-help" class="hint-text">↑/↓ move · Enter open in the explain panel · C label is correct · M move to class…</p>
+    <p id="keys-help" class="hint-text">↑/↓ move · Enter open in the explain panel · C label is correct · M move to class… · U undo the move</p>
   </section>
   <section class="detail-pane" aria-labelledby="detail-title">
     <h2 id="detail-title">No sample selected</h2>
@@ -293,6 +293,7 @@ ${ERROR_REGION}
       <vscode-button id="open-sample" secondary disabled>Open (Enter)</vscode-button>
       <vscode-button id="mark-correct" secondary disabled>Label is correct (C)</vscode-button>
       <vscode-button id="move-sample" secondary disabled>Move to class… (M)</vscode-button>
+      <vscode-button id="undo-move" secondary disabled>Undo move (U)</vscode-button>
     </div>
     <p id="notice" class="notice" aria-live="polite"></p>
   </section>

@@ -7,9 +7,12 @@
  * is not kept alive when hidden (retainContextWhenHidden is off), so each `panel/ready` gets a replay of the
  * current scan. Every webview request is answered exactly once.
  *
- * Relabelling ("Move to class…") goes through a WorkspaceEdit applied with `vscode.workspace.applyEdit`, so the
- * user can undo it: a file move (renameFile, never overwriting: a taken name gets a numeric suffix) for folder
- * datasets, a text edit of the label file for CSV/JSON datasets (saved when it had no unsaved changes before).
+ * Relabelling ("Move to class…") goes through a WorkspaceEdit applied with `vscode.workspace.applyEdit`: a file
+ * move (renameFile, never overwriting: a taken name gets a numeric suffix) for folder datasets, a text edit of
+ * the label file for CSV/JSON datasets (saved when it had no unsaved changes before; Ctrl+Z in its editor undoes
+ * it). VS Code's Ctrl+Z in the Explorer undoes only the Explorer's own file operations, not an extension's
+ * WorkspaceEdit, so every move can also be undone here: from the notification that reports it, or with U in the
+ * panel (`sample/undoMove`), which applies the reverse edit the same way.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -34,7 +37,7 @@ import {
   type TriageWebviewMessage,
 } from '../../shared/protocol';
 import { toPayload } from './explainPanel';
-import { classFolderFor, csvLabelEdits, freeName, jsonLabelEdits, namesSample, type TextEdit } from './triageRelabel';
+import { classFolderFor, csvLabelEdits, freeName, jsonLabelEdits, labelText, namesSample, type TextEdit } from './triageRelabel';
 import { panelOptions, renderPanel } from './webviewAssets';
 
 export const TRIAGE_VIEW_TYPE = 'camLens.triage';
@@ -126,7 +129,14 @@ interface Scan {
   /** Report samples by seq (after the scan), to keep the report in step with marks and moves. */
   reportBySeq?: Map<number, ScanReport['samples'][number]>;
   failed?: ErrorPayload;
+  /** Undo records of the moves made in this panel, per seq, most recent last. */
+  moves: Map<number, MoveRecord[]>;
 }
+
+/** How to put a moved sample back. */
+type MoveRecord =
+  | { kind: 'file'; before: TriageRow; from: string; to: string }
+  | { kind: 'label'; before: TriageRow; originals: string[] };
 
 function emptyCounts(): TriageCounts {
   return { images: 0, samples: 0, scanned: 0, failed: 0, flagged: 0, reviewedHidden: 0, nonImageFiles: 0, unmatchedImages: 0, missingFiles: 0 };
@@ -199,6 +209,13 @@ class TriagePanel {
       case 'sample/move':
         await this.answer(m.requestId, () => this.move(m.requestId, m.path));
         return;
+      case 'sample/undoMove':
+        await this.answer(m.requestId, async () => {
+          const { scan, row } = this.rowOf(m.path);
+          const restored = await this.undoMove(scan, row);
+          this.post({ type: 'sample/didMove', requestId: m.requestId, path: m.path, row: restored });
+        });
+        return;
       case 'report/save':
         await this.answer(m.requestId, () => this.save(m.requestId, m.format));
         return;
@@ -259,6 +276,7 @@ class TriagePanel {
       failures: [],
       counts: emptyCounts(),
       marked: 0,
+      moves: new Map(),
     };
     this.scan = scan;
     this.pairs.clear();
@@ -478,8 +496,14 @@ class TriagePanel {
     const target = choice.index;
     const label = ds.labels[target];
     let newRel = row.path;
-    if (ds.kind === 'folder') newRel = await this.moveFile(ds, row, target);
-    else await this.rewriteLabel(ds, row, label);
+    let record: MoveRecord;
+    if (ds.kind === 'folder') {
+      const moved = await this.moveFile(ds, row, target);
+      newRel = moved.relPath;
+      record = { kind: 'file', before: row, from: moved.from, to: moved.to };
+    } else {
+      record = { kind: 'label', before: row, originals: await this.rewriteLabel(ds, row.path, () => label) };
+    }
     this.s.log.line(`relabelled ${row.path} from "${row.givenLabel}" to "${label}"${newRel !== row.path ? ` (moved to ${newRel})` : ` in ${ds.source}`}`);
     const moved: TriageRow = {
       ...row,
@@ -489,17 +513,70 @@ class TriagePanel {
       movedFrom: row.movedFrom ?? row.givenLabel,
       imageUri: this.panel.webview.asWebviewUri(vscode.Uri.file(this.sampleFileOf(scan, newRel))).toString(),
     };
-    scan.rows.set(row.seq, moved);
-    scan.byPath.delete(row.path);
-    scan.byPath.set(newRel, row.seq);
-    const s = scan.reportBySeq?.get(row.seq);
-    if (s) Object.assign(s, { path: this.sampleFileOf(scan, newRel), relPath: newRel, givenLabel: label, relabeledFrom: moved.movedFrom });
-    this.recount(scan);
+    this.setRow(scan, row, moved);
+    const stack = scan.moves.get(row.seq) ?? [];
+    stack.push(record);
+    scan.moves.set(row.seq, stack);
     this.post({ type: 'sample/didMove', requestId, path: relPath, row: moved });
+    const what = newRel !== row.path ? `Moved ${row.path} to ${newRel}` : `Relabelled ${row.path} as ${label} in ${path.basename(ds.source)}`;
+    void vscode.window.showInformationMessage(`CAM Lens: ${what}.`, 'Undo').then(async (choice) => {
+      // Only while that move is still the row's last one, in this scan.
+      if (choice !== 'Undo' || this.scan !== scan || scan.moves.get(row.seq)?.at(-1) !== record) return;
+      const now = scan.rows.get(row.seq);
+      if (!now) return;
+      try {
+        const restored = await this.undoMove(scan, now);
+        this.post({ type: 'sample/didChange', path: now.path, row: restored });
+      } catch (e) {
+        this.s.log.error('undo move', e);
+        void vscode.window.showErrorMessage(`CAM Lens: could not undo the move of ${now.path}: ${(e as Error).message}`);
+      }
+    });
   }
 
-  /** Folder dataset: `<root>/<class folder>/<name>` through an undoable WorkspaceEdit; returns the new relative path. */
-  private async moveFile(ds: ScanDatasetInfo, row: TriageRow, target: number): Promise<string> {
+  /** Replaces a row (same seq) in the scan's books and in the report. */
+  private setRow(scan: Scan, old: TriageRow, row: TriageRow): void {
+    scan.rows.set(row.seq, row);
+    if (scan.byPath.get(old.path) === row.seq) scan.byPath.delete(old.path);
+    scan.byPath.set(row.path, row.seq);
+    const s = scan.reportBySeq?.get(row.seq) as (ScanReport['samples'][number] & { relabeledFrom?: string }) | undefined;
+    if (s) {
+      Object.assign(s, { path: this.sampleFileOf(scan, row.path), relPath: row.path, givenLabel: row.givenLabel });
+      if (row.movedFrom !== undefined) s.relabeledFrom = row.movedFrom;
+      else delete s.relabeledFrom;
+    }
+    this.recount(scan);
+  }
+
+  /** Puts the sample back as it was before its last move, with the reverse WorkspaceEdit; returns the row restored. */
+  private async undoMove(scan: Scan, row: TriageRow): Promise<TriageRow> {
+    const stack = scan.moves.get(row.seq);
+    const record = stack?.at(-1);
+    const ds = scan.dataset;
+    if (!record || !ds) throw Object.assign(new Error(`${row.path} has no move to undo`), { code: 'BAD_ARGUMENT' });
+    let restored: TriageRow = { ...record.before };
+    if (record.kind === 'file') {
+      // Back to its old name, or (if that was taken meanwhile) a free name next to it: still never overwriting.
+      const dir = path.dirname(record.from);
+      const back = path.join(dir, freeName(path.basename(record.from), (n) => fs.existsSync(path.join(dir, n))));
+      const edit = new vscode.WorkspaceEdit();
+      edit.renameFile(vscode.Uri.file(record.to), vscode.Uri.file(back), { overwrite: false, ignoreIfExists: false });
+      if (!(await vscode.workspace.applyEdit(edit))) {
+        throw Object.assign(new Error(`could not move ${row.path} back to ${path.relative(ds.root, back)}`), { code: 'MOVE_FAILED' });
+      }
+      const rel = path.relative(ds.root, back).split(path.sep).join('/');
+      restored = { ...restored, path: rel, imageUri: this.panel.webview.asWebviewUri(vscode.Uri.file(back)).toString() };
+    } else {
+      await this.rewriteLabel(ds, row.path, (i) => record.originals[i], record.originals.length);
+    }
+    stack?.pop();
+    this.setRow(scan, row, restored);
+    this.s.log.line(`undid the move of ${record.before.path} (now ${restored.path}, given "${restored.givenLabel}")`);
+    return restored;
+  }
+
+  /** Folder dataset: `<root>/<class folder>/<name>` through a WorkspaceEdit; returns the new relative path and both files. */
+  private async moveFile(ds: ScanDatasetInfo, row: TriageRow, target: number): Promise<{ relPath: string; from: string; to: string }> {
     const root = ds.root;
     const folders = fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
     const folder = classFolderFor(folders, ds.labels, target);
@@ -513,29 +590,42 @@ class TriagePanel {
     if (!(await vscode.workspace.applyEdit(edit, { isRefactoring: false }))) {
       throw Object.assign(new Error(`could not move ${row.path} to ${folder}/${name}`), { code: 'MOVE_FAILED', hint: 'see whether the file is still there and the folder is writable' });
     }
-    return path.relative(root, dst).split(path.sep).join('/');
+    return { relPath: path.relative(root, dst).split(path.sep).join('/'), from: src, to: dst };
   }
 
-  /** Label-file dataset: the row's label rewritten through an undoable text edit; saved unless it had unsaved changes. */
-  private async rewriteLabel(ds: ScanDatasetInfo, row: TriageRow, label: string): Promise<void> {
+  /**
+   * Label-file dataset: the label of every row naming the sample is replaced (the i-th such row by `text(i)`)
+   * through a WorkspaceEdit, then saved unless the file had unsaved changes. Returns the texts replaced (for undo).
+   * `expect`: the number of rows an undo expects to find.
+   */
+  private async rewriteLabel(ds: ScanDatasetInfo, relPath: string, text: (i: number) => string, expect?: number): Promise<string[]> {
     const uri = vscode.Uri.file(ds.source);
     const doc = await vscode.workspace.openTextDocument(uri);
     const wasDirty = doc.isDirty;
-    const isSample = (written: string) => namesSample(ds.root, written, row.path);
+    const content = doc.getText();
+    const isSample = (written: string) => namesSample(ds.root, written, relPath);
     let edits: TextEdit[];
     try {
-      edits = ds.kind === 'json' ? jsonLabelEdits(doc.getText(), isSample, label) : csvLabelEdits(doc.getText(), isSample, label);
+      // The label given here is a placeholder: each edit's text is set below.
+      edits = ds.kind === 'json' ? jsonLabelEdits(content, isSample, '') : csvLabelEdits(content, isSample, '');
     } catch (e) {
       throw Object.assign(new Error(`${path.basename(ds.source)} is no longer valid JSON (${(e as Error).message})`), { code: 'BAD_ARGUMENT', hint: 'fix the file, then rescan' });
     }
-    if (edits.length === 0) {
-      throw Object.assign(new Error(`${path.basename(ds.source)} has no row for ${row.path} any more`), { code: 'BAD_ARGUMENT', hint: 'rescan the dataset' });
+    if (edits.length === 0 || (expect !== undefined && edits.length !== expect)) {
+      throw Object.assign(new Error(`${path.basename(ds.source)} no longer has the row${expect && expect > 1 ? 's' : ''} of ${relPath} it had`), { code: 'BAD_ARGUMENT', hint: 'edit the file by hand, then rescan' });
     }
+    const originals = edits.map((e) => content.slice(e.start, e.end));
     const edit = new vscode.WorkspaceEdit();
-    for (const e of edits) edit.replace(uri, new vscode.Range(doc.positionAt(e.start), doc.positionAt(e.end)), e.text);
+    edits.forEach((e, i) => {
+      const label = text(i);
+      // New labels are quoted for their format; restored originals go back verbatim.
+      const replacement = expect !== undefined ? label : labelText(ds.kind === 'json' ? 'json' : 'csv', label);
+      edit.replace(uri, new vscode.Range(doc.positionAt(e.start), doc.positionAt(e.end)), replacement);
+    });
     if (!(await vscode.workspace.applyEdit(edit))) throw Object.assign(new Error(`could not edit ${path.basename(ds.source)}`), { code: 'EDIT_FAILED' });
-    // Saved, so that a rescan reads the new label; Ctrl+Z in the file's editor still undoes it.
+    // Saved, so that a rescan reads the new label; Ctrl+Z in the file's editor undoes it too.
     if (!wasDirty) await doc.save();
+    return originals;
   }
 
   private async save(requestId: number, format: 'csv' | 'json'): Promise<void> {

@@ -64,6 +64,11 @@ function csvQuote(s: string): string {
   return /[",\r\n]|^\s|\s$/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+/** A label as it is written into a label file: a CSV cell (quoted where needed) or a JSON string. */
+export function labelText(kind: 'csv' | 'json', label: string): string {
+  return kind === 'csv' ? csvQuote(label) : JSON.stringify(label);
+}
+
 /** Cells of one CSV line with their offsets in the line (quotes included in the raw span). */
 function csvCells(line: string): { value: string; start: number; end: number }[] {
   const cells: { value: string; start: number; end: number }[] = [];
@@ -110,7 +115,7 @@ export function csvLabelEdits(text: string, isSample: (written: string) => boole
       const header = first && cells[0].value.toLowerCase() === 'path';
       first = false;
       if (!header && cells.length >= 2 && cells[0].value !== '' && isSample(cells[0].value)) {
-        edits.push({ start: offset + cells[1].start, end: offset + cells[1].end, text: csvQuote(label) });
+        edits.push({ start: offset + cells[1].start, end: offset + cells[1].end, text: labelText('csv', label) });
       }
     }
     offset += raw.length + 1;
@@ -220,7 +225,7 @@ export function jsonLabelEdits(text: string, isSample: (written: string) => bool
   const root = new JsonReader(text).parse();
   const edits: TextEdit[] = [];
   const set = (v: JsonNode) => {
-    if (v.kind === 'string') edits.push({ start: v.start, end: v.end, text: JSON.stringify(label) });
+    if (v.kind === 'string') edits.push({ start: v.start, end: v.end, text: labelText('json', label) });
   };
   if (root.kind === 'array') {
     for (const item of root.items) {

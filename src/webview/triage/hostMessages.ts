@@ -241,6 +241,9 @@ export function parseTriageHostMessage(x: unknown): Parsed<TriageHostMessage> {
       case 'sample/didMove':
         message = { type, requestId: int(m.requestId, 'requestId'), path: str(m.path, 'path'), row: row(m.row, 0) };
         break;
+      case 'sample/didChange':
+        message = { type, path: str(m.path, 'path'), row: row(m.row, 0) };
+        break;
       case 'report/didSave':
         message = { type, requestId: int(m.requestId, 'requestId'), path: str(m.path, 'path') };
         break;

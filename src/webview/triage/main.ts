@@ -10,7 +10,8 @@
  *      here per (path, given, predicted), so going back to a row is instant.
  *   3. Keyboard: Up/Down/PageUp/PageDown/Home/End move the selection, Enter opens the explain panel
  *      (`sample/open`), C marks the label correct (`sample/markCorrect`; the row goes at once and comes back if
- *      the host fails), M relabels (`sample/move`; the host asks which class).
+ *      the host fails), M relabels (`sample/move`; the host asks which class), U undoes the row's last move
+ *      (`sample/undoMove`).
  *   4. Filters and the selection are saved with setState (versioned TriageViewState) and sent as `state/didChange`.
  *
  * The page skeleton (ids of the stable DOM contract) comes from src/extension/panels/html.ts.
@@ -27,6 +28,7 @@ import type {
   TriageCounts,
   TriageHostMessage,
   TriageMap,
+  TriageRow,
   TriageViewState,
   TriageWebviewMessage,
 } from '../../shared/protocol';
@@ -78,6 +80,7 @@ const ui = {
   open: byId<Button>('open-sample'),
   markCorrect: byId<Button>('mark-correct'),
   move: byId<Button>('move-sample'),
+  undoMove: byId<Button>('undo-move'),
   notice: byId('notice'),
 };
 
@@ -251,6 +254,7 @@ function renderDetail(): void {
   ui.open.disabled = !has;
   ui.markCorrect.disabled = !has;
   ui.move.disabled = !has;
+  ui.undoMove.disabled = r?.movedFrom === undefined;
   if (!r) {
     ui.detailTitle.textContent = 'No sample selected';
     ui.detailMeta.textContent = '';
@@ -379,6 +383,31 @@ function moveSelected(): void {
   pending.set(requestId, { path: r.path, seq: r.seq });
   ui.notice.textContent = `Choose the class for ${r.path}…`;
   post({ type: 'sample/move', requestId, path: r.path });
+}
+
+function undoMoveSelected(): void {
+  const r = selectedRow();
+  if (!r || r.movedFrom === undefined) return;
+  const requestId = requests.issue('move');
+  pending.set(requestId, { path: r.path, seq: r.seq });
+  ui.notice.textContent = `Undoing the move of ${r.path}…`;
+  post({ type: 'sample/undoMove', requestId, path: r.path });
+}
+
+/** A row the host changed (moved, or moved back): replaced in place, its maps asked for again if selected. */
+function onRowChanged(path: string, next: TriageRow, what: 'moved' | 'changed'): void {
+  const before = store.get(next.seq);
+  store.replace(next);
+  if (what === 'moved' && next.movedFrom !== undefined) {
+    ui.notice.textContent = `Moved ${path}${before && before.path !== next.path ? ` to ${next.path}` : ''}: given label now ${next.givenLabel}. U (or the notification's Undo) moves it back.`;
+  } else {
+    ui.notice.textContent = `${path} is back${before && before.path !== next.path ? ` at ${next.path}` : ''}: given label ${next.givenLabel}.`;
+  }
+  if (selectedSeq === next.seq) {
+    render();
+    renderDetail();
+    requestPair();
+  } else scheduleRender();
 }
 
 function save(format: 'csv' | 'json'): void {
@@ -556,18 +585,13 @@ function onMessage(data: unknown): void {
       scheduleRender();
       break;
     }
-    case 'sample/didMove': {
+    case 'sample/didMove':
       pending.delete(m.requestId);
-      if (requests.settle(m.requestId) !== 'move') break;
-      const before = store.get(m.row.seq);
-      store.replace(m.row);
-      ui.notice.textContent = `Moved ${m.path}${before && before.path !== m.row.path ? ` to ${m.row.path}` : ''}: given label now ${m.row.givenLabel}. Undo with Ctrl+Z (Cmd+Z) in the Explorer or the label file.`;
-      if (selectedSeq === m.row.seq) {
-        render();
-        requestPair();
-      } else scheduleRender();
+      if (requests.settle(m.requestId) === 'move') onRowChanged(m.path, m.row, 'moved');
       break;
-    }
+    case 'sample/didChange':
+      onRowChanged(m.path, m.row, 'changed');
+      break;
     case 'report/didSave':
       if (requests.settle(m.requestId) === 'save') ui.notice.textContent = `Saved ${m.path}`;
       break;
@@ -610,6 +634,9 @@ function onKey(e: KeyboardEvent): void {
   } else if (e.key === 'm' || e.key === 'M') {
     e.preventDefault();
     moveSelected();
+  } else if (e.key === 'u' || e.key === 'U') {
+    e.preventDefault();
+    undoMoveSelected();
   }
 }
 
@@ -666,6 +693,9 @@ ui.markCorrect.addEventListener('click', () => {
 });
 ui.move.addEventListener('click', () => {
   if (!ui.move.disabled) moveSelected();
+});
+ui.undoMove.addEventListener('click', () => {
+  if (!ui.undoMove.disabled) undoMoveSelected();
 });
 
 window.addEventListener('message', (e: MessageEvent) => onMessage(e.data));
