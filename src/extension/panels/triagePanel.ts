@@ -645,6 +645,8 @@ class TriagePanel {
   }
 
   dispose(): void {
+    // Late replies (a map, a scan's end) must not reach a disposed webview.
+    this.ready = false;
     this.scan?.abort.abort();
     this.scan = undefined;
     for (const d of this.disposables) d.dispose();
