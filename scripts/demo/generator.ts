@@ -56,6 +56,13 @@ export interface GenerateOptions {
   /** false renders only the background (identical to the one the object sits on); label and box still describe
    *  the object that would have been drawn. Default true. */
   drawObject?: boolean;
+  /** Background clutter in [0, 1] (default 1, the task's distribution): scales texture amplitude, the number
+   *  of distractor strokes and blobs, and pixel noise. Lower values give easier images for a training
+   *  curriculum; evaluation always uses 1. */
+  clutter?: number;
+  /** Width and height of the image (default IMAGE_SIZE). Smaller canvases show the same objects (same pixel
+   *  sizes) with less background: cheaper, easier images for the first phase of training. */
+  imageSize?: number;
   /** Object extent range in pixels, within [MIN_OBJECT_SIZE, MAX_OBJECT_SIZE] (default: that whole range). */
   sizeRange?: [number, number];
 }
@@ -185,7 +192,7 @@ function valueNoise(rng: Rng, size: number, cell: number): Float32Array {
   return out;
 }
 
-function drawBackground(canvas: Canvas, rng: Rng): void {
+function drawBackground(canvas: Canvas, rng: Rng, clutter: number): void {
   const n = canvas.size;
   const d = canvas.data;
   // 1. Linear gradient between two colours along a random direction.
@@ -207,7 +214,7 @@ function drawBackground(canvas: Canvas, rng: Rng): void {
   for (let l = 0; l < layers; l++) {
     const dir: Rgb = [rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(-1, 1)];
     const len = Math.hypot(dir[0], dir[1], dir[2]) || 1;
-    const amp = rng.uniform(15, 55);
+    const amp = rng.uniform(15, 55) * clutter;
     const w: Rgb = [(dir[0] / len) * amp, (dir[1] / len) * amp, (dir[2] / len) * amp];
     let field: Float32Array;
     if (rng.next() < 0.5) {
@@ -229,7 +236,7 @@ function drawBackground(canvas: Canvas, rng: Rng): void {
     }
   }
   // 3. Distractor strokes: thin anti-aliased line segments (width 1-2.5 px, thinner than any cross arm).
-  const strokes = rng.int(2, 7);
+  const strokes = Math.round(rng.int(2, 7) * clutter);
   for (let s = 0; s < strokes; s++) {
     const c = randomColour(rng);
     const x0 = rng.uniform(-10, n + 10);
@@ -239,7 +246,7 @@ function drawBackground(canvas: Canvas, rng: Rng): void {
     drawSegment(canvas, x0, y0, x0 + Math.cos(ang) * length, y0 + Math.sin(ang) * length, rng.uniform(0.5, 1.25), c);
   }
   // 4. Distractor blobs: small ellipses (radii 1.5-4 px, far below the smallest object's 9 px radius).
-  const blobs = rng.int(2, 7);
+  const blobs = Math.round(rng.int(2, 7) * clutter);
   for (let b = 0; b < blobs; b++) {
     const c = randomColour(rng);
     drawEllipse(canvas, rng.uniform(0, n), rng.uniform(0, n), rng.uniform(1.5, 4), rng.uniform(1.5, 4), rng.uniform(0, Math.PI), c);
@@ -449,19 +456,22 @@ export function sampleLabel(seed: number, index: number): number {
 /** Generates image number `index` of the stream identified by `seed`. Pure and deterministic. */
 export function generateSample(seed: number, index: number, opts: GenerateOptions = {}): Sample {
   checkArgs(seed, index);
-  const n = IMAGE_SIZE;
+  const n = opts.imageSize ?? IMAGE_SIZE;
   const label = opts.classIndex ?? sampleLabel(seed, index);
   if (!Number.isInteger(label) || label < 0 || label >= NUM_CLASSES) {
     throw new RangeError(`classIndex must be an integer in 0..${NUM_CLASSES - 1}, got ${label}`);
   }
+  const clutter = opts.clutter ?? 1;
+  if (!(clutter >= 0 && clutter <= 1)) throw new RangeError(`clutter must be in [0, 1], got ${clutter}`);
   const canvas = new Canvas(n);
-  drawBackground(canvas, new Rng(hashInts(seed, index, STREAM_BACKGROUND)));
+  drawBackground(canvas, new Rng(hashInts(seed, index, STREAM_BACKGROUND)), clutter);
 
   const objRng = new Rng(hashInts(seed, index, STREAM_OBJECT));
   const [lo, hi] = opts.sizeRange ?? [MIN_OBJECT_SIZE, MAX_OBJECT_SIZE];
   if (!(lo >= MIN_OBJECT_SIZE && hi <= MAX_OBJECT_SIZE && lo <= hi)) {
     throw new RangeError(`sizeRange must lie within [${MIN_OBJECT_SIZE}, ${MAX_OBJECT_SIZE}], got [${lo}, ${hi}]`);
   }
+  if (!Number.isInteger(n) || n < hi + 4) throw new RangeError(`imageSize must be an integer >= ${hi + 4} (largest object + 4), got ${n}`);
   const size = objRng.uniform(lo, hi);
   const r = size / 2;
   // The whole circumscribed circle stays inside the image (with a 1 px margin), so the object is never cut.
@@ -492,7 +502,7 @@ export function generateSample(seed: number, index: number, opts: GenerateOption
 
   // Per-pixel Gaussian noise, from its own stream so it is the same with or without the object.
   const noiseRng = new Rng(hashInts(seed, index, STREAM_NOISE));
-  const sigma = noiseRng.uniform(2, 12);
+  const sigma = noiseRng.uniform(2, 12) * Math.max(0.25, clutter);
   const pixels = new Uint8Array(n * n * 3);
   for (let i = 0; i < pixels.length; i++) pixels[i] = clampByte(canvas.data[i] + sigma * noiseRng.normal());
 
@@ -503,7 +513,8 @@ export function generateSample(seed: number, index: number, opts: GenerateOption
 export function generateBatch(seed: number, start: number, count: number, opts: GenerateOptions = {}): Batch {
   checkArgs(seed, start);
   if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
-  const per = IMAGE_SIZE * IMAGE_SIZE * 3;
+  const size = opts.imageSize ?? IMAGE_SIZE;
+  const per = size * size * 3;
   const pixels = new Uint8Array(count * per);
   const labels = new Int32Array(count);
   const boxes: Box[] = [];

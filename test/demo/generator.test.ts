@@ -1,7 +1,11 @@
 import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import sharp from 'sharp';
 import {
   CLASS_NAMES, IMAGE_SIZE, MAX_OBJECT_SIZE, MIN_OBJECT_SIZE, NUM_CLASSES, Rng, generateBatch, generateSample, sampleLabel,
 } from '../../scripts/demo/generator';
+import { MISLABELED, PER_CLASS, planSamples, renderSample } from '../../scripts/makeSamples';
 
 const N = IMAGE_SIZE;
 
@@ -47,7 +51,7 @@ describe('demo generator', () => {
   });
 
   it('puts a non-empty box inside the image, tight around an object of the documented size', () => {
-    for (let i = 0; i < 300; i++) {
+    for (let i = 0; i < 150; i++) {
       const { box, object } = generateSample(11, i);
       assert.ok(box.x0 >= 0 && box.y0 >= 0 && box.x1 < N && box.y1 < N, `sample ${i}: box ${JSON.stringify(box)} leaves the image`);
       assert.ok(box.x1 >= box.x0 && box.y1 >= box.y0, `sample ${i}: empty box ${JSON.stringify(box)}`);
@@ -138,5 +142,64 @@ describe('demo generator', () => {
       sum += v;
     }
     assert.ok(Math.abs(sum / 10000 - 0.5) < 0.02);
+  });
+});
+
+describe('demo samples (samples/)', () => {
+  const root = path.join(__dirname, '..', '..');
+  const samplesDir = path.join(root, 'samples');
+  const present = fs.existsSync(path.join(samplesDir, 'MISLABELED.md'));
+
+  /** Rows of the markdown table in MISLABELED.md: | file | folder label | true label |. */
+  function mislabeledRows(): { file: string; folder: string; truth: string }[] {
+    const md = fs.readFileSync(path.join(samplesDir, 'MISLABELED.md'), 'utf8');
+    return md.split('\n')
+      .filter((line) => /^\|\s*samples\//.test(line))
+      .map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()))
+      .map(([file, folder, truth]) => ({ file, folder, truth }));
+  }
+
+  before(function () {
+    if (!present) this.skip();
+  });
+
+  it('lists exactly the planted label errors in MISLABELED.md, as existing files in a wrong folder', () => {
+    const rows = mislabeledRows();
+    assert.strictEqual(rows.length, 5);
+    for (const r of rows) {
+      assert.ok(fs.existsSync(path.join(root, r.file)), `${r.file} is missing`);
+      assert.strictEqual(r.file.split('/')[1], r.folder, `${r.file} is not in the folder ${r.folder}`);
+      assert.ok((CLASS_NAMES as readonly string[]).includes(r.truth), `unknown true label ${r.truth}`);
+      assert.notStrictEqual(r.folder, r.truth);
+    }
+    assert.deepStrictEqual(rows.map((r) => ({ ...r })), MISLABELED.map((m) => ({
+      file: `samples/${m.folder}/${m.folder}_${String(m.slot).padStart(2, '0')}.png`, folder: m.folder, truth: m.truth,
+    })));
+  });
+
+  it('has boxes.json with the true label and box of every sample, and nothing else in the class folders', () => {
+    const boxes = JSON.parse(fs.readFileSync(path.join(samplesDir, 'boxes.json'), 'utf8')) as
+      Record<string, { label: string; labelIndex: number; box: { x0: number; y0: number; x1: number; y1: number }; mislabeled: boolean }>;
+    const files = CLASS_NAMES.flatMap((c) => fs.readdirSync(path.join(samplesDir, c)).map((f) => `samples/${c}/${f}`));
+    assert.deepStrictEqual(Object.keys(boxes).sort(), files.sort());
+    assert.strictEqual(files.length, CLASS_NAMES.length * PER_CLASS);
+    const wrong = new Set(mislabeledRows().map((r) => r.file));
+    for (const [file, e] of Object.entries(boxes)) {
+      const folder = file.split('/')[1];
+      assert.strictEqual(e.mislabeled, wrong.has(file), file);
+      assert.strictEqual(e.label === folder, !wrong.has(file), `${file}: label ${e.label}`);
+      assert.strictEqual(CLASS_NAMES[e.labelIndex], e.label);
+      assert.ok(e.box.x0 >= 0 && e.box.y0 >= 0 && e.box.x1 < N && e.box.y1 < N && e.box.x0 <= e.box.x1 && e.box.y0 <= e.box.y1, `${file}: box`);
+    }
+    assert.strictEqual(boxes['samples/star/star_00.png'].label, 'star', 'the README sample must be a correctly labelled star');
+  });
+
+  it('stores PNGs that decode to exactly the generator output of the documented plan', async () => {
+    const plan = planSamples();
+    for (const p of [plan[0], plan.find((q) => q.file === 'star/star_00.png')!, plan.find((q) => q.truth !== q.folder)!]) {
+      const { data, info } = await sharp(path.join(samplesDir, ...p.file.split('/'))).raw().toBuffer({ resolveWithObject: true });
+      assert.deepStrictEqual([info.width, info.height, info.channels], [N, N, 3]);
+      assert.ok(sameBytes(new Uint8Array(data), renderSample(p).pixels), `${p.file} differs from the generator`);
+    }
   });
 });
