@@ -143,6 +143,40 @@ describe('cam-lens CLI', function () {
     assert.strictEqual(r.stdout.trim().split('\n').length, 3);
   });
 
+  it('scan writes the ranked report as JSON and CSV, counting what it could not use', async () => {
+    const data = path.join(dir, 'data');
+    for (const [cls, n] of [['apple', 4], ['banana', 3], ['kiwi', 2]] as const) {
+      fs.mkdirSync(path.join(data, cls), { recursive: true });
+      for (let i = 0; i < n; i++) {
+        const px = Buffer.alloc(16 * 16 * 3, (i * 53 + cls.length * 31) % 256);
+        await sharp(px, { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(data, cls, `${i}.png`));
+      }
+    }
+    fs.writeFileSync(path.join(data, 'apple', 'broken.png'), 'not a png');
+    fs.writeFileSync(path.join(data, 'README.txt'), 'notes');
+    const csv = path.join(dir, 'report.csv');
+    const r = run(['scan', '--model', modelJson, '--data', data, '--json', '-', '--csv', csv, '--score', 'normalized_margin', '--batch-size', '3']);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepStrictEqual(Object.keys(j).slice(0, 4), ['model', 'data', 'scoredBy', 'counts']);
+    assert.ok('samples' in j);
+    assert.deepStrictEqual([j.counts.images, j.counts.scanned, j.counts.failed, j.counts.unmatchedImages, j.counts.nonImageFiles], [10, 7, 1, 2, 1]);
+    assert.deepStrictEqual(j.unmatchedClasses, [{ name: 'kiwi', images: 2 }]);
+    assert.strictEqual(j.samples.length, 7);
+    for (const s of j.samples) {
+      for (const k of ['path', 'givenLabel', 'predictedLabel', 'probabilities', 'selfConfidence', 'normalizedMargin', 'flagged']) assert.ok(k in s, k);
+    }
+    for (let i = 1; i < j.samples.length; i++) assert.ok(j.samples[i - 1].normalizedMargin <= j.samples[i].normalizedMargin);
+    assert.strictEqual(fs.readFileSync(csv, 'utf8').trim().split('\n').length, 8);
+  });
+
+  it('scan says what is wrong with a missing dataset and an unknown score', () => {
+    const a = run(['scan', '--model', modelJson, '--data', path.join(dir, 'nowhere')]);
+    assert.deepStrictEqual([a.code, /dataset not found/.test(a.stderr)], [1, true], a.stderr);
+    const b = run(['scan', '--model', modelJson, '--data', dir, '--score', 'vibes']);
+    assert.deepStrictEqual([b.code, /unknown score "vibes"/.test(b.stderr)], [2, true], b.stderr);
+  });
+
   const failures: Array<[string, () => string[], number, RegExp]> = [
     ['a missing image file', () => ['cam', '--model', modelJson, '--image', path.join(dir, 'nope.png')], 1, /image not found: .*nope\.png/],
     ['a file that is not an image', () => ['cam', '--model', modelJson, '--image', modelJson], 1, /model\.json" is not a readable image/],

@@ -7,6 +7,8 @@
  *                    [--batch-size <n>] [--top-channels <n>] [--workers <n>] [--metrics]
  *   cam-lens layers  --model <model.json> [--json <file|->]
  *                    [--recommend --image <file> [--class <index|label>] [--candidates <n|all>]]
+ *   cam-lens scan    --model <model.json> --data <folder> [--labels <csv|json>] [--json <file|->] [--csv <file>]
+ *                    [--score self_confidence|normalized_margin] [--batch-size <n>] [--show <n>]
  *
  * Exit codes: 0 success; 2 bad usage (unknown command or option, missing argument); 1 any other bad input
  * or failure. Errors are one line on stderr: `cam-lens: <reason>`.
@@ -26,6 +28,10 @@ import { DEFAULT_CANDIDATES, recommendLayer, type Recommendation } from './engin
 import { ScorePool, defaultWorkerCount } from './engine/scorePool';
 import { SCORECAM_DEFAULT_BATCH } from './engine/cam/scorecam';
 import type { MetadataOverrides } from './engine/metadata';
+import { readDataset } from './engine/scan/dataset';
+import { scanDataset } from './engine/scan/scan';
+import { buildReport, readReviewed, reportToCsv } from './engine/scan/report';
+import { SCORE_KINDS, type ScoreKind } from './engine/scan/ranking';
 import { COLORMAPS, type ColormapName } from '../shared/colormaps';
 
 const USAGE = `cam-lens — Class Activation Maps for TensorFlow.js image classifiers
@@ -36,10 +42,12 @@ Usage:
                    [--layer <name>] [--top <k>] [--json <file|->] [--png <file>]
   cam-lens layers  --model <model.json> [--json <file|->]
                    [--recommend --image <file> [--class <index|label>] [--candidates <n|all>]]
+  cam-lens scan    --model <model.json> --data <folder> [--labels <csv|json>] [--json <file|->] [--csv <file>]
 
 Options for every command:
   --backend auto|node|wasm|cpu   TensorFlow.js backend (default auto: tfjs-node, else wasm, else cpu)
-  --labels <file>                class names (JSON array or one per line) when the model has no metadata
+  --class-names <file>           the model's class names (JSON array or one per line) when it has no metadata
+  --label-offset <n>             leading model outputs that are not classes (1 for a "background" output)
   --preprocess <preset>          ${PREPROCESS_PRESETS.join(' | ')} (default: the model's metadata, else [0,1])
   --max-pixels <n>               refuse images larger than this many pixels (default 100000000)
 cam options:
@@ -56,6 +64,12 @@ layers options:
   --recommend                    rank the candidate layers for --image and --class by the deletion AUC of
                                  their Grad-CAM maps (lower is better); needs --image
   --candidates <n|all>           how many of the last candidate layers to rank (default ${DEFAULT_CANDIDATES})
+scan options (find likely mislabeled samples):
+  --data <folder>                <folder>/<class name>/<images>, class names matched to the model's labels
+  --labels <csv|json>            a label file (path,label rows or [{path,label}]) instead of the folder layout
+  --score <kind>                 self_confidence (default) | normalized_margin: the rank order
+  --csv <file>                   the report as CSV (--json writes { model, data, counts, samples })
+  --show <n>                     how many of the most doubtful samples to print (default 20)
 Without --class the top-1 class is explained; without --layer the recommended layer is used.
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
@@ -84,14 +98,21 @@ const OPTIONS = {
   metrics: { type: 'boolean' },
   recommend: { type: 'boolean' },
   candidates: { type: 'string' },
+  'class-names': { type: 'string' },
+  'label-offset': { type: 'string' },
+  data: { type: 'string' },
+  csv: { type: 'string' },
+  score: { type: 'string' },
+  show: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 const ALLOWED: Record<string, string[]> = {
-  predict: ['model', 'image', 'top', 'json', 'backend', 'labels', 'preprocess', 'max-pixels'],
-  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'labels', 'preprocess', 'colormap', 'opacity', 'max-pixels',
+  predict: ['model', 'image', 'top', 'json', 'backend', 'class-names', 'label-offset', 'preprocess', 'max-pixels'],
+  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'class-names', 'label-offset', 'preprocess', 'colormap', 'opacity', 'max-pixels',
     'batch-size', 'top-channels', 'workers', 'metrics'],
-  layers: ['model', 'json', 'backend', 'labels', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels'],
+  layers: ['model', 'json', 'backend', 'class-names', 'label-offset', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels'],
+  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'class-names', 'label-offset', 'preprocess', 'max-pixels'],
 };
 
 function need(v: Values, name: string): string {
@@ -135,7 +156,13 @@ async function setup(v: Values): Promise<{ backend: BackendInfo; model: LoadedMo
     throw new UsageError(`unknown preprocessing "${preprocess}": expected ${PREPROCESS_PRESETS.join(', ')}`);
   }
   const backend = await initBackend(choice as BackendChoice);
-  const overrides: MetadataOverrides = { labelsFile: v.labels as string | undefined, preprocess: preprocess as PreprocessPreset | undefined };
+  const offset = v['label-offset'] as string | undefined;
+  if (offset !== undefined && !/^\d+$/.test(offset)) throw new UsageError(`--label-offset must be a non-negative integer, got "${offset}"`);
+  const overrides: MetadataOverrides = {
+    labelsFile: v['class-names'] as string | undefined,
+    preprocess: preprocess as PreprocessPreset | undefined,
+    labelOffset: offset === undefined ? undefined : Number(offset),
+  };
   const model = await loadModel(need(v, 'model'), { overrides });
   return { backend, model, preprocess: preprocess as PreprocessPreset | undefined, overrides };
 }
@@ -359,6 +386,51 @@ async function cmdLayers(v: Values): Promise<void> {
   }
 }
 
+async function cmdScan(v: Values): Promise<void> {
+  const data = need(v, 'data');
+  const batchSize = intOption(v, 'batch-size', 16, 1, 1024);
+  const show = intOption(v, 'show', 20, 0, 1_000_000);
+  const kind = ((v.score as string | undefined) ?? 'self_confidence') as ScoreKind;
+  if (!(SCORE_KINDS as readonly string[]).includes(kind)) throw new UsageError(`unknown score "${kind}": expected ${SCORE_KINDS.join(', ')}`);
+  if (!fs.existsSync(data)) throw new CamLensError('FILE_NOT_FOUND', `dataset not found: ${data}`);
+  const { backend, model } = await setup(v);
+  try {
+    const labels = model.metadata.labels;
+    const dataset = readDataset(data, labels, v.labels as string | undefined);
+    const quiet = v.json === '-';
+    let lastLine = 0;
+    const scan = await scanDataset(model, dataset, {
+      batchSize,
+      maxPixels: intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER),
+      onProgress: (p) => {
+        if (quiet || !process.stderr.isTTY || performance.now() - lastLine < 500) return;
+        lastLine = performance.now();
+        process.stderr.write(`\rscanned ${p.done}/${p.total} · ${p.imagesPerSecond.toFixed(1)} images/s · ${Math.ceil(p.secondsLeft)} s left   `);
+      },
+    });
+    if (!quiet && process.stderr.isTTY) process.stderr.write('\n');
+    const report = buildReport(model.path, labels, dataset, scan, kind, readReviewed(dataset.root));
+    if (v.json !== undefined) writeJson(v.json as string, { ...report, backend: backend.name, seconds: round(scan.seconds) });
+    if (v.csv !== undefined) writeFileSafely(v.csv as string, reportToCsv(report));
+    if (!quiet) {
+      const c = report.counts;
+      console.log(`${dataset.source}: ${c.scanned} of ${c.images} images scanned with ${model.name} on ${backend.name} in ${scan.seconds.toFixed(1)} s ` +
+        `(${(c.scanned / Math.max(scan.seconds, 1e-6)).toFixed(1)} images/s); ${c.flagged} flagged as likely mislabeled`);
+      if (c.failed) console.log(`  ${c.failed} unreadable: ${report.failures.slice(0, 3).map((f) => path.basename(f.path)).join(', ')}${c.failed > 3 ? ', …' : ''}`);
+      if (report.unmatchedClasses.length) console.log(`  class folders/labels matching no model label: ${report.unmatchedClasses.map((u) => `${u.name} (${u.images})`).join(', ')}`);
+      if (c.nonImageFiles) console.log(`  ${c.nonImageFiles} non-image files skipped`);
+      if (c.reviewedHidden) console.log(`  ${c.reviewedHidden} samples hidden: marked "label is correct" in .cam-lens/reviewed.json`);
+      const rows = report.samples.slice(0, show);
+      if (rows.length) console.log(`most doubtful first (${kind}):`);
+      for (const s of rows) {
+        console.log(`  ${String(s.rank).padStart(4)}. ${s.flagged ? 'FLAGGED ' : '        '}${s.relPath}: given "${s.givenLabel}" (${(s.selfConfidence * 100).toFixed(1)}%), predicted "${s.predictedLabel}" (${((s.probabilities[s.predictedLabel] ?? 0) * 100).toFixed(1)}%)`);
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
@@ -366,9 +438,8 @@ export async function main(argv: string[]): Promise<number> {
     return command ? 0 : 2;
   }
   try {
-    if (command === 'scan') throw new UsageError('"scan" is not available in this version yet');
     const allowed = ALLOWED[command];
-    if (!allowed) throw new UsageError(`unknown command "${command}": expected predict, cam or layers`);
+    if (!allowed) throw new UsageError(`unknown command "${command}": expected predict, cam, layers or scan`);
     let values: Values;
     try {
       values = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }).values as Values;
@@ -384,6 +455,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === 'predict') await cmdPredict(values);
     else if (command === 'cam') await cmdCam(values);
+    else if (command === 'scan') await cmdScan(values);
     else await cmdLayers(values);
     return 0;
   } catch (e) {
