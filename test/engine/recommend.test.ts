@@ -131,6 +131,24 @@ describe('layer recommendation', () => {
     }
   });
 
+  it('says for every layer that Grad-CAM cannot run where gradients do not reach the layers; Score-CAM still runs', async () => {
+    const m = await load(bnModel());
+    // A model whose gradient probe failed (as a GraphModel's can): the same model with the flag down.
+    const noGrad = Object.create(m, { supportsGradients: { value: false }, gradientNote: { value: 'the probe found no gradient' } }) as LoadedModel;
+    const s = new ImageSession(noGrad, tf.tensor4d(Float32Array.from({ length: 768 }, (_, i) => (i % 11) / 11), [1, 16, 16, 3]));
+    try {
+      const r = await recommendLayer(s, { classChoice: 1 });
+      assert.strictEqual(r.best, null);
+      assert.deepStrictEqual(r.ranking.map((l) => [l.layer, l.error?.code]), [['r1', 'METHOD_NOT_APPLICABLE'], ['r2', 'METHOD_NOT_APPLICABLE'], ['res', 'METHOD_NOT_APPLICABLE']]);
+      assert.match(r.ranking[0].error?.message ?? '', /Grad-CAM needs gradients, and they do not reach this model's layers: the probe found no gradient/);
+      const sc = await s.explain({ method: 'scorecam', layer: 'res', classChoice: 1 });
+      assert.strictEqual(sc.heatmap.values.length, 64);
+    } finally {
+      s.dispose();
+      m.dispose();
+    }
+  });
+
   describe('on the reference MobileNet', function () {
     let model: LoadedModel;
     before(async function () {

@@ -344,6 +344,33 @@ describe('Score-CAM', () => {
       }
     });
 
+    it('keeps feeding the workers while this thread computes batches of its own', async () => {
+      const pool = new ScorePool({ modelPath: written, workers: 1, backend: 'cpu' });
+      try {
+        assert.strictEqual(await pool.whenReady(), 1);
+        let toWorker = 0;
+        const data = new Float32Array(16 * 16 * 3).fill(0.5);
+        const tasks = Array.from({ length: 12 }, () => ({
+          size: 1,
+          request: () => {
+            toWorker++;
+            return { kind: 'inputs' as const, outputIndex: 0, data, shape: [1, 16, 16, 3] as [number, number, number, number] };
+          },
+          // A synchronous stretch of work that resolves without a turn of the event loop, as a wasm batch does.
+          local: async () => {
+            const end = performance.now() + 25;
+            while (performance.now() < end) { /* busy */ }
+            return { probabilities: Float32Array.of(1), logits: Float32Array.of(0) };
+          },
+        }));
+        const scores = await pool.run(tasks);
+        assert.strictEqual(scores.length, 12);
+        assert.ok(toWorker >= 2, `the worker got ${toWorker} batch(es) of 12`);
+      } finally {
+        await pool.close();
+      }
+    });
+
     it('falls back to this thread when no worker can load the model', async () => {
       const broken = path.join(tempDir(), 'broken');
       const pool = new ScorePool({ modelPath: path.join(broken, 'model.json'), workers: 1, backend: 'cpu' });

@@ -114,6 +114,10 @@ async function runTasks(tasks: ScoreTask[], executors: Executor[], opts: RunOpti
       }
       results[i] = r;
       opts.onTaskDone?.(i, r);
+      // The calling thread's batches never leave the microtask queue (wasm resolves `data()` at once), so
+      // without a turn of the event loop the workers' replies would wait until this thread ran out of work,
+      // and the workers would sit idle after their first batch.
+      if (ex.local) await new Promise((r) => setImmediate(r));
     }
   };
   try {

@@ -311,6 +311,10 @@ export class ImageSession {
     const t0 = performance.now();
     const method = getMethod(req.method);
     throwIfAborted(req.signal, 'the explanation');
+    if (method.needsGradients && this.model.supportsGradients === false) {
+      throw new CamLensError('METHOD_NOT_APPLICABLE', `${method.label} needs gradients, and they do not reach this model's layers` +
+        (this.model.gradientNote ? `: ${this.model.gradientNote}` : ''), 'use scorecam or eigencam (or cam where the head allows it)');
+    }
     const op = this.targetOp(req.layer);
     const hadForward = this.logitsData !== undefined && this.layers.has(op.name);
     const entry = this.layerEntry(op);
