@@ -456,22 +456,23 @@ export function sampleLabel(seed: number, index: number): number {
 /** Generates image number `index` of the stream identified by `seed`. Pure and deterministic. */
 export function generateSample(seed: number, index: number, opts: GenerateOptions = {}): Sample {
   checkArgs(seed, index);
-  const n = opts.imageSize ?? IMAGE_SIZE;
   const label = opts.classIndex ?? sampleLabel(seed, index);
   if (!Number.isInteger(label) || label < 0 || label >= NUM_CLASSES) {
     throw new RangeError(`classIndex must be an integer in 0..${NUM_CLASSES - 1}, got ${label}`);
   }
   const clutter = opts.clutter ?? 1;
   if (!(clutter >= 0 && clutter <= 1)) throw new RangeError(`clutter must be in [0, 1], got ${clutter}`);
-  const canvas = new Canvas(n);
-  drawBackground(canvas, new Rng(hashInts(seed, index, STREAM_BACKGROUND)), clutter);
-
-  const objRng = new Rng(hashInts(seed, index, STREAM_OBJECT));
   const [lo, hi] = opts.sizeRange ?? [MIN_OBJECT_SIZE, MAX_OBJECT_SIZE];
   if (!(lo >= MIN_OBJECT_SIZE && hi <= MAX_OBJECT_SIZE && lo <= hi)) {
     throw new RangeError(`sizeRange must lie within [${MIN_OBJECT_SIZE}, ${MAX_OBJECT_SIZE}], got [${lo}, ${hi}]`);
   }
+  const n = opts.imageSize ?? IMAGE_SIZE;
   if (!Number.isInteger(n) || n < hi + 4) throw new RangeError(`imageSize must be an integer >= ${hi + 4} (largest object + 4), got ${n}`);
+
+  const canvas = new Canvas(n);
+  drawBackground(canvas, new Rng(hashInts(seed, index, STREAM_BACKGROUND)), clutter);
+
+  const objRng = new Rng(hashInts(seed, index, STREAM_OBJECT));
   const size = objRng.uniform(lo, hi);
   const r = size / 2;
   // The whole circumscribed circle stays inside the image (with a 1 px margin), so the object is never cut.

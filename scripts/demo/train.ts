@@ -1,26 +1,31 @@
 /**
  * Training library of the bundled demo model: the CAM-friendly CNN, the streaming training loop over the
- * generator, validation, and saving the best model. The CLI entry is scripts/trainDemo.ts.
+ * generator, validation, and the deployable copy of the model. The CLI entry is scripts/trainDemo.ts.
  *
- * Architecture (input 96x96x3, pixels/255):
+ * Architecture (input 96x96x3, pixels/255; shapes at 96x96; convolutions 3x3, 'same', no bias since BN follows):
  *
- *   conv1 3x3x24 -> bn1 -> relu1 -> pool1 (2x2)    48x48x24
- *   conv2 3x3x48 -> bn2 -> relu2 -> pool2 (2x2)    24x24x48
- *   conv3 3x3x64 -> bn3 -> relu3 -> pool3 (2x2)    12x12x64
- *   conv4 3x3x96 -> bn4 -> relu4                   12x12x96
- *   conv5 3x3x128 -> bn5 -> relu5                  12x12x128   <- CAM target layer (receptive field 54 px)
+ *   conv1 16, stride 2 -> bn1 -> relu1             48x48x16
+ *   conv2 32 -> bn2 -> relu2 -> pool2 (2x2 max)    24x24x32
+ *   conv3 64 -> bn3 -> relu3 -> pool3 (2x2 max)    12x12x64
+ *   conv4 64 -> bn4 -> relu4                       12x12x64
+ *   conv5 128 -> bn5 -> relu5                      12x12x128   <- CAM target layer (receptive field 53 px)
  *   gap (GlobalAveragePooling2D)                   128
- *   predictions (Dense 6, softmax)                 6
+ *   predictions (Dense 6, softmax)                 6           (136k parameters in all)
  *
  * CAM (Zhou et al. 2016) applies directly: the class score is a linear function of the spatial mean of relu5,
  * so M_c(i,j) = sum_k w_{k,c} A_k(i,j) with w the Dense kernel. The last feature map is kept at 12x12 (an
- * 8 px grid on the 96 px input) so that maps localise objects of 18-48 px. Convolutions have no bias because
- * batch normalisation follows them.
+ * 8 px grid on the 96 px input) so that maps localise objects of 18-48 px.
  *
- * Data: training images stream from the generator, never stored: epoch e uses images
- * [e*trainSize, (e+1)*trainSize) of the stream `seed`, so every epoch sees fresh data (no overfitting to a fixed
- * set) and the run is reproducible. Validation uses the fixed first `valSize` images of a separate stream
- * (validationSeed(seed)), disjoint from training by construction.
+ * Data: training images stream from the generator and are never stored. Images are numbered continuously
+ * through the run (stream `seed`), so every step sees fresh images and the run is reproducible. Validation uses
+ * the fixed first `valSize` images of a separate stream (validationSeed(seed)), always at 96x96.
+ *
+ * Schedule, and why: with a 96x96 canvas the object covers 3-20% of the image, and global average pooling
+ * dilutes its evidence among 144 mostly-background positions; from scratch, that learns very slowly (a run of
+ * 6000 images stayed at chance, even for circle-vs-square on plain backgrounds). So the network first learns
+ * the shapes on 56x56 canvases (same objects, same pixel sizes, a third of the compute per image), with a flexible
+ * [null, null, 3] input since every layer is size-agnostic, then adapts to 96x96. Background clutter also ramps
+ * up over the first `curriculum` fraction of the steps. Adam, linear warm-up then cosine decay.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -31,8 +36,8 @@ export const DEMO_CAM_LAYER = 'relu5';
 
 /**
  * The conv blocks. The first convolution has stride 2: a full-resolution 96x96 stage would dominate training
- * time (its batch-norm and pooling gradients run over 96*96 positions) for little gain on objects >= 18 px.
- * Max pooling after blocks 2 and 3 brings the map to 12x12, where blocks 4 and 5 add context.
+ * time on wasm (its batch-norm and pooling gradients run over 96*96 positions) for little gain on objects of
+ * 18 px and more. Max pooling after blocks 2 and 3 brings the map to 12x12, where blocks 4 and 5 add context.
  */
 export interface ConvBlock {
   filters: number;
@@ -92,54 +97,90 @@ export function buildDemoModel(seed = 1, opts: BuildOptions = {}): tfl.LayersMod
   return model;
 }
 
-/**
- * Training speed-up on wasm: tfjs-backend-wasm 4.22's Conv2DBackpropInput (the gradient of a convolution with
- * respect to its input) is a plain loop, about 4-10x slower than the XNNPACK forward convolution, and it is
- * the largest single cost of a training step. For the case every layer but conv1 uses (stride 1, 'same'
- * padding, odd kernel, NHWC) it is exactly a forward convolution of dy with the filter rotated by 180 degrees
- * and its in/out channels swapped:
- *
- *   dx[i, j, c] = sum_{p,q,o} dy[i + pad - p, j + pad - q, o] * f[p, q, c, o]
- *              = sum_{p',q',o} dy[i - pad + p', j - pad + q', o] * f[k-1-p', k-1-q', c, o],   pad = (k-1)/2
- *
- * which is conv2d(dy, g, stride 1, 'same') with g[p', q', o, c] = f[k-1-p', k-1-q', c, o]. Other cases fall back
- * to the original kernel. This only replaces a kernel of the training process, so it changes float rounding
- * at most, not the maths. Installed by trainDemoModel when the backend is wasm; idempotent.
- */
-let fastInputGradInstalled = false;
+let fastKernelsInstalled = false;
 
-export function installFastConvInputGrad(): boolean {
-  if (fastInputGradInstalled) return true;
+/** Wraps a kernel input as a Tensor sharing its data, with an extra reference that disposing the wrapper (at
+ *  the end of the kernel's tidy) gives back. Kernels run with the gradient tape off. */
+function wrapInput(info: tf.TensorInfo, backend: tf.KernelBackend): tf.Tensor {
+  backend.incRef(info.dataId);
+  return tf.engine().makeTensorFromTensorInfo(info, backend);
+}
+
+function fastConv2DBackpropInput(fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+    const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+    const strides = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
+    const [kh, kw] = filter.shape;
+    const applicable = strides[0] === 1 && strides[1] === 1 && attrs.pad === 'same' && attrs.dataFormat !== 'NCHW' &&
+      kh % 2 === 1 && kw % 2 === 1 && dy.shape.length === 4;
+    if (!applicable) return fallback(args);
+    const backend = args.backend as tf.KernelBackend;
+    return tf.tidy(() => {
+      const g = tf.transpose(tf.reverse(wrapInput(filter, backend), [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+      return tf.conv2d(wrapInput(dy, backend) as tf.Tensor4D, g, 1, 'same');
+    });
+  };
+}
+
+/**
+ * Tile of a per-channel vector [1, ..., 1, C] to [N, H, W, C] (reps [N, H, W, 1]): batch normalisation's
+ * gradient does this for every BN layer at every step, and the wasm kernel takes ~50 ns per element. Here it
+ * is a plain copy of the C values, doubling the filled prefix each time. Other tilings use the original.
+ */
+function fastTile(fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const reps = (args.attrs as unknown as tf.TileAttrs).reps;
+    const rank = x.shape.length;
+    const c = x.shape[rank - 1];
+    const broadcastRow = rank >= 1 && reps.length === rank && reps[rank - 1] === 1 && x.dtype === 'float32' &&
+      x.shape.slice(0, -1).every((d) => d === 1);
+    if (!broadcastRow) return fallback(args);
+    const backend = args.backend as tf.KernelBackend;
+    const row = backend.readSync(x.dataId) as Float32Array;
+    const outShape = reps.map((r, i) => r * x.shape[i]);
+    const out = new Float32Array(outShape.reduce((a, b) => a * b, 1));
+    if (out.length > 0) {
+      out.set(row.subarray(0, c));
+      for (let filled = c; filled < out.length; filled *= 2) out.copyWithin(filled, 0, Math.min(filled, out.length - filled));
+    }
+    return tf.tensor(out, outShape, 'float32');
+  };
+}
+
+/**
+ * Training speed-ups on wasm, for this training process only (they replace two kernels of the wasm backend;
+ * results are the same up to float rounding, the maths is unchanged):
+ *
+ * 1. Conv2DBackpropInput (the gradient of a convolution with respect to its input) is a plain loop in
+ *    tfjs-backend-wasm 4.22, 4-10x slower than the XNNPACK forward convolution, and the largest single cost of
+ *    a step. For stride 1, 'same' padding, odd kernel, NHWC (every conv here but conv1) it is exactly a forward
+ *    convolution of dy with the filter rotated by 180 degrees and its in/out channels swapped:
+ *
+ *      dx[i, j, c] = sum_{p,q,o} dy[i + pad - p, j + pad - q, o] * f[p, q, c, o]
+ *                  = sum_{p',q',o} dy[i - pad + p', j - pad + q', o] * f[k-1-p', k-1-q', c, o],   pad = (k-1)/2
+ *
+ *    i.e. conv2d(dy, g, 1, 'same') with g[p', q', o, c] = f[k-1-p', k-1-q', c, o].
+ * 2. Tile in its broadcast form (fastTile above).
+ *
+ * Other cases fall back to the original kernels. Installed by trainDemoModel when the backend is wasm;
+ * idempotent. Returns whether the speed-ups are active.
+ */
+export function installFastTrainingKernels(): boolean {
+  if (fastKernelsInstalled) return true;
   if (tf.getBackend() !== 'wasm') return false;
-  const original = tf.getKernel(tf.Conv2DBackpropInput, 'wasm');
-  if (!original) return false;
-  const fallback = original.kernelFunc;
-  tf.unregisterKernel(tf.Conv2DBackpropInput, 'wasm');
-  tf.registerKernel({
-    kernelName: tf.Conv2DBackpropInput,
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-      const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
-      const strides = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
-      const [kh, kw] = filter.shape;
-      const applicable = strides[0] === 1 && strides[1] === 1 && attrs.pad === 'same' && attrs.dataFormat !== 'NCHW' &&
-        kh % 2 === 1 && kw % 2 === 1 && dy.shape.length === 4;
-      if (!applicable) return fallback(args);
-      const backend = args.backend as tf.KernelBackend;
-      // Kernel inputs arrive as TensorInfos: wrap them as Tensors sharing the data, with an extra reference
-      // that disposing the wrapper (end of the tidy) gives back. Kernels run with the gradient tape off.
-      const wrap = (info: tf.TensorInfo): tf.Tensor => {
-        backend.incRef(info.dataId);
-        return tf.engine().makeTensorFromTensorInfo(info, backend);
-      };
-      return tf.tidy(() => {
-        const g = tf.transpose(tf.reverse(wrap(filter), [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-        return tf.conv2d(wrap(dy) as tf.Tensor4D, g, 1, 'same');
-      });
-    },
-  });
-  fastInputGradInstalled = true;
+  const replacements: [string, (fallback: tf.KernelFunc) => tf.KernelFunc][] = [
+    [tf.Conv2DBackpropInput, fastConv2DBackpropInput],
+    [tf.Tile, fastTile],
+  ];
+  for (const [name, make] of replacements) {
+    const original = tf.getKernel(name, 'wasm');
+    if (!original) continue;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: make(original.kernelFunc) });
+  }
+  fastKernelsInstalled = true;
   return true;
 }
 
@@ -255,7 +296,7 @@ export function clutterAt(step: number, total: number, fraction: number): number
  */
 export async function trainDemoModel(opts: TrainOptions, model = buildDemoModel(opts.seed, { inputSize: null })): Promise<TrainResult> {
   const log = opts.log ?? (() => undefined);
-  if (installFastConvInputGrad()) log('wasm: using the forward-convolution form of Conv2DBackpropInput');
+  if (installFastTrainingKernels()) log('wasm: faster Conv2DBackpropInput and Tile kernels for training installed');
   const optimizer = tf.train.adam(opts.learningRate);
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   const valBatch = generateBatch(validationSeed(opts.seed), 0, opts.valSize);

@@ -120,6 +120,24 @@ describe('demo generator', () => {
     assert.throws(() => generateSample(8, -1), /index/);
   });
 
+  it('keeps the object while clutter, canvas size and size range vary (training curriculum options)', () => {
+    const full = generateSample(13, 2);
+    const calm = generateSample(13, 2, { clutter: 0 });
+    assert.deepStrictEqual(calm.box, full.box, 'clutter must not move the object');
+    assert.strictEqual(calm.label, full.label);
+    assert.ok(!sameBytes(calm.pixels, full.pixels));
+    for (let i = 0; i < 40; i++) {
+      const small = generateSample(13, i, { imageSize: 56 });
+      assert.strictEqual(small.pixels.length, 56 * 56 * 3);
+      assert.ok(small.box.x0 >= 0 && small.box.y0 >= 0 && small.box.x1 < 56 && small.box.y1 < 56, `box ${JSON.stringify(small.box)}`);
+      const sized = generateSample(13, i, { sizeRange: [30, 32] });
+      assert.ok(sized.object.size >= 30 && sized.object.size <= 32);
+    }
+    assert.throws(() => generateSample(13, 0, { clutter: 2 }), /clutter/);
+    assert.throws(() => generateSample(13, 0, { imageSize: 40 }), /imageSize/);
+    assert.throws(() => generateSample(13, 0, { sizeRange: [10, 20] }), /sizeRange/);
+  });
+
   it('concatenates a batch in index order', () => {
     const batch = generateBatch(9, 10, 3);
     assert.strictEqual(batch.pixels.length, 3 * N * N * 3);

@@ -131,4 +131,22 @@ describe('demo training', () => {
       loaded.dispose();
     }
   });
+
+  it('keeps the committed models/demo loadable, with the metadata the script writes', async function () {
+    const dir = path.join(__dirname, '..', '..', 'models', 'demo');
+    if (!fs.existsSync(path.join(dir, 'model.json'))) this.skip();
+    const meta = JSON.parse(fs.readFileSync(path.join(dir, 'cam-lens.json'), 'utf8'));
+    assert.deepStrictEqual({ ...meta, trainedBy: undefined }, {
+      name: 'CAM Lens demo shapes', labels: [...CLASS_NAMES], inputSize: [IMAGE_SIZE, IMAGE_SIZE], channels: 3, preprocess: '[0,1]',
+      labelOffset: 0, trainedBy: undefined,
+    });
+    assert.match(meta.trainedBy, /^npm run train:demo -- --seed \d+ /);
+    const model = await tfl.loadLayersModel(folderHandler(dir));
+    try {
+      assert.deepStrictEqual(model.inputs[0].shape, [null, IMAGE_SIZE, IMAGE_SIZE, 3]);
+      assert.deepStrictEqual(model.getLayer(DEMO_CAM_LAYER).outputShape, [null, 12, 12, 128]);
+    } finally {
+      model.dispose();
+    }
+  });
 });
