@@ -16,7 +16,9 @@
  * write byte-identical files.
  *
  * Time, measured on the development machine (2 cores, no GPU, wasm with SIMD, no threads; other jobs were
- * running): 25.4 min wall clock, 24.7 min CPU; about 70 s per 56 px epoch and 100-130 s per 96 px epoch.
+ * running): 25.4 min wall clock (24.7 min CPU) for the committed run, 21.2 min (19.4 min CPU) for a second run
+ * of the same command that reproduced models/demo byte for byte; about 55-70 s per 56 px epoch and
+ * 85-130 s per 96 px epoch.
  * Result of that run: best (last) epoch 18, train accuracy 98.2%, validation accuracy 99.3% (1000 images);
  * `npm run eval:demo` on its held-out set gave 98.7% top-1 and a Grad-CAM pointing game of 99.5%.
  *
