@@ -21,30 +21,31 @@ import { CAM_METHOD_IDS, PREPROCESS_IDS, isExplainViewState } from '../../shared
 
 export type Parsed<T> = { ok: true; message: T } | { ok: false; reason: string };
 
-class Invalid extends Error {}
+/** Validation primitives shared by every panel's host-message parser (explain, inspector, triage). */
+export class Invalid extends Error {}
 
-function fail(what: string): never {
+export function fail(what: string): never {
   throw new Invalid(what);
 }
 
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
+export const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
 
-function obj(x: unknown, what: string): Record<string, unknown> {
+export function obj(x: unknown, what: string): Record<string, unknown> {
   return isObj(x) ? x : fail(`${what} is not an object`);
 }
-function str(x: unknown, what: string): string {
+export function str(x: unknown, what: string): string {
   return typeof x === 'string' ? x : fail(`${what} is not a string`);
 }
-function num(x: unknown, what: string): number {
+export function num(x: unknown, what: string): number {
   return typeof x === 'number' && !Number.isNaN(x) ? x : fail(`${what} is not a number`);
 }
-function int(x: unknown, what: string): number {
+export function int(x: unknown, what: string): number {
   return typeof x === 'number' && Number.isInteger(x) && x >= 0 ? x : fail(`${what} is not a non-negative integer`);
 }
-function bool(x: unknown, what: string): boolean {
+export function bool(x: unknown, what: string): boolean {
   return typeof x === 'boolean' ? x : fail(`${what} is not a boolean`);
 }
-function arr(x: unknown, what: string): unknown[] {
+export function arr(x: unknown, what: string): unknown[] {
   return Array.isArray(x) ? x : fail(`${what} is not an array`);
 }
 
@@ -66,7 +67,7 @@ export function toFloat32(x: unknown, length: number, what: string): Float32Arra
   return out;
 }
 
-function error(x: unknown): ErrorPayload {
+export function error(x: unknown): ErrorPayload {
   const e = obj(x, 'error');
   return {
     name: typeof e.name === 'string' ? e.name : 'Error',
@@ -76,7 +77,7 @@ function error(x: unknown): ErrorPayload {
   };
 }
 
-function prediction(x: unknown, what: string): ClassPrediction {
+export function prediction(x: unknown, what: string): ClassPrediction {
   const p = obj(x, what);
   return { index: int(p.index, `${what}.index`), label: str(p.label, `${what}.label`), probability: num(p.probability, `${what}.probability`) };
 }
@@ -113,17 +114,17 @@ function method(x: unknown, i: number): MethodInfo {
   };
 }
 
-function heatmap(x: unknown): HeatmapPayload {
-  const h = obj(x, 'heatmap');
-  const width = int(h.width, 'heatmap.width');
-  const height = int(h.height, 'heatmap.height');
-  if (width < 1 || height < 1) fail(`heatmap is ${width}x${height}`);
+export function heatmap(x: unknown, what = 'heatmap'): HeatmapPayload {
+  const h = obj(x, what);
+  const width = int(h.width, `${what}.width`);
+  const height = int(h.height, `${what}.height`);
+  if (width < 1 || height < 1) fail(`${what} is ${width}x${height}`);
   return {
     width,
     height,
-    values: toFloat32(h.values, width * height, 'heatmap.values'),
-    rawMin: num(h.rawMin, 'heatmap.rawMin'),
-    rawMax: num(h.rawMax, 'heatmap.rawMax'),
+    values: toFloat32(h.values, width * height, `${what}.values`),
+    rawMin: num(h.rawMin, `${what}.rawMin`),
+    rawMax: num(h.rawMax, `${what}.rawMax`),
   };
 }
 

@@ -6,10 +6,7 @@
 import { CAM_METHOD_IDS, SCAN_SCORE_KINDS, isTriageViewState } from '../../shared/protocol';
 import type {
   CamMethodId,
-  ClassPrediction,
   ColormapId,
-  ErrorPayload,
-  HeatmapPayload,
   ScanDatasetInfo,
   ScanFailureInfo,
   TriageCounts,
@@ -17,33 +14,8 @@ import type {
   TriageMap,
   TriageRow,
 } from '../../shared/protocol';
-import { toFloat32, type Parsed } from '../common/hostMessages';
+import { Invalid, arr, error, fail, heatmap, int, isObj, num, obj, prediction, str, type Parsed } from '../common/hostMessages';
 
-class Invalid extends Error {}
-
-function fail(what: string): never {
-  throw new Invalid(what);
-}
-
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
-
-function obj(x: unknown, what: string): Record<string, unknown> {
-  return isObj(x) ? x : fail(`${what} is not an object`);
-}
-function str(x: unknown, what: string): string {
-  return typeof x === 'string' ? x : fail(`${what} is not a string`);
-}
-function num(x: unknown, what: string): number {
-  return typeof x === 'number' && !Number.isNaN(x) ? x : fail(`${what} is not a number`);
-}
-function int(x: unknown, what: string): number {
-  return typeof x === 'number' && Number.isInteger(x) && x >= 0 ? x : fail(`${what} is not a non-negative integer`);
-}
-function arr(x: unknown, what: string): unknown[] {
-  return Array.isArray(x) ? x : fail(`${what} is not an array`);
-}
-
-/** An Int32Array from an Int32Array, a number array or an index-keyed object with `length` or numeric keys. */
 export function toInt32(x: unknown, what: string): Int32Array {
   if (x instanceof Int32Array) return x;
   if (Array.isArray(x)) return Int32Array.from(x.map((v, i) => int(v, `${what}[${i}]`)));
@@ -55,21 +27,6 @@ export function toInt32(x: unknown, what: string): Int32Array {
     return out;
   }
   return fail(`${what} is not an integer array`);
-}
-
-function error(x: unknown): ErrorPayload {
-  const e = obj(x, 'error');
-  return {
-    name: typeof e.name === 'string' ? e.name : 'Error',
-    message: str(e.message, 'error.message'),
-    code: typeof e.code === 'string' ? e.code : undefined,
-    hint: typeof e.hint === 'string' && e.hint ? e.hint : undefined,
-  };
-}
-
-function prediction(x: unknown, what: string): ClassPrediction {
-  const p = obj(x, what);
-  return { index: int(p.index, `${what}.index`), label: str(p.label, `${what}.label`), probability: num(p.probability, `${what}.probability`) };
 }
 
 function row(x: unknown, i: number): TriageRow {
@@ -143,14 +100,6 @@ function dataset(x: unknown): ScanDatasetInfo {
     scoredBy: scoredBy as ScanDatasetInfo['scoredBy'],
     reviewed: int(d.reviewed, 'dataset.reviewed'),
   };
-}
-
-function heatmap(x: unknown, what: string): HeatmapPayload {
-  const h = obj(x, what);
-  const width = int(h.width, `${what}.width`);
-  const height = int(h.height, `${what}.height`);
-  if (width < 1 || height < 1) fail(`${what} is ${width}x${height}`);
-  return { width, height, values: toFloat32(h.values, width * height, `${what}.values`), rawMin: num(h.rawMin, `${what}.rawMin`), rawMax: num(h.rawMax, `${what}.rawMax`) };
 }
 
 function map(x: unknown, what: string): TriageMap {
