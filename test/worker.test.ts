@@ -365,6 +365,7 @@ describe('engine worker', function () {
     });
 
     it('runs the worker thread below normal priority, the host thread unchanged (Linux)', async function () {
+      // Thread priorities are read from /proc/thread-self, which only Linux has: skip elsewhere, not here.
       if (!fs.existsSync('/proc/thread-self')) this.skip();
       await client.memory();
       const nice = (task: string) => {
