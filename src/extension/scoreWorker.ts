@@ -17,9 +17,7 @@ type ToWorker = { type: 'score'; id: number; request: ScoreRequest } | { type: '
 async function score(model: LoadedModel, req: ScoreRequest): Promise<{ probabilities: Float32Array; logits: Float32Array }> {
   const batch = tf.tidy(() => {
     if (req.kind === 'inputs') return tf.tensor4d(req.data, req.shape);
-    const input = tf.tensor4d(req.input, req.inputShape);
-    const maps = tf.tensor3d(req.maps, req.mapShape);
-    return maskedInputs(input, maps);
+    return maskedInputs(tf.tensor4d(req.input, req.inputShape), req.maps, req.mapShape);
   });
   try {
     return await classScores(model, batch, req.outputIndex);
@@ -32,6 +30,7 @@ async function main(): Promise<void> {
   const port = parentPort;
   if (!port) return;
   const data = workerData as ScoreWorkerData;
+  const skipBelow = new Int32Array(data.skipBelow);
   let model: LoadedModel;
   try {
     await initBackend(data.backend);
@@ -51,6 +50,10 @@ async function main(): Promise<void> {
       }
       if (m.type === 'memory') {
         port.postMessage({ type: 'memory', id: m.id, numTensors: tf.memory().numTensors });
+        return;
+      }
+      if (m.id < Atomics.load(skipBelow, 0)) {
+        port.postMessage({ type: 'skipped', id: m.id });
         return;
       }
       try {

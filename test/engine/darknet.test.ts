@@ -54,6 +54,12 @@ describe('classifier before the pooling: a hand-built model', () => {
     const c = tfl.layers.conv2d({ filters: 3, kernelSize: 1, name: 'classes' }).apply(f) as tfl.SymbolicTensor;
     const out = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(c) as tfl.SymbolicTensor;
     const built = tfl.model({ inputs: input, outputs: out });
+    // Fixed weights (not the random initialisation) so that every class channel spans a range of order 1: the
+    // maps are normalised with (max - min + 1e-7) as in pytorch-grad-cam, an epsilon that only vanishes then.
+    for (const name of ['features', 'classes']) {
+      const layer = built.getLayer(name);
+      tf.tidy(() => layer.setWeights(layer.getWeights().map((w) => tf.tensor(Float32Array.from({ length: w.size }, (_, i) => Math.sin(i * 1.7 + w.rank)), w.shape))));
+    }
     const written = await writeModel(built, path.join(tempDir(), 'dn'), { labels: ['a', 'b', 'c'], inputSize: [5, 5] });
     const model = await loadModel(written.modelJson);
     const x = tf.tensor4d(Float32Array.from({ length: 75 }, (_, i) => Math.cos(i * 0.9)), [1, 5, 5, 3]);
@@ -68,9 +74,10 @@ describe('classifier before the pooling: a hand-built model', () => {
         const raw = Array.from({ length: 25 }, (_, p) => Math.max(0, classMaps[p * 3 + cls]));
         const min = Math.min(...raw);
         const max = Math.max(...raw);
+        assert.ok(max - min > 0.1, `class ${cls} channel range ${max - min}`);
         for (const method of ['cam', 'gradcam', 'hirescam']) {
           const r = await session.explain({ method, classChoice: cls });
-          raw.forEach((v, i) => assert.ok(Math.abs(r.heatmap.values[i] - (v - min) / (max - min + 1e-7)) < 1e-4, `${method} class ${cls} cell ${i}`));
+          raw.forEach((v, i) => assert.ok(Math.abs(r.heatmap.values[i] - (v - min) / (max - min + 1e-7)) < 1e-4, `${method} class ${cls} cell ${i}: ${r.heatmap.values[i]}`));
         }
       }
       // Probabilities are the softmax of the logits the model outputs (the pooled class channels).

@@ -392,7 +392,10 @@ describe('CAM methods: contract table', () => {
       assertClose(await a.probabilities(), await pred.data(), 1e-5, 'folded vs model.predict');
       pred.dispose();
       assertClose(await a.logits(), await b.logits(), 1e-4, 'folded vs unfolded logits');
-      for (const layer of ['r1', 'r2', 'res', 'c1']) {
+      // ReLU and ReLU6 after the folded convolutions run inside the fused kernels.
+      const fusedActs = model.graph.foldedOps.flatMap((op) => ('fused' in op && op.fused?.activation ? [`${op.fused.fusedActivation}:${op.fused.activation}`] : []));
+      assert.deepStrictEqual(fusedActs, ['r1:relu', 'r2:relu6']);
+      for (const layer of ['r1', 'r2', 'res', 'c1', 'bn1', 'bn2']) {
         const ra = await a.explain({ method: 'gradcam', layer, classChoice: 2 });
         const rb = await b.explain({ method: 'gradcam', layer, classChoice: 2 });
         assertClose(ra.heatmap.values, rb.heatmap.values, 1e-3, `gradcam at ${layer}`);
@@ -401,6 +404,51 @@ describe('CAM methods: contract table', () => {
       b.dispose();
     } finally {
       unfolded.dispose();
+    }
+  });
+
+  it('fuses a ReLU6 into a convolution without BatchNormalization, and keeps the pre-activation value reachable', async () => {
+    const inp = tfl.input({ shape: [12, 12, 3] });
+    const c = tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'conv' }).apply(inp) as tfl.SymbolicTensor;
+    const a = tfl.layers.activation({ activation: 'relu6', name: 'act' }).apply(c) as tfl.SymbolicTensor;
+    const dw = tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: 'valid', name: 'dw' }).apply(a) as tfl.SymbolicTensor;
+    const r = tfl.layers.reLU({ maxValue: 3, name: 'clip3' }).apply(dw) as tfl.SymbolicTensor;
+    const g = tfl.layers.globalAveragePooling2d({}).apply(r) as tfl.SymbolicTensor;
+    const o = tfl.layers.dense({ units: 4, activation: 'softmax' }).apply(g) as tfl.SymbolicTensor;
+    const built = tfl.model({ inputs: inp, outputs: o });
+    // Large enough inputs and weights that the clamps at 0 and 6 both bite.
+    tf.tidy(() => built.getLayer('conv').setWeights(built.getLayer('conv').getWeights().map((w) => tf.mul(w, 8))));
+    const written = await writeModel(built, path.join(tempDir(), 'plain'), { labels: ['a', 'b', 'c', 'd'], inputSize: [12, 12] });
+    const fast = await loadModel(written.modelJson);
+    const slow = await loadModel(written.modelJson, { foldBatchNorm: false });
+    const x = tf.tensor4d(Float32Array.from({ length: 432 }, (_, i) => Math.sin(i * 0.37) * 2), [1, 12, 12, 3]);
+    try {
+      const conv = fast.graph.foldedOps.find((op) => op.name === 'conv') as { fused?: { activation?: string; foldedBn?: string } };
+      assert.strictEqual(conv.fused?.activation, 'relu6');
+      assert.strictEqual(conv.fused?.foldedBn, undefined);
+      // ReLU with max_value 3 has no fused kernel: it stays a layer of its own.
+      assert.ok(fast.graph.foldedOps.some((op) => op.name === 'clip3'));
+      const act = (built.getLayer('act').apply(built.getLayer('conv').apply(x)) as tf.Tensor).dataSync();
+      assert.ok(act.some((v) => v === 6) && act.some((v) => v === 0), 'both clamps are exercised');
+      const sf = new ImageSession(fast, tf.clone(x) as tf.Tensor4D);
+      const ss = new ImageSession(slow, tf.clone(x) as tf.Tensor4D);
+      try {
+        assertClose(await sf.logits(), await ss.logits(), 1e-4, 'fused vs unfused logits');
+        for (const layer of ['conv', 'act', 'dw', 'clip3']) {
+          const rf = await sf.explain({ method: 'gradcam', layer, classChoice: 1 });
+          const rs = await ss.explain({ method: 'gradcam', layer, classChoice: 1 });
+          assertClose(rf.heatmap.values, rs.heatmap.values, 1e-3, `gradcam at ${layer}`);
+        }
+        assertClose(sf.activation('act').dataSync(), act, 1e-4, 'the fused op computes the activation layer');
+      } finally {
+        sf.dispose();
+        ss.dispose();
+      }
+    } finally {
+      x.dispose();
+      fast.dispose();
+      slow.dispose();
+      built.dispose();
     }
   });
 

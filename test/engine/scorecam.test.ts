@@ -11,7 +11,7 @@ import { initBackend } from '../../src/extension/engine/backend';
 import { loadModel, type LoadedModel } from '../../src/extension/engine/model';
 import { ImageSession } from '../../src/extension/engine/session';
 import { CamLensError, CancelledError } from '../../src/extension/engine/errors';
-import { channelStats, scorecam, selectChannels } from '../../src/extension/engine/cam/scorecam';
+import { channelStats, maskedInputs, scorecam, selectChannels, upsampledRanges } from '../../src/extension/engine/cam/scorecam';
 import { runMethod } from '../../src/extension/engine/cam/base';
 import { ScorePool } from '../../src/extension/engine/scorePool';
 import { upsampleBilinear } from '../../src/shared/heatmap';
@@ -149,6 +149,37 @@ describe('Score-CAM', () => {
       }
     } finally {
       s.dispose();
+    }
+  });
+
+  it('builds the masked inputs as upsample, then min-max normalise, then multiply, at any size ratio', () => {
+    // [h, w] → [H, W]: MobileNet's 7 → 224, odd ratios, shrinking, a 1-pixel-high map, and more channels.
+    const cases: Array<[number, number, number, number, number, number]> = [[7, 7, 224, 224, 3, 3], [3, 4, 10, 13, 5, 2], [5, 5, 17, 9, 2, 1], [1, 6, 4, 20, 3, 3], [6, 6, 4, 4, 4, 3]];
+    for (const [h, w, H, W, n, C] of cases) {
+      const maps = Float32Array.from({ length: h * w * n }, (_, i) => Math.sin(i * 2.1) * 3 + Math.cos(i * 0.7));
+      const input = Float32Array.from({ length: H * W * C }, (_, i) => Math.cos(i * 0.37) * 2);
+      const x = tf.tensor4d(input, [1, H, W, C]);
+      const out = maskedInputs(x, maps, [h, w, n]);
+      const got = out.dataSync();
+      assert.deepStrictEqual(out.shape, [n, H, W, C]);
+      out.dispose();
+      x.dispose();
+      const { lo, hi } = upsampledRanges(maps, h, w, n, H, W);
+      for (let j = 0; j < n; j++) {
+        const ch = Array.from({ length: h * w }, (_, p) => maps[p * n + j]);
+        const up = upsampleBilinear(ch, w, h, W, H);
+        const min = Math.min(...up);
+        const max = Math.max(...up);
+        const what = `[${h},${w}]→[${H},${W}] channel ${j}`;
+        assert.ok(Math.abs(lo[j] - min) < 1e-5 && Math.abs(hi[j] - max) < 1e-5, `${what}: range ${lo[j]}..${hi[j]} vs ${min}..${max}`);
+        for (let p = 0; p < H * W; p++) {
+          for (let c = 0; c < C; c++) {
+            const want = input[p * C + c] * ((up[p] - min) / (max - min));
+            const v = got[(j * H * W + p) * C + c];
+            assert.ok(Math.abs(v - want) < 1e-4, `${what} pixel ${p} channel ${c}: ${v} vs ${want}`);
+          }
+        }
+      }
     }
   });
 

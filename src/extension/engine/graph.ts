@@ -59,8 +59,12 @@ export interface FusedConv {
   strides: [number, number];
   pad: 'same' | 'valid';
   dilations: [number, number];
-  /** The BatchNormalization op folded in. */
-  foldedBn: string;
+  /** The BatchNormalization op folded in, if any. */
+  foldedBn?: string;
+  /** A ReLU/ReLU6 that followed the convolution, applied inside the fused kernel (a clamp of its output). */
+  activation?: 'relu' | 'relu6';
+  /** The name of that activation op. */
+  fusedActivation?: string;
 }
 
 /**
@@ -162,8 +166,14 @@ const LINEAR_ACTIVATION = { apply: (x: tf.Tensor) => x, getClassName: () => 'lin
 export class LayerGraph implements ExecGraph {
   readonly kind = 'layers' as const;
   readonly ops: LayerOp[] = [];
-  /** Ops with BatchNormalization folded into convolutions (same as `ops` when nothing folds). */
+  /**
+   * The executor's fast op list: BatchNormalization folded into convolutions, and a ReLU/ReLU6 that follows a
+   * convolution applied inside it (same as `ops` when nothing folds).
+   */
   foldedOps: LayerOp[] = [];
+  /** BatchNormalization folded, activations separate: used when a pre-activation value is fed or fetched. */
+  private bnFoldedOps: LayerOp[] = [];
+  private bnFoldedProducer = new Map<string, LayerOp>();
   readonly inputIds: string[];
   readonly outputIds: string[];
   readonly inputShape: (number | null)[];
@@ -173,6 +183,8 @@ export class LayerGraph implements ExecGraph {
   private foldedProducer = new Map<string, LayerOp>();
   /** Value ids that exist only in the unfolded graph (a folded conv's pre-BN output). */
   private readonly unfoldedOnly = new Set<string>();
+  /** Value ids that the fast op list does not compute (a convolution's output before its fused activation). */
+  private readonly preActivationOnly = new Set<string>();
   private readonly ownedTensors: tf.Tensor[] = [];
   private readonly usedPrefixes = new Set<string>();
   /** The op whose softmax is skipped in logits mode, and the output activation of the model. */
@@ -194,8 +206,9 @@ export class LayerGraph implements ExecGraph {
     }
     this.outputIds = this.flatten(root, '', [inputId]);
     this.outputActivation = this.markSoftmax();
-    this.foldedOps = opts.foldBatchNorm === false ? this.ops : this.foldBatchNorm();
-    this.foldedProducer = new Map();
+    this.bnFoldedOps = opts.foldBatchNorm === false ? this.ops : this.foldBatchNorm();
+    this.foldedOps = opts.foldBatchNorm === false ? this.ops : this.fuseActivations(this.bnFoldedOps);
+    for (const op of this.bnFoldedOps) for (const id of op.outputs) this.bnFoldedProducer.set(id, op);
     for (const op of this.foldedOps) for (const id of op.outputs) this.foldedProducer.set(id, op);
   }
 
@@ -297,6 +310,46 @@ export class LayerGraph implements ExecGraph {
     return out;
   }
 
+  /**
+   * conv → ReLU/ReLU6 becomes one fused op whose kernel clamps its output (XNNPACK on wasm does the clamp while
+   * writing the convolution's result). On wasm a separate ReLU6 costs more than the convolutions themselves:
+   * Keras' relu6 is `minimum(6, relu(x))`, a broadcasting binary op with no SIMD path. The convolution's own
+   * output then no longer exists in this list; `run` uses the list without this rewrite when it is fed or fetched.
+   */
+  private fuseActivations(base: LayerOp[]): LayerOp[] {
+    const producer = new Map<string, LayerOp>();
+    for (const op of base) for (const id of op.outputs) producer.set(id, op);
+    const replaced = new Map<LayerOp, LayerOp | null>();
+    for (const act of base) {
+      const kind = fusableActivation(act);
+      if (!kind || act.inputs.length !== 1 || act.outputs.length !== 1) continue;
+      const conv = producer.get(act.inputs[0]);
+      if (!conv || replaced.has(conv) || conv.outputs.length !== 1) continue;
+      const mid = conv.outputs[0];
+      if ((this.consumers.get(mid) ?? []).length !== 1 || this.outputIds.includes(mid) || this.inputIds.includes(mid)) continue;
+      let fused = conv.fused;
+      if (!fused && (conv.className === 'Conv2D' || conv.className === 'DepthwiseConv2D')) {
+        const plain = plainConv(conv.layer, conv.className === 'Conv2D' ? 'conv2d' : 'depthwise');
+        if (plain) {
+          this.ownedTensors.push(plain.bias);
+          fused = plain;
+        }
+      }
+      if (!fused || fused.activation) continue;
+      replaced.set(conv, { ...conv, outputs: act.outputs, fused: { ...fused, activation: kind, fusedActivation: act.name } });
+      replaced.set(act, null);
+      this.preActivationOnly.add(mid);
+    }
+    if (replaced.size === 0) return base;
+    const out: LayerOp[] = [];
+    for (const op of base) {
+      const r = replaced.get(op);
+      if (r === undefined) out.push(op);
+      else if (r) out.push(r);
+    }
+    return out;
+  }
+
   get size(): number {
     return this.ops.length;
   }
@@ -364,9 +417,10 @@ export class LayerGraph implements ExecGraph {
    * `keepIntermediates` (needed under tf.grad, whose tape holds on to them).
    */
   run(feeds: Map<string, tf.Tensor>, fetches: string[], opts: RunOptions = {}): Map<string, tf.Tensor> {
-    const useUnfolded = fetches.some((id) => this.unfoldedOnly.has(id)) || [...feeds.keys()].some((id) => this.unfoldedOnly.has(id));
-    const ops = useUnfolded ? this.ops : this.foldedOps;
-    const producer = useUnfolded ? this.producer : this.foldedProducer;
+    const touches = (set: Set<string>) => fetches.some((id) => set.has(id)) || [...feeds.keys()].some((id) => set.has(id));
+    const [ops, producer] = touches(this.unfoldedOnly) ? [this.ops, this.producer]
+      : touches(this.preActivationOnly) ? [this.bnFoldedOps, this.bnFoldedProducer]
+        : [this.foldedOps, this.foldedProducer];
     // Which ops are needed: walk back from the fetches, stopping at fed values.
     const needed = new Set<LayerOp>();
     const stack = [...fetches];
@@ -421,9 +475,10 @@ export class LayerGraph implements ExecGraph {
     if (op.fused) {
       const f = op.fused;
       const x = ins[0] as tf.Tensor4D;
+      const activation = f.activation ?? 'linear';
       const y = f.kind === 'conv2d'
-        ? tf.fused.conv2d({ x, filter: f.filter, strides: f.strides, pad: f.pad, dilations: f.dilations, bias: f.bias })
-        : tf.fused.depthwiseConv2d({ x, filter: f.filter, strides: f.strides, pad: f.pad, dilations: f.dilations, bias: f.bias });
+        ? tf.fused.conv2d({ x, filter: f.filter, strides: f.strides, pad: f.pad, dilations: f.dilations, bias: f.bias, activation })
+        : tf.fused.depthwiseConv2d({ x, filter: f.filter, strides: f.strides, pad: f.pad, dilations: f.dilations, bias: f.bias, activation });
       return [y];
     }
     if (logits && op.softmax === 'identity') return [ins[0]];
@@ -468,26 +523,67 @@ function pair(v: unknown, fallback: number): [number, number] {
   return [fallback, fallback];
 }
 
+/** 'relu' or 'relu6' when the op is exactly that activation (Activation('relu'|'relu6'), ReLU(max_value 6 or none)). */
+function fusableActivation(op: LayerOp): 'relu' | 'relu6' | undefined {
+  if (op.softmax) return undefined;
+  if (op.className === 'Activation') {
+    const a = activationName(op.layer);
+    return a === 'relu' || a === 'relu6' ? a : undefined;
+  }
+  if (op.className === 'ReLU') {
+    const cfg = op.layer.getConfig();
+    const max = cfg.maxValue ?? cfg.max_value;
+    const slope = cfg.negativeSlope ?? cfg.negative_slope ?? 0;
+    const threshold = cfg.threshold ?? 0;
+    if (slope !== 0 || threshold !== 0) return undefined;
+    if (max === null || max === undefined) return 'relu';
+    return max === 6 ? 'relu6' : undefined;
+  }
+  return undefined;
+}
+
+/** Geometry of a Keras convolution that the fused kernels can run, or null. */
+function convGeometry(conv: LayerLike, kind: 'conv2d' | 'depthwise'): Pick<FusedConv, 'strides' | 'pad' | 'dilations'> | null {
+  const cc = conv.getConfig();
+  if (cc.data_format !== undefined && cc.data_format !== 'channelsLast' && cc.data_format !== 'channels_last') return null;
+  if (cc.padding !== 'same' && cc.padding !== 'valid') return null;
+  const strides = pair(cc.strides, 1);
+  const dilations = pair(cc.dilation_rate, 1);
+  if (kind === 'conv2d' && (strides[0] > 1 || strides[1] > 1) && (dilations[0] > 1 || dilations[1] > 1)) return null;
+  return { strides, pad: cc.padding as 'same' | 'valid', dilations };
+}
+
+/** A convolution without BatchNormalization and without its own activation, as a fused op (bias owned by the caller). */
+function plainConv(conv: LayerLike, kind: 'conv2d' | 'depthwise'): FusedConv | null {
+  if (activationName(conv) !== 'linear' && activationName(conv) !== undefined) return null;
+  const geometry = convGeometry(conv, kind);
+  const c = conv as unknown as { kernel?: { read(): tf.Tensor }; depthwiseKernel?: { read(): tf.Tensor }; bias?: { read(): tf.Tensor } | null };
+  const kernelVar = kind === 'conv2d' ? c.kernel : c.depthwiseKernel;
+  if (!geometry || !kernelVar) return null;
+  const filter = kernelVar.read() as tf.Tensor4D;
+  const [, , cin, mult] = filter.shape;
+  const channels = kind === 'conv2d' ? mult : cin * mult;
+  // A copy of the bias (or zeros), so that the caller may dispose it.
+  const bias = (c.bias ? tf.clone(c.bias.read()) : tf.zeros([channels])) as tf.Tensor1D;
+  return { kind, filter, bias, ...geometry };
+}
+
 /**
  * BN(conv(x)) = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta
  *             = conv_{W * s}(x) + (b - mean) * s + beta,   with s = gamma / sqrt(var + eps) per output channel.
  * For a depthwise kernel [kh, kw, in, mult] the output channel of (c, m) is c * mult + m.
  */
 function foldPair(conv: LayerLike, bn: LayerLike, kind: 'conv2d' | 'depthwise', bnName: string): FusedConv | null {
-  const cc = conv.getConfig();
   const bc = bn.getConfig();
   if (activationName(conv) !== 'linear' && activationName(conv) !== undefined) return null;
-  if (cc.data_format !== undefined && cc.data_format !== 'channelsLast' && cc.data_format !== 'channels_last') return null;
-  if (cc.padding !== 'same' && cc.padding !== 'valid') return null;
+  const geometry = convGeometry(conv, kind);
+  if (!geometry) return null;
   const axis = bc.axis;
   if (!(axis === -1 || axis === 3 || (Array.isArray(axis) && (axis[0] === -1 || axis[0] === 3)))) return null;
   const c = conv as unknown as { kernel?: { read(): tf.Tensor }; depthwiseKernel?: { read(): tf.Tensor }; bias?: { read(): tf.Tensor } | null };
   const b = bn as unknown as { gamma?: { read(): tf.Tensor } | null; beta?: { read(): tf.Tensor } | null; movingMean: { read(): tf.Tensor }; movingVariance: { read(): tf.Tensor }; epsilon: number };
   const kernelVar = kind === 'conv2d' ? c.kernel : c.depthwiseKernel;
   if (!kernelVar || !b.movingMean || !b.movingVariance) return null;
-  const strides = pair(cc.strides, 1);
-  const dilations = pair(cc.dilation_rate, 1);
-  if (kind === 'conv2d' && (strides[0] > 1 || strides[1] > 1) && (dilations[0] > 1 || dilations[1] > 1)) return null;
   return tf.tidy(() => {
     const kernel = kernelVar.read() as tf.Tensor4D;
     const mean = b.movingMean.read();
@@ -507,9 +603,7 @@ function foldPair(conv: LayerLike, bn: LayerLike, kind: 'conv2d' | 'depthwise', 
       kind,
       filter: tf.keep(filter as tf.Tensor4D),
       bias: tf.keep(bias as tf.Tensor1D),
-      strides,
-      pad: cc.padding as 'same' | 'valid',
-      dilations,
+      ...geometry,
       foldedBn: bnName,
     };
   });

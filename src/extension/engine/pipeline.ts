@@ -135,7 +135,7 @@ export function describeModel(model: LoadedModel): ModelSummary {
   let totalParams: number;
   if (model.format === 'layers-model') {
     const folded = new Map<string, string>();
-    for (const op of model.graph.foldedOps) if (op.fused) folded.set(op.name, op.fused.foldedBn);
+    for (const op of model.graph.foldedOps) if (op.fused?.foldedBn) folded.set(op.name, op.fused.foldedBn);
     model.graph.ops.forEach((op, i) => {
       const f = folded.get(op.name);
       if (f) layers[i].foldedBatchNorm = f;
