@@ -26,7 +26,7 @@
  *   reproduces that; the default `'probability'` is the paper's weight.
  *
  * Options: `batchSize` (at most this many masked inputs per forward pass, default 16; smaller where that gives
- * every thread of the pool a batch); `topChannels` N ("Faster Score-CAM" of
+ * every thread of the pool two batches); `topChannels` N ("Faster Score-CAM" of
  * tf-keras-vis: only the N channels with the largest spatial standard deviation, as tf-keras-vis ranks them, or
  * by mean activation with `rankChannelsBy: 'mean'`; the others get weight 0); `weighting` (above).
  *
@@ -252,10 +252,11 @@ export async function scoreChannels(ctx: CamContext, data: Float32Array, channel
   const [, h, w, k] = ctx.activation.shape;
   const inputShape = input.shape as [number, number, number, number];
   let inputData: Float32Array | undefined;
-  // Batches are at most batchSize, and small enough that every thread of the pool gets one (32 channels on two
-  // threads: two batches of 16, not one of 32 and an idle thread).
+  // Batches are at most batchSize, and small enough that every thread of a pool gets two (32 channels on two
+  // threads: four batches of 8, not one of 32 and an idle thread; with two each, a thread slowed down by other
+  // work hands its second batch to the other).
   const threads = ctx.scorePool?.parallelism ?? 1;
-  const batchSize = Math.max(1, Math.min(opts.batchSize, Math.ceil(channels.length / threads)));
+  const batchSize = Math.max(1, Math.min(opts.batchSize, threads > 1 ? Math.ceil(channels.length / (2 * threads)) : opts.batchSize));
   const tasks: ScoreTask[] = [];
   for (let i = 0; i < channels.length; i += batchSize) {
     const chs = channels.slice(i, i + batchSize);
