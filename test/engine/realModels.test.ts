@@ -161,13 +161,14 @@ describe('reference MobileNet: backends agree', function () {
     assert.ok(mapDiff < 1e-2, `maps differ by ${mapDiff}`);
   });
 
-  it('folding BatchNormalization changes no prediction', async () => {
+  it('folding BatchNormalization and fusing ReLU6 into the convolutions changes no prediction', async () => {
     await initBackend('wasm');
     const labels = JSON.parse(fs.readFileSync(path.join(SHARED, 'imagenet_classes.json'), 'utf8')) as string[];
     const folded = await loadModel(MOBILENET, { overrides: { labels, preprocess: '[-1,1]' } });
     const plain = await loadModel(MOBILENET, { overrides: { labels, preprocess: '[-1,1]' }, foldBatchNorm: false });
     try {
-      assert.ok(folded.graph.foldedOps.length <= plain.graph.ops.length - 27, `folded ${folded.graph.ops.length - folded.graph.foldedOps.length} BN layers`);
+      // 27 BatchNormalization layers folded and the 27 ReLU6 activations after them fused.
+      assert.ok(folded.graph.foldedOps.length <= plain.graph.ops.length - 54, `folded or fused ${folded.graph.ops.length - folded.graph.foldedOps.length} layers`);
       for (const file of ['pgc_dogs.png', 'tfjsex_owl.jpg']) {
         const a = await openImage(folded, path.join(IMAGES, file));
         const b = await openImage(plain, path.join(IMAGES, file));
