@@ -8,7 +8,6 @@
  * costs one masked forward pass per channel, so it runs on the first --score-count images only.
  * Prints a Markdown table (the README's) and writes it as JSON with --json <file>.
  */
- 
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';

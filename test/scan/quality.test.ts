@@ -40,7 +40,6 @@ describe('mislabeled-sample quality bars (bundled demo model)', function () {
     const flagged = report.samples.filter((s) => s.flagged).map((s) => s.relPath);
     // Confident learning flags a sample only where the model's probability for the other class reaches that
     // class's average self-confidence; how many of the planted errors clear it is reported, not assumed.
-     
     console.log(`      flagged ${flagged.filter((p) => planted.includes(p)).length} of ${planted.length} planted errors: ${flagged.join(', ')}`);
     assert.ok(flagged.length > 0);
     for (const p of flagged) assert.ok(planted.includes(p), `${p} is flagged but correctly labelled`);
@@ -70,7 +69,6 @@ describe('mislabeled-sample quality bars (bundled demo model)', function () {
     const tp = flagged.filter((p) => flipped.has(p)).length;
     const precision = tp / Math.max(flagged.length, 1);
     const recall = tp / flipped.size;
-     
     console.log(`      ${n} images, ${flipped.size} flipped, ${flagged.length} flagged: precision ${precision.toFixed(3)}, recall ${recall.toFixed(3)}`);
     assert.ok(flipped.size >= 20);
     assert.ok(precision >= 0.8, `precision ${precision.toFixed(3)}`);
