@@ -33,3 +33,19 @@ export function vscodeApi<Out, State>(): VsCodeApi<Out, State> {
     setState: (s) => api.setState(s),
   };
 }
+
+/**
+ * Calls `handle` with every message from the extension host that `parse` accepts; a message it rejects is
+ * logged to the webview's console with the reason and otherwise ignored (a newer or older host may send
+ * what this page does not know).
+ */
+export function onHostMessage<T>(parse: (data: unknown) => { ok: true; message: T } | { ok: false; reason: string }, handle: (message: T) => void): void {
+  window.addEventListener('message', (e: MessageEvent) => {
+    const parsed = parse(e.data);
+    if (!parsed.ok) {
+      console.warn(`CAM Lens: ignored a message from the host: ${parsed.reason}`);
+      return;
+    }
+    handle(parsed.message);
+  });
+}

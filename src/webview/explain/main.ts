@@ -36,7 +36,7 @@ import { Listbox, byId, fillSelect, h, isCancellation, setProgress, showError, t
 import { formatMs, formatPercent, totalMs } from '../common/format';
 import { parseExplainHostMessage } from '../common/hostMessages';
 import { RequestTracker } from '../common/requests';
-import { vscodeApi } from '../common/vscodeApi';
+import { onHostMessage, vscodeApi } from '../common/vscodeApi';
 import { OverlayView } from './overlayView';
 import { effectivePreprocess, reconcileViewState } from './viewState';
 
@@ -347,13 +347,7 @@ function onRequestFailed(m: Extract<ExplainHostMessage, { type: 'request/didFail
   }
 }
 
-function onMessage(data: unknown): void {
-  const parsed = parseExplainHostMessage(data);
-  if (!parsed.ok) {
-    console.warn(`CAM Lens: ignored a message from the host: ${parsed.reason}`);
-    return;
-  }
-  const m = parsed.message;
+function onMessage(m: ExplainHostMessage): void {
   switch (m.type) {
     case 'panel/didInit':
       onInit(m);
@@ -475,7 +469,7 @@ ui.classSearch.addEventListener('keydown', (e) => {
   }
 });
 
-window.addEventListener('message', (e: MessageEvent) => onMessage(e.data));
+onHostMessage(parseExplainHostMessage, onMessage);
 ui.canvas.dataset.state = 'empty';
 // We speak first: the host sends nothing before this.
 post({ type: 'panel/ready' });

@@ -30,7 +30,7 @@ import { formatCount, formatPercent, formatShape, formatStat } from '../common/f
 import { parseInspectorHostMessage } from '../common/hostMessages';
 import { paintOverlay } from '../common/overlay';
 import { RequestTracker } from '../common/requests';
-import { vscodeApi } from '../common/vscodeApi';
+import { onHostMessage, vscodeApi } from '../common/vscodeApi';
 import { channelValues } from './channels';
 import { FeatureGrid } from './featureGrid';
 
@@ -402,13 +402,7 @@ function onInit(m: Extract<InspectorHostMessage, { type: 'panel/didInit' }>): vo
   document.body.dataset.ready = 'true';
 }
 
-function onMessage(data: unknown): void {
-  const parsed = parseInspectorHostMessage(data);
-  if (!parsed.ok) {
-    console.warn(`CAM Lens: ignored a message from the host: ${parsed.reason}`);
-    return;
-  }
-  const m = parsed.message;
+function onMessage(m: InspectorHostMessage): void {
   switch (m.type) {
     case 'panel/didInit':
       onInit(m);
@@ -446,5 +440,5 @@ function onMessage(data: unknown): void {
 
 fillSelect(ui.sort, SORTS.map((s) => ({ value: s, label: s })), state.sort);
 fillSelect(ui.colormap, COLORMAPS.map((c) => ({ value: c, label: c })), state.colormap);
-window.addEventListener('message', (e: MessageEvent) => onMessage(e.data));
+onHostMessage(parseInspectorHostMessage, onMessage);
 post({ type: 'panel/ready' });

@@ -35,7 +35,7 @@ import type {
 import { byId, fillSelect, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
 import { formatCount, formatPercent } from '../common/format';
 import { RequestTracker } from '../common/requests';
-import { vscodeApi } from '../common/vscodeApi';
+import { onHostMessage, vscodeApi } from '../common/vscodeApi';
 import { HeatStage } from './heatStage';
 import { parseTriageHostMessage } from './hostMessages';
 import { moveSelection, RowStore, type RowFilter } from './rows';
@@ -545,13 +545,7 @@ function onRequestFailed(m: Extract<TriageHostMessage, { type: 'request/didFail'
   showError(ui.error, m.error);
 }
 
-function onMessage(data: unknown): void {
-  const parsed = parseTriageHostMessage(data);
-  if (!parsed.ok) {
-    console.warn(`CAM Lens: ignored a message from the host: ${parsed.reason}`);
-    return;
-  }
-  const m = parsed.message;
+function onMessage(m: TriageHostMessage): void {
   switch (m.type) {
     case 'panel/didInit':
       onInit(m);
@@ -698,7 +692,7 @@ ui.undoMove.addEventListener('click', () => {
   if (!ui.undoMove.disabled) undoMoveSelected();
 });
 
-window.addEventListener('message', (e: MessageEvent) => onMessage(e.data));
+onHostMessage(parseTriageHostMessage, onMessage);
 renderPhase();
 renderEmptyNote(0);
 // We speak first: the host sends nothing before this.
