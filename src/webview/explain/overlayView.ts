@@ -1,15 +1,11 @@
 /**
  * The image with its heatmap overlay: an <img> underlay, a canvas on top holding the coloured map (see
- * common/overlay.ts for why the image is not drawn into the canvas), the pointer and keyboard readout.
- *
- * The map arrives at the target layer's resolution (e.g. 7x7). It is upsampled bilinearly to the canvas's device
- * pixel size, which follows the displayed size, so the overlay is sharp at any panel width and HiDPI scale. The
- * upsampled values are cached: changing the colormap or the opacity only recolours (a few ms), and only a resize
- * or a new map upsamples again.
+ * common/heatCanvas.ts: sized to the displayed size, upsampled once per size, recoloured cheaply), the pointer
+ * and keyboard readout.
  */
 import type { ColormapName } from '../../shared/colormaps';
-import { upsampleBilinear } from '../../shared/heatmap';
-import { formatReadout, heatAtPixel, imagePixelAt, overlayCanvasSize, paintOverlay, type HeatmapView } from '../common/overlay';
+import { formatReadout, heatAtPixel, imagePixelAt, type HeatmapView } from '../common/overlay';
+import { HeatCanvas } from '../common/heatCanvas';
 
 export interface OverlayStyle {
   colormap: ColormapName;
@@ -23,9 +19,7 @@ export class OverlayView {
   private map: HeatmapView | undefined;
   private imageSize: [number, number] = [1, 1];
   private style: OverlayStyle = { colormap: 'turbo', opacity: 0.5, visible: true };
-  /** Upsampled map for the current canvas size. */
-  private cache: { map: HeatmapView; width: number; height: number; values: Float32Array } | undefined;
-  private frame = 0;
+  private readonly heat: HeatCanvas;
   /** Keyboard probe position in image pixels. */
   private probe: { x: number; y: number } | undefined;
 
@@ -37,7 +31,8 @@ export class OverlayView {
     private readonly readout: HTMLElement,
     private readonly imageNote: HTMLElement,
   ) {
-    new ResizeObserver(() => this.scheduleDraw()).observe(stage);
+    this.heat = new HeatCanvas(canvas);
+    new ResizeObserver(() => this.heat.schedule()).observe(stage);
     stage.addEventListener('pointermove', (e) => this.onPointer(e));
     stage.addEventListener('pointerleave', () => this.showReadout(this.probe));
     stage.addEventListener('keydown', (e) => this.onKey(e));
@@ -81,54 +76,17 @@ export class OverlayView {
   /** Sets (or clears) the map and draws it now. */
   setMap(map: HeatmapView | undefined): void {
     this.map = map;
-    this.cache = undefined;
-    this.draw();
+    this.heat.setMap(map);
+    this.heat.draw();
     this.showReadout(this.probe);
   }
 
   setStyle(style: OverlayStyle, now = true): void {
     this.style = style;
+    this.heat.setStyle(style.colormap, style.opacity);
     this.canvas.classList.toggle('overlay-off', !style.visible);
-    if (now) this.draw();
-    else this.scheduleDraw();
-  }
-
-  /** Redraws at the next frame (coalesces a slider drag or a resize into one draw per frame). */
-  scheduleDraw(): void {
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.draw();
-    });
-  }
-
-  /** Paints the map at the canvas's current displayed size; clears the canvas when there is no map. */
-  draw(): void {
-    if (this.frame) {
-      cancelAnimationFrame(this.frame);
-      this.frame = 0;
-    }
-    const rect = this.canvas.getBoundingClientRect();
-    const { width, height } = overlayCanvasSize(rect.width, rect.height, window.devicePixelRatio);
-    if (this.canvas.width !== width || this.canvas.height !== height) {
-      this.canvas.width = width;
-      this.canvas.height = height;
-    }
-    const ctx = this.canvas.getContext('2d');
-    if (!ctx) return;
-    const map = this.map;
-    if (!map) {
-      ctx.clearRect(0, 0, width, height);
-      return;
-    }
-    let cache = this.cache;
-    if (!cache || cache.map !== map || cache.width !== width || cache.height !== height) {
-      cache = { map, width, height, values: upsampleBilinear(map.values, map.width, map.height, width, height) };
-      this.cache = cache;
-    }
-    const image = ctx.createImageData(width, height);
-    paintOverlay(cache.values, this.style.colormap, this.style.opacity, image.data);
-    ctx.putImageData(image, 0, 0);
+    if (now) this.heat.draw();
+    else this.heat.schedule();
   }
 
   private onPointer(e: PointerEvent): void {

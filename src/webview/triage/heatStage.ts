@@ -5,17 +5,13 @@
  */
 import type { ColormapName } from '../../shared/colormaps';
 import type { TriageMap } from '../../shared/protocol';
-import { upsampleBilinear } from '../../shared/heatmap';
-import { overlayCanvasSize, paintOverlay } from '../common/overlay';
+import { HeatCanvas } from '../common/heatCanvas';
 import { formatPercent } from '../common/format';
 
 export type StageState = 'empty' | 'computing' | 'drawn' | 'error';
 
 export class HeatStage {
-  private map: TriageMap | undefined;
-  private colormap: ColormapName = 'turbo';
-  private opacity = 0.5;
-  private frame = 0;
+  private readonly heat: HeatCanvas;
 
   constructor(
     private readonly stage: HTMLElement,
@@ -23,11 +19,13 @@ export class HeatStage {
     private readonly canvas: HTMLCanvasElement,
     private readonly caption: HTMLElement,
   ) {
-    new ResizeObserver(() => this.schedule()).observe(stage);
+    // Two of these share the panel: a smaller cap than the explain panel's single overlay.
+    this.heat = new HeatCanvas(canvas, 1_000_000);
+    new ResizeObserver(() => this.heat.schedule()).observe(stage);
     img.addEventListener('load', () => {
       if (img.naturalWidth > 0 && img.naturalHeight > 0) this.stage.style.aspectRatio = `${img.naturalWidth} / ${img.naturalHeight}`;
       this.stage.classList.remove('no-image');
-      this.schedule();
+      this.heat.schedule();
     });
     img.addEventListener('error', () => {
       // A format the webview cannot show (TIFF): the map is drawn on its own.
@@ -36,9 +34,8 @@ export class HeatStage {
   }
 
   setStyle(colormap: ColormapName, opacity: number): void {
-    this.colormap = colormap;
-    this.opacity = opacity;
-    this.draw();
+    this.heat.setStyle(colormap, opacity);
+    this.heat.draw();
   }
 
   /** Shows an image (the selected sample) without a map yet. */
@@ -55,7 +52,7 @@ export class HeatStage {
 
   /** The map to draw (undefined clears), the state the canvas reports, and the caption text. */
   setMap(map: TriageMap | undefined, state: StageState, caption: string, path?: string): void {
-    this.map = map;
+    this.heat.setMap(map?.heatmap);
     this.canvas.dataset.state = state;
     this.stage.dataset.state = state;
     if (map) {
@@ -67,38 +64,6 @@ export class HeatStage {
     }
     if (path !== undefined) this.canvas.dataset.path = path;
     else delete this.canvas.dataset.path;
-    this.draw();
-  }
-
-  private schedule(): void {
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.draw();
-    });
-  }
-
-  draw(): void {
-    if (this.frame) {
-      cancelAnimationFrame(this.frame);
-      this.frame = 0;
-    }
-    const rect = this.canvas.getBoundingClientRect();
-    const { width, height } = overlayCanvasSize(rect.width, rect.height, window.devicePixelRatio, 1_000_000);
-    if (this.canvas.width !== width || this.canvas.height !== height) {
-      this.canvas.width = width;
-      this.canvas.height = height;
-    }
-    const ctx = this.canvas.getContext('2d');
-    if (!ctx) return;
-    const map = this.map;
-    if (!map) {
-      ctx.clearRect(0, 0, width, height);
-      return;
-    }
-    const values = upsampleBilinear(map.heatmap.values, map.heatmap.width, map.heatmap.height, width, height);
-    const image = ctx.createImageData(width, height);
-    paintOverlay(values, this.colormap, this.opacity, image.data);
-    ctx.putImageData(image, 0, 0);
+    this.heat.draw();
   }
 }
