@@ -402,6 +402,33 @@ describe('Score-CAM', () => {
       }
     });
 
+    it('queues two batches on each worker before this thread starts a batch of its own', async () => {
+      const pool = new ScorePool({ modelPath: written, workers: 1, backend: 'cpu' });
+      try {
+        assert.strictEqual(await pool.whenReady(), 1);
+        const events: string[] = [];
+        const data = new Float32Array(16 * 16 * 3).fill(0.5);
+        const tasks = Array.from({ length: 6 }, (_, i) => ({
+          size: 1,
+          request: () => {
+            events.push(`worker ${i}`);
+            return { kind: 'inputs' as const, outputIndex: 0, data, shape: [1, 16, 16, 3] as [number, number, number, number] };
+          },
+          local: async () => {
+            events.push(`local ${i}`);
+            const end = performance.now() + 20;
+            while (performance.now() < end) { /* busy, as a wasm batch is */ }
+            return { probabilities: Float32Array.of(1), logits: Float32Array.of(0) };
+          },
+        }));
+        assert.strictEqual((await pool.run(tasks)).length, 6);
+        // The worker's two batches are posted before this thread blocks in its first one: it never waits for them.
+        assert.deepStrictEqual(events.slice(0, 3).map((e) => e.split(' ')[0]), ['worker', 'worker', 'local'], events.join(', '));
+      } finally {
+        await pool.close();
+      }
+    });
+
     it('falls back to this thread when no worker can load the model', async () => {
       const broken = path.join(tempDir(), 'broken');
       const pool = new ScorePool({ modelPath: path.join(broken, 'model.json'), workers: 1, backend: 'cpu' });
