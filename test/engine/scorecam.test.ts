@@ -11,7 +11,7 @@ import { initBackend } from '../../src/extension/engine/backend';
 import { loadModel, type LoadedModel } from '../../src/extension/engine/model';
 import { ImageSession } from '../../src/extension/engine/session';
 import { CamLensError, CancelledError } from '../../src/extension/engine/errors';
-import { channelStats, maskedInputs, scorecam, selectChannels, upsampledRanges } from '../../src/extension/engine/cam/scorecam';
+import { batchPlan, channelStats, maskedInputs, scorecam, selectChannels, upsampledRanges } from '../../src/extension/engine/cam/scorecam';
 import { runMethod } from '../../src/extension/engine/cam/base';
 import { ScorePool } from '../../src/extension/engine/scorePool';
 import { upsampleBilinear } from '../../src/shared/heatmap';
@@ -180,6 +180,24 @@ describe('Score-CAM', () => {
           }
         }
       }
+    }
+  });
+
+  it('cuts the masked inputs into equal batches in one thread, and into shrinking ones over a pool', () => {
+    assert.deepStrictEqual(batchPlan(40, 16, 1), [[0, 16], [16, 16], [32, 8]]);
+    assert.deepStrictEqual(batchPlan(32, 16, 2).map(([, n]) => n), [8, 6, 5, 4, 4, 4, 1]);
+    for (const [n, b, t] of [[243, 16, 2], [256, 32, 4], [7, 16, 2], [1, 16, 3], [100, 2, 2]]) {
+      const plan = batchPlan(n, b, t);
+      let next = 0;
+      for (const [start, size] of plan) {
+        assert.strictEqual(start, next, `${n}/${b}/${t}: contiguous`);
+        assert.ok(size >= 1 && size <= b, `${n}/${b}/${t}: size ${size}`);
+        next += size;
+      }
+      assert.strictEqual(next, n, `${n}/${b}/${t}: covers every input once`);
+      for (let i = 1; i < plan.length; i++) assert.ok(plan[i][1] <= plan[i - 1][1], `${n}/${b}/${t}: sizes never grow`);
+      // Batches do not go below 4 inputs (or the batch size): only larger jobs give every thread two.
+      if (n >= 2 * t * Math.min(4, b)) assert.ok(plan.length >= 2 * t, `${n}/${b}/${t}: every thread can take two batches`);
     }
   });
 

@@ -25,8 +25,8 @@
  *   softmax across the channels (w = softmax_k(z_c(X ∘ M_k))). Option `weighting: 'channel-softmax'`
  *   reproduces that; the default `'probability'` is the paper's weight.
  *
- * Options: `batchSize` (at most this many masked inputs per forward pass, default 16; smaller where that gives
- * every thread of the pool two batches); `topChannels` N ("Faster Score-CAM" of
+ * Options: `batchSize` (at most this many masked inputs per forward pass, default 16; with a pool, smaller
+ * towards the end, see batchPlan); `topChannels` N ("Faster Score-CAM" of
  * tf-keras-vis: only the N channels with the largest spatial standard deviation, as tf-keras-vis ranks them, or
  * by mean activation with `rankChannelsBy: 'mean'`; the others get weight 0); `weighting` (above).
  *
@@ -245,6 +245,29 @@ export function channelWeights(k: number, channels: readonly number[], scores: B
   return w;
 }
 
+/** Smallest batch the plan makes where it shrinks batches towards the end. */
+const MIN_TAIL_BATCH = 4;
+
+/**
+ * How `n` masked inputs are cut into batches, as [start, size] pairs: batches of `batchSize` in one thread. Over
+ * several threads the batches shrink towards the end (guided self-scheduling: each at most the remaining count
+ * over twice the threads, at least MIN_TAIL_BATCH), so every thread gets at least two and the threads finish
+ * close together: with equal batches the last one keeps one thread busy while the others wait (on MobileNet
+ * that wait was a few percent of a whole Score-CAM).
+ */
+export function batchPlan(n: number, batchSize: number, threads: number): Array<[number, number]> {
+  const plan: Array<[number, number]> = [];
+  for (let i = 0; i < n;) {
+    const left = n - i;
+    const size = threads > 1
+      ? Math.min(left, batchSize, Math.max(Math.min(MIN_TAIL_BATCH, batchSize), Math.ceil(left / (2 * threads))))
+      : Math.min(left, batchSize);
+    plan.push([i, size]);
+    i += size;
+  }
+  return plan;
+}
+
 /** The scores of the selected channels' masked inputs, batched over the pool's workers or this thread. */
 export async function scoreChannels(ctx: CamContext, data: Float32Array, channels: number[], opts: ScoreCamOptions): Promise<BatchScores> {
   const input = ctx.input as tf.Tensor4D;
@@ -252,14 +275,10 @@ export async function scoreChannels(ctx: CamContext, data: Float32Array, channel
   const [, h, w, k] = ctx.activation.shape;
   const inputShape = input.shape as [number, number, number, number];
   let inputData: Float32Array | undefined;
-  // Batches are at most batchSize, and small enough that every thread of a pool gets two (32 channels on two
-  // threads: four batches of 8, not one of 32 and an idle thread; with two each, a thread slowed down by other
-  // work hands its second batch to the other).
   const threads = ctx.scorePool?.parallelism ?? 1;
-  const batchSize = Math.max(1, Math.min(opts.batchSize, threads > 1 ? Math.ceil(channels.length / (2 * threads)) : opts.batchSize));
   const tasks: ScoreTask[] = [];
-  for (let i = 0; i < channels.length; i += batchSize) {
-    const chs = channels.slice(i, i + batchSize);
+  for (const [i, size] of batchPlan(channels.length, opts.batchSize, threads)) {
+    const chs = channels.slice(i, i + size);
     const maps = () => pickChannels(data, h * w, k, chs);
     tasks.push({
       size: chs.length,
