@@ -42,7 +42,7 @@ import { ScorePool } from './engine/scorePool';
 import { readDataset } from './engine/scan/dataset';
 import { scanDataset, type SampleResult } from './engine/scan/scan';
 import { buildReport, markReviewed, readReviewed, reviewedFile } from './engine/scan/report';
-import { isFlagged, rankOrder, score } from './engine/scan/ranking';
+import { classThreshold, isFlagged, rankOrder, score } from './engine/scan/ranking';
 import type { MetadataOverrides } from './engine/metadata';
 import type { ImageSession } from './engine/session';
 import {
@@ -433,7 +433,7 @@ async function runScan(req: RequestOf<'scan/run'>, ctx: JobContext): Promise<Res
     const count = new Float64Array(numClasses);
     const thresholds = new Float64Array(numClasses).fill(Infinity);
     const updateThreshold = (j: number) => {
-      thresholds[j] = count[j] > 0 ? sum[j] / count[j] : Infinity;
+      thresholds[j] = classThreshold(sum[j], count[j]);
     };
     const results: SampleResult[] = [];
     const flags = new Uint8Array(total);

@@ -29,6 +29,18 @@ describe('label-quality scores', () => {
     assert.strictEqual(t[2], Infinity);
   });
 
+  it('caps a saturated threshold at 0.95, so a 99.5% vote for a class whose samples average 99.6% still counts', () => {
+    const crosses = [0.999, 0.998, 0.999, 0.99, 0.997, 0.995, 0.999, 0.991].map((c) => ({ givenIndex: 1, probs: p(1 - c, c) }));
+    const t = classThresholds([...crosses, { givenIndex: 0, probs: p(0.9, 0.1) }], 2);
+    assert.strictEqual(t[1], 0.95, 'mean 0.996, capped');
+    assert.ok(Math.abs(t[0] - 0.9) < 1e-7, 'below the cap a class keeps its own mean');
+    // Given "star" (0), the model says "cross" (1) with 0.995: flagged; the paper's uncapped 0.996 would miss it.
+    assert.strictEqual(isFlagged({ givenIndex: 0, probs: p(0.005, 0.995) }, t), true);
+    assert.strictEqual(isFlagged({ givenIndex: 0, probs: p(0.005, 0.995) }, Float64Array.from([0.9, 0.996])), false);
+    // A weaker vote for the other class stays unflagged.
+    assert.strictEqual(isFlagged({ givenIndex: 0, probs: p(0.07, 0.93) }, t), false);
+  });
+
   it('flags a sample when another class is above its threshold and the argmax of those', () => {
     const t = Float64Array.from([0.7, 0.6, 0.5]);
     // class 1 above its threshold and the only one: flagged when given 0

@@ -15,6 +15,14 @@
  * class's average self-confidence and that class is the argmax of those). Classes with no given samples
  * get threshold +∞ (nothing is confidently assigned to a class the data never uses… except where every
  * threshold is +∞, which cannot happen with at least one sample).
+ *
+ * One departure from the paper: a threshold is capped at THRESHOLD_CAP = 0.95,
+ *   t_j = min(mean_{x: y(x)=j} p_j(x), 0.95).
+ * With an accurate model and a small class, the mean self-confidence saturates (the 8 crosses of samples/
+ * average 0.996 with the demo model), and about half of the class's own correctly labelled members fall below
+ * it: a "star" that the model calls "cross" with 99.5% was then not confidently a cross, and went unflagged.
+ * A probability of 0.95 is confident by any measure; below the cap the paper's rule is unchanged, so
+ * less confident classes keep their own, lower thresholds. (cleanlab only bounds thresholds from below.)
  */
 
 export type ScoreKind = 'self_confidence' | 'normalized_margin';
@@ -46,7 +54,15 @@ export function score(kind: ScoreKind, probs: Float32Array, given: number): numb
   return kind === 'self_confidence' ? selfConfidence(probs, given) : normalizedMargin(probs, given);
 }
 
-/** Per-class thresholds t_j: average self-confidence of the samples given label j (+∞ where none). */
+/** Upper bound of a confident-learning threshold (see the header). */
+export const THRESHOLD_CAP = 0.95;
+
+/** t_j from the sum and the count of the self-confidences of the samples given label j. */
+export function classThreshold(sum: number, count: number): number {
+  return count > 0 ? Math.min(sum / count, THRESHOLD_CAP) : Infinity;
+}
+
+/** Per-class thresholds t_j: average self-confidence of the samples given label j, capped (+∞ where none). */
 export function classThresholds(samples: readonly ScoredInput[], numClasses: number): Float64Array {
   const sum = new Float64Array(numClasses);
   const n = new Float64Array(numClasses);
@@ -55,7 +71,7 @@ export function classThresholds(samples: readonly ScoredInput[], numClasses: num
     n[s.givenIndex] += 1;
   }
   const t = new Float64Array(numClasses);
-  for (let j = 0; j < numClasses; j++) t[j] = n[j] > 0 ? sum[j] / n[j] : Infinity;
+  for (let j = 0; j < numClasses; j++) t[j] = classThreshold(sum[j], n[j]);
   return t;
 }
 
