@@ -10,7 +10,7 @@ import { loadModel, type LoadedModel } from './engine/model';
 import { classScores } from './engine/session';
 import { maskedInputs } from './engine/cam/scorecam';
 import { toErrorInfo } from './engine/errors';
-import type { ScoreRequest, ScoreWorkerData } from './engine/scorePool';
+import { CLAIM_SLOTS, CLAIMED_BY_WORKER, type ScoreRequest, type ScoreWorkerData } from './engine/scorePool';
 
 type ToWorker = { type: 'score'; id: number; request: ScoreRequest } | { type: 'memory'; id: number } | { type: 'close' };
 
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   const port = parentPort;
   if (!port) return;
   const data = workerData as ScoreWorkerData;
-  const skipBelow = new Int32Array(data.skipBelow);
+  const claims = new Int32Array(data.claims);
   let model: LoadedModel;
   try {
     await initBackend(data.backend);
@@ -52,7 +52,8 @@ async function main(): Promise<void> {
         port.postMessage({ type: 'memory', id: m.id, numTensors: tf.memory().numTensors });
         return;
       }
-      if (m.id < Atomics.load(skipBelow, 0)) {
+      // Claim the batch before starting it; the pool may have taken it back while it waited in the queue.
+      if (m.type === 'score' && Atomics.compareExchange(claims, m.id % CLAIM_SLOTS, 0, CLAIMED_BY_WORKER) !== 0) {
         port.postMessage({ type: 'skipped', id: m.id });
         return;
       }

@@ -448,6 +448,41 @@ describe('Score-CAM', () => {
       }
     });
 
+    it('takes back a batch still queued in a busy worker when this thread runs out of work', async () => {
+      const pool = new ScorePool({ modelPath: written, workers: 1, backend: 'cpu' });
+      try {
+        assert.strictEqual(await pool.whenReady(), 1);
+        const sent = new Set<number>();
+        const local = new Set<number>();
+        // The worker's batches are slow (2048 images each), this thread's take 20 ms: the worker gets two at the
+        // start and is busy with the first when this thread has done the rest; the second still waits in its queue.
+        const data = new Float32Array(2048 * 16 * 16 * 3).fill(0.5);
+        const tasks = Array.from({ length: 6 }, (_, i) => ({
+          size: 1,
+          request: () => {
+            sent.add(i);
+            return { kind: 'inputs' as const, outputIndex: 0, data, shape: [2048, 16, 16, 3] as [number, number, number, number] };
+          },
+          local: async () => {
+            local.add(i);
+            const end = performance.now() + 20;
+            while (performance.now() < end) { /* busy, as a wasm batch is */ }
+            return { probabilities: Float32Array.of(i), logits: Float32Array.of(0) };
+          },
+        }));
+        const scores = await pool.run(tasks);
+        const takenBack = [...sent].filter((i) => local.has(i));
+        assert.strictEqual(sent.size, 2, `posted to the worker: ${[...sent]}`);
+        assert.strictEqual(takenBack.length, 1, `taken back: ${takenBack}`);
+        // The taken-back batch has this thread's result (i), the one the worker ran has 2048 probabilities.
+        assert.deepStrictEqual(Array.from(scores[takenBack[0]].probabilities), [takenBack[0]]);
+        const ranByWorker = [...sent].filter((i) => !local.has(i));
+        assert.strictEqual(scores[ranByWorker[0]].probabilities.length, 2048);
+      } finally {
+        await pool.close();
+      }
+    });
+
     it('falls back to this thread when no worker can load the model', async () => {
       const broken = path.join(tempDir(), 'broken');
       const pool = new ScorePool({ modelPath: path.join(broken, 'model.json'), workers: 1, backend: 'cpu' });
