@@ -14,6 +14,7 @@
  * Messages (structured clone; a worker keeps no state between requests, so no job can leak into the next):
  *   worker → main, once:  {type: 'ready'} | {type: 'failed', message}
  *   main → worker:        {type: 'score', id, request}      → {type: 'scored', id, probabilities, logits}
+ *                                                              or {type: 'skipped', id} when taken back (below)
  *                         {type: 'memory', id}              → {type: 'memory', id, numTensors}
  *                         {type: 'close'}                   → the worker disposes its model and exits
  *   any failure:                                            → {type: 'error', id, code, message}
