@@ -16,8 +16,9 @@
  * write byte-identical files.
  *
  * Time, measured on the development machine (2 cores, no GPU, wasm with SIMD, no threads; tests and
- * benchmarks were running part of the time): 30.6 min wall clock (30.0 min CPU) for the committed run, about
- * 50-115 s per 56 px epoch and 105-120 s per 96 px epoch. (The defaults before were 4 epochs of 3000 images at
+ * benchmarks were running part of the time): 30.6 min wall clock (30.0 min CPU) for the committed run, 27.3 min
+ * (29.4 min CPU) for a second run of `npm run train:demo` with the defaults, which reproduced models/demo byte
+ * for byte; about 50-115 s per 56 px epoch and 105-120 s per 96 px epoch. (The defaults before were 4 epochs of 3000 images at
  * 96 px, 21-25 min; that model was less sure of small objects: 98.7% held-out top-1, and it gave a planted
  * mislabeled sample of samples/ only 63% for its true class.)
  * Result of the committed run: best epoch 20, train accuracy 98.9%, validation accuracy 99.3% (1000 images);
