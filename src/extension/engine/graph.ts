@@ -173,14 +173,14 @@ export class LayerGraph implements ExecGraph {
   foldedOps: LayerOp[] = [];
   /** BatchNormalization folded, activations separate: used when a pre-activation value is fed or fetched. */
   private bnFoldedOps: LayerOp[] = [];
-  private bnFoldedProducer = new Map<string, LayerOp>();
+  private bnFoldedProducer: Map<string, LayerOp>;
   readonly inputIds: string[];
   readonly outputIds: string[];
   readonly inputShape: (number | null)[];
   private readonly producer = new Map<string, LayerOp>();
   private readonly consumers = new Map<string, LayerOp[]>();
   private readonly byName = new Map<string, LayerOp>();
-  private foldedProducer = new Map<string, LayerOp>();
+  private foldedProducer: Map<string, LayerOp>;
   /** Value ids that exist only in the unfolded graph (a folded conv's pre-BN output). */
   private readonly unfoldedOnly = new Set<string>();
   /** Value ids that the fast op list does not compute (a convolution's output before its fused activation). */
@@ -207,9 +207,9 @@ export class LayerGraph implements ExecGraph {
     this.outputIds = this.flatten(root, '', [inputId]);
     this.outputActivation = this.markSoftmax();
     this.bnFoldedOps = opts.foldBatchNorm === false ? this.ops : this.foldBatchNorm();
-    this.foldedOps = opts.foldBatchNorm === false ? this.ops : this.fuseActivations(this.bnFoldedOps);
-    for (const op of this.bnFoldedOps) for (const id of op.outputs) this.bnFoldedProducer.set(id, op);
-    for (const op of this.foldedOps) for (const id of op.outputs) this.foldedProducer.set(id, op);
+    this.bnFoldedProducer = producers(this.bnFoldedOps);
+    this.foldedOps = opts.foldBatchNorm === false ? this.ops : this.fuseActivations(this.bnFoldedOps, this.bnFoldedProducer);
+    this.foldedProducer = producers(this.foldedOps);
   }
 
   private addOp(op: LayerOp): void {
@@ -300,14 +300,7 @@ export class LayerGraph implements ExecGraph {
       replaced.set(bn, null);
       this.unfoldedOnly.add(conv.outputs[0]);
     }
-    if (replaced.size === 0) return this.ops;
-    const out: LayerOp[] = [];
-    for (const op of this.ops) {
-      const r = replaced.get(op);
-      if (r === undefined) out.push(op);
-      else if (r) out.push(r);
-    }
-    return out;
+    return applyReplacements(this.ops, replaced);
   }
 
   /**
@@ -316,9 +309,7 @@ export class LayerGraph implements ExecGraph {
    * Keras' relu6 is `minimum(6, relu(x))`, a broadcasting binary op with no SIMD path. The convolution's own
    * output then no longer exists in this list; `run` uses the list without this rewrite when it is fed or fetched.
    */
-  private fuseActivations(base: LayerOp[]): LayerOp[] {
-    const producer = new Map<string, LayerOp>();
-    for (const op of base) for (const id of op.outputs) producer.set(id, op);
+  private fuseActivations(base: LayerOp[], producer: Map<string, LayerOp>): LayerOp[] {
     const replaced = new Map<LayerOp, LayerOp | null>();
     for (const act of base) {
       const kind = fusableActivation(act);
@@ -340,14 +331,7 @@ export class LayerGraph implements ExecGraph {
       replaced.set(act, null);
       this.preActivationOnly.add(mid);
     }
-    if (replaced.size === 0) return base;
-    const out: LayerOp[] = [];
-    for (const op of base) {
-      const r = replaced.get(op);
-      if (r === undefined) out.push(op);
-      else if (r) out.push(r);
-    }
-    return out;
+    return applyReplacements(base, replaced);
   }
 
   get size(): number {
@@ -523,6 +507,25 @@ function pair(v: unknown, fallback: number): [number, number] {
   return [fallback, fallback];
 }
 
+/** Value id → the op producing it. */
+function producers(ops: readonly LayerOp[]): Map<string, LayerOp> {
+  const m = new Map<string, LayerOp>();
+  for (const op of ops) for (const id of op.outputs) m.set(id, op);
+  return m;
+}
+
+/** `ops` with each op in `replaced` swapped for its replacement, or dropped where that is null (order kept). */
+function applyReplacements(ops: LayerOp[], replaced: Map<LayerOp, LayerOp | null>): LayerOp[] {
+  if (replaced.size === 0) return ops;
+  const out: LayerOp[] = [];
+  for (const op of ops) {
+    const r = replaced.get(op);
+    if (r === undefined) out.push(op);
+    else if (r) out.push(r);
+  }
+  return out;
+}
+
 /** 'relu' or 'relu6' when the op is exactly that activation (Activation('relu'|'relu6'), ReLU(max_value 6 or none)). */
 function fusableActivation(op: LayerOp): 'relu' | 'relu6' | undefined {
   if (op.softmax) return undefined;
@@ -542,8 +545,24 @@ function fusableActivation(op: LayerOp): 'relu' | 'relu6' | undefined {
   return undefined;
 }
 
+type ConvGeometry = Pick<FusedConv, 'strides' | 'pad' | 'dilations'>;
+type WeightVar = { read(): tf.Tensor };
+
+/**
+ * What a fused kernel needs of a Keras convolution with a linear activation: its geometry, kernel and bias
+ * variables; null where the fused kernels cannot run it (another activation, channels first, other padding).
+ */
+function convParts(conv: LayerLike, kind: 'conv2d' | 'depthwise'): { geometry: ConvGeometry; kernel: WeightVar; bias: WeightVar | null } | null {
+  if (activationName(conv) !== 'linear' && activationName(conv) !== undefined) return null;
+  const geometry = convGeometry(conv, kind);
+  const c = conv as unknown as { kernel?: WeightVar; depthwiseKernel?: WeightVar; bias?: WeightVar | null };
+  const kernel = kind === 'conv2d' ? c.kernel : c.depthwiseKernel;
+  if (!geometry || !kernel) return null;
+  return { geometry, kernel, bias: c.bias ?? null };
+}
+
 /** Geometry of a Keras convolution that the fused kernels can run, or null. */
-function convGeometry(conv: LayerLike, kind: 'conv2d' | 'depthwise'): Pick<FusedConv, 'strides' | 'pad' | 'dilations'> | null {
+function convGeometry(conv: LayerLike, kind: 'conv2d' | 'depthwise'): ConvGeometry | null {
   const cc = conv.getConfig();
   if (cc.data_format !== undefined && cc.data_format !== 'channelsLast' && cc.data_format !== 'channels_last') return null;
   if (cc.padding !== 'same' && cc.padding !== 'valid') return null;
@@ -555,17 +574,14 @@ function convGeometry(conv: LayerLike, kind: 'conv2d' | 'depthwise'): Pick<Fused
 
 /** A convolution without BatchNormalization and without its own activation, as a fused op (bias owned by the caller). */
 function plainConv(conv: LayerLike, kind: 'conv2d' | 'depthwise'): FusedConv | null {
-  if (activationName(conv) !== 'linear' && activationName(conv) !== undefined) return null;
-  const geometry = convGeometry(conv, kind);
-  const c = conv as unknown as { kernel?: { read(): tf.Tensor }; depthwiseKernel?: { read(): tf.Tensor }; bias?: { read(): tf.Tensor } | null };
-  const kernelVar = kind === 'conv2d' ? c.kernel : c.depthwiseKernel;
-  if (!geometry || !kernelVar) return null;
-  const filter = kernelVar.read() as tf.Tensor4D;
+  const parts = convParts(conv, kind);
+  if (!parts) return null;
+  const filter = parts.kernel.read() as tf.Tensor4D;
   const [, , cin, mult] = filter.shape;
   const channels = kind === 'conv2d' ? mult : cin * mult;
   // A copy of the bias (or zeros), so that the caller may dispose it.
-  const bias = (c.bias ? tf.clone(c.bias.read()) : tf.zeros([channels])) as tf.Tensor1D;
-  return { kind, filter, bias, ...geometry };
+  const bias = (parts.bias ? tf.clone(parts.bias.read()) : tf.zeros([channels])) as tf.Tensor1D;
+  return { kind, filter, bias, ...parts.geometry };
 }
 
 /**
@@ -575,35 +591,30 @@ function plainConv(conv: LayerLike, kind: 'conv2d' | 'depthwise'): FusedConv | n
  */
 function foldPair(conv: LayerLike, bn: LayerLike, kind: 'conv2d' | 'depthwise', bnName: string): FusedConv | null {
   const bc = bn.getConfig();
-  if (activationName(conv) !== 'linear' && activationName(conv) !== undefined) return null;
-  const geometry = convGeometry(conv, kind);
-  if (!geometry) return null;
+  const parts = convParts(conv, kind);
+  if (!parts) return null;
   const axis = bc.axis;
   if (!(axis === -1 || axis === 3 || (Array.isArray(axis) && (axis[0] === -1 || axis[0] === 3)))) return null;
-  const c = conv as unknown as { kernel?: { read(): tf.Tensor }; depthwiseKernel?: { read(): tf.Tensor }; bias?: { read(): tf.Tensor } | null };
-  const b = bn as unknown as { gamma?: { read(): tf.Tensor } | null; beta?: { read(): tf.Tensor } | null; movingMean: { read(): tf.Tensor }; movingVariance: { read(): tf.Tensor }; epsilon: number };
-  const kernelVar = kind === 'conv2d' ? c.kernel : c.depthwiseKernel;
-  if (!kernelVar || !b.movingMean || !b.movingVariance) return null;
+  const b = bn as unknown as { gamma?: WeightVar | null; beta?: WeightVar | null; movingMean: WeightVar; movingVariance: WeightVar; epsilon: number };
+  if (!b.movingMean || !b.movingVariance) return null;
   return tf.tidy(() => {
-    const kernel = kernelVar.read() as tf.Tensor4D;
+    const kernel = parts.kernel.read() as tf.Tensor4D;
     const mean = b.movingMean.read();
     const variance = b.movingVariance.read();
     const gamma = b.gamma ? b.gamma.read() : tf.onesLike(mean);
     const beta = b.beta ? b.beta.read() : tf.zerosLike(mean);
     const scale = tf.div(gamma, tf.sqrt(tf.add(variance, b.epsilon)));
-    const [kh, kw, cin, cout] = kernel.shape;
+    const [, , cin, cout] = kernel.shape;
     const filter = kind === 'conv2d'
       ? tf.mul(kernel, scale)
       : tf.mul(kernel, tf.reshape(scale, [cin, cout]));
-    const convBias = c.bias ? c.bias.read() : tf.zerosLike(mean);
+    const convBias = parts.bias ? parts.bias.read() : tf.zerosLike(mean);
     const bias = tf.add(tf.mul(tf.sub(convBias, mean), scale), beta);
-    void kh;
-    void kw;
     return {
       kind,
       filter: tf.keep(filter as tf.Tensor4D),
       bias: tf.keep(bias as tf.Tensor1D),
-      ...geometry,
+      ...parts.geometry,
       foldedBn: bnName,
     };
   });

@@ -41,7 +41,7 @@ export interface ScanReport {
   cancelled: boolean;
   unmatchedClasses: { name: string; images: number }[];
   failures: { path: string; error: string }[];
-  /** Confident-learning threshold per class label (average self-confidence; null where no sample). */
+  /** Confident-learning threshold per class label (average self-confidence capped at 0.95, see ranking.ts; null where no sample). */
   thresholds: Record<string, number | null>;
   samples: ReportSample[];
 }
