@@ -5,9 +5,9 @@
  * next scan, specific errors for unusable datasets and models, and no tensor growth inside the worker.
  */
 import * as assert from 'assert';
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { ensureBuilt } from './helpers/build';
 import sharp from 'sharp';
 import { initBackend } from '../src/extension/engine/backend';
 import { EngineClient, EngineError } from '../src/extension/engineClient';
@@ -20,19 +20,9 @@ const ROOT = path.resolve(__dirname, '..');
 const WORKER = path.join(ROOT, 'dist', 'worker.js');
 const LABELS = ['apple', 'banana', 'cherry', 'date', 'elder'];
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
 /** dist/worker.js as the extension ships it, rebuilt with `node esbuild.js` when a source is newer. */
 function ensureWorker(): string {
-  const sources = Math.max(newestMtime(path.join(ROOT, 'src', 'extension')), newestMtime(path.join(ROOT, 'src', 'shared')));
-  if (!fs.existsSync(WORKER) || fs.statSync(WORKER).mtimeMs < sources) execFileSync(process.execPath, ['esbuild.js'], { cwd: ROOT, stdio: 'inherit' });
+  ensureBuilt(['worker.js'], ['src/extension', 'src/shared']);
   return WORKER;
 }
 

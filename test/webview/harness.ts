@@ -12,16 +12,16 @@
  * Browser: Debian's /usr/bin/chromium through playwright-core (no browser download). Where it is absent the suites
  * skip with a message.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { buildPanelHtml, createNonce, type PanelKind } from '../../src/extension/panels/html';
+import { ROOT, ensureBuilt } from '../helpers/build';
 
 export const CHROMIUM = '/usr/bin/chromium';
-export const ROOT = path.resolve(__dirname, '..', '..');
+export { ROOT };
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 
 const CHROMIUM_ARGS = [
@@ -44,21 +44,9 @@ export function requireChromium(ctx: Mocha.Context): void {
   }
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
 /** Rebuilds the bundles when a webview bundle is missing or older than the webview or shared sources. */
 export function ensureBundles(): void {
-  const bundles = ['webview-explain.js', 'webview-inspector.js'].map((f) => path.join(ROOT, 'dist', f));
-  const sources = Math.max(newestMtime(path.join(ROOT, 'src', 'webview')), newestMtime(path.join(ROOT, 'src', 'shared')));
-  const stale = bundles.some((b) => !fs.existsSync(b) || fs.statSync(b).mtimeMs < sources);
-  if (stale) execFileSync(process.execPath, ['esbuild.js'], { cwd: ROOT, stdio: 'inherit' });
+  ensureBuilt(['webview-explain.js', 'webview-inspector.js', 'webview-triage.js'], ['src/webview', 'src/shared']);
 }
 
 const TYPES: Record<string, string> = {

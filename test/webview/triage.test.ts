@@ -4,34 +4,14 @@
  * knows the other panels only), the real bundle dist/webview-triage.js, the real stylesheets.
  */
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import sharp from 'sharp';
 import { colormapLut } from '../../src/shared/colormaps';
 import { buildPanelHtml, createNonce } from '../../src/extension/panels/html';
 import type { ScanDatasetInfo, TriageCounts, TriageHostMessage, TriageRow, TriageViewState } from '../../src/shared/protocol';
-import { createPanelHost, ensureBundles, ROOT, requireChromium, screenshot, sharedBrowser, startServer, type PanelHost, type PanelPage, type Server } from './harness';
+import { createPanelHost, ensureBundles, requireChromium, screenshot, sharedBrowser, startServer, type PanelHost, type PanelPage, type Server } from './harness';
 
 const LABELS = ['cat', 'dog', 'fox', 'owl'];
 const SOURCE = '/data/pets';
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** dist/webview-triage.js, rebuilt when missing or older than the webview and shared sources. */
-function ensureTriageBundle(): void {
-  ensureBundles();
-  const bundle = path.join(ROOT, 'dist', 'webview-triage.js');
-  const sources = Math.max(newestMtime(path.join(ROOT, 'src', 'webview')), newestMtime(path.join(ROOT, 'src', 'shared')));
-  if (!fs.existsSync(bundle) || fs.statSync(bundle).mtimeMs < sources) execFileSync(process.execPath, ['esbuild.js'], { cwd: ROOT, stdio: 'inherit' });
-}
 
 function viewState(over: Partial<TriageViewState> = {}): TriageViewState {
   return { version: 1, source: SOURCE, modelPath: '/models/pets/model.json', flaggedOnly: false, ...over };
@@ -142,7 +122,7 @@ describe('triage panel (headless Chromium, fake host)', function () {
 
   before(async function () {
     requireChromium(this);
-    ensureTriageBundle();
+    ensureBundles();
     server = await startServer();
     const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48"><rect width="64" height="48" fill="#557799"/><circle cx="20" cy="24" r="14" fill="#dd9944"/></svg>';
     server.assets.set('/assets/pet.png', await sharp(Buffer.from(svg)).png().toBuffer());
