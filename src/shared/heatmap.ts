@@ -49,6 +49,21 @@ function sourceCoord(o: number, nIn: number, nOut: number): [number, number, num
 }
 
 /**
+ * The same resize along one axis as a matrix: row o holds the weights of the `nIn` source samples that output
+ * sample o mixes (at most two are non-zero; each row sums to 1). Row-major [nOut, nIn].
+ */
+export function bilinearWeights(nIn: number, nOut: number): Float64Array {
+  checkSize('bilinearWeights', nIn, nOut);
+  const m = new Float64Array(nOut * nIn);
+  for (let o = 0; o < nOut; o++) {
+    const [i0, i1, f] = sourceCoord(o, nIn, nOut);
+    m[o * nIn + i0] += 1 - f;
+    m[o * nIn + i1] += f;
+  }
+  return m;
+}
+
+/**
  * Bilinear resize of a row-major `w`x`h` map to `outW`x`outH` with half-pixel centres (see the file comment).
  * Works for up- and downscaling (downscaling does not average: it is not meant for shrinking images). Returns a
  * new array; the input is not modified.

@@ -375,6 +375,27 @@ describe('Score-CAM', () => {
       assert.ok(!pool.serves(written), 'a closed pool serves nothing');
     });
 
+    it('sends a worker each image once per Score-CAM run, and the next run its own image', async () => {
+      // Worker-only pool, batches of 2: every run posts several batches, only the first with the image in it.
+      const pool = new ScorePool({ modelPath: written, workers: 1, useCallerThread: false, backend: 'cpu' });
+      const images = [x, x.map((v, i) => (v * 7 + (i % 5) * 0.3) % 1), x.map((v) => 1 - v)];
+      try {
+        assert.strictEqual(await pool.whenReady(), 1, pool.failures().join('; '));
+        for (const [i, data] of [...images, images[0]].entries()) {
+          const s = new ImageSession(model, tf.tensor4d(data, [1, 16, 16, 3]));
+          try {
+            const local = await s.explain({ method: 'scorecam', layer: 'r1', classChoice: 1, options: { batchSize: 2 } });
+            const pooled = await s.explain({ method: 'scorecam', layer: 'r1', classChoice: 1, options: { batchSize: 2 }, pool });
+            assertClose(pooled.heatmap.values, local.heatmap.values, 1e-6, `image ${i}: worker vs this thread`);
+          } finally {
+            s.dispose();
+          }
+        }
+      } finally {
+        await pool.close();
+      }
+    });
+
     it('shares batches between the workers and this thread; a pool for another model is not used', async () => {
       const pool = new ScorePool({ modelPath: written, workers: 1, backend: 'cpu' });
       const other = new ScorePool({ modelPath: path.join(tempDir(), 'elsewhere', 'model.json'), workers: 1 });

@@ -11,7 +11,8 @@
  * their model is loaded. A worker that fails to start is simply left out; a worker that dies mid-batch gives
  * its batch back to the others.
  *
- * Messages (structured clone; a worker keeps no state between requests, so no job can leak into the next):
+ * Messages (structured clone; the only state a worker keeps between requests is the last Score-CAM input, see
+ * ScoreRequest, so no job can leak into the next):
  *   worker → main, once:  {type: 'ready'} | {type: 'failed', message}
  *   main → worker:        {type: 'score', id, request}      → {type: 'scored', id, probabilities, logits}
  *                                                              or {type: 'skipped', id} when taken back (below)
@@ -44,8 +45,10 @@ export type ScoreRequest =
   /**
    * Score-CAM: `maps` holds n activation channels [h, w, n] (channels last); the worker upsamples each to the
    * input size, min-max normalises it and multiplies the input [1, H, W, C] by it (see scorecam.maskedInputs).
+   * Every batch of one Score-CAM has the same input, named by `inputKey`: a worker is sent it with the first
+   * of those batches only (PoolWorker drops `input` from the others) and keeps the last one it was sent.
    */
-  | { kind: 'masks'; outputIndex: number; input: Float32Array; inputShape: [number, number, number, number]; maps: Float32Array; mapShape: [number, number, number] }
+  | { kind: 'masks'; outputIndex: number; inputKey: string; input?: Float32Array; inputShape: [number, number, number, number]; maps: Float32Array; mapShape: [number, number, number] }
   /** Any batch of inputs [n, H, W, C], sent as is. */
   | { kind: 'inputs'; outputIndex: number; data: Float32Array; shape: [number, number, number, number] };
 
@@ -270,6 +273,8 @@ class PoolWorker implements Executor {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** `inputKey` of the last Score-CAM input posted to the worker. */
+  private inputSent?: string;
   private alive = true;
   private isReady = false;
   readonly exited: Promise<void>;
@@ -332,7 +337,12 @@ class PoolWorker implements Executor {
   }
 
   async run(task: ScoreTask, index: number): Promise<BatchScores> {
-    const request = await task.request();
+    let request = await task.request();
+    if (request.kind === 'masks') {
+      // The worker keeps the input it was sent last (requests reach it in order, taken back or not).
+      if (request.inputKey === this.inputSent) request = { ...request, input: undefined };
+      else this.inputSent = request.inputKey;
+    }
     const id = this.nextId++;
     Atomics.store(this.claims, id % CLAIM_SLOTS, 0);
     this.posted.set(id, index);

@@ -36,6 +36,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../errors';
+import { bilinearWeights } from '../../../shared/heatmap';
 import { runInThread, type ScoreRequest, type ScoreTask } from '../scorePool';
 import { weightedChannelSum, type BatchScores, type CamContext, type CamMethod } from './base';
 
@@ -206,27 +207,47 @@ export function upsampledRanges(maps: ArrayLike<number>, h: number, w: number, n
  *
  * Cost matters: this runs once per Score-CAM batch. The normalisation is affine and bilinear weights sum to
  * one, so normalising the small maps (with the ranges the upsampled maps have, found by `upsampledRanges`)
- * and then upsampling gives the same masks as upsampling first. The small maps are repeated over the input's
- * C channels before the resize, so the product with the input only broadcasts over the batch axis: on wasm a
- * product that broadcasts over the channel axis is ten times slower than the resize and the product together.
+ * and then upsampling gives the same masks as upsampling first. The upsampling is separable: the vertical
+ * pass (n x H x w values, a few thousand) runs here, the horizontal one is a single matrix product with the
+ * column weights, repeated over the input's C channels so that its output is already [n, H, W, C] and the
+ * product with the input only broadcasts over the batch axis. On wasm (MobileNet, 16 masks of 224 x 224 x 3)
+ * this takes 1.8 ms where tf.image.resizeBilinear plus the product took 2.9 ms: the resize kernel is scalar
+ * code, the matrix product runs on XNNPACK. The weight matrix is made per call: it is small (w x W*C), so
+ * XNNPACK's packing of it costs nothing measurable, and no tensor outlives the call.
  */
 export function maskedInputs(input: tf.Tensor4D, maps: ArrayLike<number>, mapShape: readonly [number, number, number]): tf.Tensor4D {
   const [, H, W, C] = input.shape;
   const [h, w, n] = mapShape;
   if (maps.length !== h * w * n) throw new CamLensError('BAD_ARGUMENT', `Score-CAM maps have ${maps.length} values for shape [${mapShape.join(', ')}]`);
   const { lo, hi } = upsampledRanges(maps, h, w, n, H, W);
-  const small = new Float32Array(n * h * w * C);
+  const rowWeights = bilinearWeights(h, H);
+  // Vertical pass on the normalised maps: rows[j, Y, x] = sum_i U[Y, i] * map_j[i, x].
+  const rows = new Float32Array(n * H * w);
+  const norm = new Float64Array(h * w);
   for (let j = 0; j < n; j++) {
     const scale = 1 / Math.max(hi[j] - lo[j], MIN_RANGE);
-    for (let p = 0; p < h * w; p++) {
-      const v = (maps[p * n + j] - lo[j]) * scale;
-      const o = (j * h * w + p) * C;
-      for (let c = 0; c < C; c++) small[o + c] = v;
+    for (let p = 0; p < h * w; p++) norm[p] = (maps[p * n + j] - lo[j]) * scale;
+    for (let Y = 0; Y < H; Y++) {
+      const o = (j * H + Y) * w;
+      for (let i = 0; i < h; i++) {
+        const u = rowWeights[Y * h + i];
+        if (u === 0) continue;
+        for (let x = 0; x < w; x++) rows[o + x] += u * norm[i * w + x];
+      }
+    }
+  }
+  // Horizontal weights with the channel repeat: cols[x, X*C + c] = V[X, x].
+  const colWeights = bilinearWeights(w, W);
+  const cols = new Float32Array(w * W * C);
+  for (let x = 0; x < w; x++) {
+    for (let X = 0; X < W; X++) {
+      const v = colWeights[X * w + x];
+      if (v !== 0) cols.fill(v, x * W * C + X * C, x * W * C + (X + 1) * C);
     }
   }
   return tf.tidy(() => {
-    const up = tf.image.resizeBilinear(tf.tensor4d(small, [n, h, w, C]), [H, W], false, true);
-    return tf.mul(input, up) as tf.Tensor4D;
+    const up = tf.matMul(tf.tensor2d(rows, [n * H, w]), tf.tensor2d(cols, [w, W * C]));
+    return tf.mul(input, tf.reshape(up, [n, H, W, C])) as tf.Tensor4D;
   });
 }
 
@@ -260,6 +281,9 @@ export function batchPlan(n: number, batchSize: number, threads: number): Array<
   return plan;
 }
 
+/** Numbers the Score-CAM runs of this thread, so that a worker can tell one run's input from the next. */
+let scoreCalls = 0;
+
 /** The scores of the selected channels' masked inputs, batched over the pool's workers or this thread. */
 export async function scoreChannels(ctx: CamContext, data: Float32Array, channels: number[], opts: ScoreCamOptions): Promise<BatchScores> {
   const input = ctx.input as tf.Tensor4D;
@@ -267,6 +291,7 @@ export async function scoreChannels(ctx: CamContext, data: Float32Array, channel
   const [, h, w, k] = ctx.activation.shape;
   const inputShape = input.shape as [number, number, number, number];
   let inputData: Float32Array | undefined;
+  const inputKey = `${process.pid}.${++scoreCalls}`;
   const threads = ctx.scorePool?.parallelism ?? 1;
   const tasks: ScoreTask[] = [];
   for (const [i, size] of batchPlan(channels.length, opts.batchSize, threads)) {
@@ -276,7 +301,7 @@ export async function scoreChannels(ctx: CamContext, data: Float32Array, channel
       size: chs.length,
       async request(): Promise<ScoreRequest> {
         inputData ??= Float32Array.from(await input.data());
-        return { kind: 'masks', outputIndex: ctx.classIndex, input: inputData, inputShape, maps: maps(), mapShape: [h, w, chs.length] };
+        return { kind: 'masks', outputIndex: ctx.classIndex, inputKey, input: inputData, inputShape, maps: maps(), mapShape: [h, w, chs.length] };
       },
       async local(): Promise<BatchScores> {
         const batch = maskedInputs(input, maps(), [h, w, chs.length]);
