@@ -145,6 +145,15 @@ async function main(): Promise<void> {
     const threads = usePool ? `${ready + 1}` : '1';
     console.log([label, threads, batch === SCORECAM_DEFAULT_BATCH ? `${batch}*` : String(batch), ms, fw, ratio, perPass, medianRatio, cpuPass].map((c, i) => cell(c, w[i])).join('  ') + `  ${ok ? 'ok' : 'MISS'} <${limit}x, pass ≤0.5`);
   }
+  // What the pool can reach at best: a masked pass costs what it costs in one thread, shared over every thread.
+  const single = measured.find((m) => !m.top && !m.usePool && m.batch === SCORECAM_DEFAULT_BATCH);
+  const pooled = measured.find((m) => !m.top && m.usePool && m.batch === SCORECAM_DEFAULT_BATCH);
+  if (single && pooled && ready > 0) {
+    const one = (single.ms - fwBest) / scored / fwBest;
+    const ceiling = one / (ready + 1);
+    const got = (pooled.ms - fwBest) / scored / fwBest;
+    console.log(`ceiling of ${ready + 1} threads at batch ${SCORECAM_DEFAULT_BATCH}: a masked pass costs ${one.toFixed(2)} of a forward pass in one thread, so at best ${ceiling.toFixed(3)} with ${ready + 1}; the pool reached ${got.toFixed(3)} (${((ceiling / got) * 100).toFixed(0)}% of the ceiling).`);
+  }
   await pool.close();
   console.log(`* the default batch size (with ${ready + 1} threads, batchPlan may cut smaller batches so that every thread gets two).`);
   console.log(`tensors after: ${tf.memory().numTensors} (model weights and the input)`);
