@@ -24,7 +24,9 @@
  * CAM_LENS_E2E_OPTIONAL=1 (exit 0 with a "skipped:" line where the prerequisites cannot be installed),
  * CAM_LENS_E2E_STRICT=1 (assert the real panels' DOM contract even while the placeholder is registered),
  * CAM_LENS_E2E_VSIX=<file> (test this VSIX instead of packaging one), CAM_LENS_E2E_EXTENSION_DIR=<folder> (load
- * another extension folder in the exthost and ui parts: only for testing this runner against a stand-in).
+ * another extension folder in the exthost and ui parts: only for testing this runner against a stand-in),
+ * CAM_LENS_E2E_THEME=<color theme> (run the workbench in that theme, e.g. "Default Light Modern" or "Default High
+ * Contrast", to look at the panels' screenshots in it; default: code-server's own).
  *
  * Output: one line per test, then `N passed, N failed[, N skipped]`; exit 1 on any failure. Screenshots and
  * logs go to test-artifacts/ (the README's panel screenshot is test-artifacts/explain-panel.png).
@@ -286,7 +288,8 @@ async function startCodeServer(o) {
   const extensionsDir = o.extensionsDir || path.join(o.dir, 'exts');
   fs.mkdirSync(extensionsDir, { recursive: true });
   fs.writeFileSync(path.join(o.dir, 'config.yaml'), ''); // else ~/.config/code-server/config.yaml (password auth)
-  fs.writeFileSync(path.join(o.dir, 'user', 'User', 'settings.json'), JSON.stringify(SETTINGS, null, 2));
+  const theme = process.env.CAM_LENS_E2E_THEME ? { 'workbench.colorTheme': process.env.CAM_LENS_E2E_THEME } : {};
+  fs.writeFileSync(path.join(o.dir, 'user', 'User', 'settings.json'), JSON.stringify({ ...SETTINGS, ...theme }, null, 2));
   const port = await freePort();
   const args = ['--config', path.join(o.dir, 'config.yaml'), '--user-data-dir', path.join(o.dir, 'user'),
     '--extensions-dir', extensionsDir, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',

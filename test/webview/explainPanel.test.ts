@@ -244,6 +244,7 @@ describe('explain panel (headless Chromium, fake host)', function () {
 
   it('shows the pixel position and heat value under the pointer', async () => {
     const { p } = await drawn();
+    assert.match(await text(p, '#readout'), /^Point at the image/, 'the hint shows once there is an image');
     const box = (await p.page.locator('#canvas').boundingBox())!;
     await p.page.mouse.move(box.x + box.width * 0.05, box.y + box.height * 0.5);
     await p.page.waitForFunction(() => document.getElementById('readout')!.dataset.heat !== undefined);
@@ -287,6 +288,7 @@ describe('explain panel (headless Chromium, fake host)', function () {
     await p.send({ type: 'panel/didFail', error: { name: 'CamLensError', message: 'model.json is not a TensorFlow.js model', hint: 'choose another model' } });
     await p.page.waitForSelector('#error', { state: 'visible' });
     assert.match(await text(p, '#error'), /not a TensorFlow\.js model.*Next step: choose another model/s);
+    assert.equal(await p.page.isVisible('#readout'), false, 'no image, so no "point at the image" hint');
     await p.page.click('#change-model');
     const m = await p.waitForSent('model/select');
     assert.ok(Number.isInteger(m.requestId));

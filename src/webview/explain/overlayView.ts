@@ -53,6 +53,8 @@ export class OverlayView {
       this.imageNote.hidden = true;
     });
     this.readout.textContent = READOUT_HINT;
+    // No image yet (or none at all, when the panel fails to open it): nothing to point at.
+    this.readout.hidden = true;
   }
 
   /** Shows `uri` as an image of `width` x `height` pixels; the stage takes its aspect ratio at once. */
@@ -67,6 +69,7 @@ export class OverlayView {
     if (this.img.getAttribute('src') !== uri) this.img.src = uri;
     this.probe = undefined;
     this.probeEl.hidden = true;
+    this.readout.hidden = false;
   }
 
   get imagePixels(): [number, number] {
