@@ -391,6 +391,17 @@ describe('Score-CAM', () => {
             s.dispose();
           }
         }
+        // Two runs at once (two panels): their batches interleave in the worker's queue, each with its own image.
+        const sessions = images.slice(0, 2).map((d) => new ImageSession(model, tf.tensor4d(d, [1, 16, 16, 3])));
+        try {
+          const opts = { method: 'scorecam' as const, layer: 'r1', classChoice: 1, options: { batchSize: 1 } };
+          const alone = [];
+          for (const s of sessions) alone.push(await s.explain(opts));
+          const together = await Promise.all(sessions.map((s) => s.explain({ ...opts, pool })));
+          together.forEach((r, i) => assertClose(r.heatmap.values, alone[i].heatmap.values, 1e-6, `concurrent run ${i}`));
+        } finally {
+          sessions.forEach((s) => s.dispose());
+        }
       } finally {
         await pool.close();
       }
