@@ -395,7 +395,7 @@ describe('Score-CAM', () => {
         const sessions = images.slice(0, 2).map((d) => new ImageSession(model, tf.tensor4d(d, [1, 16, 16, 3])));
         try {
           const opts = { method: 'scorecam' as const, layer: 'r1', classChoice: 1, options: { batchSize: 1 } };
-          const alone = [];
+          const alone: Array<Awaited<ReturnType<ImageSession['explain']>>> = [];
           for (const s of sessions) alone.push(await s.explain(opts));
           const together = await Promise.all(sessions.map((s) => s.explain({ ...opts, pool })));
           together.forEach((r, i) => assertClose(r.heatmap.values, alone[i].heatmap.values, 1e-6, `concurrent run ${i}`));
