@@ -142,10 +142,13 @@ async function main(): Promise<void> {
     const cpuPass = (cpu - fwCpu) / n / fwCpu;
     const limit = top ? 20 : 130;
     const ok = ratio < limit && perPass <= 0.5;
+    // The targets are for what a user gets: the pool at the default batch size; the other rows show why.
+    const judged = usePool && batch === SCORECAM_DEFAULT_BATCH;
+    const verdict = judged ? `  ${ok ? 'ok' : 'MISS'} <${limit}x, pass ≤0.5` : '';
     const threads = usePool ? `${ready + 1}` : '1';
     // The median run over the same forward pass: a median forward pass is inflated by the pool runs next to it.
     const medianRatio = medianMs / fw;
-    console.log([label, threads, batch === SCORECAM_DEFAULT_BATCH ? `${batch}*` : String(batch), ms, fw, ratio, perPass, medianRatio, cpuPass].map((c, i) => cell(c, w[i])).join('  ') + `  ${ok ? 'ok' : 'MISS'} <${limit}x, pass ≤0.5`);
+    console.log([label, threads, batch === SCORECAM_DEFAULT_BATCH ? `${batch}*` : String(batch), ms, fw, ratio, perPass, medianRatio, cpuPass].map((c, i) => cell(c, w[i])).join('  ') + verdict);
   }
   // What the pool can reach at best: a masked pass costs what it costs in one thread, shared over every thread.
   const single = measured.find((m) => !m.top && !m.usePool && m.batch === SCORECAM_DEFAULT_BATCH);
