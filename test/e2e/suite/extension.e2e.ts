@@ -59,6 +59,8 @@ export function defineExtensionTests(): void {
       // activationEvents is empty (implicit onCommand activation): activate explicitly before asking for commands.
       await ext.activate();
       assert.strictEqual(ext.isActive, true);
+      // Models and images live with the workspace: in a remote window the engine runs on the remote side.
+      assert.strictEqual(ext.extensionKind, vscode.ExtensionKind.Workspace, 'runs where the workspace is');
     });
 
     it('registers the four CAM Lens commands', async () => {
