@@ -101,6 +101,19 @@ async function benchBackend(choice: BackendChoice, reps: number): Promise<void> 
     const ratio = ms / fw;
     console.log(row([m.id, ms, fw, ratio, msMed / fwMed, Number.isNaN(target) ? '' : `${ratio <= target ? 'ok' : 'MISS'} ≤${target}`], w));
   }
+  // Grad-CAM at earlier layers (wasm): the gradient runs back through more of the network, whose pointwise
+  // convolutions' input gradients are Conv2DBackpropInput (see wasmKernels.ts). No target: the ≤3x is for the
+  // recommended layer, a backward pass through the whole network costs more than a forward one anyway.
+  if (info.name === 'wasm') {
+    for (const layer of ['conv_pw_6_relu', 'conv_dw_2_relu', 'conv1_relu']) {
+      const [fw, ms, fwMed, msMed] = await paired(async () => {
+        const s = fresh();
+        await s.explain({ method: 'gradcam', layer });
+        s.dispose();
+      });
+      console.log(row([`gradcam@${layer.replace(/_relu$/, '')}`, ms, fw, ms / fw, msMed / fwMed, ''], w));
+    }
+  }
   // Switching class on an already-explained image (cached activations, one new gradient).
   const s = fresh();
   await s.explain({ method: 'gradcam' });

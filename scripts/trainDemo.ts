@@ -27,8 +27,8 @@
  * Backend: 'wasm' (default). The plain-JS 'cpu' backend is about 25x slower for this model (roughly 180 ms per
  * image for a forward pass alone, against 7 ms on wasm) and would need many hours. tfjs-node is not installable
  * here. Training on wasm needs the gradient kernels that src/extension/engine/wasmKernels.ts registers
- * (Conv2DBackpropFilter), which initBackend('wasm') does; scripts/demo/train.ts also swaps in faster
- * Conv2DBackpropInput and Tile kernels for the training process. Results are reproducible for a given
+ * (Conv2DBackpropFilter, and a faster Conv2DBackpropInput), which initBackend('wasm') does;
+ * scripts/demo/train.ts also swaps in a faster Tile kernel for the training process. Results are reproducible for a given
  * backend; wasm and cpu differ in the last float bits, so they would give different (equally good) models.
  */
 import * as path from 'path';

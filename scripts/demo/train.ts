@@ -99,30 +99,6 @@ export function buildDemoModel(seed = 1, opts: BuildOptions = {}): tfl.LayersMod
 
 let fastKernelsInstalled = false;
 
-/** Wraps a kernel input as a Tensor sharing its data, with an extra reference that disposing the wrapper (at
- *  the end of the kernel's tidy) gives back. Kernels run with the gradient tape off. */
-function wrapInput(info: tf.TensorInfo, backend: tf.KernelBackend): tf.Tensor {
-  backend.incRef(info.dataId);
-  return tf.engine().makeTensorFromTensorInfo(info, backend);
-}
-
-function fastConv2DBackpropInput(fallback: tf.KernelFunc): tf.KernelFunc {
-  return (args) => {
-    const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-    const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
-    const strides = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
-    const [kh, kw] = filter.shape;
-    const applicable = strides[0] === 1 && strides[1] === 1 && attrs.pad === 'same' && attrs.dataFormat !== 'NCHW' &&
-      kh % 2 === 1 && kw % 2 === 1 && dy.shape.length === 4;
-    if (!applicable) return fallback(args);
-    const backend = args.backend as tf.KernelBackend;
-    return tf.tidy(() => {
-      const g = tf.transpose(tf.reverse(wrapInput(filter, backend), [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-      return tf.conv2d(wrapInput(dy, backend) as tf.Tensor4D, g, 1, 'same');
-    });
-  };
-}
-
 /**
  * Tile of a per-channel vector [1, ..., 1, C] to [N, H, W, C] (reps [N, H, W, 1]): batch normalisation's
  * gradient does this for every BN layer at every step, and the wasm kernel takes ~50 ns per element. Here it
@@ -150,28 +126,17 @@ function fastTile(fallback: tf.KernelFunc): tf.KernelFunc {
 }
 
 /**
- * Training speed-ups on wasm, for this training process only (they replace two kernels of the wasm backend;
- * results are the same up to float rounding, the maths is unchanged):
- *
- * 1. Conv2DBackpropInput (the gradient of a convolution with respect to its input) is a plain loop in
- *    tfjs-backend-wasm 4.22, 4-10x slower than the XNNPACK forward convolution, and the largest single cost of
- *    a step. For stride 1, 'same' padding, odd kernel, NHWC (every conv here but conv1) it is exactly a forward
- *    convolution of dy with the filter rotated by 180 degrees and its in/out channels swapped:
- *
- *      dx[i, j, c] = sum_{p,q,o} dy[i + pad - p, j + pad - q, o] * f[p, q, c, o]
- *                  = sum_{p',q',o} dy[i - pad + p', j - pad + q', o] * f[k-1-p', k-1-q', c, o],   pad = (k-1)/2
- *
- *    i.e. conv2d(dy, g, 1, 'same') with g[p', q', o, c] = f[k-1-p', k-1-q', c, o].
- * 2. Tile in its broadcast form (fastTile above).
- *
- * Other cases fall back to the original kernels. Installed by trainDemoModel when the backend is wasm;
- * idempotent. Returns whether the speed-ups are active.
+ * Training speed-up on wasm, for this training process only: Tile in its broadcast form (fastTile above)
+ * replaces the wasm kernel; other tilings fall back to it. (The other large cost of a step, Conv2DBackpropInput,
+ * a plain loop in tfjs-backend-wasm 4.22, is replaced for every engine user by src/extension/engine/wasmKernels.ts,
+ * with a forward convolution of dy with the rotated filter. Until then this file had its own copy for the
+ * stride-1 'same' convolutions; the two give bit-identical results there, so models/demo still reproduces.)
+ * Installed by trainDemoModel when the backend is wasm; idempotent. Returns whether the speed-up is active.
  */
 export function installFastTrainingKernels(): boolean {
   if (fastKernelsInstalled) return true;
   if (tf.getBackend() !== 'wasm') return false;
   const replacements: [string, (fallback: tf.KernelFunc) => tf.KernelFunc][] = [
-    [tf.Conv2DBackpropInput, fastConv2DBackpropInput],
     [tf.Tile, fastTile],
   ];
   for (const [name, make] of replacements) {
@@ -296,7 +261,7 @@ export function clutterAt(step: number, total: number, fraction: number): number
  */
 export async function trainDemoModel(opts: TrainOptions, model = buildDemoModel(opts.seed, { inputSize: null })): Promise<TrainResult> {
   const log = opts.log ?? (() => undefined);
-  if (installFastTrainingKernels()) log('wasm: faster Conv2DBackpropInput and Tile kernels for training installed');
+  if (installFastTrainingKernels()) log('wasm: faster Tile kernel for training installed');
   const optimizer = tf.train.adam(opts.learningRate);
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   const valBatch = generateBatch(validationSeed(opts.seed), 0, opts.valSize);

@@ -113,8 +113,8 @@ describe('wasm gradient kernels', function () {
     await tf.setBackend('wasm');
   });
 
-  it('registers the three kernels for wasm once, however often it is called', function () {
-    const names = [tf.Conv2DBackpropFilter, tf.DepthwiseConv2dNativeBackpropInput, tf.DepthwiseConv2dNativeBackpropFilter];
+  it('registers the three missing kernels and the faster Conv2DBackpropInput for wasm once, however often it is called', function () {
+    const names = [tf.Conv2DBackpropFilter, tf.DepthwiseConv2dNativeBackpropInput, tf.DepthwiseConv2dNativeBackpropFilter, tf.Conv2DBackpropInput];
     const first = names.map((n) => tf.getKernel(n, 'wasm'));
     first.forEach((k, i) => assert.ok(k, `${names[i]} is not registered for wasm`));
     registerWasmGradientKernels();
@@ -143,6 +143,18 @@ describe('wasm gradient kernels', function () {
       }
     }
   }
+
+  it('matches cpu for convolution input gradients of fewer than 16 positions (the backend kernel runs those)', async function () {
+    let seed = 500;
+    for (const c of [
+      { depthwise: false, xShape: [1, 1, 1, 6], filterShape: [1, 1, 6, 9], strides: 1, pad: 'valid' },
+      { depthwise: false, xShape: [1, 3, 3, 4], filterShape: [3, 3, 4, 5], strides: 1, pad: 'same' },
+      { depthwise: false, xShape: [1, 3, 5, 2], filterShape: [2, 2, 2, 3], strides: 2, pad: 'valid' },
+    ] as ConvCase[]) {
+      await assertMatchesCpu(c, seed);
+      seed += 10;
+    }
+  });
 
   it('matches cpu for non-square kernels, numeric padding with dimRoundingMode and explicit padding', async function () {
     const cases: ConvCase[] = [];

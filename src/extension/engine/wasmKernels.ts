@@ -295,19 +295,94 @@ function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: ob
     }));
 }
 
+/**
+ * 4. Conv2DBackpropInput (dx from dy and f). tfjs-backend-wasm has this one, but as a plain C++ loop: for
+ *    Grad-CAM at MobileNet's first layer (14 calls: 13 pointwise convolutions and the classifier) it took
+ *    37 of the 97 ms of kernel time. Section 1's derivation without the channel pairing gives
+ *
+ *     dx[i, ci] = sum_q sum_co U[i + q, co] * f[k-1-q, ci, co],
+ *
+ *    an ordinary stride-1 'valid' convolution of the same U (dy zero-dilated by the stride and framed) with
+ *    the filter rotated 180 degrees and its two channel axes swapped, [kh, kw, co, ci]; for a pointwise
+ *    convolution that is one XNNPACK matrix product. It replaces the backend's kernel (see
+ *    registerWasmGradientKernels), except where dx has fewer than MIN_POSITIONS positions: there the filter's
+ *    rotation and XNNPACK's packing of it, made anew on each call, cost more than the backend's loop (MobileNet's
+ *    classifier, 1x1 positions and a [1, 1, 256, 1000] filter: 5 ms against 0.1). tfjs-core takes conv2d
+ *    gradients with dilation 1 only.
+ */
+const MIN_POSITIONS = 16;
+
+/** The backend's own Conv2DBackpropInput, kept for the small cases. */
+let backendConv2DBackpropInput: tf.KernelFunc | undefined;
+
+function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const kernel = tf.Conv2DBackpropInput;
+  const dy = input(args.inputs, 'dy', kernel);
+  const filter = input(args.inputs, 'filter', kernel);
+  const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  const backend = args.backend as tf.KernelBackend;
+  const dataFormat = attrs.dataFormat ?? 'NHWC';
+  if (dataFormat !== 'NHWC') {
+    throw new CamLensError('UNSUPPORTED_MODEL',
+      `${kernel} on the wasm backend supports dataFormat 'NHWC' only, got dataFormat '${dataFormat}'`,
+      'use a channels-last model, or the cpu backend');
+  }
+  const filterShape = asShape4(filter.shape, 'filter', kernel);
+  const inputShape = asShape4(attrs.inputShape, 'inputShape', kernel);
+  const info = tf.backend_util.computeConv2DInfo(inputShape, filterShape, attrs.strides as Pair, 1, attrs.pad as Pad,
+    attrs.dimRoundingMode as RoundingMode, false, 'channelsLast');
+  expectShape(filterShape.slice(2, 3), [inputShape[3]], 'filter in-channels', kernel);
+  checkDy(dy.shape, info, kernel);
+  const [b, h, w] = inputShape;
+  if (b * h * w < MIN_POSITIONS && backendConv2DBackpropInput) return backendConv2DBackpropInput(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  return tf.tidy((): tf.Tensor => {
+    const dyT = adoptDy(dy, backend, info);
+    const f = adopt(filter, backend) as tf.Tensor4D;
+    const u = zeroDilate(dyT, info.strideHeight, info.strideWidth);
+    // A 1x1 filter needs no rotation (and the wasm Reverse kernel is a slow generic loop).
+    const rotated = tf.transpose(info.filterHeight * info.filterWidth === 1 ? f : tf.reverse(f, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    // U framed as section 1 says: rows from padInfo.top - (kh - 1), h + kh - 1 of them (columns alike). Where
+    // that only adds zeros, the convolution pads by itself (no copy of dy; XNNPACK reads a zero row instead).
+    const top = info.filterHeight - 1 - info.padInfo.top;
+    const left = info.filterWidth - 1 - info.padInfo.left;
+    const bottom = h + info.filterHeight - 1 - top - u.shape[1];
+    const right = w + info.filterWidth - 1 - left - u.shape[2];
+    if (top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
+      return tf.conv2d(u, rotated, 1, [[0, 0], [top, bottom], [left, right], [0, 0]]);
+    }
+    return tf.conv2d(frame(u, -top, h + info.filterHeight - 1, -left, w + info.filterWidth - 1), rotated, 1, 'valid');
+  });
+}
+
 const KERNELS: ReadonlyArray<[string, tf.KernelFunc]> = [
   [tf.Conv2DBackpropFilter, conv2DBackpropFilter as unknown as tf.KernelFunc],
   [tf.DepthwiseConv2dNativeBackpropInput, depthwiseConv2dNativeBackpropInput as unknown as tf.KernelFunc],
   [tf.DepthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropFilter as unknown as tf.KernelFunc],
 ];
 
+/** Kernels the backend has in a slower form: ours replace them. */
+const REPLACEMENTS: ReadonlyArray<[string, tf.KernelFunc]> = [
+  [tf.Conv2DBackpropInput, conv2DBackpropInput as unknown as tf.KernelFunc],
+];
+
 /**
- * Registers the three kernels for the 'wasm' backend. Idempotent: a kernel that is already registered
- * (by an earlier call, or by a future tfjs-backend-wasm that ships its own) is left alone, because
- * tf.registerKernel warns and overwrites on duplicates.
+ * Registers the missing kernels for the 'wasm' backend, and replaces the slow ones. Idempotent: a missing
+ * kernel that is registered by now (by an earlier call, or by a future tfjs-backend-wasm that ships its own)
+ * is left alone, because tf.registerKernel warns and overwrites on duplicates; a replacement is made once.
  */
 export function registerWasmGradientKernels(): void {
   for (const [kernelName, kernelFunc] of KERNELS) {
     if (tf.getKernel(kernelName, BACKEND) == null) tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
+  }
+  for (const [kernelName, kernelFunc] of REPLACEMENTS) {
+    const current = tf.getKernel(kernelName, BACKEND);
+    if (current?.kernelFunc === kernelFunc) continue;
+    if (current) {
+      // The first kernel found is the backend's (or a wrapper around it that falls back to it, such as the demo
+      // training's). Later ones may be wrappers around ours: taking one of those would make ours call itself.
+      if (kernelName === tf.Conv2DBackpropInput) backendConv2DBackpropInput ??= current.kernelFunc;
+      tf.unregisterKernel(kernelName, BACKEND);
+    }
+    tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
   }
 }
