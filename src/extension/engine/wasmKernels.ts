@@ -265,24 +265,34 @@ function depthwiseConv2dNativeBackpropFilter(args: { inputs: tf.NamedTensorInfoM
     }));
 }
 
-function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
-  const kernel = tf.Conv2DBackpropFilter;
-  const x = input(args.inputs, 'x', kernel);
-  const dy = input(args.inputs, 'dy', kernel);
-  const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
-  const backend = args.backend as tf.KernelBackend;
+/**
+ * The geometry of an ordinary convolution for its gradient kernels (dilation 1, which is all tfjs-core takes
+ * gradients of), after checking the layout and the shapes: NHWC only, the filter's in-channels, dy.
+ */
+function convGradInfo(kernel: string, attrs: { dataFormat?: string; strides: unknown; pad: unknown; dimRoundingMode?: unknown },
+  xShape: Shape4, filterShape: Shape4, filterWhat: string, dyShape: readonly number[]): tf.backend_util.Conv2DInfo {
   const dataFormat = attrs.dataFormat ?? 'NHWC';
   if (dataFormat !== 'NHWC') {
     throw new CamLensError('UNSUPPORTED_MODEL',
       `${kernel} on the wasm backend supports dataFormat 'NHWC' only, got dataFormat '${dataFormat}'`,
       'use a channels-last model, or the cpu backend');
   }
-  const xShape = asShape4(x.shape, 'x', kernel);
-  const filterShape = asShape4(attrs.filterShape, 'filterShape', kernel);
   const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, attrs.strides as Pair, 1, attrs.pad as Pad,
     attrs.dimRoundingMode as RoundingMode, false, 'channelsLast');
-  expectShape(filterShape.slice(2, 3), [xShape[3]], 'filterShape in-channels', kernel);
-  checkDy(dy.shape, info, kernel);
+  expectShape(filterShape.slice(2, 3), [xShape[3]], `${filterWhat} in-channels`, kernel);
+  checkDy(dyShape, info, kernel);
+  return info;
+}
+
+function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const kernel = tf.Conv2DBackpropFilter;
+  const x = input(args.inputs, 'x', kernel);
+  const dy = input(args.inputs, 'dy', kernel);
+  const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  const backend = args.backend as tf.KernelBackend;
+  const xShape = asShape4(x.shape, 'x', kernel);
+  const filterShape = asShape4(attrs.filterShape, 'filterShape', kernel);
+  const info = convGradInfo(kernel, attrs, xShape, filterShape, 'filterShape', dy.shape);
   const [kh, kw, ci, co] = filterShape;
   const taps = kh * kw;
   return tf.tidy(() => overBatchChunks(adopt(x, backend) as tf.Tensor4D, adoptDy(dy, backend, info),
@@ -321,18 +331,9 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: obj
   const filter = input(args.inputs, 'filter', kernel);
   const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
   const backend = args.backend as tf.KernelBackend;
-  const dataFormat = attrs.dataFormat ?? 'NHWC';
-  if (dataFormat !== 'NHWC') {
-    throw new CamLensError('UNSUPPORTED_MODEL',
-      `${kernel} on the wasm backend supports dataFormat 'NHWC' only, got dataFormat '${dataFormat}'`,
-      'use a channels-last model, or the cpu backend');
-  }
   const filterShape = asShape4(filter.shape, 'filter', kernel);
   const inputShape = asShape4(attrs.inputShape, 'inputShape', kernel);
-  const info = tf.backend_util.computeConv2DInfo(inputShape, filterShape, attrs.strides as Pair, 1, attrs.pad as Pad,
-    attrs.dimRoundingMode as RoundingMode, false, 'channelsLast');
-  expectShape(filterShape.slice(2, 3), [inputShape[3]], 'filter in-channels', kernel);
-  checkDy(dy.shape, info, kernel);
+  const info = convGradInfo(kernel, attrs, inputShape, filterShape, 'filter', dy.shape);
   const [b, h, w] = inputShape;
   if (b * h * w < MIN_POSITIONS && backendConv2DBackpropInput) return backendConv2DBackpropInput(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   return tf.tidy((): tf.Tensor => {
