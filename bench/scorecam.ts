@@ -133,12 +133,14 @@ async function main(): Promise<void> {
     fwBest = Math.min(fwBest, r.fw);
     measured.push({ label, top, batch, usePool, ...r });
   }
-  for (const { label, top, batch, usePool, ms, medianMs, fwCpu, cpu } of measured) {
+  // Cost of one masked pass: everything but the forward pass that gives the activations, per masked input.
+  const passOf = (m: (typeof measured)[number]) => (m.ms - fwBest) / (m.top ?? scored) / fwBest;
+  for (const m of measured) {
+    const { label, top, batch, usePool, ms, medianMs, fwCpu, cpu } = m;
     const fw = fwBest;
     const n = top ?? scored;
     const ratio = ms / fw;
-    // Cost of one masked pass: everything but the forward pass that gives the activations, per masked input.
-    const perPass = (ms - fw) / n / fw;
+    const perPass = passOf(m);
     const cpuPass = (cpu - fwCpu) / n / fwCpu;
     const limit = top ? 20 : 130;
     const ok = ratio < limit && perPass <= 0.5;
@@ -154,9 +156,9 @@ async function main(): Promise<void> {
   const single = measured.find((m) => !m.top && !m.usePool && m.batch === SCORECAM_DEFAULT_BATCH);
   const pooled = measured.find((m) => !m.top && m.usePool && m.batch === SCORECAM_DEFAULT_BATCH);
   if (single && pooled && ready > 0) {
-    const one = (single.ms - fwBest) / scored / fwBest;
+    const one = passOf(single);
     const ceiling = one / (ready + 1);
-    const got = (pooled.ms - fwBest) / scored / fwBest;
+    const got = passOf(pooled);
     console.log(`ceiling of ${ready + 1} threads at batch ${SCORECAM_DEFAULT_BATCH}: a masked pass costs ${one.toFixed(2)} of a forward pass in one thread, so at best ${ceiling.toFixed(3)} with ${ready + 1}; the pool reached ${got.toFixed(3)} (${((ceiling / got) * 100).toFixed(0)}% of the ceiling).`);
   }
   await pool.close();

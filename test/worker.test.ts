@@ -366,7 +366,10 @@ describe('engine worker', function () {
 
     it('runs the worker thread below normal priority, the host thread unchanged (Linux)', async function () {
       // Thread priorities are read from /proc/thread-self, which only Linux has: skip elsewhere, not here.
-      if (!fs.existsSync('/proc/thread-self')) this.skip();
+      if (!fs.existsSync('/proc/thread-self')) {
+        console.log('      (skipped: /proc/thread-self is absent; thread priorities can only be read on Linux)');
+        this.skip();
+      }
       await client.memory();
       const nice = (task: string) => {
         const stat = fs.readFileSync(`/proc/${process.pid}/task/${task}/stat`, 'utf8');

@@ -16,7 +16,7 @@ import { CLAIM_SLOTS, CLAIMED_BY_WORKER, type ScoreRequest, type ScoreWorkerData
 type ToWorker = { type: 'score'; id: number; request: ScoreRequest } | { type: 'memory'; id: number } | { type: 'close' };
 
 /** The last Score-CAM input this worker was sent (see ScoreRequest): the other batches of that run reuse it. */
-let kept: { key: string; input: tf.Tensor4D } | undefined;
+let kept: { key: number; input: tf.Tensor4D } | undefined;
 
 /** Keeps the input a Score-CAM request carries; called for every request, also one that was taken back. */
 function keepInput(req: ScoreRequest): void {

@@ -40,7 +40,7 @@ function checkMap(map: ArrayLike<number>, w: number, h: number): void {
  * Source sample for output coordinate `o` (may be fractional) along an axis resized from `nIn` to `nOut`:
  * the lower index, the upper index and the weight of the upper one.
  */
-function sourceCoord(o: number, nIn: number, nOut: number): [number, number, number] {
+export function sourceCoord(o: number, nIn: number, nOut: number): [number, number, number] {
   let s = ((o + 0.5) * nIn) / nOut - 0.5;
   if (s < 0) s = 0;
   const i0 = Math.floor(s);

@@ -48,7 +48,7 @@ export type ScoreRequest =
    * Every batch of one Score-CAM has the same input, named by `inputKey`: a worker is sent it with the first
    * of those batches only (PoolWorker drops `input` from the others) and keeps the last one it was sent.
    */
-  | { kind: 'masks'; outputIndex: number; inputKey: string; input?: Float32Array; inputShape: [number, number, number, number]; maps: Float32Array; mapShape: [number, number, number] }
+  | { kind: 'masks'; outputIndex: number; inputKey: number; input?: Float32Array; inputShape: [number, number, number, number]; maps: Float32Array; mapShape: [number, number, number] }
   /** Any batch of inputs [n, H, W, C], sent as is. */
   | { kind: 'inputs'; outputIndex: number; data: Float32Array; shape: [number, number, number, number] };
 
@@ -274,7 +274,7 @@ class PoolWorker implements Executor {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   /** `inputKey` of the last Score-CAM input posted to the worker. */
-  private inputSent?: string;
+  private inputSent?: number;
   private alive = true;
   private isReady = false;
   readonly exited: Promise<void>;

@@ -322,8 +322,8 @@ function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: ob
  */
 const MIN_POSITIONS = 16;
 
-/** The backend's own Conv2DBackpropInput, kept for the small cases. */
-let backendConv2DBackpropInput: tf.KernelFunc | undefined;
+/** The backend's own kernels that ours replace (see REPLACEMENTS), kept for the cases they still run. */
+const backendKernels = new Map<string, tf.KernelFunc>();
 
 function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const kernel = tf.Conv2DBackpropInput;
@@ -335,7 +335,8 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: obj
   const inputShape = asShape4(attrs.inputShape, 'inputShape', kernel);
   const info = convGradInfo(kernel, attrs, inputShape, filterShape, 'filter', dy.shape);
   const [b, h, w] = inputShape;
-  if (b * h * w < MIN_POSITIONS && backendConv2DBackpropInput) return backendConv2DBackpropInput(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  const own = backendKernels.get(kernel);
+  if (b * h * w < MIN_POSITIONS && own) return own(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   return tf.tidy((): tf.Tensor => {
     const dyT = adoptDy(dy, backend, info);
     const f = adopt(filter, backend) as tf.Tensor4D;
@@ -379,9 +380,9 @@ export function registerWasmGradientKernels(): void {
     const current = tf.getKernel(kernelName, BACKEND);
     if (current?.kernelFunc === kernelFunc) continue;
     if (current) {
-      // The first kernel found is the backend's (or a wrapper around it that falls back to it, such as the demo
-      // training's). Later ones may be wrappers around ours: taking one of those would make ours call itself.
-      if (kernelName === tf.Conv2DBackpropInput) backendConv2DBackpropInput ??= current.kernelFunc;
+      // The first kernel found is the backend's (or a wrapper that falls back to it). A later one may wrap ours:
+      // keeping that would make ours call itself.
+      if (!backendKernels.has(kernelName)) backendKernels.set(kernelName, current.kernelFunc);
       tf.unregisterKernel(kernelName, BACKEND);
     }
     tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });

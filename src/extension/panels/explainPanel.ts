@@ -223,7 +223,7 @@ class ExplainPanel {
         const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(m.preprocess), topK: vscode.workspace.getConfiguration('camLens').get('topK', 5) }, { supersedeKey: `${this.key}:predict` });
         this.post({ type: 'predictions/didCompute', predictions: pred.predictions });
       }
-      const batchSize = vscode.workspace.getConfiguration('camLens').get<number>('scoreCam.batchSize', 8);
+      const batchSize = vscode.workspace.getConfiguration('camLens').get<number>('scoreCam.batchSize');
       const r = await this.s.engine.computeCam(
         { model: this.modelRef, image: this.imageRef(m.preprocess), method: m.method, layer: m.layer, classIndex: m.classIndex, options: { batchSize } },
         { supersedeKey: `${this.key}:cam`, onProgress: (done, total) => this.post({ type: 'cam/didProgress', requestId: m.requestId, done, total }) },

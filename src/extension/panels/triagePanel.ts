@@ -454,7 +454,7 @@ class TriagePanel {
     if (!r) {
       r = await this.s.engine.camPair(
         { model: { path: this.modelPath }, image: { path: file, maxPixels: this.config.get<number>('maxImagePixels') }, method, classes: [row.givenIndex, row.predictedIndex],
-          options: { batchSize: this.config.get<number>('scoreCam.batchSize', 8) } },
+          options: { batchSize: this.config.get<number>('scoreCam.batchSize') } },
         { supersedeKey: `${this.key}:pair` },
       );
       this.pairs.set(cacheKey, r);

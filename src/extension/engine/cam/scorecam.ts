@@ -36,7 +36,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../errors';
-import { bilinearWeights } from '../../../shared/heatmap';
+import { bilinearWeights, sourceCoord } from '../../../shared/heatmap';
 import { runInThread, type ScoreRequest, type ScoreTask } from '../scorePool';
 import { weightedChannelSum, type BatchScores, type CamContext, type CamMethod } from './base';
 
@@ -147,20 +147,16 @@ export function pickChannels(a: ArrayLike<number>, positions: number, k: number,
 }
 
 /**
- * The source positions one axis of a half-pixel-centre bilinear resize (tf.image.resizeBilinear with
- * halfPixelCenters, the same formula on every backend) reads for output size `out` from input size `size`,
- * reduced to the ones that can hold an extreme: for each pair of neighbouring input cells the smallest and the
- * largest interpolation fraction used between them. Within such a pair the output is linear in the fraction.
+ * The source positions one axis of the half-pixel-centre bilinear resize that `maskedInputs` applies
+ * (shared/heatmap's sourceCoord, as tf.image.resizeBilinear with halfPixelCenters) reads for output size `out`
+ * from input size `size`, reduced to the ones that can hold an extreme: for each pair of neighbouring input
+ * cells the smallest and the largest interpolation fraction used between them. Within such a pair the output
+ * is linear in the fraction.
  */
 export function extremeSamples(size: number, out: number): Array<[number, number, number]> {
   const groups = new Map<number, [number, number, number, number]>();
-  const scale = size / out;
   for (let o = 0; o < out; o++) {
-    const src = scale * (o + 0.5) - 0.5;
-    const fl = Math.floor(src);
-    const lo = Math.max(0, fl);
-    const hi = Math.min(size - 1, Math.ceil(src));
-    const frac = src - fl;
+    const [lo, hi, frac] = sourceCoord(o, size, out);
     const key = lo * size + hi;
     const g = groups.get(key);
     if (!g) groups.set(key, [lo, hi, frac, frac]);
@@ -296,7 +292,7 @@ export async function scoreChannels(ctx: CamContext, data: Float32Array, channel
   const [, h, w, k] = ctx.activation.shape;
   const inputShape = input.shape as [number, number, number, number];
   let inputData: Float32Array | undefined;
-  const inputKey = `${process.pid}.${++scoreCalls}`;
+  const inputKey = ++scoreCalls;
   const threads = ctx.scorePool?.parallelism ?? 1;
   const tasks: ScoreTask[] = [];
   for (const [i, size] of batchPlan(channels.length, opts.batchSize, threads)) {
