@@ -28,6 +28,7 @@ import {
 } from '../src/extension/engineClient';
 import type { ModelRef, WorkerToHost } from '../src/extension/workerProtocol';
 import { tempDir, writeModel } from './helpers/modelFiles';
+import { skipBecause } from './helpers/skip';
 import { bnModel } from './helpers/models';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -366,10 +367,7 @@ describe('engine worker', function () {
 
     it('runs the worker thread below normal priority, the host thread unchanged (Linux)', async function () {
       // Thread priorities are read from /proc/thread-self, which only Linux has: skip elsewhere, not here.
-      if (!fs.existsSync('/proc/thread-self')) {
-        console.log('      (skipped: /proc/thread-self is absent; thread priorities can only be read on Linux)');
-        this.skip();
-      }
+      if (!fs.existsSync('/proc/thread-self')) skipBecause(this, 'other-os', '/proc/thread-self is absent; thread priorities can only be read on Linux');
       await client.memory();
       const nice = (task: string) => {
         const stat = fs.readFileSync(`/proc/${process.pid}/task/${task}/stat`, 'utf8');

@@ -22,7 +22,6 @@
  *
  * Environment: CAM_LENS_E2E_CACHE (tools cache, see setup.sh), CHROMIUM (default /usr/bin/chromium),
  * CAM_LENS_E2E_OPTIONAL=1 (exit 0 with a "skipped:" line where the prerequisites cannot be installed),
- * CAM_LENS_E2E_STRICT=1 (assert the real panels' DOM contract even while the placeholder is registered),
  * CAM_LENS_E2E_VSIX=<file> (test this VSIX instead of packaging one), CAM_LENS_E2E_EXTENSION_DIR=<folder> (load
  * another extension folder in the exthost and ui parts: only for testing this runner against a stand-in),
  * CAM_LENS_E2E_THEME=<color theme> (run the workbench in that theme, e.g. "Default Light Modern" or "Default High
@@ -54,12 +53,6 @@ const EXTENSION_ID = 'cam-lens.cam-lens';
 const MENU_CAM = 'Show Class Activation Map';
 const MENU_LAYERS = 'Inspect Model Layers';
 
-// The real panels replace src/extension/commands/placeholder.ts. While extension.ts still wires the
-// placeholder, the assertions on the real panels' DOM contract are reported as skipped ("pending"), and
-// the checks the placeholder page can answer run against its DOM instead.
-const PLACEHOLDER = process.env.CAM_LENS_E2E_STRICT !== '1' &&
-  /commands\/placeholder/.test(readOr(path.join(REPO, 'src', 'extension', 'extension.ts'), ''));
-
 const argv = process.argv.slice(2);
 const flag = (/** @type {string} */ f) => argv.includes(f);
 const onlyArg = argv.indexOf('--only') >= 0 ? argv[argv.indexOf('--only') + 1] || '' : 'exthost,ui,vsix';
@@ -89,12 +82,11 @@ function record(/** @type {Result} */ r) {
 
 /**
  * Runs one test. `needs` names earlier tests it depends on: if one of them did not pass, this one fails at
- * once ("blocked") instead of waiting out its timeouts. `pending` skips it with that reason.
+ * once ("blocked") instead of waiting out its timeouts.
  * @param {string} name @param {() => Promise<string | void>} fn
- * @param {{ needs?: string[], pending?: string, onFail?: () => Promise<void> }} [opts]
+ * @param {{ needs?: string[], onFail?: () => Promise<void> }} [opts]
  */
 async function test(name, fn, opts = {}) {
-  if (opts.pending) { record({ name, status: 'skip', ms: 0, note: `pending: ${opts.pending}` }); return false; }
   const blocked = (opts.needs || []).filter((n) => !results.some((r) => r.name === n && r.status === 'pass'));
   if (blocked.length) { record({ name, status: 'fail', ms: 0, note: `blocked: "${blocked[0]}" did not pass` }); return false; }
   const start = Date.now();
@@ -135,6 +127,29 @@ function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { cwd: REPO, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...opts });
   if (r.error) throw r.error;
   return { status: r.status, stdout: String(r.stdout || ''), stderr: String(r.stderr || '') };
+}
+
+/**
+ * Runs scripts/e2e/setup.sh, streaming its progress lines as they come (a first install takes minutes: apt,
+ * Node 24, code-server), and resolves with its exit status and its stderr (the failure's reason).
+ * @param {string[]} args @returns {Promise<{ status: number | null, stderr: string }>}
+ */
+function runSetup(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [path.join(__dirname, 'setup.sh'), ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let pending = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (/** @type {string} */ d) => {
+      const lines = (pending + d).split('\n');
+      pending = lines.pop() || '';
+      for (const l of lines) if (/ \.\.\.$|installed|present|ready|missing|busy|skipped/.test(l)) log(`  ${l}`);
+    });
+    child.stderr.on('data', (/** @type {string} */ d) => { stderr += d; process.stderr.write(d); });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stderr }));
+  });
 }
 
 /** Our CLI over the same engine: the independent source of the expected predictions and layers. */
@@ -533,20 +548,20 @@ async function main() {
     return;
   }
 
-  log(`CAM Lens e2e: parts ${[...PARTS].join(', ')}; tools cache ${CACHE}${PLACEHOLDER ? '; the extension still registers the placeholder panels' : ''}`);
+  log(`CAM Lens e2e: parts ${[...PARTS].join(', ')}; tools cache ${CACHE}`);
   if (process.platform !== 'linux') skipAll(`the code-server e2e run is set up for Linux (this is ${process.platform}); use test/e2e/electron.ts`);
 
   // 1. Tools (scripts/e2e/setup.sh installs them outside the clone; exit 3 = cannot be installed here).
-  const setup = run('bash', [path.join(__dirname, 'setup.sh'), ...(flag('--no-setup') ? ['--check'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
-  process.stdout.write(setup.stdout.split('\n').filter((l) => /installing|installed|ready|missing|FAILED|busy/.test(l)).map((l) => `  ${l}\n`).join(''));
+  const setupStart = Date.now();
+  const setup = await runSetup(flag('--no-setup') ? ['--check'] : []);
   if (setup.status === 3) skipAll(setup.stderr.trim().split('\n').pop()?.replace(/^e2e-setup: FAILED: /, '') || 'prerequisites missing');
   if (setup.status !== 0) {
     if (flag('--no-setup')) skipAll('the e2e tools are not installed and --no-setup was given (run scripts/e2e/setup.sh)');
-    console.error(setup.stderr.trim());
-    record({ name: 'installs the e2e tools (scripts/e2e/setup.sh)', status: 'fail', ms: 0, note: setup.stderr.trim().split('\n').pop() });
+    record({ name: 'installs the e2e tools (scripts/e2e/setup.sh)', status: 'fail', ms: Date.now() - setupStart,
+      note: setup.stderr.trim().split('\n').pop()?.replace(/^e2e-setup: FAILED: /, '') });
     finish(1);
   }
-  log('tools ready');
+  log(`tools ready (${((Date.now() - setupStart) / 1000).toFixed(1)} s)`);
 
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cam-lens-e2e-'));
   fs.mkdirSync(ARTIFACTS, { recursive: true });
@@ -668,8 +683,6 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   watchPage(page, consoleErrors);
   const failShot = (/** @type {string} */ name) => async () => shot(page, `fail-${name}.png`);
-  const realPanels = PLACEHOLDER ? 'the real explain panel (the placeholder page has no canvas or class list)' : undefined;
-  const realInspector = PLACEHOLDER ? 'the real model inspector (the placeholder table has no data-layer rows)' : undefined;
   const { sample, top1 } = expect;
   /** @type {import('playwright-core').FrameLocator | undefined} */
   let panel;
@@ -702,14 +715,6 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
 
     await test(T_TOP1, async () => {
       if (!panel) throw new Error('no panel');
-      if (PLACEHOLDER) {
-        // Placeholder page: <ol id="predictions"><li>label: 97.0%</li>…
-        const first = panel.locator('#predictions li').first();
-        await first.waitFor({ timeout: 45000 });
-        const text = (await first.innerText()).trim();
-        if (!text.startsWith(`${top1.label}:`)) throw new Error(`first prediction "${text}", expected ${top1.label}`);
-        return `placeholder DOM: "${text}"`;
-      }
       const first = panel.locator('#predictions [data-class-index]').first();
       await first.waitFor({ timeout: 45000 });
       const index = await first.getAttribute('data-class-index');
@@ -719,17 +724,6 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
       return `"${text}"`;
     }, { needs: [T_MENU], onFail: failShot('explain-top1') });
 
-    if (PLACEHOLDER) {
-      await test('ui: the placeholder explain page shows an overlay image', async () => {
-        if (!panel) throw new Error('no panel');
-        const img = panel.locator('#overlay');
-        await img.waitFor({ timeout: 45000 });
-        const w = await img.evaluate((el) => /** @type {HTMLImageElement} */ (el).naturalWidth);
-        if (!(w > 0)) throw new Error('the overlay image did not load');
-        return `${w} px wide`;
-      }, { needs: [T_MENU], onFail: failShot('explain-overlay') });
-    }
-
     await test(T_DRAWN, async () => {
       if (!panel) throw new Error('no panel');
       const canvas = panel.locator('#canvas[data-state="drawn"]');
@@ -738,7 +732,7 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
       const share = heatShare(px);
       if (share < 0.02) throw new Error(`only ${(share * 100).toFixed(1)}% of the ${px.width}x${px.height} canvas (${px.source}) is heatmap-coloured`);
       return `${px.width}x${px.height} (${px.source}), ${(share * 100).toFixed(0)}% heat pixels`;
-    }, { needs: [T_MENU], pending: realPanels, onFail: failShot('explain-canvas') });
+    }, { needs: [T_MENU], onFail: failShot('explain-canvas') });
 
     // Screenshots of the panel (the README uses explain-panel.png) and of the whole window.
     if (panelHost) {
@@ -761,7 +755,7 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
       if (!(d > 0.5)) throw new Error(`the canvas did not change (mean difference ${d.toFixed(2)} of 255)`);
       await shot(panelHost || page, 'explain-panel-other-class.png');
       return `class ${beforeIndex} -> ${otherIndex}, mean pixel difference ${d.toFixed(1)}`;
-    }, { needs: [T_DRAWN], pending: realPanels, onFail: failShot('explain-class-switch') });
+    }, { needs: [T_DRAWN], onFail: failShot('explain-class-switch') });
 
     const T_INSPECT = `ui: "${MENU_LAYERS}" on model.json lists all ${expect.layers.length} layers of the model`;
     await test(T_INSPECT, async () => {
@@ -769,13 +763,6 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
       // model.json is inside model/: expand the folder first.
       if (!(await explorerRow(page, 'model.json').isVisible())) await explorerRow(page, 'model').click();
       await contextMenu(page, 'model.json', MENU_LAYERS);
-      if (realInspector) {
-        const { inner, host } = await webviewWith(page, '#layers tr td', 45000);
-        const rows = await inner.locator('#layers tr:has(td)').count();
-        await shot(host, 'inspector-panel.png');
-        if (rows !== expect.layers.length) throw new Error(`${rows} table rows, the CLI lists ${expect.layers.length} layers`);
-        return `placeholder DOM: ${rows} rows (tr[data-layer] pending on ${realInspector})`;
-      }
       const { inner, host } = await webviewWith(page, 'tr[data-layer]', 45000);
       const rows = await inner.locator('tr[data-layer]').count();
       await shot(host, 'inspector-panel.png');
@@ -848,7 +835,7 @@ async function vsixPart(browser, vsix, ws, runDir, expect, consoleErrors) {
       await contextMenu(page, expect.sample, MENU_CAM);
       const { inner, host } = await webviewWith(page, `#title:has-text("${expect.sample}")`, 60000);
       const title = (await inner.locator('#title').innerText()).trim();
-      const first = inner.locator(PLACEHOLDER ? '#predictions li' : '#predictions [data-class-index]').first();
+      const first = inner.locator('#predictions [data-class-index]').first();
       await Promise.race([
         first.waitFor({ timeout: 60000 }),
         inner.locator('#error').waitFor({ timeout: 60000 }).then(async () => { throw new Error(`the panel shows an error: ${await inner.locator('#error').innerText()}`); }),

@@ -9,12 +9,33 @@
 #
 # CACHE = $CAM_LENS_E2E_CACHE, default ${XDG_CACHE_HOME:-$HOME/.cache}/cam-lens-e2e.
 #
-# Usage: scripts/e2e/setup.sh            install what is missing (fast when everything is there)
-#        scripts/e2e/setup.sh --check    only report; exit 0 when everything is present, 1 when not
-# Exit codes: 0 ready; 1 an install failed (or --check found something missing);
+# Usage: scripts/e2e/setup.sh              install what is missing (fast when everything is there)
+#        scripts/e2e/setup.sh --check      only report; exit 0 when everything is present, 1 when not
+#        scripts/e2e/setup.sh --optional   as the first, but where the prerequisites cannot be installed here
+#                                          print "skipped: <reason>" and exit 0 (what `npm test` runs)
+# Exit codes: 0 ready (or skipped with --optional); 1 an install failed (or --check found something missing);
 #             3 prerequisites cannot be installed here (apt packages missing and no root/apt).
 # The runner (scripts/e2e/run.js) treats 3 as "skip" when CAM_LENS_E2E_OPTIONAL=1.
+# Every slow step prints a line when it starts and one with its duration when it ends.
+#
+# The inner installs run in a clean environment. Under `npm test` (or any npm script) npm exports its own
+# settings as npm_* variables, among them npm_config_user_agent ("npm/11 node/v20 ..."); an inner npm that
+# inherits them reports the OUTER Node, and code-server's postinstall, which reads the Node version from
+# that user agent, refuses to install under Node 24 ("requires node v24 ... you are on node v20"). So every
+# npm_* variable is dropped here, except the few that carry a user's own choices (registry, proxies, cache,
+# user config), and the calling project's node_modules/.bin folders leave PATH.
+# CAM_LENS_E2E_APT=0 never runs apt (as if not root): missing packages then mean exit 3.
 set -uo pipefail
+
+for v in $(compgen -e); do
+  case "$v" in
+    npm_config_registry|npm_config_*proxy|npm_config_cafile|npm_config_strict_ssl|npm_config_cache|npm_config_userconfig) ;;
+    npm_*) unset "$v" ;;
+  esac
+done
+unset INIT_CWD NODE
+PATH="$(printf '%s' "$PATH" | tr ':' '\n' | grep -v '/node_modules/\.bin$' | paste -sd: -)"
+export PATH
 
 CACHE="${CAM_LENS_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cam-lens-e2e}"
 CODE_SERVER_VERSION="${CAM_LENS_CODE_SERVER_VERSION:-4.139.1}"
@@ -28,15 +49,30 @@ CS_PKG="$CACHE/code-server/node_modules/code-server/package.json"
 PW_PKG="$CACHE/tools/node_modules/playwright-core/package.json"
 
 CHECK=0
+OPTIONAL=0
 case "${1:-}" in
   --check) CHECK=1 ;;
+  --optional) OPTIONAL=1 ;;
   "") ;;
-  -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-  *) echo "setup.sh: unknown option $1 (use --check or nothing)" >&2; exit 2 ;;
+  -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+  *) echo "setup.sh: unknown option $1 (use --check, --optional or nothing)" >&2; exit 2 ;;
 esac
 
 say() { echo "e2e-setup: $*"; }
-fail() { echo "e2e-setup: FAILED: $1" >&2; exit "${2:-1}"; }
+fail() {
+  echo "e2e-setup: FAILED: $1" >&2
+  if [ "${2:-1}" = 3 ] && [ "$OPTIONAL" = 1 ]; then
+    echo "skipped: the end-to-end and browser tests' prerequisites: $1"
+    exit 0
+  fi
+  exit "${2:-1}"
+}
+
+# Step timing: `step "what"` prints "e2e-setup: what ..." now; `done_step "result"` prints the result and the
+# seconds since that step began.
+STEP_START=0
+step() { STEP_START=$(date +%s.%N); say "$* ..."; }
+done_step() { say "$* ($(awk -v a="$STEP_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"; }
 
 pkg_version() { # prints the "version" of a package.json, or nothing
   [ -f "$1" ] && sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$1" | head -1
@@ -75,6 +111,8 @@ fi
 
 start=$(date +%s)
 
+can_apt() { [ "${CAM_LENS_E2E_APT:-1}" != 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+
 apt_retry() { # apt-get with a lock timeout, retried while another apt/dpkg holds a lock it does not wait for
   local i out
   for i in $(seq 1 20); do
@@ -90,14 +128,17 @@ apt_retry() { # apt-get with a lock timeout, retried while another apt/dpkg hold
 if command -v dpkg-query >/dev/null; then
   missing="$(apt_missing)"
   if [ -n "$missing" ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      say "apt-get install $missing"
+    if can_apt; then
       export DEBIAN_FRONTEND=noninteractive
       # Update the package lists only when something is missing (they may be stale or absent on a fresh machine).
       # Other jobs on a shared machine may hold the dpkg/apt locks: wait for them (up to 10 minutes) rather than fail.
+      step "apt-get update (the package lists, for: $missing)"
       apt_retry update -qq || fail "apt-get update failed"
+      done_step "apt-get update done"
+      step "apt-get install $missing"
       # shellcheck disable=SC2086
       apt_retry install -y -qq $missing || fail "apt-get install -y $missing failed"
+      done_step "apt packages installed: $missing"
     else
       fail "apt packages missing ($missing) and this user cannot install them (needs root and apt-get)" 3
     fi
@@ -109,41 +150,49 @@ have_chromium || fail "no Chromium at $CHROMIUM (set CHROMIUM=/path/to/chromium)
 
 mkdir -p "$CACHE" || fail "cannot create $CACHE"
 
-npm_install_into() { # dir, packages... ; a private package.json keeps the install out of any parent project
+NPM_LOG="$CACHE/npm-install.log"
+# dir, packages... ; a private package.json keeps the install out of any parent project. npm's output goes to
+# $NPM_LOG; on failure its error lines (the real cause, e.g. a postinstall's own message) are printed.
+npm_install_into() {
   local dir="$1"; shift
   mkdir -p "$dir"
   [ -f "$dir/package.json" ] || echo '{ "name": "cam-lens-e2e-cache", "private": true }' > "$dir/package.json"
-  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "$@")
+  if (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "$@") >"$NPM_LOG" 2>&1; then return 0; fi
+  NPM_CAUSE="$(grep -v -e 'A complete log of this run' -e '^npm error \(code\|path\|command\) ' "$NPM_LOG" |
+    sed -e 's/^npm error //' -e '/^[[:space:]]*$/d' | tail -n 4 | paste -sd' ' -)"
+  return 1
 }
+NPM_CAUSE=""
 
 # 2. Node 24 (the npm package ships the binary through a platform-specific dependency).
 if have_node24; then
   say "node 24 present: $("$NODE24_BIN/node" -v)"
 else
-  say "installing node@24 into $CACHE/node24"
-  npm_install_into "$CACHE/node24" node@24 || fail "npm install node@24 failed"
+  step "installing node@24 into $CACHE/node24"
+  npm_install_into "$CACHE/node24" node@24 || fail "npm install node@24 failed: $NPM_CAUSE (log: $NPM_LOG)"
   have_node24 || fail "node@24 installed but $NODE24_BIN/node -v is not v24"
-  say "node 24 installed: $("$NODE24_BIN/node" -v)"
+  done_step "node 24 installed: $("$NODE24_BIN/node" -v)"
 fi
 
 # 3. code-server, with Node 24 first on PATH (its install scripts check the Node version and build native modules).
 if have_code_server; then
   say "code-server $CODE_SERVER_VERSION present"
 else
-  say "installing code-server@$CODE_SERVER_VERSION into $CACHE/code-server (a few minutes the first time)"
+  step "installing code-server@$CODE_SERVER_VERSION into $CACHE/code-server (a few minutes the first time)"
   PATH="$NODE24_BIN:$PATH" npm_install_into "$CACHE/code-server" "code-server@$CODE_SERVER_VERSION" ||
-    fail "npm install code-server@$CODE_SERVER_VERSION failed (is libkrb5-dev installed?)"
+    fail "npm install code-server@$CODE_SERVER_VERSION failed: $NPM_CAUSE (log: $NPM_LOG)"
   have_code_server || fail "code-server installed but $CS_PKG does not say $CODE_SERVER_VERSION"
-  say "code-server $CODE_SERVER_VERSION installed"
+  done_step "code-server $CODE_SERVER_VERSION installed"
 fi
 
 # 4. playwright-core (no browser download: it drives the system Chromium).
 if have_playwright; then
   say "playwright-core $PLAYWRIGHT_VERSION present"
 else
-  say "installing playwright-core@$PLAYWRIGHT_VERSION into $CACHE/tools"
-  npm_install_into "$CACHE/tools" "playwright-core@$PLAYWRIGHT_VERSION" || fail "npm install playwright-core failed"
+  step "installing playwright-core@$PLAYWRIGHT_VERSION into $CACHE/tools"
+  npm_install_into "$CACHE/tools" "playwright-core@$PLAYWRIGHT_VERSION" || fail "npm install playwright-core failed: $NPM_CAUSE (log: $NPM_LOG)"
   have_playwright || fail "playwright-core installed but its version is not $PLAYWRIGHT_VERSION"
+  done_step "playwright-core $PLAYWRIGHT_VERSION installed"
 fi
 
 say "ready in $(( $(date +%s) - start )) s (cache $CACHE)"

@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { skipBecause } from './skip';
 
 export function tempDir(prefix = 'cam-lens-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -38,8 +39,5 @@ export const SHARED = path.resolve(__dirname, '..', '..', '..', 'shared', 'refer
 
 /** Skips the calling suite with a clear message where ../shared/reference is absent. */
 export function requireShared(ctx: Mocha.Context): void {
-  if (!fs.existsSync(SHARED)) {
-    console.log(`      (skipped: ${SHARED} is absent; the real-model tests need ../shared/reference next to the clone)`);
-    ctx.skip();
-  }
+  if (!fs.existsSync(SHARED)) skipBecause(ctx, 'shared-absent', `${SHARED} is absent; the real-model tests need ../shared/reference next to the clone`);
 }

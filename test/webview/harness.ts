@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { buildPanelHtml, createNonce, type PanelKind } from '../../src/extension/panels/html';
+import { skipBecause } from '../helpers/skip';
 import { ROOT, ensureBuilt } from '../helpers/build';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -39,8 +40,7 @@ const CHROMIUM_ARGS = [
 /** Skips the calling suite with a clear message where Debian's chromium is not installed. */
 export function requireChromium(ctx: Mocha.Context): void {
   if (!fs.existsSync(CHROMIUM)) {
-    console.log(`      (skipped: ${CHROMIUM} is absent; install it with \`apt-get install -y chromium\` to run the webview UI tests)`);
-    ctx.skip();
+    skipBecause(ctx, 'chromium-absent', `${CHROMIUM} is absent; install it with \`apt-get install -y chromium\` (npm test does, as root) to run the webview UI tests`);
   }
 }
 
