@@ -4,6 +4,10 @@
  * there, and compares the numbers. Dilated depthwise gradients are not reachable through tf.grad (tfjs-core
  * refuses them) and the cpu kernels ignore dilations, so those are checked by running the kernels directly
  * against the gradient of the equivalent undilated convolution whose filter has zeros between the taps.
+ *
+ * Pooling: our MaxPoolGrad replaces the backend's, which routed the gradient of windows with ties or a
+ * maximum <= 0 wrongly; it is checked against cpu (exactly) on inputs built to have many such windows, and the
+ * backend's AvgPoolGrad, which we keep, is checked against cpu the same way.
  */
 import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs-core';
@@ -113,8 +117,9 @@ describe('wasm gradient kernels', function () {
     await tf.setBackend('wasm');
   });
 
-  it('registers the three missing kernels and the faster Conv2DBackpropInput for wasm once, however often it is called', function () {
-    const names = [tf.Conv2DBackpropFilter, tf.DepthwiseConv2dNativeBackpropInput, tf.DepthwiseConv2dNativeBackpropFilter, tf.Conv2DBackpropInput];
+  it('registers the three missing kernels, the faster Conv2DBackpropInput and the first-maximum MaxPoolGrad for wasm once, however often it is called', function () {
+    const names = [tf.Conv2DBackpropFilter, tf.DepthwiseConv2dNativeBackpropInput, tf.DepthwiseConv2dNativeBackpropFilter, tf.Conv2DBackpropInput,
+      tf.MaxPoolGrad];
     const first = names.map((n) => tf.getKernel(n, 'wasm'));
     first.forEach((k, i) => assert.ok(k, `${names[i]} is not registered for wasm`));
     registerWasmGradientKernels();
@@ -281,6 +286,186 @@ describe('wasm gradient kernels', function () {
       /dataFormat 'NCHW'/);
     tf.dispose([x, dy]);
     assert.strictEqual(tf.memory().numTensors, before);
+  });
+
+  describe('pooling gradients', function () {
+    type PoolKind = 'max' | 'avg';
+
+    interface PoolCase {
+      xShape: Shape4;
+      filterSize: Pair;
+      strides: Pair;
+      pad: 'same' | 'valid' | number;
+      dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    }
+
+    const describePool = (c: PoolCase): string => `x ${c.xShape.join('x')} window ${JSON.stringify(c.filterSize)} ` +
+      `strides ${JSON.stringify(c.strides)} pad ${JSON.stringify(c.pad)}${c.dimRoundingMode ? ` ${c.dimRoundingMode}` : ''}`;
+
+    /**
+     * Values on a grid of 4 levels in [-1, 0.5], so that most windows tie and many have a maximum <= 0, and in
+     * every image a constant negative patch (top left) and a constant zero patch (bottom right): flat regions.
+     */
+    function flatAndTied(shape: Shape4, seed: number): Float32Array {
+      const [b, h, w, c] = shape;
+      const out = random(size(shape), seed).map((v) => Math.floor((v + 1) * 2) / 2 - 1);
+      for (let n = 0; n < b; n++) {
+        for (let y = 0; y < h; y++) {
+          for (let x = 0; x < w; x++) {
+            const flat = y < h / 2 && x < w / 2 ? -0.25 : y >= h / 2 && x >= w / 2 ? 0 : undefined;
+            if (flat === undefined) continue;
+            for (let ch = 0; ch < c; ch++) out[((n * h + y) * w + x) * c + ch] = flat;
+          }
+        }
+      }
+      return out;
+    }
+
+    /** How many pooling windows tie for their maximum, and how many have a maximum <= 0: the cases that broke. */
+    function windowKinds(values: Float32Array, shape: Shape4, info: tf.backend_util.Conv2DInfo): { tied: number; notPositive: number } {
+      const [b, h, w, c] = shape;
+      let tied = 0;
+      let notPositive = 0;
+      for (let n = 0; n < b; n++) {
+        for (let oy = 0; oy < info.outHeight; oy++) {
+          for (let ox = 0; ox < info.outWidth; ox++) {
+            for (let ch = 0; ch < c; ch++) {
+              const window: number[] = [];
+              for (let r = 0; r < info.filterHeight; r++) {
+                const y = oy * info.strideHeight - info.padInfo.top + r;
+                for (let q = 0; q < info.filterWidth; q++) {
+                  const x = ox * info.strideWidth - info.padInfo.left + q;
+                  if (y >= 0 && y < h && x >= 0 && x < w) window.push(values[((n * h + y) * w + x) * c + ch]);
+                }
+              }
+              const max = Math.max(...window);
+              if (window.filter((v) => v === max).length > 1) tied++;
+              if (max <= 0) notPositive++;
+            }
+          }
+        }
+      }
+      return { tied, notPositive };
+    }
+
+    /** tf.grad of the pooling for a random dy, through the ops (so the gradient sees what a model's backward pass sees). */
+    function poolGrad(kind: PoolKind, c: PoolCase, xData: Float32Array, seed: number): () => tf.Tensor[] {
+      const info = tf.backend_util.computePool2DInfo(c.xShape, c.filterSize, c.strides, 1, c.pad, c.dimRoundingMode);
+      const dyData = random(size(info.outShape), seed);
+      return () => {
+        const pool = (x: tf.Tensor): tf.Tensor => kind === 'max'
+          ? tf.maxPool(x as tf.Tensor4D, c.filterSize, c.strides, c.pad, c.dimRoundingMode)
+          : tf.avgPool(x as tf.Tensor4D, c.filterSize, c.strides, c.pad, c.dimRoundingMode);
+        return [tf.grad(pool)(tf.tensor4d(xData, c.xShape), tf.tensor4d(dyData, info.outShape))];
+      };
+    }
+
+    const CASES: PoolCase[] = [];
+    for (const [h, w] of [[8, 8], [7, 9]]) {
+      for (const filterSize of [2, 3, [3, 2]] as Pair[]) {
+        for (const strides of [1, 2, [1, 2], [2, 1]] as Pair[]) {
+          for (const pad of ['same', 'valid'] as const) CASES.push({ xShape: [2, h, w, 3], filterSize, strides, pad });
+        }
+      }
+    }
+
+    it('routes each max-pool window\'s gradient to its first maximum, exactly as cpu, on windows that tie or have a maximum <= 0 ' +
+      '(windows 2x2, 3x3, 3x2; strides 1, 2, [1, 2], [2, 1]; \'same\' and \'valid\'; even and odd inputs, batch 2)', async function () {
+      let seed = 7000;
+      let tied = 0;
+      let notPositive = 0;
+      for (const c of CASES) {
+        const xData = flatAndTied(c.xShape, (seed += 10));
+        const kinds = windowKinds(xData, c.xShape, tf.backend_util.computePool2DInfo(c.xShape, c.filterSize, c.strides, 1, c.pad));
+        tied += kinds.tied;
+        notPositive += kinds.notPositive;
+        const [expected] = await on('cpu', poolGrad('max', c, xData, seed + 1));
+        const [actual] = await on('wasm', poolGrad('max', c, xData, seed + 1));
+        assert.deepStrictEqual(Array.from(actual), Array.from(expected), describePool(c));
+      }
+      // The inputs really are the hard cases (otherwise the backend's own kernel would pass too).
+      assert.ok(tied > 1000 && notPositive > 1000, `${tied} tied windows, ${notPositive} windows with a maximum <= 0`);
+    });
+
+    it('matches cpu for max-pool gradients with numeric padding and dimRoundingMode, through tf.grad and with the kernel called directly', async function () {
+      const cases: PoolCase[] = [
+        { xShape: [2, 8, 7, 3], filterSize: 3, strides: 2, pad: 1, dimRoundingMode: 'ceil' },
+        { xShape: [2, 8, 7, 3], filterSize: 3, strides: 2, pad: 1, dimRoundingMode: 'floor' },
+        { xShape: [1, 9, 9, 2], filterSize: 2, strides: 2, pad: 0, dimRoundingMode: 'ceil' },
+        { xShape: [1, 6, 6, 2], filterSize: 3, strides: 1, pad: 2 },
+      ];
+      let seed = 8000;
+      for (const c of cases) {
+        const xData = flatAndTied(c.xShape, (seed += 10));
+        // Through tf.grad, which does not pass dimRoundingMode on: dy may be a row and column larger (see section 5).
+        const [expected] = await on('cpu', poolGrad('max', c, xData, seed + 1));
+        const [actual] = await on('wasm', poolGrad('max', c, xData, seed + 1));
+        assert.deepStrictEqual(Array.from(actual), Array.from(expected), `${describePool(c)}, tf.grad`);
+        // Directly, with dimRoundingMode given: every window of the rounded geometry, the last row and column too.
+        const info = tf.backend_util.computePool2DInfo(c.xShape, c.filterSize, c.strides, 1, c.pad, c.dimRoundingMode);
+        const dyData = random(size(info.outShape), seed + 2);
+        const direct = (): tf.Tensor[] => {
+          const x = tf.tensor4d(xData, c.xShape);
+          const dy = tf.tensor4d(dyData, info.outShape);
+          // `output` (the forward result) is read by neither kernel; dy has its shape.
+          return [tf.engine().runKernel(tf.MaxPoolGrad, { dy, input: x, output: dy },
+            { filterSize: c.filterSize, strides: c.strides, pad: c.pad, ...(c.dimRoundingMode ? { dimRoundingMode: c.dimRoundingMode } : {}) }) as tf.Tensor];
+        };
+        const [cpuDirect] = await on('cpu', direct);
+        const [wasmDirect] = await on('wasm', direct);
+        assert.deepStrictEqual(Array.from(wasmDirect), Array.from(cpuDirect), `${describePool(c)}, kernel`);
+      }
+    });
+
+    it('sends nothing from a max-pool window of only NaN and -Infinity, like cpu, and the rest of the image as usual', async function () {
+      const xShape: Shape4 = [1, 4, 4, 2];
+      const xData = random(size(xShape), 9100);
+      // The top-left 2x2 window of both channels: NaN and -Infinity only.
+      for (const i of [0, 1, 4, 5]) {
+        xData[2 * i] = Number.NaN;
+        xData[2 * i + 1] = i % 2 ? -Infinity : Number.NaN;
+      }
+      const c: PoolCase = { xShape, filterSize: 2, strides: 2, pad: 'valid' };
+      const [expected] = await on('cpu', poolGrad('max', c, xData, 9101));
+      const [actual] = await on('wasm', poolGrad('max', c, xData, 9101));
+      assert.deepStrictEqual(Array.from(actual), Array.from(expected));
+      assert.deepStrictEqual([0, 1, 4, 5].flatMap((i) => [actual[2 * i], actual[2 * i + 1]]), new Array(8).fill(0));
+    });
+
+    it('computes a 112x112x64 max-pool gradient (3x3, stride 2, \'same\') as cpu does, with 64 channels in a row', async function () {
+      const c: PoolCase = { xShape: [1, 112, 112, 64], filterSize: 3, strides: 2, pad: 'same' };
+      const xData = flatAndTied(c.xShape, 9200);
+      const [expected] = await on('cpu', poolGrad('max', c, xData, 9201));
+      const [actual] = await on('wasm', poolGrad('max', c, xData, 9201));
+      let differing = 0;
+      for (let i = 0; i < expected.length; i++) if (actual[i] !== expected[i]) differing++;
+      assert.strictEqual(differing, 0, `${differing} of ${expected.length} elements differ`);
+    });
+
+    it('keeps the backend\'s AvgPoolGrad, which matches cpu on the same windows, strides and paddings', async function () {
+      let seed = 9300;
+      for (const c of CASES) {
+        const xData = flatAndTied(c.xShape, (seed += 10));
+        const [expected] = await on('cpu', poolGrad('avg', c, xData, seed + 1));
+        const [actual] = await on('wasm', poolGrad('avg', c, xData, seed + 1));
+        assertClose(actual, expected, `avgPool ${describePool(c)}`);
+      }
+    });
+
+    it('leaves tensor count and wasm data ids unchanged over 20 max-pool gradient runs', async function () {
+      await tf.setBackend('wasm');
+      const x = tf.tensor4d(flatAndTied([2, 9, 8, 4], 9400), [2, 9, 8, 4]);
+      const grad = tf.grad((a: tf.Tensor) => tf.sum(tf.maxPool(a as tf.Tensor4D, 3, 2, 'same')));
+      tf.dispose(grad(x));
+      const backend = tf.backend();
+      const before = { ...tf.memory(), dataIds: backend.numDataIds() };
+      for (let i = 0; i < 20; i++) tf.dispose(grad(x));
+      const after = { ...tf.memory(), dataIds: backend.numDataIds() };
+      assert.strictEqual(after.numTensors, before.numTensors, 'numTensors');
+      assert.strictEqual(after.numBytes, before.numBytes, 'numBytes');
+      assert.strictEqual(after.dataIds, before.dataIds, 'wasm backend data ids');
+      x.dispose();
+    });
   });
 
   describe('a MobileNet-like chain conv -> depthwise -> conv -> relu -> mean', function () {
