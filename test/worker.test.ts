@@ -121,6 +121,8 @@ describe('engine worker', function () {
       assert.ok(d.methods.every((m) => m.available), JSON.stringify(d.methods));
       const gc = d.methods.find((m) => m.id === 'gradcam');
       assert.deepStrictEqual([gc?.needsGradients, d.methods.find((m) => m.id === 'cam')?.needsGradients], [true, false]);
+      assert.deepStrictEqual(d.methods.filter((m) => m.classIndependent).map((m) => m.id), METHODS.filter((m) => m.classIndependent).map((m) => m.id));
+      assert.deepStrictEqual(d.methods.map((m) => m.label), METHODS.map((m) => m.label));
 
       const flat = await writeModel(flattenModel(), path.join(dir, 'flat'));
       const f = await client.describeModel({ path: flat.modelJson });

@@ -189,6 +189,7 @@ describe('engine worker: dataset scans', function () {
     assert.deepStrictEqual(finished, ['pair', 'scan'], 'the pair did not wait for the scan');
     assert.strictEqual(c.result.report.counts.scanned, 120);
     assert.deepStrictEqual([p.maps[0].target.index, p.maps[1].target.index, p.layer, p.method], [r.givenIndex, r.predictedIndex, 'res', 'gradcam']);
+    assert.strictEqual(p.methodLabel, 'Grad-CAM', 'the pair names its method as the registry does');
     for (const m of p.maps) {
       assert.deepStrictEqual([m.heatmap.width, m.heatmap.height], [8, 8]);
       assert.ok(m.heatmap.values instanceof Float32Array && m.heatmap.values.every((v) => v >= 0 && v <= 1));

@@ -35,7 +35,7 @@ import { labelOf, loadModel, numClasses, type LoadedModel } from './engine/model
 import { describeModel, openImage } from './engine/pipeline';
 import { decodeImage } from './engine/image';
 import { renderOverlayPng, type HeatmapLike } from './engine/overlay';
-import { METHODS } from './engine/cam/registry';
+import { METHODS, getMethod } from './engine/cam/registry';
 import { findLinearHead } from './engine/head';
 import { computeFeatureMaps } from './engine/featureMaps';
 import { ScorePool } from './engine/scorePool';
@@ -46,8 +46,6 @@ import { classThreshold, isFlagged, rankOrder, score } from './engine/scan/ranki
 import type { MetadataOverrides } from './engine/metadata';
 import type { ImageSession } from './engine/session';
 import {
-  CAM_METHOD_IDS,
-  type CamMethodId,
   type LayerSummary,
   type MethodInfo,
   type ModelInfo,
@@ -349,9 +347,9 @@ async function step(ctx: JobContext, what: string): Promise<void> {
 function methodInfos(model: LoadedModel, recommended: string | null): MethodInfo[] {
   const out: MethodInfo[] = [];
   for (const m of METHODS) {
-    // The webview only speaks the protocol's method ids; a registry method outside them is not offered.
-    if (!(CAM_METHOD_IDS as readonly string[]).includes(m.id)) continue;
-    const info: MethodInfo = { id: m.id as CamMethodId, label: m.label, needsGradients: m.needsGradients, available: true };
+    const info: MethodInfo = {
+      id: m.id, label: m.label, needsGradients: m.needsGradients, classIndependent: m.classIndependent === true, available: true,
+    };
     if (recommended === null) {
       info.available = false;
       info.reason = 'the model has no layer with a spatial output';
@@ -604,7 +602,7 @@ const handlers: { [T in RequestType]: Handler<T> } = {
     while (lastMaps.size > MAX_LAST_MAPS) lastMaps.delete(lastMaps.keys().next().value as string);
     Object.assign(ctx.log, { layer: res.layer, classIndex: res.target.index, cached: res.cached.forward });
     return {
-      method: res.method as CamMethodId,
+      method: res.method,
       layer: res.layer,
       target: res.target,
       heatmap: { ...res.heatmap },
@@ -695,6 +693,7 @@ const handlers: { [T in RequestType]: Handler<T> } = {
     Object.assign(ctx.log, { layer, cached });
     return {
       method: req.method,
+      methodLabel: getMethod(req.method).label,
       layer: layer as string,
       maps: [maps[0], maps[1]],
       imageSize: entry.imageSize,

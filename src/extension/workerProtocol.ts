@@ -43,6 +43,8 @@ import type {
   ScanRow,
   ScanScoreKind,
 } from '../shared/protocol';
+import { SCAN_SCORE_KINDS, isPreprocessId } from '../shared/protocol';
+import { isColormapName } from '../shared/colormaps';
 
 import type { BackendChoice } from './engine/backend';
 import type { ScanReport } from './engine/scan/report';
@@ -242,6 +244,8 @@ export interface CamPairMap {
 
 export interface CamPairResult {
   method: CamMethodId;
+  /** The method's name as the registry gives it ("Grad-CAM"), for captions. */
+  methodLabel: string;
   layer: string;
   /** In the order of `classes`. */
   maps: [CamPairMap, CamPairMap];
@@ -335,11 +339,6 @@ export type RequestType = keyof RequestMap;
 export type ParamsOf<T extends RequestType> = RequestMap[T]['params'];
 export type ResultOf<T extends RequestType> = RequestMap[T]['result'];
 
-export const REQUEST_TYPES: readonly RequestType[] = [
-  'model/describe', 'image/predict', 'cam/compute', 'features/compute', 'overlay/render', 'backend/set',
-  'scan/run', 'scan/reviewed', 'cam/pair', 'debug/memory', 'debug/crash',
-];
-
 /** Request type → the events it streams before its reply (requests not listed stream none). */
 export interface EventMap {
   'scan/run': ScanEvent;
@@ -407,11 +406,11 @@ const isStr = (x: unknown): x is string => typeof x === 'string' && x.length > 0
 const optStr = (x: unknown) => x === undefined || isStr(x);
 const optNat = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= 0);
 const optPosInt = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= 1);
-const isPreprocess = (x: unknown) => x === '[0,1]' || x === '[-1,1]' || x === '[0,255]' || x === 'caffe' || x === 'imagenet';
-const isColormap = (x: unknown) => x === 'turbo' || x === 'jet' || x === 'viridis' || x === 'inferno' || x === 'gray';
-const isScoreKind = (x: unknown) => x === 'self_confidence' || x === 'normalized_margin';
-const isMethodId = (x: unknown) => x === 'cam' || x === 'gradcam' || x === 'gradcam++' || x === 'xgradcam' || x === 'hirescam' ||
-  x === 'layercam' || x === 'scorecam' || x === 'eigencam';
+// The lists behind these live in src/shared; method ids are only checked for form here: the worker looks them
+// up in the engine's registry, and an unknown one gets UNKNOWN_METHOD, which names the methods there are.
+const isPreprocess = isPreprocessId;
+const isColormap = isColormapName;
+const isScoreKind = (x: unknown) => (SCAN_SCORE_KINDS as readonly unknown[]).includes(x);
 
 function isModelRef(x: unknown): x is ModelRef {
   if (!isObj(x) || !isStr(x.path)) return false;
@@ -459,7 +458,7 @@ export function requestProblem(m: unknown): string | undefined {
       return isStr(m.root) && isStr(m.relPath) && typeof m.givenLabel === 'string' && m.givenLabel.length < 4096
         ? undefined : 'scan/reviewed needs root, relPath and givenLabel';
     case 'cam/pair':
-      return isModelRef(m.model) && isImageRef(m.image) && isMethodId(m.method) && optStr(m.layer) &&
+      return isModelRef(m.model) && isImageRef(m.image) && isStr(m.method) && optStr(m.layer) &&
         Array.isArray(m.classes) && m.classes.length === 2 && m.classes.every((c) => optNat(c) && c !== undefined) &&
         (m.options === undefined || isObj(m.options)) ? undefined : 'cam/pair needs model, image, method, classes: [index, index] and optional layer, options';
     case 'debug/memory':

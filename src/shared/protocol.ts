@@ -9,14 +9,23 @@
  * - Heatmaps and feature maps travel as Float32Array with explicit width/height, never nested arrays.
  * - The host validates every incoming message (`isWebviewMessage`) before acting on it.
  *
- * Everything here is pure data; this file imports nothing.
+ * Everything here is pure data; it imports only the pure colormap list beside it.
  */
+import { isColormapName, type ColormapName } from './colormaps';
 
-export type CamMethodId = 'cam' | 'gradcam' | 'gradcam++' | 'xgradcam' | 'hirescam' | 'layercam' | 'scorecam' | 'eigencam';
-export const CAM_METHOD_IDS: readonly CamMethodId[] = ['cam', 'gradcam', 'gradcam++', 'xgradcam', 'hirescam', 'layercam', 'scorecam', 'eigencam'];
-export type ColormapId = 'turbo' | 'jet' | 'viridis' | 'inferno' | 'gray';
+/**
+ * A CAM method's id. The methods are listed in one place only, the engine's registry (engine/cam/registry.ts,
+ * where a method is one file and one line); everyone else learns them at run time: the webviews from the
+ * `MethodInfo` list the host sends (in registry order, with labels), the worker by looking the id up in the
+ * registry (an unknown id gets UNKNOWN_METHOD). The manifest's `camLens.defaultMethod` enum is checked against
+ * the registry by a test.
+ */
+export type CamMethodId = string;
+export type ColormapId = ColormapName;
+/** The preprocessing presets (engine/preprocess.ts has their formulas). */
 export type PreprocessId = '[0,1]' | '[-1,1]' | '[0,255]' | 'caffe' | 'imagenet';
 export const PREPROCESS_IDS: readonly PreprocessId[] = ['[0,1]', '[-1,1]', '[0,255]', 'caffe', 'imagenet'];
+export const isPreprocessId = (x: unknown): x is PreprocessId => typeof x === 'string' && (PREPROCESS_IDS as readonly string[]).includes(x);
 
 export interface ErrorPayload {
   name: string;
@@ -38,6 +47,8 @@ export interface MethodInfo {
   id: CamMethodId;
   label: string;
   needsGradients: boolean;
+  /** The map is the same whatever class is chosen (Eigen-CAM). */
+  classIndependent: boolean;
   /** False where the model cannot run it (e.g. `cam` without GAP-then-linear head at the layer). */
   available: boolean;
   reason?: string;
@@ -333,7 +344,7 @@ export type TriageHostMessage =
       flagged: Int32Array;
     }
   | { type: 'scan/didFail'; scanId: number; error: ErrorPayload }
-  | { type: 'cam/didComputePair'; requestId: number; path: string; method: CamMethodId; layer: string; given: TriageMap; predicted: TriageMap }
+  | { type: 'cam/didComputePair'; requestId: number; path: string; method: CamMethodId; methodLabel: string; layer: string; given: TriageMap; predicted: TriageMap }
   | { type: 'sample/didOpen'; requestId: number; path: string }
   | { type: 'sample/didMarkCorrect'; requestId: number; path: string; counts: TriageCounts }
   /** The row after the move (new path, given label and image URI, `movedFrom` set) or after its undo. */
@@ -351,9 +362,10 @@ const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object
 const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
 const optInt = (x: unknown) => x === undefined || isInt(x);
 const optStr = (x: unknown) => x === undefined || (typeof x === 'string' && x.length < 4096);
-const isMethod = (x: unknown): x is CamMethodId => typeof x === 'string' && (CAM_METHOD_IDS as readonly string[]).includes(x);
-const isColormap = (x: unknown): x is ColormapId => x === 'turbo' || x === 'jet' || x === 'viridis' || x === 'inferno' || x === 'gray';
-const isPreprocess = (x: unknown): x is PreprocessId => typeof x === 'string' && (PREPROCESS_IDS as readonly string[]).includes(x);
+/** A method id is checked for form here; whether the engine has it, the worker says (UNKNOWN_METHOD). */
+const isMethod = (x: unknown): x is CamMethodId => typeof x === 'string' && x.length > 0 && x.length < 64;
+const isColormap = isColormapName;
+const isPreprocess = isPreprocessId;
 
 export function isExplainViewState(x: unknown): x is ExplainViewState {
   return isObj(x) && x.version === 1 && typeof x.imagePath === 'string' && optStr(x.modelPath) && isMethod(x.method) &&

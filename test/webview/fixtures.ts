@@ -18,14 +18,14 @@ export const MODEL: ModelInfo = {
 };
 
 export const METHODS: MethodInfo[] = [
-  { id: 'cam', label: 'CAM', needsGradients: false, available: false, reason: 'needs global average pooling then a dense classifier' },
-  { id: 'gradcam', label: 'Grad-CAM', needsGradients: true, available: true },
-  { id: 'gradcam++', label: 'Grad-CAM++', needsGradients: true, available: true },
-  { id: 'xgradcam', label: 'XGrad-CAM', needsGradients: true, available: true },
-  { id: 'hirescam', label: 'HiResCAM', needsGradients: true, available: true },
-  { id: 'layercam', label: 'LayerCAM', needsGradients: true, available: true },
-  { id: 'scorecam', label: 'Score-CAM', needsGradients: false, available: true },
-  { id: 'eigencam', label: 'Eigen-CAM', needsGradients: false, available: true },
+  { id: 'cam', label: 'CAM', needsGradients: false, classIndependent: false, available: false, reason: 'needs global average pooling then a dense classifier' },
+  { id: 'gradcam', label: 'Grad-CAM', needsGradients: true, classIndependent: false, available: true },
+  { id: 'gradcam++', label: 'Grad-CAM++', needsGradients: true, classIndependent: false, available: true },
+  { id: 'xgradcam', label: 'XGrad-CAM', needsGradients: true, classIndependent: false, available: true },
+  { id: 'hirescam', label: 'HiResCAM', needsGradients: true, classIndependent: false, available: true },
+  { id: 'layercam', label: 'LayerCAM', needsGradients: true, classIndependent: false, available: true },
+  { id: 'scorecam', label: 'Score-CAM', needsGradients: false, classIndependent: false, available: true },
+  { id: 'eigencam', label: 'Eigen-CAM', needsGradients: false, classIndependent: true, available: true },
 ];
 
 export const IMAGE_SIZE: [number, number] = [320, 240];

@@ -355,7 +355,7 @@ describe('triage panel (headless Chromium, fake host)', function () {
     assert.equal(ask.path, 'cat/img_0000.png');
     assert.equal(await p.page.getAttribute('#heat-given', 'data-state'), 'computing');
     await p.send({
-      type: 'cam/didComputePair', requestId: ask.requestId, path: 'cat/img_0000.png', method: 'gradcam', layer: 'block5_conv3',
+      type: 'cam/didComputePair', requestId: ask.requestId, path: 'cat/img_0000.png', method: 'gradcam', methodLabel: 'Grad-CAM', layer: 'block5_conv3',
       given: { target: { index: 0, label: 'cat', probability: 0.1 }, heatmap: { width: 7, height: 7, values: sideMap(true), rawMin: 0, rawMax: 1 } },
       predicted: { target: { index: 1, label: 'dog', probability: 0.7 }, heatmap: { width: 7, height: 7, values: sideMap(false), rawMin: 0, rawMax: 1 } },
     });

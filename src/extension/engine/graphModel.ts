@@ -92,17 +92,9 @@ function nodeOf(id: string): string {
   return m ? m[1] : id;
 }
 
-/** Decodes a base64 `s` attribute (the converter writes bytes as base64). */
-export function attrString(a: RawAttr | undefined): string | undefined {
-  return a?.s === undefined ? undefined : Buffer.from(a.s, 'base64').toString('utf8');
-}
-
+/** Decodes a list-of-strings attribute (the converter writes bytes as base64). */
 export function attrStrings(a: RawAttr | undefined): string[] {
   return (a?.list?.s ?? []).map((s) => Buffer.from(s, 'base64').toString('utf8'));
-}
-
-export function attrInts(a: RawAttr | undefined): number[] {
-  return (a?.list?.i ?? []).map(Number);
 }
 
 function rawShape(s: RawShape | undefined): (number | null)[] | undefined {

@@ -21,14 +21,11 @@
  * near 0 as it would be for a colour model.
  */
 import { CamLensError } from './errors';
+import { PREPROCESS_IDS, type PreprocessId } from '../../shared/protocol';
 
-export type PreprocessPreset = '[0,1]' | '[-1,1]' | '[0,255]' | 'caffe' | 'imagenet';
-
-export const PREPROCESS_PRESETS: readonly PreprocessPreset[] = ['[0,1]', '[-1,1]', '[0,255]', 'caffe', 'imagenet'];
-
-export function isPreprocessPreset(x: unknown): x is PreprocessPreset {
-  return typeof x === 'string' && (PREPROCESS_PRESETS as readonly string[]).includes(x);
-}
+/** The presets' ids are listed once, in src/shared/protocol.ts (the webviews show them too). */
+export type PreprocessPreset = PreprocessId;
+export const PREPROCESS_PRESETS = PREPROCESS_IDS;
 
 /** Keras `imagenet_utils` caffe means, in B, G, R order. */
 export const CAFFE_MEAN_BGR: readonly [number, number, number] = [103.939, 116.779, 123.68];

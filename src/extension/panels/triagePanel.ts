@@ -460,7 +460,7 @@ class TriagePanel {
       this.pairs.set(cacheKey, r);
       while (this.pairs.size > PAIR_CACHE_SIZE) this.pairs.delete(this.pairs.keys().next().value as string);
     }
-    this.post({ type: 'cam/didComputePair', requestId, path: relPath, method: r.method, layer: r.layer, given: r.maps[0], predicted: r.maps[1] });
+    this.post({ type: 'cam/didComputePair', requestId, path: relPath, method: r.method, methodLabel: r.methodLabel, layer: r.layer, given: r.maps[0], predicted: r.maps[1] });
   }
 
   private async markCorrect(requestId: number, relPath: string): Promise<void> {

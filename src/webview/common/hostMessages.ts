@@ -17,7 +17,7 @@ import type {
   MethodInfo,
   ModelInfo,
 } from '../../shared/protocol';
-import { CAM_METHOD_IDS, PREPROCESS_IDS, isExplainViewState } from '../../shared/protocol';
+import { PREPROCESS_IDS, isExplainViewState } from '../../shared/protocol';
 
 export type Parsed<T> = { ok: true; message: T } | { ok: false; reason: string };
 
@@ -103,12 +103,12 @@ function model(x: unknown): ModelInfo {
 
 function method(x: unknown, i: number): MethodInfo {
   const m = obj(x, `methods[${i}]`);
-  const id = str(m.id, `methods[${i}].id`);
-  if (!(CAM_METHOD_IDS as readonly string[]).includes(id)) fail(`methods[${i}].id "${id}" is unknown`);
+  // The host lists the engine registry's methods: any id of the right form is one.
   return {
-    id: id as MethodInfo['id'],
+    id: str(m.id, `methods[${i}].id`),
     label: str(m.label, `methods[${i}].label`),
     needsGradients: Boolean(m.needsGradients),
+    classIndependent: Boolean(m.classIndependent),
     available: bool(m.available, `methods[${i}].available`),
     reason: typeof m.reason === 'string' ? m.reason : undefined,
   };
@@ -193,12 +193,10 @@ export function parseExplainHostMessage(x: unknown): Parsed<ExplainHostMessage> 
         const timings = obj(m.timingsMs, 'timingsMs');
         const timingsMs: Record<string, number> = {};
         for (const [k, v] of Object.entries(timings)) if (typeof v === 'number') timingsMs[k] = v;
-        const methodId = str(m.method, 'method');
-        if (!(CAM_METHOD_IDS as readonly string[]).includes(methodId)) fail(`method "${methodId}" is unknown`);
         return {
           type,
           requestId,
-          method: methodId as MethodInfo['id'],
+          method: str(m.method, 'method'),
           layer: str(m.layer, 'layer'),
           target: prediction(m.target, 'target'),
           heatmap: heatmap(m.heatmap),

@@ -31,7 +31,7 @@ import type {
   ModelInfo,
   PreprocessId,
 } from '../../shared/protocol';
-import { CAM_METHOD_IDS, PREPROCESS_IDS } from '../../shared/protocol';
+import { PREPROCESS_IDS } from '../../shared/protocol';
 import { Listbox, byId, fillSelect, h, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
 import { formatMs, formatPercent, totalMs } from '../common/format';
 import { parseExplainHostMessage } from '../common/hostMessages';
@@ -153,11 +153,10 @@ function explainClass(index: number): void {
 // Rendering
 
 function fillControls(model: ModelInfo, methods: MethodInfo[], s: ExplainViewState): void {
-  // Keep the protocol's method order; unavailable methods stay listed, disabled, with the reason.
-  const ordered = [...methods].sort((a, b) => CAM_METHOD_IDS.indexOf(a.id) - CAM_METHOD_IDS.indexOf(b.id));
+  // The registry's order, as the host sends it; unavailable methods stay listed, disabled, with the reason.
   fillSelect(
     ui.method,
-    ordered.map((m) => ({
+    methods.map((m) => ({
       value: m.id,
       label: m.available ? m.label : `${m.label} (unavailable${m.reason ? `: ${m.reason}` : ''})`,
       disabled: !m.available,
@@ -386,7 +385,7 @@ function onMessage(m: ExplainHostMessage): void {
 
 ui.method.addEventListener('change', () => {
   const value = ui.method.value;
-  if (!state || !(CAM_METHOD_IDS as readonly string[]).includes(value) || value === state.method) return;
+  if (!state || !session?.methods.some((m) => m.id === value) || value === state.method) return;
   state.method = value as ExplainViewState['method'];
   persist();
   compute();

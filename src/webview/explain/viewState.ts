@@ -12,17 +12,22 @@ import type { CamMethodId, ExplainViewState, MethodInfo, ModelInfo } from '../..
 import { isExplainViewState } from '../../shared/protocol';
 
 /** Method used when the saved one is unavailable for this model: Grad-CAM works on nearly every CNN. */
-const PREFERRED_METHODS: readonly CamMethodId[] = ['gradcam', 'gradcam++', 'hirescam', 'xgradcam', 'layercam', 'eigencam', 'scorecam', 'cam'];
+const FALLBACK_METHOD: CamMethodId = 'gradcam';
 
 function sameModel(a: ExplainViewState, b: ExplainViewState): boolean {
   return (a.modelPath ?? '') === (b.modelPath ?? '');
 }
 
-/** The method to use: `wanted` when the model can run it, else the first available in preference order. */
+/**
+ * The method to use: `wanted` when the model can run it, else Grad-CAM, else the first available gradient
+ * method, else the first available one, in the order the host lists them (the engine registry's).
+ */
 export function pickMethod(wanted: CamMethodId, methods: readonly MethodInfo[]): CamMethodId {
   const ok = (id: CamMethodId) => methods.some((m) => m.id === id && m.available);
   if (ok(wanted)) return wanted;
-  for (const id of PREFERRED_METHODS) if (ok(id)) return id;
+  if (ok(FALLBACK_METHOD)) return FALLBACK_METHOD;
+  const next = methods.find((m) => m.available && m.needsGradients) ?? methods.find((m) => m.available);
+  if (next) return next.id;
   // Nothing available (no spatial layer): keep the choice; the host's error explains why nothing can run.
   return wanted;
 }

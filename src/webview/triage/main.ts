@@ -332,17 +332,10 @@ function onPair(m: Extract<TriageHostMessage, { type: 'cam/didComputePair' }>): 
   setProgress(ui.pairProgress, false);
   const r = store.get(info.seq);
   if (!r) return;
-  const entry = { given: m.given, predicted: m.predicted, method: init?.method === m.method ? methodLabel(m.method) : m.method, layer: m.layer };
+  const entry = { given: m.given, predicted: m.predicted, method: m.methodLabel, layer: m.layer };
   pairCache.set(pairKey(r), entry);
   while (pairCache.size > PAIR_CACHE_SIZE) pairCache.delete(pairCache.keys().next().value as string);
   if (selectedSeq === r.seq) showPair(r.path, entry);
-}
-
-function methodLabel(id: string): string {
-  const names: Record<string, string> = {
-    cam: 'CAM', gradcam: 'Grad-CAM', 'gradcam++': 'Grad-CAM++', xgradcam: 'XGrad-CAM', hirescam: 'HiResCAM', layercam: 'LayerCAM', scorecam: 'Score-CAM', eigencam: 'Eigen-CAM',
-  };
-  return names[id] ?? id;
 }
 
 // ---------------------------------------------------------------------------------------------------------

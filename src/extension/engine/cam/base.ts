@@ -59,6 +59,8 @@ export interface CamMethod {
   id: string;
   label: string;
   needsGradients: boolean;
+  /** The map does not depend on the class explained (Eigen-CAM): the panels caption it so. */
+  classIndependent?: boolean;
   /** Short description with the paper, for pickers and --help. */
   paper: string;
   /** True for methods whose compute returns a Promise (they manage their own tensors). */

@@ -140,6 +140,7 @@ export const eigencam: CamMethod = {
   label: 'Eigen-CAM',
   paper: 'Muhammad and Yeasin 2020',
   needsGradients: false,
+  classIndependent: true,
   isAsync: true,
   async compute(ctx: CamContext): Promise<tf.Tensor2D> {
     const center = ctx.options?.center ?? true;
