@@ -356,14 +356,13 @@ describe('CAM methods: contract table', () => {
         for (let i = 0; i < 20; i++) {
           const s = new ImageSession(model, tf.clone(x));
           try {
-            let r;
-            try {
-              r = await s.explain({ method: m.id, layer, classChoice: i % 5 });
-            } catch (e) {
-              // CAM is defined only where GAP→linear follows the target.
-              if (m.id === 'cam' && layer === 'r1' && e instanceof CamLensError && e.code === 'METHOD_NOT_APPLICABLE') continue;
-              throw e;
+            if (m.id === 'cam' && layer === 'r1') {
+              // CAM is defined only where GAP→linear follows the target: r1 is followed by a depthwise block.
+              await assert.rejects(s.explain({ method: m.id, layer, classChoice: i % 5 }),
+                (e: unknown) => e instanceof CamLensError && e.code === 'METHOD_NOT_APPLICABLE' && /global average pooling then a linear classifier/.test(e.message));
+              continue;
             }
+            const r = await s.explain({ method: m.id, layer, classChoice: i % 5 });
             assert.strictEqual(r.heatmap.width, 8);
             assert.strictEqual(r.heatmap.height, 8);
             assert.strictEqual(r.heatmap.values.length, 64);
@@ -404,6 +403,36 @@ describe('CAM methods: contract table', () => {
       b.dispose();
     } finally {
       unfolded.dispose();
+    }
+  });
+
+  it('folds BatchNormalization into convolutions that have biases of their own, as the unfolded model computes', async () => {
+    const biased = await load(bnModel({ bias: true }), ['a', 'b', 'c', 'd', 'e']);
+    const unfolded = await loadModel(biased.path, { foldBatchNorm: false });
+    try {
+      const folded = biased.graph.foldedOps.flatMap((op) => ('fused' in op && op.fused?.foldedBn ? [`${op.name}+${op.fused.foldedBn}`] : []));
+      assert.deepStrictEqual(folded, ['c1+bn1', 'dw+bn2']);
+      const x = tf.tensor4d(input, [1, 16, 16, 3]);
+      const pred = biased.tfModel.predict(x) as tf.Tensor;
+      const a = new ImageSession(biased, tf.clone(x));
+      const b = new ImageSession(unfolded, tf.clone(x));
+      try {
+        assertClose(await a.probabilities(), await pred.data(), 1e-5, 'folded vs model.predict');
+        assertClose(await a.logits(), await b.logits(), 1e-4, 'folded vs unfolded logits');
+        for (const layer of ['r1', 'r2', 'res', 'bn1', 'bn2']) {
+          const ra = await a.explain({ method: 'gradcam', layer, classChoice: 3 });
+          const rb = await b.explain({ method: 'gradcam', layer, classChoice: 3 });
+          assertClose(ra.heatmap.values, rb.heatmap.values, 1e-3, `gradcam at ${layer}`);
+        }
+      } finally {
+        a.dispose();
+        b.dispose();
+        pred.dispose();
+        x.dispose();
+      }
+    } finally {
+      unfolded.dispose();
+      biased.dispose();
     }
   });
 

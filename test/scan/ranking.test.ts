@@ -48,11 +48,24 @@ describe('label-quality scores', () => {
     assert.strictEqual(isFlagged({ givenIndex: 0, probs: p(0.3, 0.65, 0.05) }, t), true);
     // given class above threshold and larger: not flagged
     assert.strictEqual(isFlagged({ givenIndex: 0, probs: p(0.75, 0.2, 0.05) }, t), false);
-    // two above threshold, the given one is not the larger: flagged
+    // two above threshold: the larger of them is the confident class; flagged only when it is not the given one
     assert.strictEqual(isFlagged({ givenIndex: 2, probs: p(0.0, 0.45, 0.55) }, Float64Array.from([0.7, 0.4, 0.5])), false);
     assert.strictEqual(isFlagged({ givenIndex: 1, probs: p(0.0, 0.45, 0.55) }, Float64Array.from([0.7, 0.4, 0.5])), true);
     // nothing above any threshold: not flagged (the model is unsure, not confident of another label)
     assert.strictEqual(isFlagged({ givenIndex: 0, probs: p(0.4, 0.35, 0.25) }, t), false);
+  });
+
+  it('counts a probability exactly at its class threshold as confident (p_j >= t_j, as the paper)', () => {
+    // 0.75 and 0.25 are exact in float32 and float64, so the comparison meets the boundary itself.
+    const t = Float64Array.from([0.9, 0.75]);
+    assert.strictEqual(confidentClass(p(0.25, 0.75), t), 1);
+    assert.strictEqual(isFlagged({ givenIndex: 0, probs: p(0.25, 0.75) }, t), true);
+    // Just below the threshold it is not.
+    assert.strictEqual(isFlagged({ givenIndex: 0, probs: p(0.25, 0.75) }, Float64Array.from([0.9, 0.75 + 1e-9])), false);
+    // A threshold met by the mean itself: the class's own sample at the mean is confident of its label.
+    const thresholds = classThresholds([{ givenIndex: 1, probs: p(0.25, 0.75) }, { givenIndex: 1, probs: p(0.25, 0.75) }], 2);
+    assert.strictEqual(thresholds[1], 0.75);
+    assert.strictEqual(confidentClass(p(0.25, 0.75), thresholds), 1);
   });
 
   it('ranks the most doubtful sample first', () => {
