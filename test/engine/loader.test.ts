@@ -7,7 +7,8 @@ import { initBackend } from '../../src/extension/engine/backend';
 import { CamLensError } from '../../src/extension/engine/errors';
 import { readModelJson } from '../../src/extension/engine/loader';
 import { labelOf, loadModel, resolveClass } from '../../src/extension/engine/model';
-import { readMetadata } from '../../src/extension/engine/metadata';
+import { closestLabels, editDistance, readMetadata } from '../../src/extension/engine/metadata';
+import { sniffModelFile } from '../../src/extension/engine/modelFormat';
 import { GraphDefBuilder } from '../helpers/graphDef';
 import { tempDir, writeModel } from '../helpers/modelFiles';
 
@@ -74,7 +75,16 @@ describe('model loader', () => {
     editJson(dir, (j) => { j.weightsManifest[0].paths = ['../../etc/passwd']; });
     await rejects(() => readModelJson(path.join(dir, 'model.json')), 'WEIGHT_PATH_ESCAPE', /outside the model folder/);
     editJson(dir, (j) => { j.weightsManifest[0].paths = ['/etc/passwd']; });
-    await rejects(() => readModelJson(path.join(dir, 'model.json')), 'WEIGHT_PATH_ESCAPE', /relative to the model folder/);
+    await rejects(() => readModelJson(path.join(dir, 'model.json')), 'WEIGHT_PATH_ESCAPE', /an absolute path, outside the model folder/);
+  });
+
+  it('refuses a weight path into a sibling folder whose name starts with the model folder\'s (paths.test.ts has every escape)', async () => {
+    const dir = copyGood(); // <tmp>/m
+    const secret = `${dir}-secret`;
+    fs.mkdirSync(secret);
+    fs.copyFileSync(path.join(dir, 'weights.bin'), path.join(secret, 'w.bin'));
+    editJson(dir, (j) => { j.weightsManifest[0].paths = ['../m-secret/w.bin']; });
+    await rejects(() => readModelJson(path.join(dir, 'model.json')), 'WEIGHT_PATH_ESCAPE', /refusing weight file "\.\.\/m-secret\/w\.bin": it resolves to .*m-secret.w\.bin, outside the model folder/);
   });
 
   it('refuses a weight file that is a symlink leading out of the model folder', async () => {
@@ -110,10 +120,100 @@ describe('model loader', () => {
     await rejects(loadModel(path.join(dir, 'model.json')), 'MANIFEST_MISMATCH', /do not match its layers/);
   });
 
-  it('reports a file that is not JSON', async () => {
+  it('reports a file that is not JSON on one line, without the file\'s bytes', async () => {
     const dir = copyGood();
-    fs.writeFileSync(path.join(dir, 'model.json'), 'PK\u0003\u0004 this is a zip, not JSON');
-    await rejects(loadModel(path.join(dir, 'model.json')), 'MODEL_INVALID', /not valid JSON/);
+    fs.writeFileSync(path.join(dir, 'model.json'), '{"modelTopology":\n\u0001\u0002\n garbage');
+    await rejects(loadModel(path.join(dir, 'model.json')), 'MODEL_INVALID', /^model\.json is not valid JSON \(.*\)$/);
+    const e = await loadModel(path.join(dir, 'model.json')).catch((x: Error) => x);
+    assert.ok(e instanceof Error && [...e.message].every((c) => c.charCodeAt(0) >= 0x20), `no control characters: ${JSON.stringify((e as Error).message)}`);
+    fs.writeFileSync(path.join(dir, 'model.json'), Buffer.from([0x12, 0x00, 0xff, 0xfe, 0x0a, 0x41, 0x42, 0x43, 0x0a]));
+    await rejects(loadModel(path.join(dir, 'model.json')), 'MODEL_INVALID', /^model\.json is a binary file of unknown format \(it starts with 12 00 ff fe 0a 41 42 43\), not a TensorFlow\.js model\.json$/);
+  });
+
+  describe('names the format of a model file CAM Lens does not read', () => {
+    const zipEntry = (name: string) => {
+      const h = Buffer.alloc(30 + name.length + 16);
+      h.write('PK\u0003\u0004', 0, 'latin1');
+      h.writeUInt16LE(name.length, 26);
+      h.write(name, 30, 'latin1');
+      return h;
+    };
+    const cases: Array<[string, string, Buffer, RegExp]> = [
+      ['ONNX', 'model.onnx', Buffer.from([0x08, 0x07, 0x12, 0x07, 0x70, 0x79, 0x74, 0x6f, 0x72, 0x63, 0x68, 0x00, 0x01]), /^model\.onnx is an ONNX model; CAM Lens reads TensorFlow\.js model\.json files$/],
+      ['Keras HDF5', 'model.h5', Buffer.concat([Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 0)]), /^model\.h5 is a Keras HDF5 model;/],
+      ['Keras HDF5 under another name', 'weights.hdf5', Buffer.concat([Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(8, 0)]), /^weights\.hdf5 is a Keras HDF5 model;/],
+      ['Keras 3', 'model.keras', zipEntry('metadata.json'), /^model\.keras is a Keras 3 model \(\.keras zip\);/],
+      ['a SavedModel graph', 'saved_model.pb', Buffer.from([0x08, 0x01, 0x12, 0x80, 0x01, 0x0a, 0x00]), /^saved_model\.pb is a TensorFlow protobuf graph \(SavedModel or frozen graph\);/],
+      ['TFLite', 'model.tflite', Buffer.from('\u001c\u0000\u0000\u0000TFL3\u0000\u0000\u0000\u0000', 'latin1'), /^model\.tflite is a TensorFlow Lite model;/],
+      ['TFLite by its identifier alone', 'model.bin', Buffer.from('\u001c\u0000\u0000\u0000TFL3\u0000\u0000', 'latin1'), /^model\.bin is a TensorFlow Lite model;/],
+      ['a PyTorch zip checkpoint', 'model.pt', zipEntry('model/data.pkl'), /^model\.pt is a PyTorch checkpoint;/],
+      ['a PyTorch zip checkpoint named .json', 'model.json', zipEntry('archive/data.pkl'), /^model\.json is a PyTorch checkpoint;/],
+      ['a legacy PyTorch pickle', 'model.pth', Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20]), /^model\.pth is a PyTorch checkpoint;/],
+      ['a zipped download', 'model.json', zipEntry('model.json'), /^model\.json is a zip archive; .*/],
+    ];
+    for (const [what, name, bytes, pattern] of cases) {
+      it(`${what} (${name})`, async () => {
+        const file = path.join(tempDir(), name);
+        fs.writeFileSync(file, bytes);
+        try {
+          await loadModel(file);
+          assert.fail('expected a refusal');
+        } catch (e) {
+          assert.ok(e instanceof CamLensError, String(e));
+          assert.strictEqual(e.code, 'UNSUPPORTED_MODEL', e.message);
+          assert.match(e.message, pattern);
+          assert.ok(!/[\n\r]/.test(e.message + (e.hint ?? '')), 'one line');
+          assert.ok(e.hint && e.hint.length > 10, 'says what to do');
+        }
+      });
+    }
+
+    it('sniffModelFile gives the id the format readers dispatch on', () => {
+      const dir = tempDir();
+      const ids = cases.map(([, name, bytes]) => {
+        const f = path.join(dir, name);
+        fs.writeFileSync(f, bytes);
+        return sniffModelFile(f).id;
+      });
+      assert.deepStrictEqual(ids, ['onnx', 'keras-h5', 'keras-h5', 'keras-v3', 'tf-protobuf', 'tflite', 'tflite', 'pytorch', 'pytorch', 'pytorch', 'zip']);
+      assert.strictEqual(sniffModelFile(path.join(good, 'model.json')).id, 'json');
+      fs.writeFileSync(path.join(dir, 'bom.json'), '\ufeff  \n [1]');
+      assert.strictEqual(sniffModelFile(path.join(dir, 'bom.json')).id, 'json');
+    });
+  });
+
+  describe('a folder given for the model file', () => {
+    it('names the model.json in it', async () => {
+      await rejects(loadModel(good), 'MODEL_INVALID', new RegExp(`^${good.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is a folder, not a model file; it holds the model file model\\.json$`));
+      try {
+        await loadModel(good);
+      } catch (e) {
+        assert.strictEqual((e as CamLensError).hint, `choose ${path.join(good, 'model.json')}`);
+      }
+    });
+
+    it('names the model files in it and its subfolders, with their formats, and not the metadata', async () => {
+      const dir = tempDir();
+      fs.mkdirSync(path.join(dir, 'tfjs'));
+      for (const f of fs.readdirSync(good)) fs.copyFileSync(path.join(good, f), path.join(dir, 'tfjs', f));
+      fs.writeFileSync(path.join(dir, 'best.onnx'), Buffer.from([0x08, 0x07]));
+      fs.writeFileSync(path.join(dir, 'labels.json'), '["a","b"]');
+      fs.writeFileSync(path.join(dir, 'notes.txt'), 'hi');
+      await rejects(loadModel(dir), 'MODEL_INVALID', /is a folder, not a model file; it holds the model files tfjs\/model\.json, best\.onnx \(an ONNX model\)$/);
+    });
+
+    it('says where a folder holds no model file', async () => {
+      const dir = tempDir();
+      fs.writeFileSync(path.join(dir, 'cat.png'), 'x');
+      await rejects(loadModel(dir), 'MODEL_INVALID', /is a folder, and no model file is in it or in its subfolders$/);
+    });
+
+    it('names a SavedModel folder as such', async () => {
+      const dir = tempDir();
+      fs.writeFileSync(path.join(dir, 'saved_model.pb'), Buffer.from([0x08, 0x01]));
+      fs.mkdirSync(path.join(dir, 'variables'));
+      await rejects(loadModel(dir), 'UNSUPPORTED_MODEL', /is a TensorFlow SavedModel folder; CAM Lens reads TensorFlow\.js model\.json files$/);
+    });
   });
 
   it('reports JSON that is not a model', async () => {
@@ -126,10 +226,45 @@ describe('model loader', () => {
     await rejects(loadModel(path.join(tempDir(), 'nope', 'model.json')), 'FILE_NOT_FOUND', /model file not found/);
   });
 
-  it('reports labels that do not match the number of outputs', async () => {
+  it('reports labels that do not match the number of outputs, naming the file they came from', async () => {
     const dir = copyGood();
     fs.writeFileSync(path.join(dir, 'cam-lens.json'), JSON.stringify({ labels: ['a', 'b'] }));
-    await rejects(loadModel(path.join(dir, 'model.json')), 'METADATA_INVALID', /3 outputs but .* lists 2 labels/);
+    await rejects(loadModel(path.join(dir, 'model.json')), 'METADATA_INVALID', new RegExp(`3 outputs but ${path.join(dir, 'cam-lens.json')} lists 2 labels`));
+    // A labels file given by the caller (CLI --class-names) over a model without metadata.
+    fs.unlinkSync(path.join(dir, 'cam-lens.json'));
+    const names = path.join(tempDir(), 'names.txt');
+    fs.writeFileSync(names, 'a\nb\nc\nd\ne\nf\ng\n');
+    await rejects(loadModel(path.join(dir, 'model.json'), { overrides: { labelsFile: names } }), 'METADATA_INVALID',
+      new RegExp(`^the model has 3 outputs but ${names} lists 7 labels$`));
+    assert.strictEqual(readMetadata(dir, { labelsFile: names }).labelsFile, names);
+    assert.strictEqual(readMetadata(dir, { labels: ['x'] }).labelsFile, undefined);
+  });
+
+  it('answers an unknown class label with the closest labels, ImageNet synonyms included', async () => {
+    const dir = copyGood();
+    fs.writeFileSync(path.join(dir, 'cam-lens.json'), JSON.stringify({ labels: ['tabby, tabby cat', 'golden retriever', 'tiger cat'] }));
+    const m = await loadModel(path.join(dir, 'model.json'));
+    try {
+      await rejects(() => resolveClass(m, 'golden retriver'), 'UNKNOWN_CLASS', /^no class labelled "golden retriver" among the model's 3 classes; closest: "golden retriever" \(1\)$/);
+      await rejects(() => resolveClass(m, 'cat'), 'UNKNOWN_CLASS', /closest: "tabby, tabby cat" \(0\), "tiger cat" \(2\)$/);
+      await rejects(() => resolveClass(m, 'tabby_cat'), 'UNKNOWN_CLASS', /closest: "tabby, tabby cat" \(0\)$/);
+      // Nothing close among few classes: all of them.
+      await rejects(() => resolveClass(m, 'xylophone'), 'UNKNOWN_CLASS', /; they are "tabby, tabby cat" \(0\), "golden retriever" \(1\), "tiger cat" \(2\)$/);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('closestLabels ranks typos, then labels holding the name as a word, then a few edits, and stops at five', () => {
+    const labels = ['cock', 'hen', 'tabby, tabby cat', 'polecat', 'tiger cat', 'cab, taxi', 'Egyptian cat', 'Persian cat', 'Siamese cat', 'zebra'];
+    assert.deepStrictEqual(closestLabels(labels, 'zebar').map((x) => x.label), ['zebra']);
+    assert.deepStrictEqual(closestLabels(labels, 'cat').map((x) => x.index), [2, 4, 7, 8, 6]);
+    assert.deepStrictEqual(closestLabels(labels, 'Polecat!').map((x) => x.label)[0], 'polecat');
+    assert.deepStrictEqual(closestLabels(labels, 'qqqqqqqq'), []);
+    assert.deepStrictEqual(closestLabels(['cam', 'gradcam', 'gradcam++'], 'Grad-CAM', 1).map((x) => x.label), ['gradcam']);
+    assert.strictEqual(editDistance('bananna', 'banana'), 1);
+    assert.strictEqual(editDistance('tigre', 'tiger'), 1);
+    assert.strictEqual(editDistance('', 'abc'), 3);
   });
 
   it('reads Teachable Machine metadata.json and labels.txt', () => {

@@ -4,6 +4,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { initBackend } from '../../src/extension/engine/backend';
+import { CamLensError } from '../../src/extension/engine/errors';
 import { loadModel, type LoadedModel } from '../../src/extension/engine/model';
 import { readDataset } from '../../src/extension/engine/scan/dataset';
 import { scanDataset } from '../../src/extension/engine/scan/scan';
@@ -69,6 +70,49 @@ describe('scan engine', () => {
     const csv = reportToCsv(report).trim().split('\n');
     assert.strictEqual(csv.length, 22);
     assert.match(csv[0], /^rank,path,givenLabel,predictedLabel,selfConfidence/);
+  });
+
+  it('refuses a folder whose images are outside class folders or in folders named after no label, instead of scanning nothing', () => {
+    const flat = tempDir();
+    for (const f of ['a.png', 'b.png']) fs.copyFileSync(path.join(root, 'apple', '0.png'), path.join(flat, f));
+    assert.throws(() => readDataset(flat, LABELS), (e: unknown) => {
+      assert.ok(e instanceof CamLensError);
+      assert.strictEqual(e.code, 'BAD_ARGUMENT');
+      assert.strictEqual(e.message, `no image under ${flat} has a class: of its 2 images, 2 directly in it, outside any class folder`);
+      assert.match(e.hint ?? '', /^expected <folder>\/<class name>\/<image> with class names among the model's labels \("apple", "banana", "cherry", … 5 in all\), or a CSV\/JSON label file$/);
+      return true;
+    });
+    fs.mkdirSync(path.join(flat, 'kiwi'));
+    fs.copyFileSync(path.join(root, 'apple', '0.png'), path.join(flat, 'kiwi', 'k.png'));
+    assert.throws(() => readDataset(flat, LABELS), /of its 3 images, 2 directly in it, outside any class folder; 1 in folders named after no model label: kiwi \(1\)$/);
+    // One image in a class folder is enough: the rest is counted, not refused.
+    fs.mkdirSync(path.join(flat, 'apple'));
+    fs.copyFileSync(path.join(root, 'apple', '0.png'), path.join(flat, 'apple', 'x.png'));
+    assert.strictEqual(readDataset(flat, LABELS).samples.length, 1);
+  });
+
+  it('refuses a label file that gives no sample, saying why', () => {
+    const dir = tempDir();
+    fs.copyFileSync(path.join(root, 'apple', '0.png'), path.join(dir, 'a.png'));
+    fs.writeFileSync(path.join(dir, 'labels.csv'), 'path,label\na.png,kiwi\nmissing.png,apple\n');
+    assert.throws(() => readDataset(path.join(dir, 'labels.csv'), LABELS),
+      /^CamLensError: labels\.csv gives no sample to scan: of the 2 images it names, 1 does not exist; 1 has a label matching no model label: kiwi \(1\)$/);
+    fs.writeFileSync(path.join(dir, 'labels.csv'), 'notes.txt,apple\n');
+    assert.throws(() => readDataset(path.join(dir, 'labels.csv'), LABELS), /labels\.csv gives no sample to scan: none of its 1 rows names an image file/);
+  });
+
+  it('refuses a label file row into a sibling folder whose name starts with the data folder\'s (paths.test.ts has every escape)', () => {
+    const base = tempDir();
+    fs.mkdirSync(path.join(base, 'd'));
+    fs.mkdirSync(path.join(base, 'd-secret'));
+    fs.copyFileSync(path.join(root, 'apple', '0.png'), path.join(base, 'd', 'ok.png'));
+    fs.copyFileSync(path.join(root, 'apple', '0.png'), path.join(base, 'd-secret', 'x.png'));
+    fs.writeFileSync(path.join(base, 'd', 'labels.csv'), 'ok.png,apple\n../d-secret/x.png,apple\n');
+    assert.throws(() => readDataset(path.join(base, 'd', 'labels.csv'), LABELS), (e: unknown) =>
+      e instanceof CamLensError && e.code === 'BAD_ARGUMENT' && /^refusing labels\.csv row "\.\.\/d-secret\/x\.png": it resolves to .*d-secret.x\.png, outside the label file's folder/.test(e.message));
+    // A missing file outside is refused too, not counted as missing.
+    fs.writeFileSync(path.join(base, 'd', 'labels.csv'), 'ok.png,apple\n../d-secret/none.png,apple\n');
+    assert.throws(() => readDataset(path.join(base, 'd', 'labels.csv'), LABELS), /outside the label file's folder/);
   });
 
   it('keeps the results computed before a cancellation', async () => {

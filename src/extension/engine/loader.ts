@@ -3,16 +3,20 @@
  * so loading never goes through `fetch`/`file://` and works without tfjs-node.
  *
  * Safety contract (a model folder may come from anywhere):
- * - every weight path named in the manifest must resolve inside the model's folder (no `..`, no absolute
- *   paths, no symlink escapes): WEIGHT_PATH_ESCAPE otherwise;
+ * - every weight path named in the manifest must resolve inside the model's folder (no `..`, no sibling
+ *   folder, no absolute path outside it, no symlink escapes; paths.ts): WEIGHT_PATH_ESCAPE otherwise;
  * - each weight group's shards together must hold exactly the bytes its entries need (dtype, shape,
  *   quantization): SHARD_MISSING / SHARD_SIZE_MISMATCH otherwise;
- * - the JSON must parse and have the fields of a layers-model or graph-model: MODEL_INVALID otherwise.
+ * - the JSON must parse and have the fields of a layers-model or graph-model: MODEL_INVALID otherwise; a
+ *   file of another model format (ONNX, Keras, SavedModel, TFLite, PyTorch; modelFormat.ts) is named as
+ *   such (UNSUPPORTED_MODEL), and a folder given for the file is answered with the model files in it.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import type { io } from '@tensorflow/tfjs-core';
 import { CamLensError } from './errors';
+import { confinedPath } from './paths';
+import { findModelFiles, hexHead, looksBinary, oneLine, sniffModelFile } from './modelFormat';
 
 export type ModelFormat = 'layers-model' | 'graph-model';
 
@@ -48,27 +52,23 @@ function bytesPerElement(dtype: string, quantDtype?: string): number {
   }
 }
 
-/** Resolves `rel` inside `dir` or throws WEIGHT_PATH_ESCAPE; follows symlinks when the file exists. */
-export function resolveInside(dir: string, rel: string, what = 'weight file'): string {
-  if (typeof rel !== 'string' || rel.length === 0 || rel.includes('\0')) {
-    throw new CamLensError('MODEL_INVALID', `the manifest names an invalid ${what} path ${JSON.stringify(rel)}`);
+const TFJS_HINT = 'choose the model.json that the TensorFlow.js converter wrote';
+
+/** A folder given where a model file belongs: name the model files in it, or say there are none. */
+function folderError(dir: string): CamLensError {
+  if (fs.existsSync(path.join(dir, 'saved_model.pb'))) {
+    return new CamLensError('UNSUPPORTED_MODEL', `${dir} is a TensorFlow SavedModel folder; CAM Lens reads TensorFlow.js model.json files`,
+      `convert it: tensorflowjs_converter --input_format=tf_saved_model ${dir} <out>`);
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rel) || path.isAbsolute(rel)) {
-    throw new CamLensError('WEIGHT_PATH_ESCAPE', `refusing ${what} "${rel}": paths must be relative to the model folder ${dir}`);
+  const found = findModelFiles(dir);
+  if (found.length === 0) {
+    return new CamLensError('MODEL_INVALID', `${dir} is a folder, and no model file is in it or in its subfolders`, TFJS_HINT);
   }
-  const root = fs.realpathSync(dir);
-  const target = path.resolve(root, decodeURIComponent(rel));
-  const inside = (p: string) => p === root || p.startsWith(root + path.sep);
-  if (!inside(target)) {
-    throw new CamLensError('WEIGHT_PATH_ESCAPE', `refusing ${what} "${rel}": it resolves outside the model folder ${root}`);
-  }
-  if (fs.existsSync(target)) {
-    const real = fs.realpathSync(target);
-    if (!inside(real)) {
-      throw new CamLensError('WEIGHT_PATH_ESCAPE', `refusing ${what} "${rel}": it links to ${real}, outside the model folder ${root}`);
-    }
-  }
-  return target;
+  const tfjs = found.filter((f) => f.format.id === 'json');
+  const others = found.filter((f) => f.format.id !== 'json');
+  const list = [...tfjs.map((f) => f.relPath), ...others.map((f) => `${f.relPath} (${f.format.name})`)];
+  const msg = `${dir} is a folder, not a model file; it holds ${list.length === 1 ? 'the model file' : 'the model files'} ${list.join(', ')}`;
+  return new CamLensError('MODEL_INVALID', msg, tfjs.length ? `choose ${path.join(dir, tfjs[0].relPath)}` : TFJS_HINT);
 }
 
 function readJson(file: string): unknown {
@@ -78,16 +78,25 @@ function readJson(file: string): unknown {
   } catch {
     throw new CamLensError('FILE_NOT_FOUND', `model file not found: ${file}`);
   }
-  if (!st.isFile()) throw new CamLensError('MODEL_INVALID', `${file} is not a file`);
-  if (st.size > MAX_MODEL_JSON_BYTES) {
-    throw new CamLensError('MODEL_INVALID', `${file} is ${st.size} bytes, larger than a model.json can be (${MAX_MODEL_JSON_BYTES})`);
+  if (st.isDirectory()) throw folderError(file);
+  if (!st.isFile()) throw new CamLensError('MODEL_INVALID', `${file} is not a regular file`);
+  const base = path.basename(file);
+  // Before the size check: a Keras .h5 or an ONNX file is large, and its format is the useful thing to say.
+  const format = sniffModelFile(file);
+  if (format.id !== 'json' && format.id !== 'unknown') {
+    throw new CamLensError('UNSUPPORTED_MODEL', `${base} is ${format.name}; CAM Lens reads TensorFlow.js model.json files`, format.convert);
   }
-  const text = fs.readFileSync(file, 'utf8');
+  if (st.size > MAX_MODEL_JSON_BYTES) {
+    throw new CamLensError('MODEL_INVALID', `${file} is ${st.size} bytes, larger than a model.json can be (${MAX_MODEL_JSON_BYTES})`, TFJS_HINT);
+  }
+  const bytes = fs.readFileSync(file);
+  if (format.id === 'unknown' && looksBinary(bytes.subarray(0, 4096))) {
+    throw new CamLensError('MODEL_INVALID', `${base} is a binary file of unknown format (it starts with ${hexHead(bytes)}), not a TensorFlow.js model.json`, TFJS_HINT);
+  }
   try {
-    return JSON.parse(text);
+    return JSON.parse(bytes.toString('utf8'));
   } catch (e) {
-    throw new CamLensError('MODEL_INVALID', `${path.basename(file)} is not valid JSON (${(e as Error).message})`,
-      'choose the model.json that the TensorFlow.js converter wrote');
+    throw new CamLensError('MODEL_INVALID', `${base} is not valid JSON (${oneLine((e as Error).message, 120)})`, TFJS_HINT);
   }
 }
 
@@ -103,8 +112,7 @@ export function readModelJson(modelPath: string): ModelJson {
   if (!isObject(json)) throw new CamLensError('MODEL_INVALID', `${path.basename(file)} is not a TensorFlow.js model: expected a JSON object`);
   const topology = json.modelTopology;
   if (!isObject(topology)) {
-    throw new CamLensError('MODEL_INVALID', `${path.basename(file)} is not a TensorFlow.js model: it has no "modelTopology"`,
-      'choose the model.json that the TensorFlow.js converter wrote');
+    throw new CamLensError('MODEL_INVALID', `${path.basename(file)} is not a TensorFlow.js model: it has no "modelTopology"`, TFJS_HINT);
   }
   const isGraph = json.format === 'graph-model' || Array.isArray((topology as { node?: unknown }).node);
   const format: ModelFormat = isGraph ? 'graph-model' : 'layers-model';
@@ -138,7 +146,7 @@ export function readModelJson(modelPath: string): ModelJson {
     let got = 0;
     const parts: Buffer[] = [];
     for (const rel of group.paths as unknown[]) {
-      const shard = resolveInside(dir, rel as string);
+      const shard = confinedPath(dir, rel as string, { what: 'weight file', folderName: 'the model folder', urlEncoded: true });
       if (!fs.existsSync(shard)) {
         throw new CamLensError('SHARD_MISSING', `weight shard "${rel}" named in ${path.basename(file)} is missing from ${dir}`,
           'copy every file the converter wrote next to model.json');

@@ -16,6 +16,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CamLensError } from './errors';
 import { PREPROCESS_PRESETS, type PreprocessPreset } from './preprocess';
+import { oneLine } from './modelFormat';
 
 export type MetadataSource = 'cam-lens.json' | 'metadata.json' | 'labels.txt' | 'classes.txt' | 'override' | 'none';
 
@@ -29,6 +30,8 @@ export interface ModelMetadata {
   preprocessAssumed: boolean;
   labelOffset: number;
   source: MetadataSource;
+  /** Absolute path of the file the labels came from (the metadata file, or a labels file override); none where no file gave labels. */
+  labelsFile?: string;
 }
 
 /** Values that win over the metadata files: CLI flags (`--labels`, `--preprocess`, `--label-offset`), pickers, tests. */
@@ -92,7 +95,7 @@ export function readLabelsFile(file: string): string[] {
     try {
       j = JSON.parse(text);
     } catch (e) {
-      throw bad(file, `not valid JSON (${(e as Error).message})`);
+      throw bad(file, `not valid JSON (${oneLine((e as Error).message, 120)})`);
     }
     if (j && typeof j === 'object' && !Array.isArray(j) && 'labels' in (j as object)) return checkLabels(file, (j as { labels: unknown }).labels);
     return checkLabels(file, j);
@@ -108,7 +111,8 @@ function parseJsonFile(file: string): Record<string, unknown> {
   try {
     j = JSON.parse(readText(file));
   } catch (e) {
-    throw bad(file, `not valid JSON (${(e as Error).message})`);
+    if (e instanceof CamLensError) throw e;
+    throw bad(file, `not valid JSON (${oneLine((e as Error).message, 120)})`);
   }
   if (!j || typeof j !== 'object' || Array.isArray(j)) throw bad(file, 'expected a JSON object');
   return j as Record<string, unknown>;
@@ -130,6 +134,7 @@ export function readMetadata(modelDir: string, overrides: MetadataOverrides = {}
       preprocessAssumed: j.preprocess === undefined,
       labelOffset: j.labelOffset === undefined ? 0 : Number.isInteger(j.labelOffset) && (j.labelOffset as number) >= 0 ? (j.labelOffset as number) : (() => { throw bad(ours, `"labelOffset" must be a non-negative integer, got ${JSON.stringify(j.labelOffset)}`); })(),
       source: 'cam-lens.json',
+      labelsFile: j.labels === undefined ? undefined : path.resolve(ours),
     };
   } else if (fs.existsSync(tm)) {
     const j = parseJsonFile(tm);
@@ -142,18 +147,25 @@ export function readMetadata(modelDir: string, overrides: MetadataOverrides = {}
       preprocessAssumed: false,
       labelOffset: 0,
       source: 'metadata.json',
+      labelsFile: j.labels === undefined ? undefined : path.resolve(tm),
     };
   } else {
     for (const name of ['labels.txt', 'classes.txt'] as const) {
       const f = path.join(modelDir, name);
       if (fs.existsSync(f)) {
-        meta = { ...meta, labels: readLabelsFile(f), source: name };
+        meta = { ...meta, labels: readLabelsFile(f), source: name, labelsFile: path.resolve(f) };
         break;
       }
     }
   }
-  if (overrides.labelsFile) meta.labels = readLabelsFile(overrides.labelsFile);
-  if (overrides.labels) meta.labels = overrides.labels;
+  if (overrides.labelsFile) {
+    meta.labels = readLabelsFile(overrides.labelsFile);
+    meta.labelsFile = path.resolve(overrides.labelsFile);
+  }
+  if (overrides.labels) {
+    meta.labels = overrides.labels;
+    meta.labelsFile = undefined;
+  }
   if (overrides.preprocess) {
     meta.preprocess = checkPreset('--preprocess', overrides.preprocess);
     meta.preprocessAssumed = false;
@@ -167,4 +179,73 @@ export function readMetadata(modelDir: string, overrides: MetadataOverrides = {}
     meta.labelOffset = off;
   }
   return meta;
+}
+
+/** Lower case, separators (space, `_`, `-`, `.`) as one space: "Elder_Berry" and "elder berry" compare equal. */
+function looseLabel(s: string): string {
+  return s.toLowerCase().replace(/[\s_\-.]+/g, ' ').trim();
+}
+
+/** Edit distance with adjacent transpositions ("optimal string alignment"): "bananna" is 1 from "banana". */
+export function editDistance(a: string, b: string): number {
+  const m = a.length;
+  const n = b.length;
+  let prev2 = new Array<number>(n + 1).fill(0);
+  let prev = Array.from({ length: n + 1 }, (_, j) => j);
+  for (let i = 1; i <= m; i++) {
+    const cur = new Array<number>(n + 1);
+    cur[0] = i;
+    for (let j = 1; j <= n; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2] + 1);
+      cur[j] = d;
+    }
+    prev2 = prev;
+    prev = cur;
+  }
+  return prev[n];
+}
+
+export interface LabelSuggestion {
+  /** Class index (the label list's, offset not applied): what a class choice by index takes. */
+  index: number;
+  label: string;
+}
+
+/**
+ * The labels closest to a class name that matched none, for "did you mean". Compared loosely (case and
+ * separators ignored) with the whole label and with each of its comma-separated ImageNet synonyms ("tabby,
+ * tabby cat"), the names resolveClass accepts. In this order, at most `max`, ties in label order:
+ *   0. a typo: one edit per five characters of the name (none below five), separators ignored;
+ *   1. labels containing the name (of 3 characters or more), as a word first, then nearest in length;
+ *   2. labels within a few edits: a third of the name's length, at least 2; fewest first;
+ *   3. labels the name contains ("grad-cam" holds "cam"), longest first.
+ * None where nothing is close.
+ */
+export function closestLabels(labels: readonly string[], name: string, max = 5): LabelSuggestion[] {
+  const q = looseLabel(name);
+  if (q === '') return [];
+  const qc = q.replace(/ /g, '');
+  const typo = Math.floor(qc.length / 5);
+  const maxEdits = Math.max(2, Math.floor(q.length / 3));
+  const scored: { index: number; label: string; tier: number; score: number }[] = [];
+  labels.forEach((label, index) => {
+    let best: { tier: number; score: number } | undefined;
+    for (const c of [label, ...(label.includes(',') ? label.split(',') : [])].map(looseLabel)) {
+      if (c === '') continue;
+      const cc = c.replace(/ /g, '');
+      const near = (a: string, b: string, k: number) => Math.abs(a.length - b.length) <= k && editDistance(a, b) <= k;
+      const d = (x: string, y: string) => editDistance(x, y);
+      let s: { tier: number; score: number } | undefined;
+      if (near(qc, cc, typo)) s = { tier: 0, score: d(qc, cc) };
+      else if (q.length >= 3 && c.includes(q)) s = { tier: 1, score: (` ${c} `.includes(` ${q} `) ? 0 : 1000) + c.length - q.length };
+      else if (near(q, c, maxEdits)) s = { tier: 2, score: d(q, c) };
+      else if (c.length >= 3 && q.includes(c)) s = { tier: 3, score: q.length - c.length };
+      if (s && (!best || s.tier < best.tier || (s.tier === best.tier && s.score < best.score))) best = s;
+    }
+    if (best) scored.push({ index, label, ...best });
+  });
+  scored.sort((a, b) => a.tier - b.tier || a.score - b.score || a.index - b.index);
+  return scored.slice(0, max).map(({ index, label }) => ({ index, label }));
 }

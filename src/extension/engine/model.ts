@@ -10,7 +10,7 @@ import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
 import type { GraphModel } from '@tensorflow/tfjs-converter';
 import { CamLensError } from './errors';
 import { artifactsHandler, readModelJson, type ModelFormat } from './loader';
-import { readMetadata, type MetadataOverrides, type ModelMetadata } from './metadata';
+import { closestLabels, readMetadata, type MetadataOverrides, type ModelMetadata } from './metadata';
 import { LayerGraph, type ExecGraph } from './graph';
 import { GraphModelGraph, loadGraphModelArtifacts, probeGradients } from './graphModel';
 import { currentBackend, initBackend } from './backend';
@@ -98,8 +98,9 @@ function checkLabels(metadata: ModelMetadata, numOutputs: number): void {
     const hint = n + 1 === numOutputs && off === 0
       ? 'the model has one output more than labels: TF-Hub models put a "background" class first; set "labelOffset": 1 in cam-lens.json'
       : 'use the labels file that belongs to this model';
+    const from = metadata.labelsFile ?? 'the labels given';
     throw new CamLensError('METADATA_INVALID',
-      `the model has ${numOutputs} outputs but its metadata (${metadata.source}) lists ${n} labels` + (off ? ` with labelOffset ${off}` : ''), hint);
+      `the model has ${numOutputs} outputs but ${from} lists ${n} labels` + (off ? ` with labelOffset ${off}` : ''), hint);
   }
 }
 
@@ -234,9 +235,15 @@ export function resolveClass(model: LoadedModel, choice: string | number): numbe
   // ImageNet-style labels list synonyms: "tabby, tabby cat" answers to "tabby" and to "tabby cat".
   if (i < 0) i = labels.findIndex((l) => l.split(',').some((alias) => alias.trim().toLowerCase() === s.toLowerCase()));
   if (i < 0) {
-    const near = labels.filter((l) => l.toLowerCase().includes(s.toLowerCase())).slice(0, 5);
-    throw new CamLensError('UNKNOWN_CLASS', `no class labelled "${s}"` + (labels.length ? '' : ' (the model has no labels; use a class index)') +
-      (near.length ? `; did you mean ${near.map((x) => `"${x}"`).join(', ')}?` : ''));
+    if (!labels.length) throw new CamLensError('UNKNOWN_CLASS', `no class labelled "${s}": the model has no labels; use a class index from 0 to ${n - 1}`);
+    // The closest labels, or all of them where there are few and none is close.
+    const near = closestLabels(labels, s);
+    const shown = near.length ? near : labels.length <= 10 ? labels.map((label, index) => ({ index, label })) : [];
+    const list = shown.map((x) => `"${x.label}" (${x.index})`).join(', ');
+    const all = shown.length === labels.length;
+    throw new CamLensError('UNKNOWN_CLASS', `no class labelled "${s}" among the model's ${n} classes` +
+      (all ? `; they are ${list}` : near.length ? `; closest: ${list}` : '; none is close'),
+    all ? undefined : 'pick one from the list of classes, or give its index');
   }
   return i + model.metadata.labelOffset;
 }

@@ -11,6 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CamLensError } from '../errors';
+import { confinedPath } from '../paths';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff'];
 
@@ -62,6 +63,20 @@ function isImage(file: string): boolean {
   return IMAGE_EXTENSIONS.includes(path.extname(file).toLowerCase());
 }
 
+/** The pseudo class of images directly in a dataset folder, outside any class folder. */
+const ROOT_FOLDER = '(root folder)';
+
+/** The first few labels, quoted, for messages. */
+function examples(labels: string[]): string {
+  return labels.slice(0, 3).map((l) => `"${l}"`).join(', ') + (labels.length > 3 ? `, … ${labels.length} in all` : '');
+}
+
+/** "kiwi (2), fig (1)", at most five names. */
+function listCounts(m: Map<string, number>): string {
+  const e = [...m];
+  return e.slice(0, 5).map(([name, n]) => `${name} (${n})`).join(', ') + (e.length > 5 ? `, … ${e.length} in all` : '');
+}
+
 function walk(dir: string, out: string[], depth = 0): void {
   if (depth > 32) return;
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -100,7 +115,7 @@ export function readFolderDataset(root: string, labels: string[]): Dataset {
       if (isImage(p)) {
         counts.images++;
         counts.unmatchedImages++;
-        unmatched.set('(root folder)', (unmatched.get('(root folder)') ?? 0) + 1);
+        unmatched.set(ROOT_FOLDER, (unmatched.get(ROOT_FOLDER) ?? 0) + 1);
       } else counts.nonImageFiles++;
       continue;
     }
@@ -122,8 +137,17 @@ export function readFolderDataset(root: string, labels: string[]): Dataset {
       samples.push({ path: f, relPath: path.relative(abs, f).split(path.sep).join('/'), givenName: e.name, givenIndex: idx });
     }
   }
-  if (counts.images === 0) {
-    throw new CamLensError('BAD_ARGUMENT', `no images found under ${root}`, 'expected <folder>/<class name>/<image> files, or pass a CSV/JSON label file');
+  const layout = `expected <folder>/<class name>/<image> with class names among the model's labels (${examples(labels)}), or a CSV/JSON label file`;
+  if (counts.images === 0) throw new CamLensError('BAD_ARGUMENT', `no images found under ${root}`, layout);
+  if (samples.length === 0) {
+    // Scanning nothing would "succeed" with 0 of N images scanned: a silent pass in CI.
+    const inRoot = unmatched.get(ROOT_FOLDER) ?? 0;
+    unmatched.delete(ROOT_FOLDER);
+    const where = [
+      inRoot ? `${inRoot} directly in it, outside any class folder` : '',
+      unmatched.size ? `${counts.images - inRoot} in folders named after no model label: ${listCounts(unmatched)}` : '',
+    ].filter(Boolean).join('; ');
+    throw new CamLensError('BAD_ARGUMENT', `no image under ${root} has a class: of its ${counts.images} images, ${where}`, layout);
   }
   return finish({ kind: 'folder', source: abs, root: abs, samples, counts, unmatchedClasses: [...unmatched].map(([name, images]) => ({ name, images })) }, labels.length);
 }
@@ -154,7 +178,8 @@ function parseCsvLine(line: string): string[] {
 export function readLabelFileDataset(file: string, labels: string[]): Dataset {
   const abs = path.resolve(file);
   if (!fs.existsSync(abs)) throw new CamLensError('FILE_NOT_FOUND', `label file not found: ${file}`);
-  const root = path.dirname(abs);
+  // The real folder: confinedPath resolves against it, and relPath must be relative to the same folder.
+  const root = fs.realpathSync(path.dirname(abs));
   const text = fs.readFileSync(abs, 'utf8');
   let rows: Array<[string, string]>;
   let kind: 'csv' | 'json';
@@ -194,9 +219,10 @@ export function readLabelFileDataset(file: string, labels: string[]): Dataset {
   const counts = emptyCounts();
   const unmatched = new Map<string, number>();
   const samples: DatasetSample[] = [];
-  const rootReal = fs.realpathSync(root);
+  const name = path.basename(abs);
   for (const [rel, label] of rows) {
-    const p = path.resolve(root, rel);
+    // Before anything else, so that a path out of the folder is refused even where it names no image.
+    const p = confinedPath(root, rel, { what: `${name} row`, folderName: "the label file's folder", escapeCode: 'BAD_ARGUMENT', invalidCode: 'BAD_ARGUMENT' });
     if (!isImage(p)) {
       counts.nonImageFiles++;
       continue;
@@ -206,9 +232,6 @@ export function readLabelFileDataset(file: string, labels: string[]): Dataset {
       counts.missingFiles++;
       continue;
     }
-    if (!fs.realpathSync(p).startsWith(rootReal + path.sep)) {
-      throw new CamLensError('BAD_ARGUMENT', `${path.basename(abs)} names "${rel}", outside the label file's folder ${root}`);
-    }
     const idx = match(label);
     if (idx < 0) {
       counts.unmatchedImages++;
@@ -217,13 +240,23 @@ export function readLabelFileDataset(file: string, labels: string[]): Dataset {
     }
     samples.push({ path: p, relPath: path.relative(root, p).split(path.sep).join('/'), givenName: label, givenIndex: idx });
   }
+  if (samples.length === 0) {
+    const why = counts.images === 0
+      ? `none of its ${rows.length} rows names an image file (${IMAGE_EXTENSIONS.join(', ')})`
+      : `of the ${counts.images} images it names, ` + [
+        counts.missingFiles ? `${counts.missingFiles} ${counts.missingFiles === 1 ? 'does' : 'do'} not exist` : '',
+        counts.unmatchedImages ? `${counts.unmatchedImages} ${counts.unmatchedImages === 1 ? 'has a label' : 'have labels'} matching no model label: ${listCounts(unmatched)}` : '',
+      ].filter(Boolean).join('; ');
+    throw new CamLensError('BAD_ARGUMENT', `${name} gives no sample to scan: ${why}`,
+      `paths are relative to ${root}; labels are among the model's (${examples(labels)})`);
+  }
   return finish({ kind, source: abs, root, samples, counts, unmatchedClasses: [...unmatched].map(([name, images]) => ({ name, images })) }, labels.length);
 }
 
 /** A folder, or a CSV/JSON label file; `labelsFile` (CLI --labels) overrides the folder layout. */
 export function readDataset(data: string, labels: string[], labelsFile?: string): Dataset {
   if (labels.length === 0) {
-    throw new CamLensError('METADATA_INVALID', 'the model has no class labels, so dataset labels cannot be matched to it', 'add labels to cam-lens.json or pass --labels to the model');
+    throw new CamLensError('METADATA_INVALID', 'the model has no class labels, so dataset labels cannot be matched to it', 'add "labels" to cam-lens.json or a labels.txt next to model.json (in the CLI: --class-names <file>)');
   }
   if (labelsFile) return readLabelFileDataset(labelsFile, labels);
   if (fs.existsSync(data) && fs.statSync(data).isFile()) return readLabelFileDataset(data, labels);
