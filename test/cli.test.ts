@@ -17,12 +17,22 @@ function run(args: string[]): { code: number; stdout: string; stderr: string } {
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+function newestSource(dir: string): number {
+  let t = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newestSource(p) : fs.statSync(p).mtimeMs);
+  }
+  return t;
+}
+
 describe('cam-lens CLI', function () {
   let modelJson: string;
   let image: string;
   let dir: string;
   before(async function () {
-    if (!fs.existsSync(CLI)) {
+    // Build where the bundle is missing or older than the sources, so that the tests run what the code says.
+    if (!fs.existsSync(CLI) || newestSource(path.join(ROOT, 'src')) > fs.statSync(CLI).mtimeMs) {
       const b = spawnSync(process.execPath, [path.join(ROOT, 'esbuild.js')], { cwd: ROOT, encoding: 'utf8' });
       assert.strictEqual(b.status, 0, b.stderr);
     }
@@ -170,6 +180,30 @@ describe('cam-lens CLI', function () {
     assert.strictEqual(fs.readFileSync(csv, 'utf8').trim().split('\n').length, 8);
   });
 
+  it('labels lists the classes by index, and --json writes them', () => {
+    const r = run(['labels', '--model', modelJson]);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.match(lines[0], /: 5 classes, labels from .*cam-lens\.json$/);
+    assert.deepStrictEqual(lines.slice(1), ['  0  apple', '  1  banana', '  2  cherry', '  3  date', '  4  elder berry']);
+    const j = JSON.parse(run(['labels', '--model', modelJson, '--json', '-']).stdout);
+    assert.deepStrictEqual([j.classes, j.labelOffset, j.labels], [5, 0, ['apple', 'banana', 'cherry', 'date', 'elder berry']]);
+    assert.strictEqual(j.labelsFrom, path.join(path.dirname(modelJson), 'cam-lens.json'));
+    const off = JSON.parse(run(['labels', '--model', modelJson, '--class-names', namesFile(['b', 'c', 'd', 'e']), '--label-offset', '1', '--json', '-']).stdout);
+    assert.deepStrictEqual([off.classes, off.labels], [4, ['b', 'c', 'd', 'e']]);
+  });
+
+  it('scan writes its report and exits 1 where no image could be read', async () => {
+    const data = path.join(dir, 'unreadable');
+    fs.mkdirSync(path.join(data, 'apple'), { recursive: true });
+    fs.writeFileSync(path.join(data, 'apple', 'a.png'), 'not a png');
+    const json = path.join(dir, 'unreadable.json');
+    const r = run(['scan', '--model', modelJson, '--data', data, '--json', json]);
+    assert.strictEqual(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^cam-lens: none of the 1 images with a class could be read \(a\.png: .*not a readable image.*\)\n$/);
+    assert.strictEqual(JSON.parse(fs.readFileSync(json, 'utf8')).counts.failed, 1);
+  });
+
   it('scan says what is wrong with a missing dataset and an unknown score', () => {
     const a = run(['scan', '--model', modelJson, '--data', path.join(dir, 'nowhere')]);
     assert.deepStrictEqual([a.code, /dataset not found/.test(a.stderr)], [1, true], a.stderr);
@@ -177,37 +211,122 @@ describe('cam-lens CLI', function () {
     assert.deepStrictEqual([b.code, /unknown score "vibes"/.test(b.stderr)], [2, true], b.stderr);
   });
 
-  const failures: Array<[string, () => string[], number, RegExp]> = [
-    ['a missing image file', () => ['cam', '--model', modelJson, '--image', path.join(dir, 'nope.png')], 1, /image not found: .*nope\.png/],
-    ['a file that is not an image', () => ['cam', '--model', modelJson, '--image', modelJson], 1, /model\.json" is not a readable image/],
-    ['an unknown method', () => ['cam', '--model', modelJson, '--image', image, '--method', 'magic'], 1, /unknown method "magic"/],
-    ['an unknown class label', () => ['cam', '--model', modelJson, '--image', image, '--class', 'zebra'], 1, /no class labelled "zebra"/],
-    ['a class index out of range', () => ['cam', '--model', modelJson, '--image', image, '--class', '9'], 1, /class index 9 is out of range/],
-    ['an unknown layer', () => ['cam', '--model', modelJson, '--image', image, '--layer', 'conv99'], 1, /no layer named "conv99"/],
-    ['a layer without spatial output', () => ['cam', '--model', modelJson, '--image', image, '--layer', 'gap'], 1, /not a spatial feature map/],
-    ['a missing model', () => ['predict', '--model', path.join(dir, 'none', 'model.json'), '--image', image], 1, /model file not found/],
-    ['an unknown option', () => ['cam', '--model', modelJson, '--image', image, '--colour', 'red'], 2, /Unknown option '--colour'/],
-    ['an option of another command', () => ['layers', '--model', modelJson, '--png', 'x.png'], 2, /--png does not apply to "layers"/],
-    ['an unknown command', () => ['explain'], 2, /unknown command "explain"/],
-    ['an unknown backend', () => ['predict', '--model', modelJson, '--image', image, '--backend', 'gpu'], 2, /unknown backend "gpu"/],
-    ['a missing --model', () => ['predict', '--image', image], 2, /missing --model/],
-    ['--top-channels with a method other than scorecam', () => ['cam', '--model', modelJson, '--image', image, '--top-channels', '3'], 2, /--top-channels applies to --method scorecam only/],
-    ['a batch size of 0', () => ['cam', '--model', modelJson, '--image', image, '--method', 'scorecam', '--batch-size', '0'], 2, /--batch-size must be an integer from 1 to 1024, got "0"/],
-    ['a fractional number of workers', () => ['cam', '--model', modelJson, '--image', image, '--method', 'scorecam', '--workers', '1.5'], 2, /--workers must be an integer from 0 to 256, got "1.5"/],
-    ['--recommend without --image', () => ['layers', '--model', modelJson, '--recommend'], 2, /missing --image/],
-    ['--image on layers without --recommend', () => ['layers', '--model', modelJson, '--image', image], 2, /--image applies to "layers --recommend" only/],
-    ['--candidates 0', () => ['layers', '--model', modelJson, '--recommend', '--image', image, '--candidates', '0'], 2, /--candidates must be an integer from 1/],
-    ['cam on a model whose head is not GAP-then-linear', () => ['cam', '--model', modelJson, '--image', image, '--method', 'cam', '--layer', 'r1'], 1, /CAM needs global average pooling.*use gradcam/],
+  function namesFile(labels: string[]): string {
+    const f = path.join(tempDir(), 'names.txt');
+    fs.writeFileSync(f, labels.join('\n') + '\n');
+    return f;
+  }
+  function fileWith(name: string, bytes: Buffer): string {
+    const f = path.join(tempDir(), name);
+    fs.writeFileSync(f, bytes);
+    return f;
+  }
+  function flatDataset(): string {
+    const d = tempDir();
+    for (const f of ['a.png', 'b.png']) fs.copyFileSync(image, path.join(d, f));
+    return d;
+  }
+
+  // Bad usage: what the command line alone shows to be wrong. Exit 2, before any file is read: the model and
+  // image below do not exist, and a usage error must still be what is reported.
+  const NO_MODEL = path.join('/nonexistent', 'model.json');
+  const NO_IMAGE = path.join('/nonexistent', 'photo.png');
+  const cam = (...extra: string[]) => ['cam', '--model', NO_MODEL, '--image', NO_IMAGE, ...extra];
+  const usage: Array<[string, string[], RegExp]> = [
+    ['no command', [], /missing command: expected predict, cam, layers, scan, labels/],
+    ['an unknown command', ['explain'], /unknown command "explain": expected predict, cam, layers, scan, labels$/],
+    ['a misspelt command', ['lables', '--model', NO_MODEL], /unknown command "lables".*; did you mean labels\?$/],
+    ['an unknown option', cam('--colour', 'red'), /unknown option --colour$/],
+    ['a misspelt option', cam('--batchsize', '3'), /unknown option --batchsize; did you mean --batch-size\?$/],
+    ['an unknown short option', cam('-x'), /unknown option -x$/],
+    ['an option without its value', ['cam', '--image', NO_IMAGE, '--model'], /--model needs a value$/],
+    ['an option with an empty value', ['cam', '--image', NO_IMAGE, '--model='], /--model needs a value$/],
+    ['an option followed by another option', ['cam', '--model', '--image', NO_IMAGE], /--model needs a value, and the next argument "--image" starts with a dash \(write --model=--image if that is the value\)$/],
+    ['a value for a flag', cam('--metrics=yes'), /--metrics takes no value$/],
+    ['a stray argument', cam('extra.png'), /unexpected argument "extra\.png": every value follows its option/],
+    ['an option of another command', ['layers', '--model', NO_MODEL, '--png', 'x.png'], /option --png does not apply to "layers" \(it is for cam\)$/],
+    ['an option labels does not take', ['labels', '--model', NO_MODEL, '--preprocess', '[0,1]'], /option --preprocess does not apply to "labels" \(it is for predict, cam, layers, scan\)$/],
+    ['a missing --model', ['predict', '--image', NO_IMAGE], /missing --model$/],
+    ['a missing --image for predict', ['predict', '--model', NO_MODEL], /missing --image$/],
+    ['a missing --image for cam', ['cam', '--model', NO_MODEL], /missing --image$/],
+    ['a missing --data for scan', ['scan', '--model', NO_MODEL], /missing --data$/],
+    ['--recommend without --image', ['layers', '--model', NO_MODEL, '--recommend'], /missing --image$/],
+    ['an unknown method', cam('--method', 'magic'), /unknown method "magic": expected cam, gradcam, gradcam\+\+, xgradcam, hirescam, layercam, scorecam, eigencam$/],
+    ['a misspelt method', cam('--method', 'Grad-CAM'), /unknown method "grad-cam": .*; did you mean gradcam\?$/],
+    ['an unknown backend', cam('--backend', 'gpu'), /unknown backend "gpu": expected auto, node, wasm, cpu/],
+    ['an unknown preprocessing', cam('--preprocess', 'zscore'), /unknown preprocessing "zscore": expected \[0,1\], /],
+    ['an unknown colormap', cam('--png', 'x.png', '--colormap', 'rainbow'), /unknown colormap "rainbow": expected /],
+    ['an unknown score', ['scan', '--model', NO_MODEL, '--data', '/nonexistent', '--score', 'vibes'], /unknown score "vibes": expected self_confidence, normalized_margin$/],
+    ['--top 0', cam('--top', '0'), /--top must be an integer from 1 to 100000, got "0"$/],
+    ['--top in exponent notation', ['predict', '--model', NO_MODEL, '--image', NO_IMAGE, '--top', '1e3'], /--top must be an integer from 1 to 100000, got "1e3"$/],
+    ['a batch size of 0', cam('--method', 'scorecam', '--batch-size', '0'), /--batch-size must be an integer from 1 to 1024, got "0"$/],
+    ['a fractional number of workers', cam('--method', 'scorecam', '--workers', '1.5'), /--workers must be an integer from 0 to 256, got "1\.5"$/],
+    ['--top-channels with a method other than scorecam', cam('--top-channels', '3'), /--top-channels applies to --method scorecam only$/],
+    ['--batch-size without scorecam or --metrics', cam('--batch-size', '3'), /--batch-size applies to --method scorecam and to --metrics only$/],
+    ['--workers without scorecam or --metrics', cam('--method', 'gradcam', '--workers', '2'), /--workers applies to --method scorecam and to --metrics only$/],
+    ['--colormap without --png', cam('--colormap', 'jet'), /--colormap applies to --png only$/],
+    ['--opacity without --png', cam('--opacity', '0.3'), /--opacity applies to --png only$/],
+    ['an opacity above 1', cam('--png', 'x.png', '--opacity', '2'), /--opacity must be a number from 0 to 1, got "2"$/],
+    ['an opacity that is no number', cam('--png', 'x.png', '--opacity', 'half'), /--opacity must be a number from 0 to 1, got "half"$/],
+    ['--png to stdout', cam('--png', '-'), /--png writes a file: give it a file name/],
+    ['--csv to stdout', ['scan', '--model', NO_MODEL, '--data', '/nonexistent', '--csv', '-'], /--csv writes a file: give it a file name/],
+    ['a label offset that is no number', cam('--label-offset', 'one'), /--label-offset must be a non-negative integer, got "one"$/],
+    ['a negative label offset', cam('--label-offset=-1'), /--label-offset must be a non-negative integer, got "-1"$/],
+    ['a max-pixels of 0', cam('--max-pixels', '0'), /--max-pixels must be an integer from 1 to /],
+    ['--image on layers without --recommend', ['layers', '--model', NO_MODEL, '--image', NO_IMAGE], /--image applies to "layers --recommend" only$/],
+    ['--candidates 0', ['layers', '--model', NO_MODEL, '--recommend', '--image', NO_IMAGE, '--candidates', '0'], /--candidates must be an integer from 1/],
+    ['a negative --show', ['scan', '--model', NO_MODEL, '--data', '/nonexistent', '--show=-1'], /--show must be an integer from 0 to 1000000, got "-1"$/],
   ];
-  for (const [what, args, code, pattern] of failures) {
-    it(`exits ${code} with a one-line reason for ${what}`, () => {
-      const r = run(args());
-      assert.strictEqual(r.code, code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
-      const lines = r.stderr.trim().split('\n');
-      assert.strictEqual(lines.length, 1, r.stderr);
-      assert.match(lines[0], /^cam-lens: /);
-      assert.match(lines[0], pattern);
-      assert.strictEqual(r.stdout, '');
-    });
+
+  // Bad input: what needs a file to judge (the model decides which classes and layers exist). Exit 1.
+  const badInput: Array<[string, () => string[], RegExp]> = [
+    ['a missing image file', () => ['cam', '--model', modelJson, '--image', path.join(dir, 'nope.png')], /image not found: .*nope\.png$/],
+    ['a file that is not an image', () => ['cam', '--model', modelJson, '--image', modelJson], /model\.json" is not a readable image/],
+    ['an unknown class label: the closest labels and how to list them all',
+      () => ['cam', '--model', modelJson, '--image', image, '--class', 'bananna'],
+      /no class labelled "bananna" among the model's 5 classes; closest: "banana" \(1\); `cam-lens labels --model \S+model\.json` lists them all$/],
+    ['an unknown class label with --class-names: the labels command takes them too',
+      () => ['cam', '--model', modelJson, '--image', image, '--class', 'elderberry', '--class-names', namesFile(['a1', 'a2', 'a3', 'elder-berry', 'a5']), '--label-offset', '0'],
+      /; closest: "elder-berry" \(3\); `cam-lens labels --model \S+model\.json --class-names \S+names\.txt --label-offset 0` lists them all$/],
+    ['an unknown class label among few classes: all of them', () => ['cam', '--model', modelJson, '--image', image, '--class', 'zebra'],
+      /no class labelled "zebra" among the model's 5 classes; they are "apple" \(0\), "banana" \(1\), "cherry" \(2\), "date" \(3\), "elder berry" \(4\)$/],
+    ['a class index out of range', () => ['cam', '--model', modelJson, '--image', image, '--class', '9'], /class index 9 is out of range/],
+    ['an unknown layer', () => ['cam', '--model', modelJson, '--image', image, '--layer', 'conv99'], /no layer named "conv99"/],
+    ['a layer without spatial output', () => ['cam', '--model', modelJson, '--image', image, '--layer', 'gap'], /not a spatial feature map/],
+    ['a missing model', () => ['predict', '--model', path.join(dir, 'none', 'model.json'), '--image', image], /model file not found/],
+    ['cam on a model whose head is not GAP-then-linear', () => ['cam', '--model', modelJson, '--image', image, '--method', 'cam', '--layer', 'r1'], /CAM needs global average pooling.*use gradcam/],
+    ['a model folder: the model file in it', () => ['predict', '--model', path.dirname(modelJson), '--image', image],
+      /is a folder, not a model file; it holds the model file model\.json \(choose \S+model\.json\)$/],
+    ['an ONNX model', () => ['predict', '--model', fileWith('resnet.onnx', Buffer.from([0x08, 0x07, 0x12, 0x07, 0x70, 0x79, 0x0a, 0x00, 0xff])), '--image', image],
+      /^cam-lens: resnet\.onnx is an ONNX model; CAM Lens reads TensorFlow\.js model\.json files \(convert it .*\)$/],
+    ['a Keras .h5 model', () => ['predict', '--model', fileWith('model.h5', Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x0a, 0x0a])), '--image', image],
+      /^cam-lens: model\.h5 is a Keras HDF5 model; CAM Lens reads TensorFlow\.js model\.json files \(convert it: tensorflowjs_converter --input_format=keras /],
+    ['a Keras 3 .keras model', () => ['predict', '--model', fileWith('model.keras', Buffer.from('PK\u0003\u0004\n\n\n', 'latin1')), '--image', image],
+      /^cam-lens: model\.keras is a Keras 3 model \(\.keras zip\); CAM Lens reads TensorFlow\.js model\.json files/],
+    ['a SavedModel .pb', () => ['predict', '--model', fileWith('saved_model.pb', Buffer.from([0x08, 0x01, 0x12, 0x0a, 0x0a, 0x00])), '--image', image],
+      /^cam-lens: saved_model\.pb is a TensorFlow protobuf graph \(SavedModel or frozen graph\); .*--input_format=tf_saved_model/],
+    ['a --class-names file of the wrong length: the file is named', () => ['predict', '--model', modelJson, '--image', image, '--class-names', namesFile(['a', 'b', 'c', 'd', 'e', 'f', 'g'])],
+      /the model has 5 outputs but \S+names\.txt lists 7 labels/],
+    ['scan of a folder without class folders', () => ['scan', '--model', modelJson, '--data', flatDataset()],
+      /no image under \S+ has a class: of its 2 images, 2 directly in it, outside any class folder \(expected <folder>\/<class name>\/<image> with class names among the model's labels \("apple", "banana", "cherry", … 5 in all\), or a CSV\/JSON label file\)$/],
+  ];
+
+  function oneLineFailure(args: string[], code: number, pattern: RegExp): void {
+    const r = run(args);
+    assert.strictEqual(r.code, code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    const lines = r.stderr.split('\n');
+    assert.deepStrictEqual([lines.length, lines[1]], [2, ''], `one line ending in a newline: ${JSON.stringify(r.stderr)}`);
+    assert.match(lines[0], /^cam-lens: /);
+    // Usage errors end in a pointer to the help, which the patterns leave out.
+    const suffix = ' (see cam-lens --help)';
+    assert.strictEqual(lines[0].endsWith(suffix), code === 2, lines[0]);
+    assert.match(code === 2 ? lines[0].slice(0, -suffix.length) : lines[0], pattern);
+    assert.strictEqual(r.stdout, '');
+  }
+  for (const [what, args, pattern] of usage) {
+    it(`exits 2 with a one-line reason for ${what}`, () => oneLineFailure(args, 2, pattern));
+  }
+  for (const [what, args, pattern] of badInput) {
+    it(`exits 1 with a one-line reason for ${what}`, () => oneLineFailure(args(), 1, pattern));
   }
 });

@@ -9,9 +9,17 @@
  *                    [--recommend --image <file> [--class <index|label>] [--candidates <n|all>]]
  *   cam-lens scan    --model <model.json> --data <folder> [--labels <csv|json>] [--json <file|->] [--csv <file>]
  *                    [--score self_confidence|normalized_margin] [--batch-size <n>] [--show <n>]
+ *   cam-lens labels  --model <model.json> [--json <file|->]
  *
- * Exit codes: 0 success; 2 bad usage (unknown command or option, missing argument); 1 any other bad input
- * or failure. Errors are one line on stderr: `cam-lens: <reason>`.
+ * Exit codes: 0 success; 2 bad usage; 1 any other bad input or failure. Errors are one line on stderr:
+ * `cam-lens: <reason>`.
+ *
+ * Bad usage is what the command line alone shows to be wrong, without reading any file: an unknown command
+ * or option, an option of another command or method, a missing option or value, a value outside the
+ * option's own fixed set (method, backend, preprocessing, colormap, score) or range (numbers). All of it is
+ * checked before any file is read, so a usage error is never hidden behind a file error. Whatever needs a
+ * file to judge is bad input: a missing or unreadable file, a class or layer the model does not have (the
+ * model decides which exist), labels that do not fit the model, a dataset with nothing to scan.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -20,18 +28,20 @@ import { BACKEND_CHOICES, initBackend, type BackendChoice, type BackendInfo } fr
 import { CamLensError } from './engine/errors';
 import { loadModel, type LoadedModel } from './engine/model';
 import { describeModel, openImage } from './engine/pipeline';
-import { METHODS, METHOD_IDS, getMethod } from './engine/cam/registry';
+import { METHODS, METHOD_IDS } from './engine/cam/registry';
 import { PREPROCESS_PRESETS, type PreprocessPreset } from './engine/preprocess';
 import { renderOverlayPng } from './engine/overlay';
 import { faithfulness, type FaithfulnessReport, type MapScores } from './engine/faithfulness';
 import { DEFAULT_CANDIDATES, recommendLayer, type Recommendation } from './engine/recommend';
 import { ScorePool, defaultWorkerCount } from './engine/scorePool';
 import { SCORECAM_DEFAULT_BATCH } from './engine/cam/scorecam';
-import type { MetadataOverrides } from './engine/metadata';
+import { closestLabels, type MetadataOverrides } from './engine/metadata';
+import { labelOf, numClasses } from './engine/model';
+import { oneLine } from './engine/modelFormat';
 import { readDataset } from './engine/scan/dataset';
 import { scanDataset } from './engine/scan/scan';
 import { buildReport, readReviewed, reportToCsv } from './engine/scan/report';
-import { SCORE_KINDS, type ScoreKind } from './engine/scan/ranking';
+import { SCORE_KINDS } from './engine/scan/ranking';
 import { COLORMAPS, type ColormapName } from '../shared/colormaps';
 
 const USAGE = `cam-lens — Class Activation Maps for TensorFlow.js image classifiers
@@ -43,15 +53,19 @@ Usage:
   cam-lens layers  --model <model.json> [--json <file|->]
                    [--recommend --image <file> [--class <index|label>] [--candidates <n|all>]]
   cam-lens scan    --model <model.json> --data <folder> [--labels <csv|json>] [--json <file|->] [--csv <file>]
+  cam-lens labels  --model <model.json> [--json <file|->]     the model's classes, by index
 
 Options for every command:
   --backend auto|node|wasm|cpu   TensorFlow.js backend (default auto: tfjs-node, else wasm, else cpu)
   --class-names <file>           the model's class names (JSON array or one per line) when it has no metadata
   --label-offset <n>             leading model outputs that are not classes (1 for a "background" output)
   --preprocess <preset>          ${PREPROCESS_PRESETS.join(' | ')} (default: the model's metadata, else [0,1])
+                                 (not for labels)
   --max-pixels <n>               refuse images larger than this many pixels (default 100000000)
+                                 (not for labels)
 cam options:
   --method <id>                  ${METHOD_IDS.join(' | ')} (default gradcam)
+  --class <index|label>          the class to explain (labels: cam-lens labels --model <model.json>)
   --colormap <name>              ${COLORMAPS.join(' | ')} (default turbo), for --png
   --opacity <0..1>               heatmap opacity in --png (default 0.5)
   --batch-size <n>               inputs per forward pass for scorecam and --metrics (default ${SCORECAM_DEFAULT_BATCH})
@@ -107,12 +121,16 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const ALLOWED: Record<string, string[]> = {
+const COMMANDS = ['predict', 'cam', 'layers', 'scan', 'labels'] as const;
+type Command = (typeof COMMANDS)[number];
+
+const ALLOWED: Record<Command, string[]> = {
   predict: ['model', 'image', 'top', 'json', 'backend', 'class-names', 'label-offset', 'preprocess', 'max-pixels'],
   cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'class-names', 'label-offset', 'preprocess', 'colormap', 'opacity', 'max-pixels',
     'batch-size', 'top-channels', 'workers', 'metrics'],
   layers: ['model', 'json', 'backend', 'class-names', 'label-offset', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels'],
   scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'class-names', 'label-offset', 'preprocess', 'max-pixels'],
+  labels: ['model', 'json', 'backend', 'class-names', 'label-offset'],
 };
 
 function need(v: Values, name: string): string {
@@ -125,8 +143,96 @@ function intOption(v: Values, name: string, def: number, min: number, max: numbe
   const s = v[name];
   if (s === undefined) return def;
   const n = Number(s);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${s}"`);
+  if (!/^\s*[+-]?\d+\s*$/.test(String(s)) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${s}"`);
+  }
   return n;
+}
+
+/** `value` if it is one of `choices`, else a usage error naming them (and the nearest, where one is close). */
+function oneOf<T extends string>(value: string, choices: readonly T[], what: string): T {
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  const near = closestLabels(choices, value, 1)[0];
+  throw new UsageError(`unknown ${what} "${value}": expected ${choices.join(', ')}` + (near ? `; did you mean ${near.label}?` : ''));
+}
+
+/**
+ * Parses the options of `command`, turning every way the command line itself can be wrong into a one-line
+ * UsageError (parseArgs' own messages run over several lines and name its syntax, not the fix).
+ */
+function parseOptions(command: Command, args: string[]): Values {
+  let values: Values;
+  try {
+    values = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values as Values;
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const name = /'(--?[^' ]+)/.exec(err.message)?.[1] ?? '';
+    const flag = name.replace(/^-+/, '');
+    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const near = closestLabels(Object.keys(OPTIONS), flag, 1)[0];
+      throw new UsageError(`unknown option ${name}` + (near ? `; did you mean --${near.label}?` : ''));
+    }
+    if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      const arg = /'([^']*)'/.exec(err.message)?.[1] ?? '';
+      throw new UsageError(`unexpected argument "${arg}": every value follows its option, as in --image <file>`);
+    }
+    if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      if (/does not take an argument/.test(err.message)) throw new UsageError(`${name} takes no value`);
+      if (/ambiguous/.test(err.message)) {
+        const at = args.findIndex((a) => a === name);
+        const next = at >= 0 ? args[at + 1] : undefined;
+        throw new UsageError(`${name} needs a value, and the next argument "${next}" starts with a dash` +
+          ` (write ${name}=${next} if that is the value)`);
+      }
+      throw new UsageError(`${name} needs a value`);
+    }
+    throw new UsageError(oneLine(err.message));
+  }
+  for (const [k, x] of Object.entries(values)) {
+    if (x === '') throw new UsageError(`--${k} needs a value`);
+  }
+  if (values.help) return values;
+  for (const k of Object.keys(values)) {
+    if (!ALLOWED[command].includes(k)) {
+      const users = COMMANDS.filter((c) => ALLOWED[c].includes(k));
+      throw new UsageError(`option --${k} does not apply to "${command}"` + (users.length ? ` (it is for ${users.join(', ')})` : ''));
+    }
+  }
+  return values;
+}
+
+/** The options every command shares, checked before anything is read. */
+interface CommonFlags {
+  model: string;
+  backend: BackendChoice;
+  preprocess?: PreprocessPreset;
+  overrides: MetadataOverrides;
+  maxPixels: number;
+  json?: string;
+}
+
+function commonFlags(v: Values): CommonFlags {
+  const model = need(v, 'model');
+  const backend = oneOf((v.backend as string | undefined) ?? 'auto', BACKEND_CHOICES, 'backend');
+  const preprocess = v.preprocess === undefined ? undefined : oneOf(v.preprocess as string, PREPROCESS_PRESETS, 'preprocessing');
+  const offset = v['label-offset'] as string | undefined;
+  if (offset !== undefined && !/^\d+$/.test(offset)) throw new UsageError(`--label-offset must be a non-negative integer, got "${offset}"`);
+  const maxPixels = intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER);
+  return {
+    model,
+    backend,
+    preprocess,
+    overrides: { labelsFile: v['class-names'] as string | undefined, preprocess, labelOffset: offset === undefined ? undefined : Number(offset) },
+    maxPixels,
+    json: v.json as string | undefined,
+  };
+}
+
+/** An output file option: a file name; "-" (stdout) is for --json only. */
+function fileOption(v: Values, name: string): string | undefined {
+  const s = v[name] as string | undefined;
+  if (s === '-') throw new UsageError(`--${name} writes a file: give it a file name (only --json writes to stdout with -)`);
+  return s;
 }
 
 /** Rounds to 6 significant digits: maps are in [0,1]; JSON stays readable and small. */
@@ -146,30 +252,14 @@ function writeFileSafely(target: string, data: string | Buffer): void {
   fs.writeFileSync(target, data);
 }
 
-async function setup(v: Values): Promise<{ backend: BackendInfo; model: LoadedModel; preprocess?: PreprocessPreset; overrides: MetadataOverrides }> {
-  const choice = (v.backend ?? 'auto') as string;
-  if (!(BACKEND_CHOICES as readonly string[]).includes(choice)) {
-    throw new UsageError(`unknown backend "${choice}": expected ${BACKEND_CHOICES.join(', ')}`);
-  }
-  const preprocess = v.preprocess as string | undefined;
-  if (preprocess !== undefined && !(PREPROCESS_PRESETS as readonly string[]).includes(preprocess)) {
-    throw new UsageError(`unknown preprocessing "${preprocess}": expected ${PREPROCESS_PRESETS.join(', ')}`);
-  }
-  const backend = await initBackend(choice as BackendChoice);
-  const offset = v['label-offset'] as string | undefined;
-  if (offset !== undefined && !/^\d+$/.test(offset)) throw new UsageError(`--label-offset must be a non-negative integer, got "${offset}"`);
-  const overrides: MetadataOverrides = {
-    labelsFile: v['class-names'] as string | undefined,
-    preprocess: preprocess as PreprocessPreset | undefined,
-    labelOffset: offset === undefined ? undefined : Number(offset),
-  };
-  const model = await loadModel(need(v, 'model'), { overrides });
-  return { backend, model, preprocess: preprocess as PreprocessPreset | undefined, overrides };
+async function setup(f: CommonFlags): Promise<{ backend: BackendInfo; model: LoadedModel }> {
+  const backend = await initBackend(f.backend);
+  const model = await loadModel(f.model, { overrides: f.overrides });
+  return { backend, model };
 }
 
 /** Worker threads for the many forward passes of scorecam, --metrics and --recommend (none when --workers 0). */
-function makePool(v: Values, model: LoadedModel, overrides: MetadataOverrides): ScorePool | undefined {
-  const workers = intOption(v, 'workers', defaultWorkerCount(), 0, 256);
+function makePool(workers: number, model: LoadedModel, overrides: MetadataOverrides): ScorePool | undefined {
   return workers > 0 ? new ScorePool({ modelPath: model.path, overrides, workers }) : undefined;
 }
 
@@ -195,19 +285,19 @@ function metricsLine(r: FaithfulnessReport): string {
     `increase in confidence ${r.map.increaseInConfidence ? 'yes' : 'no'} (${r.random.increaseInConfidence ? 'yes' : 'no'})`;
 }
 
-function checkImageArg(v: Values): string {
-  const image = need(v, 'image');
+function checkImageFile(image: string): string {
   if (!fs.existsSync(image)) throw new CamLensError('FILE_NOT_FOUND', `image not found: ${image}`);
   return image;
 }
 
 async function cmdPredict(v: Values): Promise<void> {
+  const common = commonFlags(v);
   const top = intOption(v, 'top', 5, 1, 100000);
-  const image = checkImageArg(v);
+  const image = checkImageFile(need(v, 'image'));
   const t0 = performance.now();
-  const { backend, model } = await setup(v);
+  const { backend, model } = await setup(common);
   const t1 = performance.now();
-  const opened = await openImage(model, image, { maxPixels: intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER) });
+  const opened = await openImage(model, image, { maxPixels: common.maxPixels });
   try {
     const t2 = performance.now();
     const predictions = await opened.session.predictions(top);
@@ -235,23 +325,33 @@ function mapRound(o: Record<string, number>): Record<string, number> {
 }
 
 async function cmdCam(v: Values): Promise<void> {
+  const common = commonFlags(v);
   const top = intOption(v, 'top', 5, 1, 100000);
-  const methodId = ((v.method as string | undefined) ?? 'gradcam').toLowerCase();
-  getMethod(methodId); // fail fast on an unknown method, before loading anything
+  const methodId = oneOf(((v.method as string | undefined) ?? 'gradcam').toLowerCase(), METHOD_IDS, 'method');
+  const image = need(v, 'image');
+  const manyPasses = methodId === 'scorecam' || v.metrics === true;
   const batchSize = intOption(v, 'batch-size', SCORECAM_DEFAULT_BATCH, 1, 1024);
   const topChannels = v['top-channels'] === undefined ? undefined : intOption(v, 'top-channels', 0, 1, 1 << 20);
+  const workers = intOption(v, 'workers', defaultWorkerCount(), 0, 256);
   if (topChannels !== undefined && methodId !== 'scorecam') throw new UsageError('--top-channels applies to --method scorecam only');
-  if (v['batch-size'] !== undefined && methodId !== 'scorecam' && !v.metrics) throw new UsageError('--batch-size applies to --method scorecam and to --metrics only');
-  const colormap = (v.colormap as string | undefined) ?? 'turbo';
-  if (!(COLORMAPS as readonly string[]).includes(colormap)) throw new UsageError(`unknown colormap "${colormap}": expected ${COLORMAPS.join(', ')}`);
+  for (const k of ['batch-size', 'workers']) {
+    if (v[k] !== undefined && !manyPasses) throw new UsageError(`--${k} applies to --method scorecam and to --metrics only`);
+  }
+  const png = fileOption(v, 'png');
+  for (const k of ['colormap', 'opacity']) {
+    if (v[k] !== undefined && png === undefined) throw new UsageError(`--${k} applies to --png only`);
+  }
+  const colormap = oneOf((v.colormap as string | undefined) ?? 'turbo', COLORMAPS, 'colormap');
   const opacity = v.opacity === undefined ? 0.5 : Number(v.opacity);
-  if (!(opacity >= 0 && opacity <= 1)) throw new UsageError(`--opacity must be a number from 0 to 1, got "${v.opacity}"`);
-  const image = checkImageArg(v);
+  if (!(opacity >= 0 && opacity <= 1) || (v.opacity !== undefined && (v.opacity as string).trim() === '')) {
+    throw new UsageError(`--opacity must be a number from 0 to 1, got "${v.opacity}"`);
+  }
+  checkImageFile(image);
   const t0 = performance.now();
-  const { backend, model, overrides } = await setup(v);
+  const { backend, model } = await setup(common);
   const t1 = performance.now();
-  const opened = await openImage(model, image, { maxPixels: intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER) });
-  const pool = methodId === 'scorecam' || v.metrics ? makePool(v, model, overrides) : undefined;
+  const opened = await openImage(model, image, { maxPixels: common.maxPixels });
+  const pool = manyPasses ? makePool(workers, model, common.overrides) : undefined;
   try {
     const predictions = await opened.session.predictions(top);
     const r = await opened.session.explain({
@@ -269,10 +369,10 @@ async function cmdCam(v: Values): Promise<void> {
       metricsMs = performance.now() - tm;
     }
     let pngMs: number | undefined;
-    if (v.png !== undefined) {
+    if (png !== undefined) {
       const tp = performance.now();
-      const png = await renderOverlayPng(opened.image, r.heatmap, { colormap: colormap as ColormapName, opacity });
-      writeFileSafely(v.png as string, png);
+      const overlay = await renderOverlayPng(opened.image, r.heatmap, { colormap: colormap as ColormapName, opacity });
+      writeFileSafely(png, overlay);
       pngMs = performance.now() - tp;
     }
     const t2 = performance.now();
@@ -306,7 +406,7 @@ async function cmdCam(v: Values): Promise<void> {
       const m = METHODS.find((x) => x.id === r.method);
       console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
       if (metrics) console.log(metricsLine(metrics));
-      if (v.png !== undefined) console.log(`overlay written to ${v.png}`);
+      if (png !== undefined) console.log(`overlay written to ${png}`);
     }
   } finally {
     await pool?.close();
@@ -335,22 +435,25 @@ function recommendationJson(r: Recommendation, image: string): Record<string, un
 }
 
 async function cmdLayers(v: Values): Promise<void> {
+  const common = commonFlags(v);
   if (!v.recommend) {
     for (const k of ['image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels']) {
       if (v[k] !== undefined) throw new UsageError(`--${k} applies to "layers --recommend" only`);
     }
   }
-  const image = v.recommend ? checkImageArg(v) : undefined;
+  const image = v.recommend ? need(v, 'image') : undefined;
   let lastN = DEFAULT_CANDIDATES;
   if (v.candidates === 'all') lastN = Infinity;
   else if (v.candidates !== undefined) lastN = intOption(v, 'candidates', DEFAULT_CANDIDATES, 1, 100000);
   const batchSize = intOption(v, 'batch-size', SCORECAM_DEFAULT_BATCH, 1, 1024);
-  const { model, overrides } = await setup(v);
+  const workers = intOption(v, 'workers', defaultWorkerCount(), 0, 256);
+  if (image) checkImageFile(image);
+  const { model } = await setup(common);
   let rec: Recommendation | undefined;
   try {
     if (image) {
-      const opened = await openImage(model, image, { maxPixels: intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER) });
-      const pool = makePool(v, model, overrides);
+      const opened = await openImage(model, image, { maxPixels: common.maxPixels });
+      const pool = makePool(workers, model, common.overrides);
       try {
         rec = await recommendLayer(opened.session, { classChoice: v.class as string | undefined, lastN, batchSize, pool });
       } finally {
@@ -387,13 +490,14 @@ async function cmdLayers(v: Values): Promise<void> {
 }
 
 async function cmdScan(v: Values): Promise<void> {
+  const common = commonFlags(v);
   const data = need(v, 'data');
   const batchSize = intOption(v, 'batch-size', 16, 1, 1024);
   const show = intOption(v, 'show', 20, 0, 1_000_000);
-  const kind = ((v.score as string | undefined) ?? 'self_confidence') as ScoreKind;
-  if (!(SCORE_KINDS as readonly string[]).includes(kind)) throw new UsageError(`unknown score "${kind}": expected ${SCORE_KINDS.join(', ')}`);
+  const kind = oneOf((v.score as string | undefined) ?? 'self_confidence', SCORE_KINDS, 'score');
+  const csv = fileOption(v, 'csv');
   if (!fs.existsSync(data)) throw new CamLensError('FILE_NOT_FOUND', `dataset not found: ${data}`);
-  const { backend, model } = await setup(v);
+  const { backend, model } = await setup(common);
   try {
     const labels = model.metadata.labels;
     const dataset = readDataset(data, labels, v.labels as string | undefined);
@@ -401,7 +505,7 @@ async function cmdScan(v: Values): Promise<void> {
     let lastLine = 0;
     const scan = await scanDataset(model, dataset, {
       batchSize,
-      maxPixels: intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER),
+      maxPixels: common.maxPixels,
       onProgress: (p) => {
         if (quiet || !process.stderr.isTTY || performance.now() - lastLine < 500) return;
         lastLine = performance.now();
@@ -411,7 +515,7 @@ async function cmdScan(v: Values): Promise<void> {
     if (!quiet && process.stderr.isTTY) process.stderr.write('\n');
     const report = buildReport(model.path, labels, dataset, scan, kind, readReviewed(dataset.root));
     if (v.json !== undefined) writeJson(v.json as string, { ...report, backend: backend.name, seconds: round(scan.seconds) });
-    if (v.csv !== undefined) writeFileSafely(v.csv as string, reportToCsv(report));
+    if (csv !== undefined) writeFileSafely(csv, reportToCsv(report));
     if (!quiet) {
       const c = report.counts;
       console.log(`${dataset.source}: ${c.scanned} of ${c.images} images scanned with ${model.name} on ${backend.name} in ${scan.seconds.toFixed(1)} s ` +
@@ -426,49 +530,90 @@ async function cmdScan(v: Values): Promise<void> {
         console.log(`  ${String(s.rank).padStart(4)}. ${s.flagged ? 'FLAGGED ' : '        '}${s.relPath}: given "${s.givenLabel}" (${(s.selfConfidence * 100).toFixed(1)}%), predicted "${s.predictedLabel}" (${((s.probabilities[s.predictedLabel] ?? 0) * 100).toFixed(1)}%)`);
       }
     }
+    // The report is written either way; a scan that scored nothing must not pass in CI.
+    if (report.counts.scanned === 0 && !scan.cancelled) {
+      const first = report.failures[0];
+      throw new CamLensError('NOT_AN_IMAGE', `none of the ${dataset.samples.length} images with a class could be read` +
+        (first ? ` (${path.basename(first.path)}: ${first.error})` : ''));
+    }
   } finally {
     model.dispose();
   }
 }
 
+async function cmdLabels(v: Values): Promise<void> {
+  const common = commonFlags(v);
+  const { model } = await setup(common);
+  try {
+    const n = numClasses(model);
+    const off = model.metadata.labelOffset;
+    const labels = Array.from({ length: n }, (_, i) => labelOf(model, i + off));
+    if (common.json !== undefined) {
+      writeJson(common.json, { model: model.path, labelsFrom: model.metadata.labelsFile ?? null, labelOffset: off, classes: n, labels });
+    }
+    if (common.json !== '-') {
+      console.log(`${model.name}: ${n} classes` + (model.metadata.labelsFile ? `, labels from ${model.metadata.labelsFile}` : ', no labels (classes are named by index)'));
+      const w = String(n - 1).length;
+      labels.forEach((l, i) => console.log(`  ${String(i).padStart(w)}  ${l}`));
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+/** A shell word for `s`: as is where that is safe, else single-quoted. */
+function shellWord(s: string): string {
+  return /^[\w./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The `cam-lens labels` command line that lists the classes of the model these options load. */
+function labelsCommand(v: Values): string {
+  const parts = ['cam-lens labels --model', shellWord(String(v.model))];
+  if (typeof v['class-names'] === 'string') parts.push('--class-names', shellWord(v['class-names']));
+  if (typeof v['label-offset'] === 'string') parts.push('--label-offset', v['label-offset']);
+  return parts.join(' ');
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(USAGE + '\n');
-    return command ? 0 : 2;
-  }
+  let values: Values | undefined;
   try {
-    const allowed = ALLOWED[command];
-    if (!allowed) throw new UsageError(`unknown command "${command}": expected predict, cam, layers or scan`);
-    let values: Values;
-    try {
-      values = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }).values as Values;
-    } catch (e) {
-      throw new UsageError((e as Error).message.split('\n')[0].replace(/\. To specify.*$/, ''));
+    if (command === '--help' || command === '-h' || command === 'help') {
+      process.stdout.write(USAGE + '\n');
+      return 0;
     }
+    if (!command) throw new UsageError(`missing command: expected ${COMMANDS.join(', ')}`);
+    if (!(COMMANDS as readonly string[]).includes(command)) {
+      const near = closestLabels(COMMANDS, command, 1)[0];
+      throw new UsageError(`unknown command "${command}": expected ${COMMANDS.join(', ')}` + (near ? `; did you mean ${near.label}?` : ''));
+    }
+    const cmd = command as Command;
+    values = parseOptions(cmd, rest);
     if (values.help) {
       process.stdout.write(USAGE + '\n');
       return 0;
     }
-    for (const k of Object.keys(values)) {
-      if (!allowed.includes(k)) throw new UsageError(`option --${k} does not apply to "${command}"`);
-    }
-    if (command === 'predict') await cmdPredict(values);
-    else if (command === 'cam') await cmdCam(values);
-    else if (command === 'scan') await cmdScan(values);
+    if (cmd === 'predict') await cmdPredict(values);
+    else if (cmd === 'cam') await cmdCam(values);
+    else if (cmd === 'scan') await cmdScan(values);
+    else if (cmd === 'labels') await cmdLabels(values);
     else await cmdLayers(values);
     return 0;
   } catch (e) {
+    // One line, whatever the message holds (file names and parser output can carry newlines).
     if (e instanceof UsageError) {
-      process.stderr.write(`cam-lens: ${e.message} (see cam-lens --help)\n`);
+      process.stderr.write(`cam-lens: ${oneLine(e.message, 1000)} (see cam-lens --help)\n`);
       return 2;
     }
     if (e instanceof CamLensError) {
-      process.stderr.write(`cam-lens: ${e.message}${e.hint ? ` (${e.hint})` : ''}\n`);
+      let tail = e.hint ? ` (${e.hint})` : '';
+      // The engine's hint says "the list of classes"; the CLI's list of classes is a command.
+      if (e.code === 'UNKNOWN_CLASS' && e.hint && values?.model) tail = `; \`${labelsCommand(values)}\` lists them all`;
+      process.stderr.write(`cam-lens: ${oneLine(e.message + tail, 2000)}\n`);
       return 1;
     }
     const err = e as Error;
-    process.stderr.write(`cam-lens: unexpected error: ${(err?.message ?? String(e)).split('\n')[0]}\n`);
+    process.stderr.write(`cam-lens: unexpected error: ${oneLine(err?.message ?? String(e), 1000)}\n`);
     if (process.env.CAM_LENS_DEBUG) process.stderr.write(`${err?.stack}\n`);
     return 1;
   }
