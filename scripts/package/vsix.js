@@ -166,12 +166,12 @@ async function stage() {
 }
 
 /**
- * A hash of what a VSIX is made of, for --reuse: the extension's own files (dist/ without source maps, media/,
- * models/demo/, the top-level files), the installed dependency tree, the target's sharp packages and this script.
- * It over-approximates the VSIX's contents (cheaper than asking vsce, which walks all of node_modules).
- * @param {Target} t
+ * A hash of what every VSIX is made of, for --reuse: the extension's own files (dist/ without source maps,
+ * media/, models/demo/, the top-level files), the installed dependency tree and this script. It over-approximates
+ * the VSIX's contents (cheaper than asking vsce, which walks all of node_modules). Taken once, before staging,
+ * so a build that rewrites dist/ during a run makes the next run rebuild rather than trust a stale stamp.
  */
-function fingerprint(t) {
+function inputsHash() {
   const h = crypto.createHash('sha256');
   const add = (/** @type {string} */ rel) => {
     const abs = path.join(REPO, rel);
@@ -184,8 +184,12 @@ function fingerprint(t) {
   };
   for (const rel of ['package.json', '.vscodeignore', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist', 'media', 'models/demo',
     'node_modules/.package-lock.json', 'scripts/package/vsix.js']) add(rel);
-  h.update(JSON.stringify({ target: t.target, ...sharpPackages(t) }));
   return h.digest('hex');
+}
+
+/** The stamp of one target's VSIX: the common inputs and the target's sharp packages. */
+function fingerprint(/** @type {string} */ common, /** @type {Target} */ t) {
+  return crypto.createHash('sha256').update(common).update(JSON.stringify({ target: t.target, ...sharpPackages(t) })).digest('hex');
 }
 
 /**
@@ -205,6 +209,7 @@ async function packageTargets(opts = {}) {
   /** @type {Record<string, string>} */
   const stamps = opts.reuse && fs.existsSync(stampsFile) ? JSON.parse(fs.readFileSync(stampsFile, 'utf8')) : {};
 
+  const common = opts.reuse ? inputsHash() : '';
   const results = [];
   /** @type {{ dir: string, files: string[] } | undefined} */
   let staged;
@@ -212,7 +217,7 @@ async function packageTargets(opts = {}) {
     for (const t of targets) {
       const started = Date.now();
       const file = path.join(outDir, `cam-lens-${t.target}.vsix`);
-      const print = opts.reuse ? fingerprint(t) : '';
+      const print = opts.reuse ? fingerprint(common, t) : '';
       if (opts.reuse && stamps[t.target] === print && fs.existsSync(file)) {
         results.push({ target: t.target, file, bytes: fs.statSync(file).size, reused: true, ms: Date.now() - started });
         continue;
