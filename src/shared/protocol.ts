@@ -122,7 +122,16 @@ export type ExplainHostMessage =
       methods: MethodInfo[];
       state: ExplainViewState;
     }
-  | { type: 'predictions/didCompute'; predictions: ClassPrediction[] }
+  | {
+      type: 'predictions/didCompute';
+      /** The top-k classes (camLens.topK), most likely first. */
+      predictions: ClassPrediction[];
+      /**
+       * Every class's probability by label index (length = number of classes), so the "Why not another class?"
+       * list can show one for each class, not only for the top k. Absent from an older host.
+       */
+      probabilities?: Float32Array;
+    }
   | {
       type: 'cam/didCompute';
       requestId: number;
@@ -137,7 +146,8 @@ export type ExplainHostMessage =
   | { type: 'cam/didProgress'; requestId: number; done: number; total: number }
   | { type: 'export/didSave'; requestId: number; path: string }
   | { type: 'request/didFail'; requestId: number; error: ErrorPayload }
-  | { type: 'panel/didFail'; error: ErrorPayload };
+  /** The panel cannot show this image with this model at all (unreadable image, broken model); `imageName` names the image. */
+  | { type: 'panel/didFail'; error: ErrorPayload; imageName?: string };
 
 // ---------------------------------------------------------------------------------------------------------
 // Model inspector panel

@@ -4,9 +4,9 @@
  */
 import * as assert from 'node:assert/strict';
 import { colormapLut } from '../../src/shared/colormaps';
-import type { ExplainViewState } from '../../src/shared/protocol';
-import { didCompute, didInit, hostState, IMAGE_SIZE, leftHotMap, PREDICTIONS, testImagePng } from './fixtures';
-import { createPanelHost, ensureBundles, sharedBrowser, requireChromium, screenshot, startServer, type PanelHost, type PanelPage, type Server } from './harness';
+import type { ExplainHostMessage, ExplainViewState } from '../../src/shared/protocol';
+import { didCompute, didInit, hostState, IMAGE_SIZE, LABELS, leftHotMap, PREDICTIONS, testImagePng } from './fixtures';
+import { createPanelHost, ensureBundles, sharedBrowser, requireChromium, screenshot, startServer, themeReport, type PanelHost, type PanelPage, type Server } from './harness';
 
 type Rgba = [number, number, number, number];
 
@@ -294,7 +294,138 @@ describe('explain panel (headless Chromium, fake host)', function () {
     assert.ok(Number.isInteger(m.requestId));
   });
 
-  it('shows Score-CAM progress for the current request only', async () => {
+  it('shows an unreadable image as the error alone, its long path wrapped inside a panel beside an editor', async () => {
+    await host.page.setViewportSize({ width: 620, height: 700 });
+    try {
+      const p = await panel();
+      await p.waitForSent('panel/ready');
+      const file = '/home/someone/projects/very-long-project-name/datasets/shapes_with_a_long_folder_name/validation_images/corrupt_sample_0001.png';
+      await p.send({ type: 'panel/didFail', imageName: 'corrupt_sample_0001.png',
+        error: { name: 'CamLensError', code: 'IMAGE_UNREADABLE', message: `${file} is not a readable image (Input buffer contains unsupported image format)`, hint: 'open it in an image viewer; re-export it as PNG' } });
+      await p.page.waitForSelector('#error', { state: 'visible' });
+      const geo = await p.page.evaluate(() => {
+        const err = document.getElementById('error')!;
+        const msg = err.querySelector('.error-message') as HTMLElement;
+        const r = err.getBoundingClientRect();
+        return { right: r.right, width: innerWidth, msgScroll: msg.scrollWidth, msgClient: msg.clientWidth, docScroll: document.documentElement.scrollWidth, lines: Math.round(msg.getBoundingClientRect().height / parseFloat(getComputedStyle(msg).lineHeight)) };
+      });
+      assert.ok(geo.right <= geo.width, `the error box ends at ${geo.right} px, inside the ${geo.width} px panel`);
+      assert.ok(geo.msgScroll <= geo.msgClient, `the message wraps (scrollWidth ${geo.msgScroll} > clientWidth ${geo.msgClient})`);
+      assert.ok(geo.docScroll <= geo.width, `no horizontal scrolling (${geo.docScroll} px wide)`);
+      assert.ok(geo.lines >= 2, 'the long message takes several lines');
+      assert.equal(await text(p, '#error .error-message'), `${file} is not a readable image (Input buffer contains unsupported image format)`);
+      // No empty dropdowns, no "Model … Backend …" placeholders; the title names the image; changing the model is still offered.
+      for (const sel of ['#method', '#predictions-heading', '#stage', '#model-name', '#backend']) {
+        assert.equal(await p.page.isVisible(sel), false, `${sel} is hidden in the error view`);
+      }
+      assert.equal(await text(p, '#title'), 'Class Activation Map for corrupt_sample_0001.png');
+      assert.equal(await p.page.isVisible('#change-model'), true);
+      await screenshot(p.page, 'explain-error-narrow.png');
+      // A later successful init (another model chosen) shows the panel again.
+      await p.send(didInit(imageUri));
+      await p.page.waitForSelector('#method', { state: 'visible' });
+      assert.equal(await p.page.isVisible('#model-name'), true);
+    } finally {
+      await host.page.setViewportSize({ width: 1100, height: 760 });
+    }
+  });
+
+  it('lays out beside an open editor (620x700): the image, the method picker and the first predictions without scrolling', async () => {
+    await host.page.setViewportSize({ width: 620, height: 700 });
+    try {
+      for (const size of [IMAGE_SIZE, [96, 96] as [number, number]]) {
+        const p = await panel();
+        await p.waitForSent('panel/ready');
+        await p.send({ ...didInit(imageUri), imageSize: size });
+        await p.send(PREDICTIONS);
+        const first = await p.waitForSent('cam/compute');
+        await p.send(didCompute(first.requestId as number));
+        await p.page.waitForSelector('#canvas[data-state="drawn"]');
+        const boxes = await p.page.evaluate(() => {
+          const box = (el: Element) => {
+            const r = el.getBoundingClientRect();
+            return { top: r.top, bottom: r.bottom, left: r.left, right: r.right, width: r.width };
+          };
+          return {
+            stage: box(document.getElementById('stage')!),
+            method: box(document.getElementById('method')!),
+            predictions: Array.from(document.querySelectorAll('#predictions [data-class-index]')).slice(0, 3).map(box),
+            scroll: { x: window.scrollX, y: window.scrollY, docW: document.documentElement.scrollWidth },
+            viewport: { w: innerWidth, h: innerHeight },
+          };
+        });
+        const inside = (b: { top: number; bottom: number; left: number; right: number }, what: string) => {
+          assert.ok(b.top >= 0 && b.left >= 0 && b.bottom <= boxes.viewport.h && b.right <= boxes.viewport.w,
+            `${what} (${size.join('x')} image) is inside the 620x700 viewport: ${JSON.stringify(b)}`);
+        };
+        assert.deepEqual([boxes.scroll.x, boxes.scroll.y], [0, 0]);
+        assert.ok(boxes.scroll.docW <= boxes.viewport.w, `no horizontal scrolling (${boxes.scroll.docW} px)`);
+        inside(boxes.stage, 'the image');
+        inside(boxes.method, 'the method picker');
+        assert.equal(boxes.predictions.length, 3);
+        boxes.predictions.forEach((b, i) => inside(b, `prediction ${i + 1}`));
+        assert.ok(boxes.stage.width >= 300, `the image stays usable: ${boxes.stage.width} px wide`);
+        if (size === IMAGE_SIZE) await screenshot(p.page, 'explain-panel-beside-editor.png');
+      }
+    } finally {
+      await host.page.setViewportSize({ width: 1100, height: 760 });
+    }
+  });
+
+  it('shows a probability for every class in "Why not another class?", not only for the top k', async () => {
+    const { p } = await initialised();
+    const all = new Float32Array(LABELS.length);
+    for (const pr of (PREDICTIONS as Extract<ExplainHostMessage, { type: 'predictions/didCompute' }>).predictions) all[pr.index] = pr.probability;
+    all[9] = 0.0002;
+    all[8] = 0.031;
+    await p.send({ ...PREDICTIONS, probabilities: all });
+    await p.page.waitForSelector('#class-list [data-class-index="9"] .pct', { timeout: 3000 });
+    const items = await p.page.$$eval('#class-list [data-class-index]', (els) => els.map((e) => ({ i: (e as HTMLElement).dataset.classIndex, pct: e.querySelector('.pct')?.textContent ?? null })));
+    assert.equal(items.length, LABELS.length);
+    for (const it of items) assert.notEqual(it.pct, null, `class ${it.i} shows a probability`);
+    assert.equal(items.find((x) => x.i === '8')?.pct, '3.1%');
+    assert.equal(items.find((x) => x.i === '9')?.pct, '<0.1%');
+    assert.equal(items.find((x) => x.i === '3')?.pct, '0.0%', 'a class with probability 0 says 0.0%');
+    assert.equal(items.find((x) => x.i === '1')?.pct, '34.6%');
+  });
+
+  it('captions Eigen-CAM as class-independent and says in the class lists that the class does not change its map', async () => {
+    const { p } = await drawn();
+    assert.equal(await p.page.isVisible('#class-note'), false, 'no note for a class-specific method');
+    await p.page.evaluate(() => {
+      const el = document.getElementById('method') as unknown as HTMLElement & { value: string };
+      el.value = 'eigencam';
+      el.dispatchEvent(new Event('change'));
+    });
+    const req = await p.waitForSent('cam/compute', 2);
+    assert.equal(req.method, 'eigencam');
+    await p.send({ ...didCompute(req.requestId as number, 4, leftHotMap(), 'eigencam') });
+    await p.page.waitForFunction(() => document.getElementById('canvas')!.dataset.method === 'eigencam');
+    const caption = await text(p, '#status');
+    assert.match(caption, /^Eigen-CAM \(class-independent\) at conv_pw_13_relu/);
+    assert.doesNotMatch(caption, /Egyptian cat|for /, `no class in "${caption}"`);
+    assert.equal(await p.page.isVisible('#class-note'), true);
+    assert.match(await text(p, '#class-note'), /Eigen-CAM gives the same map for every class/);
+    assert.equal(await p.page.getAttribute('#class-list', 'data-class-independent'), 'true');
+    assert.equal(await p.page.getAttribute('#predictions', 'data-class-independent'), 'true');
+    // Picking a class asks for nothing (the map would be the same) and says why; the choice is kept.
+    await p.page.click('#predictions [data-class-index="0"]');
+    await p.page.waitForFunction(() => /does not depend on the class/.test(document.getElementById('notice')!.textContent ?? ''));
+    assert.equal((await p.sentOfType('cam/compute')).length, 2);
+    assert.equal(((await p.recorded()).state as ExplainViewState).classIndex, 0);
+    // Back to a class-specific method: the note goes, and the kept class is explained.
+    await p.page.evaluate(() => {
+      const el = document.getElementById('method') as unknown as HTMLElement & { value: string };
+      el.value = 'gradcam';
+      el.dispatchEvent(new Event('change'));
+    });
+    const back = await p.waitForSent('cam/compute', 3);
+    assert.deepEqual([back.method, back.classIndex], ['gradcam', 0]);
+    assert.equal(await p.page.isVisible('#class-note'), false);
+    assert.equal(await p.page.getAttribute('#class-list', 'data-class-independent'), null);
+  });
+
+  it('shows Score-CAM progress for the current request only, over the previous map (dimmed), captioned with the pending method', async () => {
     const { p } = await drawn();
     await p.page.evaluate(() => {
       const el = document.getElementById('method') as unknown as HTMLElement & { value: string };
@@ -302,6 +433,17 @@ describe('explain panel (headless Chromium, fake host)', function () {
       el.dispatchEvent(new Event('change'));
     });
     const req = await p.waitForSent('cam/compute', 2);
+    // While it computes: the Grad-CAM map is still on the canvas, shown dimmed, and the caption names Score-CAM.
+    assert.equal(await p.page.getAttribute('#canvas', 'data-state'), 'computing');
+    assertColor(await pixel(p, 0.1, 0.5), lutColor('turbo', 1), 128, 'the previous map\'s hot pixel while Score-CAM computes');
+    // (The dimming fades in over 120 ms.)
+    await p.page.waitForFunction(() => Number(getComputedStyle(document.getElementById('canvas')!).opacity) < 0.7, undefined, { timeout: 2000 });
+    const look = await p.page.$eval('#canvas', (c) => ({ opacity: Number(getComputedStyle(c).opacity), visibility: getComputedStyle(c).visibility }));
+    assert.equal(look.visibility, 'visible');
+    assert.ok(look.opacity > 0.3 && look.opacity < 0.9, `the previous map is dimmed, not hidden (opacity ${look.opacity})`);
+    const caption = await text(p, '#status');
+    assert.match(caption, /^Computing Score-CAM\b/, `#status names the pending method: "${caption}"`);
+    assert.match(caption, /Grad-CAM map stays, dimmed/);
     await p.send({ type: 'cam/didProgress', requestId: 1, done: 9, total: 10 }); // superseded: ignored
     await p.send({ type: 'cam/didProgress', requestId: req.requestId, done: 3, total: 16 });
     await p.page.waitForSelector('#progress[data-done="3"]');
@@ -387,12 +529,19 @@ describe('explain panel (headless Chromium, fake host)', function () {
     assert.ok(violations.some((v) => v.directive.startsWith('script-src')), `a script-src violation is reported: ${JSON.stringify(violations)}`);
   });
 
-  it('looks right in the dark theme (screenshot)', async () => {
+  it('looks right in the dark theme: colours from the theme variables, readable text, the map drawn (screenshot)', async () => {
     const { p } = await drawn();
     await p.page.focus('#predictions [data-class-index="1"]');
     const box = (await p.page.locator('#canvas').boundingBox())!;
     await p.page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.55);
     const file = await screenshot(p.page, 'explain-panel-dark.png');
     console.log(`      screenshot: ${file}`);
+    const t = await themeReport(p.page, ['canvas']);
+    assert.equal(t.body.background, t.body.editorBackground, 'the page background is --vscode-editor-background');
+    assert.equal(t.body.color, t.body.foreground, 'the text colour is --vscode-foreground');
+    assert.ok(t.bodyContrast >= 4.5, `body text contrast ${t.bodyContrast.toFixed(2)}:1`);
+    assert.deepEqual(t.lightBackgrounds, [], 'no element paints a light background in the dark theme');
+    assert.deepEqual(t.lowContrastText, [], 'all text reads against its background');
+    assert.ok(t.canvases.canvas > 0.95, `the overlay canvas is drawn (${(t.canvases.canvas * 100).toFixed(0)}% of its pixels)`);
   });
 });

@@ -269,3 +269,114 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
+
+/** What `themeReport` found: the page's colours against the theme's variables. */
+export interface ThemeReport {
+  /** Computed body background and text colour, and the theme variables they should come from. */
+  body: { background: string; color: string; editorBackground: string; foreground: string };
+  /** WCAG contrast ratio of the body's text on its background. */
+  bodyContrast: number;
+  /** Visible elements bigger than 24x24 px painting a light background (relative luminance > 0.35) in this dark theme. */
+  lightBackgrounds: string[];
+  /** Visible elements whose own text has a contrast below 3:1 against the background behind it. */
+  lowContrastText: string[];
+  /** Canvases by id: the share of their pixels that are drawn (alpha > 0). */
+  canvases: Record<string, number>;
+}
+
+/**
+ * Checks a panel against the dark theme stand-in (fixtures/theme-dark.css): the body's colours are the theme's
+ * (--vscode-editor-background, --vscode-foreground, resolved through a probe element, so any hard-coded colour
+ * shows), no visible element paints a light background (a colour written for a light theme), all visible text
+ * reads against what is behind it (the web components' shadow roots included), and the named canvases are not
+ * blank. Pure measurement: the test decides what to assert.
+ */
+export async function themeReport(page: Page, canvasIds: string[]): Promise<ThemeReport> {
+  return page.evaluate((ids) => {
+    const parse = (c: string): [number, number, number, number] | undefined => {
+      const m = /rgba?\(([^)]+)\)/.exec(c);
+      if (!m) return undefined;
+      const p = m[1].split(/[\s,/]+/).filter(Boolean).map(Number);
+      return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+    };
+    const lum = (rgb: [number, number, number, number]) => {
+      const ch = rgb.slice(0, 3).map((v) => {
+        const s = v / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2];
+    };
+    const contrast = (a: [number, number, number, number], b: [number, number, number, number]) => {
+      const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+      return (hi + 0.05) / (lo + 0.05);
+    };
+    const resolve = (variable: string, prop: 'backgroundColor' | 'color') => {
+      const probe = document.createElement('div');
+      probe.style[prop] = `var(${variable})`;
+      document.body.append(probe);
+      const v = getComputedStyle(probe)[prop];
+      probe.remove();
+      return v;
+    };
+    const name = (el: Element) => {
+      const id = el.id ? `#${el.id}` : '';
+      const cls = typeof el.className === 'string' && el.className ? `.${el.className.trim().split(/\s+/).join('.')}` : '';
+      return `${el.tagName.toLowerCase()}${id}${cls}`;
+    };
+    const visible = (el: Element) => {
+      const r = el.getBoundingClientRect();
+      const cs = getComputedStyle(el);
+      return r.width > 0 && r.height > 0 && cs.visibility !== 'hidden' && cs.display !== 'none' && Number(cs.opacity) > 0;
+    };
+    /** Every element, with the elements of open shadow roots, each with its chain of ancestors across them. */
+    const all: { el: Element; chain: Element[] }[] = [];
+    const walk = (root: Element | ShadowRoot, chain: Element[]) => {
+      for (const el of Array.from(root.children)) {
+        all.push({ el, chain });
+        walk(el, [el, ...chain]);
+        if (el.shadowRoot) walk(el.shadowRoot, [el, ...chain]);
+      }
+    };
+    walk(document.body, [document.body]);
+    const body = getComputedStyle(document.body);
+    const bodyBg = parse(body.backgroundColor)!;
+    const behind = (chain: Element[]) => {
+      for (const a of chain) {
+        const c = parse(getComputedStyle(a).backgroundColor);
+        if (c && c[3] > 0.5) return c;
+      }
+      return bodyBg;
+    };
+    const lightBackgrounds: string[] = [];
+    const lowContrastText: string[] = [];
+    for (const { el, chain } of all) {
+      if (el instanceof HTMLCanvasElement || el instanceof HTMLImageElement || !visible(el)) continue;
+      const cs = getComputedStyle(el);
+      const bg = parse(cs.backgroundColor);
+      // Small marks (a toggle's 12 px knob, in --vscode-button-foreground) are not backgrounds.
+      const r = el.getBoundingClientRect();
+      if (bg && bg[3] > 0.5 && lum(bg) > 0.35 && r.width * r.height > 24 * 24) lightBackgrounds.push(`${name(el)} ${cs.backgroundColor}`);
+      const ownText = Array.from(el.childNodes).some((n) => n.nodeType === Node.TEXT_NODE && (n.textContent ?? '').trim() !== '');
+      if (ownText) {
+        const fg = parse(cs.color);
+        const back = bg && bg[3] > 0.5 ? bg : behind(chain);
+        if (fg && contrast(fg, back) < 3) lowContrastText.push(`${name(el)} "${(el.textContent ?? '').trim().slice(0, 30)}" ${cs.color} on rgb(${back.slice(0, 3).join(', ')})`);
+      }
+    }
+    const canvases: Record<string, number> = {};
+    for (const id of ids) {
+      const c = document.getElementById(id) as HTMLCanvasElement | null;
+      const d = c?.getContext('2d')?.getImageData(0, 0, c.width, c.height).data;
+      let drawn = 0;
+      if (d) for (let i = 3; i < d.length; i += 4) if (d[i] > 0) drawn++;
+      canvases[id] = d && d.length ? drawn / (d.length / 4) : 0;
+    }
+    return {
+      body: { background: body.backgroundColor, color: body.color, editorBackground: resolve('--vscode-editor-background', 'backgroundColor'), foreground: resolve('--vscode-foreground', 'color') },
+      bodyContrast: contrast(parse(body.color)!, bodyBg),
+      lightBackgrounds,
+      lowContrastText,
+      canvases,
+    };
+  }, canvasIds);
+}

@@ -2,9 +2,10 @@
  * The model inspector's UI in headless Chromium against a fake host (see harness.ts).
  */
 import * as assert from 'node:assert/strict';
+import sharp from 'sharp';
 import type { FeatureMapsPayload } from '../../src/shared/protocol';
 import { featureMaps, inspectorInit, LAYERS, testImagePng } from './fixtures';
-import { createPanelHost, ensureBundles, sharedBrowser, requireChromium, screenshot, startServer, type PanelHost, type PanelPage, type Server } from './harness';
+import { createPanelHost, ensureBundles, sharedBrowser, requireChromium, screenshot, startServer, themeReport, type PanelHost, type PanelPage, type Server } from './harness';
 
 describe('model inspector panel (headless Chromium, fake host)', function () {
   this.timeout(30000);
@@ -154,8 +155,9 @@ describe('model inspector panel (headless Chromium, fake host)', function () {
     assert.equal(await p.page.getAttribute('#channel-detail', 'data-channel'), '5');
     const stats = (await p.page.textContent('#channel-stats')) ?? '';
     assert.match(stats, /Channel 5 of 64 \(conv_pw_13_relu\) · min 0 · max [\d.]+ · mean 57 · weight -5/);
-    const size = await p.page.$eval('#channel-canvas', (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]);
-    assert.deepEqual(size, [256, 256]);
+    // Shown 256 px wide, drawn at the channel's own 4x4 resolution.
+    const size = await p.page.$eval('#channel-canvas', (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height, Math.round(c.getBoundingClientRect().width)]);
+    assert.deepEqual(size, [4, 4, 256]);
     // Keyboard: Escape closes, arrows move, Enter opens.
     await p.page.keyboard.press('Escape');
     await p.page.waitForSelector('#channel-detail', { state: 'hidden' });
@@ -163,6 +165,44 @@ describe('model inspector panel (headless Chromium, fake host)', function () {
     await p.page.keyboard.press('ArrowRight');
     await p.page.keyboard.press('Enter');
     await p.page.waitForSelector('#channel-detail[data-channel="6"]');
+  });
+
+  it('draws the enlarged channel like its thumbnail: nearest-neighbour, one flat square per activation', async () => {
+    const p = await initialised();
+    const req = await withImage(p);
+    await p.send(featureMaps(req.requestId as number, 64));
+    await p.page.waitForSelector('#feature-grid canvas[data-channel="5"][data-painted]');
+    await p.page.click('#feature-grid canvas[data-channel="5"]');
+    await p.page.waitForSelector('#channel-detail[data-channel="5"]');
+    const rendering = await p.page.evaluate(() => [
+      getComputedStyle(document.getElementById('channel-canvas')!).imageRendering,
+      getComputedStyle(document.querySelector('#feature-grid canvas[data-channel="5"]')!).imageRendering,
+    ]);
+    assert.deepEqual(rendering, ['pixelated', 'pixelated'], 'one rendering for the thumbnails and the enlarged view');
+    // On screen: every 64 px square of the 256 px view (one activation of the 4x4 map) is a single colour,
+    // from its centre to 3 px inside its edges. Bilinear smoothing would blend neighbouring squares there.
+    const png = await p.page.locator('#channel-canvas').screenshot();
+    const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const at = (x: number, y: number) => Array.from(data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3));
+    const cell = info.width / 4;
+    let distinct = 0;
+    const centres = new Set<string>();
+    for (let j = 0; j < 4; j++) {
+      for (let i = 0; i < 4; i++) {
+        const cx = Math.floor((i + 0.5) * cell);
+        const cy = Math.floor((j + 0.5) * cell);
+        const centre = at(cx, cy);
+        centres.add(centre.join(','));
+        for (const [x, y] of [[i * cell + 3, j * cell + 3], [(i + 1) * cell - 4, (j + 1) * cell - 4], [i * cell + 3, (j + 1) * cell - 4]]) {
+          const v = at(Math.floor(x), Math.floor(y));
+          const d = Math.max(...v.map((c, k) => Math.abs(c - centre[k])));
+          if (d > 2) distinct++;
+          assert.ok(d <= 2, `activation (${i}, ${j}): pixel (${Math.floor(x)}, ${Math.floor(y)}) is rgb(${v.join(', ')}), its centre rgb(${centre.join(', ')})`);
+        }
+      }
+    }
+    assert.equal(distinct, 0);
+    assert.ok(centres.size >= 3, 'the channel is not flat (the check would be empty)');
   });
 
   it('re-requests with the chosen class, uses the model, and shows failures in #error', async () => {
@@ -185,7 +225,7 @@ describe('model inspector panel (headless Chromium, fake host)', function () {
     await p.page.waitForFunction(() => /now the active model/.test(document.getElementById('notice')!.textContent ?? ''));
   });
 
-  it('runs under its CSP without violations and looks right in the dark theme (screenshot)', async () => {
+  it('runs under its CSP without violations and looks right in the dark theme: theme colours, readable text, channels drawn (screenshot)', async () => {
     const p = await initialised();
     const req = await withImage(p);
     await p.send(featureMaps(req.requestId as number, 64));
@@ -203,5 +243,14 @@ describe('model inspector panel (headless Chromium, fake host)', function () {
     assert.deepEqual(p.errors, []);
     const file = await screenshot(p.page, 'inspector-panel-dark.png');
     console.log(`      screenshot: ${file}`);
+    const t = await themeReport(p.page, ['channel-canvas']);
+    assert.equal(t.body.background, t.body.editorBackground, 'the page background is --vscode-editor-background');
+    assert.equal(t.body.color, t.body.foreground, 'the text colour is --vscode-foreground');
+    assert.ok(t.bodyContrast >= 4.5, `body text contrast ${t.bodyContrast.toFixed(2)}:1`);
+    assert.deepEqual(t.lightBackgrounds, [], 'no element paints a light background in the dark theme');
+    assert.deepEqual(t.lowContrastText, [], 'all text reads against its background');
+    assert.equal(t.canvases['channel-canvas'], 1, 'the enlarged channel is painted (opaque)');
+    const painted = await p.page.$$eval('#feature-grid canvas[data-painted]', (els) => els.length);
+    assert.ok(painted >= 16, `${painted} thumbnails painted`);
   });
 });

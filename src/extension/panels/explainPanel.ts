@@ -13,6 +13,7 @@ import type { Log } from '../log';
 import {
   isExplainViewState,
   isExplainWebviewMessage,
+  type ClassPrediction,
   type ErrorPayload,
   type ExplainHostMessage,
   type ExplainViewState,
@@ -24,6 +25,9 @@ export const EXPLAIN_VIEW_TYPE = 'camLens.explain';
 
 /** Formats Chromium shows directly; others (tiff) get a PNG rendering from the engine. */
 const BROWSER_FORMATS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp']);
+
+/** topK for "every class": the engine sorts all of them and returns as many as there are. */
+const ALL_CLASSES = 1_000_000;
 
 export function toPayload(e: unknown): ErrorPayload {
   const err = e as { name?: string; message?: string; code?: string; hint?: string; toPayload?: () => ErrorPayload };
@@ -187,7 +191,7 @@ class ExplainPanel {
     try {
       const described = await this.s.engine.describeModel(this.modelRef, { supersedeKey: `${this.key}:init` });
       this.s.models.setBackend(described.backend.name);
-      const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(), topK: vscode.workspace.getConfiguration('camLens').get('topK', 5) }, { supersedeKey: `${this.key}:predict` });
+      const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(), topK: ALL_CLASSES }, { supersedeKey: `${this.key}:predict` });
       const ext = path.extname(this.image.fsPath).toLowerCase();
       let imageUri = this.panel.webview.asWebviewUri(this.image).toString();
       if (!BROWSER_FORMATS.has(ext)) {
@@ -206,13 +210,24 @@ class ExplainPanel {
         methods: described.methods,
         state: this.state,
       });
-      this.lastPredictions = { type: 'predictions/didCompute', predictions: pred.predictions };
+      this.lastPredictions = this.predictionsMessage(pred.predictions);
       this.post(this.lastPredictions);
     } catch (e) {
       if (isCancellation(e)) return;
       this.s.log.error(`explain ${this.image.fsPath}`, e);
-      this.post({ type: 'panel/didFail', error: toPayload(e) });
+      this.post({ type: 'panel/didFail', error: toPayload(e), imageName: path.basename(this.image.fsPath) });
     }
+  }
+
+  /**
+   * The top k (camLens.topK) of a prediction of every class, plus every class's probability by label index for
+   * the class list ("why not class X?" needs the probability of X, not only of the top k).
+   */
+  private predictionsMessage(all: ClassPrediction[]): Extract<ExplainHostMessage, { type: 'predictions/didCompute' }> {
+    const topK = Math.max(1, vscode.workspace.getConfiguration('camLens').get<number>('topK', 5));
+    const probabilities = new Float32Array(all.reduce((n, p) => Math.max(n, p.index + 1), 0));
+    for (const p of all) probabilities[p.index] = p.probability;
+    return { type: 'predictions/didCompute', predictions: all.slice(0, topK), probabilities };
   }
 
   private async compute(m: Extract<ExplainWebviewMessage, { type: 'cam/compute' }>): Promise<void> {
@@ -220,8 +235,9 @@ class ExplainPanel {
       const preprocessChanged = m.preprocess !== this.state.preprocess;
       this.state = { ...this.state, method: m.method, classIndex: m.classIndex, layer: m.layer, preprocess: m.preprocess };
       if (preprocessChanged) {
-        const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(m.preprocess), topK: vscode.workspace.getConfiguration('camLens').get('topK', 5) }, { supersedeKey: `${this.key}:predict` });
-        this.post({ type: 'predictions/didCompute', predictions: pred.predictions });
+        const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(m.preprocess), topK: ALL_CLASSES }, { supersedeKey: `${this.key}:predict` });
+        this.lastPredictions = this.predictionsMessage(pred.predictions);
+        this.post(this.lastPredictions);
       }
       const batchSize = vscode.workspace.getConfiguration('camLens').get<number>('scoreCam.batchSize');
       const r = await this.s.engine.computeCam(

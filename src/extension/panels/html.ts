@@ -139,13 +139,14 @@ ${ERROR_REGION}
     </section>
     <section class="classes" aria-labelledby="predictions-heading">
       <h2 id="predictions-heading">Top predictions</h2>
-      <ul id="predictions" class="listbox" role="listbox" aria-labelledby="predictions-heading"></ul>
+      <p id="class-note" class="class-note" hidden></p>
+      <ul id="predictions" class="listbox" role="listbox" aria-labelledby="predictions-heading" aria-describedby="class-note"></ul>
     </section>
     <section class="classes" aria-labelledby="class-list-heading">
       <h2 id="class-list-heading">Why not another class?</h2>
       <input id="class-search" class="search" type="search" placeholder="Filter classes by name or index"
         aria-label="Filter classes" aria-controls="class-list" autocomplete="off" spellcheck="false">
-      <ul id="class-list" class="listbox class-list" role="listbox" aria-labelledby="class-list-heading"></ul>
+      <ul id="class-list" class="listbox class-list" role="listbox" aria-labelledby="class-list-heading" aria-describedby="class-note"></ul>
       <p id="class-count" class="hint-text"></p>
     </section>
   </aside>

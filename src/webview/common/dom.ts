@@ -92,9 +92,10 @@ export function showError(region: HTMLElement, error: ErrorPayload | undefined):
     delete region.dataset.code;
     return;
   }
-  if (message) message.textContent = error.message;
+  // Messages often name a file: break opportunities after '/', '_', '.' let a long path wrap at its separators.
+  if (message) message.replaceChildren(breakable(error.message));
   if (hint) {
-    hint.textContent = error.hint ? `Next step: ${error.hint}` : '';
+    hint.replaceChildren(breakable(error.hint ? `Next step: ${error.hint}` : ''));
     hint.hidden = !error.hint;
   }
   if (error.code) region.dataset.code = error.code;

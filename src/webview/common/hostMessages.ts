@@ -67,6 +67,15 @@ export function toFloat32(x: unknown, length: number, what: string): Float32Arra
   return out;
 }
 
+/** How many values a typed array arriving in any of toFloat32's forms holds (an index-keyed object: its count of keys). */
+export function lengthOf(x: unknown, what: string): number {
+  if (ArrayBuffer.isView(x)) return (x as unknown as ArrayLike<number>).length;
+  if (x instanceof ArrayBuffer) return x.byteLength / 4;
+  if (Array.isArray(x)) return x.length;
+  if (isObj(x)) return Object.keys(x).filter((k) => /^\d+$/.test(k)).length;
+  return fail(`${what} is not a typed array`);
+}
+
 export function error(x: unknown): ErrorPayload {
   const e = obj(x, 'error');
   return {
@@ -186,8 +195,11 @@ export function parseExplainHostMessage(x: unknown): Parsed<ExplainHostMessage> 
           state: m.state,
         };
       }
-      case 'predictions/didCompute':
-        return { type, predictions: arr(m.predictions, 'predictions').map((p, i) => prediction(p, `predictions[${i}]`)) };
+      case 'predictions/didCompute': {
+        const predictions = arr(m.predictions, 'predictions').map((p, i) => prediction(p, `predictions[${i}]`));
+        if (m.probabilities === undefined || m.probabilities === null) return { type, predictions };
+        return { type, predictions, probabilities: toFloat32(m.probabilities, lengthOf(m.probabilities, 'probabilities'), 'probabilities') };
+      }
       case 'cam/didCompute': {
         const requestId = int(m.requestId, 'requestId');
         const timings = obj(m.timingsMs, 'timingsMs');
@@ -212,7 +224,7 @@ export function parseExplainHostMessage(x: unknown): Parsed<ExplainHostMessage> 
       case 'request/didFail':
         return { type, requestId: int(m.requestId, 'requestId'), error: error(m.error) };
       case 'panel/didFail':
-        return { type, error: error(m.error) };
+        return { type, error: error(m.error), imageName: typeof m.imageName === 'string' && m.imageName ? m.imageName : undefined };
       default:
         return fail(`unknown message type "${type}"`);
     }

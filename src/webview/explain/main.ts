@@ -74,6 +74,7 @@ const ui = {
   classSearch: byId<HTMLInputElement>('class-search'),
   classList: byId('class-list'),
   classCount: byId('class-count'),
+  classNote: byId('class-note'),
 };
 
 const overlay = new OverlayView(ui.stage, ui.canvas, ui.image, byId('probe'), byId('readout'), byId('image-note'));
@@ -87,6 +88,8 @@ interface Session {
 let session: Session | undefined;
 let state: ExplainViewState | undefined;
 let predictions: ClassPrediction[] = [];
+/** Every class's probability by label index, when the host sent them (else only the top k are known). */
+let probabilities: Float32Array | undefined;
 /** The map on the canvas (the reply to the newest `cam/compute` that succeeded). */
 let shown: CamResult | undefined;
 
@@ -106,6 +109,15 @@ function persist(local = false): void {
 
 function methodLabel(id: string): string {
   return session?.methods.find((m) => m.id === id)?.label ?? id;
+}
+
+/** The method's map is the same whatever class is chosen (Eigen-CAM): the registry says so in MethodInfo. */
+function isClassIndependent(id: string | undefined): boolean {
+  return id !== undefined && session?.methods.find((m) => m.id === id)?.classIndependent === true;
+}
+
+function className(index: number): string {
+  return session?.model.labels[index] ?? `class ${index}`;
 }
 
 /** The class the lists highlight: the one the user picked, else the one whose map is shown (top-1 by default). */
@@ -128,11 +140,24 @@ function compute(): void {
     preprocess: state.preprocess,
   });
   showError(ui.error, undefined);
+  // The map shown stays on the canvas, dimmed (CSS: data-state="computing"), until the new one arrives: a
+  // Score-CAM takes seconds, and a blank image in the meantime says nothing. The caption names what is coming.
   ui.canvas.dataset.state = 'computing';
   ui.stage.setAttribute('aria-busy', 'true');
   document.body.classList.add('busy');
-  const what = state.classIndex !== undefined ? ` for ${session.model.labels[state.classIndex] ?? `class ${state.classIndex}`}` : '';
-  setProgress(ui.progress, true, `Computing ${methodLabel(state.method)}${what}…`);
+  const pending = pendingCaption(state.method, state.classIndex);
+  setProgress(ui.progress, true, `Computing ${pending}…`);
+  ui.status.textContent = shown && shown.method !== state.method
+    ? `Computing ${pending}… (the ${methodLabel(shown.method)} map stays, dimmed, until then)`
+    : `Computing ${pending}…`;
+  ui.status.dataset.pending = state.method;
+  ui.status.title = '';
+}
+
+/** "Score-CAM for boxer", "Grad-CAM" (top class), "Eigen-CAM (class-independent)". */
+function pendingCaption(method: string, classIndex: number | undefined): string {
+  if (isClassIndependent(method)) return `${methodLabel(method)} (class-independent)`;
+  return classIndex !== undefined ? `${methodLabel(method)} for ${className(classIndex)}` : methodLabel(method);
 }
 
 function endBusy(): void {
@@ -146,6 +171,11 @@ function explainClass(index: number): void {
   state.classIndex = index;
   persist();
   renderSelection();
+  // A class-independent map (Eigen-CAM) would come back the same: the choice is kept for the next method.
+  if (isClassIndependent(state.method)) {
+    ui.notice.textContent = `${methodLabel(state.method)} does not depend on the class; ${className(index)} is used when you pick a class-specific method.`;
+    return;
+  }
   compute();
 }
 
@@ -227,7 +257,7 @@ function renderClassList(): void {
   const selected = selectedClass();
   const probs = new Map(predictions.map((p) => [p.index, p.probability]));
   const items = matches.slice(0, CLASS_LIST_LIMIT).map((i) => {
-    const p = probs.get(i);
+    const p = probabilities && i < probabilities.length ? probabilities[i] : probs.get(i);
     return h(
       'li',
       { role: 'option', 'data-class-index': i, 'aria-selected': String(i === selected), title: `Explain ${labels[i]}` },
@@ -241,6 +271,22 @@ function renderClassList(): void {
   ui.classCount.textContent = matches.length > CLASS_LIST_LIMIT
     ? `Showing ${CLASS_LIST_LIMIT} of ${matches.length} matches; type to narrow.`
     : `${matches.length} of ${labels.length} classes`;
+}
+
+/**
+ * Marks the class lists when the method's map does not depend on the class (Eigen-CAM): a note says so and the
+ * lists are dimmed (data-class-independent), so nobody clicks through classes expecting the map to change.
+ */
+function renderMethodNote(): void {
+  const independent = !!state && isClassIndependent(state.method);
+  ui.classNote.hidden = !independent;
+  ui.classNote.textContent = independent && state
+    ? `${methodLabel(state.method)} gives the same map for every class: choosing a class here does not change it.`
+    : '';
+  for (const list of [ui.predictions, ui.classList]) {
+    if (independent) list.dataset.classIndependent = 'true';
+    else delete list.dataset.classIndependent;
+  }
 }
 
 /** Updates which class is marked selected in both lists, without rebuilding them. */
@@ -274,12 +320,14 @@ function onInit(m: Extract<ExplainHostMessage, { type: 'panel/didInit' }>): void
   session = { imageName: m.imageName, model: m.model, methods: m.methods };
   state = reconcileViewState(m.state, vscode.getState(), m.model, m.methods);
   predictions = [];
+  probabilities = undefined;
 
   ui.title.textContent = `Class Activation Map for ${m.imageName}`;
   document.title = ui.title.textContent;
   ui.modelName.textContent = m.model.name;
   ui.modelName.title = m.model.path;
   ui.backend.textContent = m.model.backend;
+  delete document.body.dataset.failed;
   fillControls(m.model, m.methods, state);
   overlay.setImage(m.imageUri, m.imageSize[0], m.imageSize[1], `${m.imageName} with its class activation map`);
   overlay.setStyle({ colormap: state.colormap, opacity: state.opacity, visible: state.overlay }, false);
@@ -289,6 +337,7 @@ function onInit(m: Extract<ExplainHostMessage, { type: 'panel/didInit' }>): void
   showError(ui.error, undefined);
   renderPredictions();
   renderClassList();
+  renderMethodNote();
   document.body.dataset.ready = 'true';
   persist();
   compute();
@@ -303,10 +352,13 @@ function onCam(m: CamResult): void {
   ui.canvas.dataset.classIndex = String(m.target.index);
   ui.canvas.dataset.method = m.method;
   ui.canvas.dataset.layer = m.layer;
-  ui.status.textContent =
-    `${methodLabel(m.method)} for ${m.target.label} (${formatPercent(m.target.probability)}) at ${m.layer}` +
-    ` · ${formatMs(totalMs(m.timingsMs))} · ${m.backend}`;
+  // A class-independent map (Eigen-CAM) is not "for" the class the engine happened to resolve.
+  const what = isClassIndependent(m.method)
+    ? `${methodLabel(m.method)} (class-independent)`
+    : `${methodLabel(m.method)} for ${m.target.label} (${formatPercent(m.target.probability)})`;
+  ui.status.textContent = `${what} at ${m.layer} · ${formatMs(totalMs(m.timingsMs))} · ${m.backend}`;
   ui.status.title = m.cached ? 'Activations and gradients came from the cache.' : '';
+  delete ui.status.dataset.pending;
   ui.backend.textContent = m.backend;
   if (state.layer !== m.layer) {
     // The host chose the layer (none was set): show and keep its choice.
@@ -316,6 +368,7 @@ function onCam(m: CamResult): void {
   }
   setExportsEnabled(true);
   renderSelection();
+  renderMethodNote();
 }
 
 function onProgress(m: Extract<ExplainHostMessage, { type: 'cam/didProgress' }>): void {
@@ -331,6 +384,10 @@ function onRequestFailed(m: Extract<ExplainHostMessage, { type: 'request/didFail
     if (lane === 'cam') {
       endBusy();
       ui.canvas.dataset.state = shown ? 'drawn' : 'empty';
+      if (ui.status.dataset.pending !== undefined) {
+        ui.status.textContent = '';
+        delete ui.status.dataset.pending;
+      }
     } else if (lane === 'export') {
       ui.notice.textContent = 'Export cancelled.';
     }
@@ -341,6 +398,7 @@ function onRequestFailed(m: Extract<ExplainHostMessage, { type: 'request/didFail
     endBusy();
     clearMap('error');
     ui.status.textContent = '';
+    delete ui.status.dataset.pending;
   } else if (lane === 'export') {
     ui.notice.textContent = '';
   }
@@ -353,6 +411,7 @@ function onMessage(m: ExplainHostMessage): void {
       break;
     case 'predictions/didCompute':
       predictions = m.predictions;
+      probabilities = m.probabilities;
       renderPredictions();
       renderClassList();
       break;
@@ -372,6 +431,14 @@ function onMessage(m: ExplainHostMessage): void {
       endBusy();
       showError(ui.error, m.error);
       if (ui.canvas.dataset.state !== 'drawn') clearMap('error');
+      if (!session) {
+        // Nothing to explain (an unreadable image, a broken model): the error alone, not empty controls.
+        document.body.dataset.failed = 'true';
+        if (m.imageName) {
+          ui.title.textContent = `Class Activation Map for ${m.imageName}`;
+          document.title = ui.title.textContent;
+        }
+      }
       break;
     default: {
       const never: never = m;
@@ -388,6 +455,7 @@ ui.method.addEventListener('change', () => {
   if (!state || !session?.methods.some((m) => m.id === value) || value === state.method) return;
   state.method = value as ExplainViewState['method'];
   persist();
+  renderMethodNote();
   compute();
 });
 

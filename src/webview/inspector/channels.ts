@@ -65,11 +65,6 @@ export function paintChannel(
   return rgba;
 }
 
-/** The values of channel `c` as their own array (for the enlarged view's upsampling). */
-export function channelValues(values: Float32Array, c: number, w: number, h: number): Float32Array {
-  return values.subarray(c * w * h, (c + 1) * w * h);
-}
-
 /**
  * Index of the cell reached from `from` by a navigation key in a grid of `count` cells laid out `columns` wide
  * (row-major, in display order). Returns `from` when the key leads nowhere.

@@ -15,7 +15,6 @@ import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 
 import { COLORMAPS, isColormapName, type ColormapName } from '../../shared/colormaps';
-import { upsampleBilinear } from '../../shared/heatmap';
 import type {
   ClassPrediction,
   FeatureMapsPayload,
@@ -28,10 +27,9 @@ import type {
 import { breakable, byId, fillSelect, h, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
 import { formatCount, formatPercent, formatShape, formatStat } from '../common/format';
 import { parseInspectorHostMessage } from '../common/hostMessages';
-import { paintOverlay } from '../common/overlay';
 import { RequestTracker } from '../common/requests';
 import { onHostMessage, vscodeApi } from '../common/vscodeApi';
-import { channelValues } from './channels';
+import { paintChannel } from './channels';
 import { FeatureGrid } from './featureGrid';
 
 type Lane = 'image' | 'features' | 'model';
@@ -270,17 +268,19 @@ function openDetail(c: number, focus = true): void {
   const scale = DETAIL_SIZE / Math.max(w, hgt);
   const cw = Math.max(1, Math.round(w * scale));
   const ch = Math.max(1, Math.round(hgt * scale));
+  // The same rendering as the grid's thumbnails: the channel at its own resolution, painted by paintChannel and
+  // enlarged by CSS without smoothing (image-rendering: pixelated), so each activation is one visible square.
+  // An activation is a value per cell of the layer's grid; blending cells (bilinear) would show detail that the
+  // layer does not have. The CAM overlay is smoothed because it is laid over the image; this view is not.
   const canvas = ui.detailCanvas;
-  canvas.width = cw;
-  canvas.height = ch;
+  canvas.width = w;
+  canvas.height = hgt;
+  canvas.style.width = `${cw}px`;
+  canvas.style.height = `${ch}px`;
   const ctx = canvas.getContext('2d');
   if (ctx) {
-    // Normalise this channel to [0,1] with its own range, then upsample like the CAM overlay (bilinear).
-    const min = maps.min[c];
-    const range = maps.max[c] - min + 1e-7;
-    const norm = Float32Array.from(channelValues(maps.values, c, w, hgt), (v) => (v - min) / range);
-    const image = ctx.createImageData(cw, ch);
-    paintOverlay(upsampleBilinear(norm, w, hgt, cw, ch), state.colormap, 1, image.data);
+    const image = ctx.createImageData(w, hgt);
+    paintChannel(maps.values, c, w, hgt, maps.min[c], maps.max[c], state.colormap, image.data);
     ctx.putImageData(image, 0, 0);
   }
   const weight = maps.weights ? ` · weight ${formatStat(maps.weights[c])}` : '';
