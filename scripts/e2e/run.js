@@ -574,16 +574,17 @@ async function main() {
   // 2. VSIX first, because packaging rebuilds dist/ in production mode; the development build follows.
   let vsix = process.env.CAM_LENS_E2E_VSIX ? path.resolve(process.env.CAM_LENS_E2E_VSIX) : '';
   if (PARTS.has('vsix') && !vsix) {
-    await test('packages a VSIX with vsce', async () => {
+    // The published VSIX files are per platform (scripts/package/vsix.js, as `npm run package`): install the host's.
+    const target = require(path.join(REPO, 'scripts', 'package', 'vsix.js')).hostTarget()?.target || 'linux-x64';
+    await test(`packages the ${target} VSIX (scripts/package/vsix.js --target ${target})`, async () => {
       if (!flag('--no-build')) {
         const b = run(process.execPath, ['esbuild.js', '--production']);
         if (b.status !== 0) throw new Error(`production build failed: ${b.stderr.trim().split('\n').pop()}`);
       }
-      vsix = path.join(runDir, 'cam-lens.vsix');
-      const vsce = path.join(REPO, 'node_modules', '.bin', 'vsce');
-      const p = run(vsce, ['package', '--no-rewrite-relative-links', '-o', vsix]);
-      if (p.status !== 0 || !fs.existsSync(vsix)) throw new Error(`vsce package failed: ${(p.stderr + p.stdout).trim().split('\n').filter(Boolean).pop()}`);
-      return `${(fs.statSync(vsix).size / 1e6).toFixed(2)} MB`;
+      vsix = path.join(runDir, `cam-lens-${target}.vsix`);
+      const p = run(process.execPath, [path.join(REPO, 'scripts', 'package', 'vsix.js'), '--target', target, '--out', runDir]);
+      if (p.status !== 0 || !fs.existsSync(vsix)) throw new Error(`packaging failed: ${(p.stderr + p.stdout).trim().split('\n').filter(Boolean).pop()}`);
+      return `${path.basename(vsix)}, ${(fs.statSync(vsix).size / 1e6).toFixed(2)} MB`;
     });
   }
 
@@ -805,6 +806,9 @@ async function vsixPart(browser, vsix, ws, runDir, expect, consoleErrors) {
     const missing = required.filter((r) => !names.has(r));
     if (!entries.some((e) => /^node_modules\/@img\/sharp-[a-z0-9-]+\/lib\/sharp-[a-z0-9-]+\.node$/.test(e.name))) missing.push('sharp native addon');
     if (missing.length) throw new Error(`missing: ${missing.join(', ')}`);
+    // A per-platform VSIX: sharp's addon and libvips of one platform only.
+    const img = [...new Set(entries.map((e) => /^node_modules\/@img\/(sharp-[^/]+)\//.exec(e.name)?.[1]).filter(Boolean))];
+    if (new Set(img.map((n) => String(n).replace(/^sharp-(libvips-)?/, ''))).size !== 1) throw new Error(`sharp packages of several platforms: ${img.join(', ')}`);
     const mb = fs.statSync(vsix).size / 1e6;
     if (mb > 30) throw new Error(`${mb.toFixed(1)} MB is more than the 30 MB budget`);
     return `${entries.length} files, ${mb.toFixed(2)} MB (list in test-artifacts/vsix-contents.txt)`;
