@@ -115,7 +115,7 @@ describe('VSIX per platform (scripts/package/vsix.js)', function () {
     const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'package', 'vsix.js'), '--reuse', '--json', '--out', OUT],
       { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
     if (r.status === 3) {
-      console.log(`      skipped: ${r.stderr.trim().split('\n').pop()}`);
+      console.log(`      skipped: ${r.stderr.trim().split('\n').pop()?.replace(/^vsix: FAILED: /, '')}`);
       this.skip();
     }
     assert.equal(r.status, 0, `vsix.js failed:\n${r.stderr.trim().split('\n').slice(-15).join('\n')}`);
