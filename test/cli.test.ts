@@ -294,6 +294,8 @@ describe('cam-lens CLI', function () {
     ['an unknown layer', () => ['cam', '--model', modelJson, '--image', image, '--layer', 'conv99'], /no layer named "conv99"/],
     ['a layer without spatial output', () => ['cam', '--model', modelJson, '--image', image, '--layer', 'gap'], /not a spatial feature map/],
     ['a missing model', () => ['predict', '--model', path.join(dir, 'none', 'model.json'), '--image', image], /model file not found/],
+    ['an output folder that does not exist, before any work', () => ['cam', '--model', path.join(dir, 'none', 'model.json'), '--image', image, '--png', path.join(dir, 'none', 'x.png')],
+      /^cam-lens: cannot write \S+x\.png: folder \S+none does not exist$/],
     ['cam on a model whose head is not GAP-then-linear', () => ['cam', '--model', modelJson, '--image', image, '--method', 'cam', '--layer', 'r1'], /CAM needs global average pooling.*use gradcam/],
     ['a model folder: the model file in it', () => ['predict', '--model', path.dirname(modelJson), '--image', image],
       /is a folder, not a model file; it holds the model file model\.json \(choose \S+model\.json\)$/],

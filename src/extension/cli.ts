@@ -62,7 +62,7 @@ Options for every command:
   --preprocess <preset>          ${PREPROCESS_PRESETS.join(' | ')} (default: the model's metadata, else [0,1])
                                  (not for labels)
   --max-pixels <n>               refuse images larger than this many pixels (default 100000000)
-                                 (not for labels)
+                                 (where images are read: predict, cam, layers --recommend, scan)
 cam options:
   --method <id>                  ${METHOD_IDS.join(' | ')} (default gradcam)
   --class <index|label>          the class to explain (labels: cam-lens labels --model <model.json>)
@@ -247,12 +247,19 @@ function writeJson(target: string, obj: unknown): void {
 }
 
 function writeFileSafely(target: string, data: string | Buffer): void {
-  const dir = path.dirname(path.resolve(target));
-  if (!fs.existsSync(dir)) throw new CamLensError('FILE_NOT_FOUND', `cannot write ${target}: folder ${dir} does not exist`);
+  checkOutputFolder(target);
   fs.writeFileSync(target, data);
 }
 
-async function setup(f: CommonFlags): Promise<{ backend: BackendInfo; model: LoadedModel }> {
+/** Called before the work too, so that a typo in an output path does not cost a whole scan. */
+function checkOutputFolder(target: string | undefined): void {
+  if (target === undefined || target === '-') return;
+  const dir = path.dirname(path.resolve(target));
+  if (!fs.existsSync(dir)) throw new CamLensError('FILE_NOT_FOUND', `cannot write ${target}: folder ${dir} does not exist`);
+}
+
+async function setup(f: CommonFlags, outputs: (string | undefined)[] = []): Promise<{ backend: BackendInfo; model: LoadedModel }> {
+  for (const o of [f.json, ...outputs]) checkOutputFolder(o);
   const backend = await initBackend(f.backend);
   const model = await loadModel(f.model, { overrides: f.overrides });
   return { backend, model };
@@ -348,7 +355,7 @@ async function cmdCam(v: Values): Promise<void> {
   }
   checkImageFile(image);
   const t0 = performance.now();
-  const { backend, model } = await setup(common);
+  const { backend, model } = await setup(common, [png]);
   const t1 = performance.now();
   const opened = await openImage(model, image, { maxPixels: common.maxPixels });
   const pool = manyPasses ? makePool(workers, model, common.overrides) : undefined;
@@ -497,7 +504,7 @@ async function cmdScan(v: Values): Promise<void> {
   const kind = oneOf((v.score as string | undefined) ?? 'self_confidence', SCORE_KINDS, 'score');
   const csv = fileOption(v, 'csv');
   if (!fs.existsSync(data)) throw new CamLensError('FILE_NOT_FOUND', `dataset not found: ${data}`);
-  const { backend, model } = await setup(common);
+  const { backend, model } = await setup(common, [csv]);
   try {
     const labels = model.metadata.labels;
     const dataset = readDataset(data, labels, v.labels as string | undefined);
