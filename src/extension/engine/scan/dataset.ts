@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CamLensError } from '../errors';
 import { confinedPath } from '../paths';
+import { oneLine } from '../modelFormat';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff'];
 
@@ -189,7 +190,7 @@ export function readLabelFileDataset(file: string, labels: string[]): Dataset {
     try {
       j = JSON.parse(text);
     } catch (e) {
-      throw new CamLensError('BAD_ARGUMENT', `${path.basename(abs)} is not valid JSON (${(e as Error).message})`);
+      throw new CamLensError('BAD_ARGUMENT', `${path.basename(abs)} is not valid JSON (${oneLine((e as Error).message, 120)})`);
     }
     if (Array.isArray(j)) {
       rows = j.map((r, i) => {
