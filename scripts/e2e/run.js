@@ -16,7 +16,8 @@
  * Parts:
  *   exthost  test/e2e/suite (mocha) inside the extension host through extensionTestsPath
  *   ui       right-click in the Explorer -> "Show Class Activation Map" / "Inspect Model Layers" -> the panels
- *   vsix     package with vsce, `code-server --install-extension` into a fresh extensions dir, use the menu
+ *   vsix     package this platform's VSIX (scripts/package/vsix.js), `code-server --install-extension` into a fresh
+ *            extensions dir, use the menu
  * The exthost and ui parts share one code-server instance (two browser pages, one after the other); the
  * vsix part gets its own, because the installed copy and the development copy have the same id.
  *
