@@ -1,12 +1,13 @@
 /**
  * Which model explains an image. In order: the `camLens.model` setting, else the model last chosen in this
  * workspace, else a `model.json` next to or above the image (up to the workspace folder), else a quick
- * pick. The bundled demo model is always offered. A status-bar item shows the active model and backend and
- * opens the picker.
+ * pick. The bundled demo model is always offered, once (panels/modelNames.ts). A status-bar item shows the
+ * active model and backend and opens the picker. Models are named by modelDisplayName everywhere.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { modelDisplayName, modelPickEntries } from './panels/modelNames';
 
 const LAST_MODEL_KEY = 'camLens.lastModel';
 
@@ -61,19 +62,12 @@ export class ModelChoice implements vscode.Disposable {
   async pick(): Promise<string | undefined> {
     type Item = vscode.QuickPickItem & { modelPath?: string; browse?: boolean };
     const found = await vscode.workspace.findFiles('**/model.json', '**/node_modules/**', 200);
-    const current = this.configured();
-    const items: Item[] = found
-      .map((u) => u.fsPath)
-      .sort()
-      .map((p) => ({
-        label: path.basename(path.dirname(p)),
-        description: vscode.workspace.asRelativePath(p),
-        detail: p === current ? 'active' : undefined,
-        modelPath: p,
-      }));
-    if (fs.existsSync(this.demoModel)) {
-      items.push({ label: 'CAM Lens demo shapes', description: 'bundled demo model', modelPath: this.demoModel });
-    }
+    const items: Item[] = modelPickEntries(
+      found.map((u) => u.fsPath).sort(),
+      fs.existsSync(this.demoModel) ? this.demoModel : undefined,
+      this.configured(),
+      (p) => vscode.workspace.asRelativePath(p),
+    );
     items.push({ label: '$(folder-opened) Browse…', browse: true });
     const choice = await vscode.window.showQuickPick(items, { title: 'CAM Lens: Select Model', placeHolder: 'A TensorFlow.js model.json to explain images with' });
     if (!choice) return undefined;
@@ -99,7 +93,7 @@ export class ModelChoice implements vscode.Disposable {
 
   update(): void {
     const active = this.configured();
-    const name = active ? path.basename(path.dirname(active)) : 'no model';
+    const name = active ? modelDisplayName(active) : 'no model';
     this.item.text = `$(flame) ${name}${this.backend ? ` · ${this.backend}` : ''}`;
     this.item.tooltip = `CAM Lens model: ${active ?? 'none chosen yet'}${this.backend ? `\nBackend: ${this.backend}` : ''}\nClick to choose another model`;
   }

@@ -241,7 +241,10 @@ export interface ScanFailureInfo {
 export interface TriageRow extends ScanRow {
   /** Webview URI of the image (thumbnail and heatmap underlay). */
   imageUri: string;
-  /** Set after "Move to class…": the given label before the move. Scores and flag refer to the old label. */
+  /**
+   * Set after "Move to class…": the given label before the move. The scores (selfConfidence, normalizedMargin,
+   * score) and the flag are recomputed by the host for the new given label; the row keeps its rank.
+   */
   movedFrom?: string;
 }
 
@@ -357,10 +360,13 @@ export type TriageHostMessage =
   | { type: 'cam/didComputePair'; requestId: number; path: string; method: CamMethodId; methodLabel: string; layer: string; given: TriageMap; predicted: TriageMap }
   | { type: 'sample/didOpen'; requestId: number; path: string }
   | { type: 'sample/didMarkCorrect'; requestId: number; path: string; counts: TriageCounts }
-  /** The row after the move (new path, given label and image URI, `movedFrom` set) or after its undo. */
-  | { type: 'sample/didMove'; requestId: number; path: string; row: TriageRow }
+  /**
+   * The row after the move (new path, given label and image URI, `movedFrom` set, scores and flag for the new
+   * label) or after its undo, and the counts (the flagged count follows the row's flag).
+   */
+  | { type: 'sample/didMove'; requestId: number; path: string; row: TriageRow; counts: TriageCounts }
   /** A row changed on the host's initiative (a move undone from its notification); `path` is its path before. */
-  | { type: 'sample/didChange'; path: string; row: TriageRow }
+  | { type: 'sample/didChange'; path: string; row: TriageRow; counts: TriageCounts }
   | { type: 'report/didSave'; requestId: number; path: string }
   | { type: 'request/didFail'; requestId: number; error: ErrorPayload }
   | { type: 'panel/didFail'; error: ErrorPayload };

@@ -245,6 +245,66 @@ describe('triage panel (headless Chromium, fake host)', function () {
     assert.ok((await p.page.locator('#rows [data-path]').count()) < 80);
   });
 
+  it('shows the thumbnails while the scan streams rows: slow ones, ones whose first load fails, never detached by a refill', async () => {
+    const p = await started();
+    // Thumbnails that take 400 ms to arrive (a webview resource on a loaded machine), the first request of each
+    // failing, while rows stream in every 50 ms.
+    const slowUri = `${server.origin}/assets/slow-pet.png`;
+    const png = server.assets.get('/assets/pet.png') as Buffer;
+    let requests = 0;
+    await p.page.route(slowUri, async (route) => {
+      requests++;
+      await new Promise((r) => setTimeout(r, 400));
+      if (requests === 1) await route.fulfill({ status: 503, body: 'busy' });
+      else await route.fulfill({ contentType: 'image/png', body: png });
+    });
+    // Count thumbnails taken out of the list (a refill must update a row's text around its image, not re-insert it).
+    await p.page.evaluate(() => {
+      const w = window as unknown as { __thumbRemovals: number };
+      w.__thumbRemovals = 0;
+      new MutationObserver((records) => {
+        for (const r of records) for (const n of Array.from(r.removedNodes)) if (n instanceof HTMLImageElement && n.isConnected) w.__thumbRemovals++;
+      }).observe(document.getElementById('rows')!, { childList: true, subtree: true });
+    });
+    try {
+      await p.page.evaluate(([base, uri]) => {
+        const msg = base as unknown as { rows: Record<string, unknown>[] };
+        const r0 = msg.rows[0];
+        let n = 0;
+        const timer = setInterval(() => {
+          const rows = [0, 1].map((k) => ({ ...r0, seq: n * 2 + k, path: `cat/slow_${n * 2 + k}.png`, imageUri: uri, score: 0.5 + (n * 2 + k) / 1000, selfConfidence: 0.5 }));
+          window.postMessage({ ...msg, rows, done: n * 2 + 2, flagsOn: new Int32Array(0), flagsOff: new Int32Array(0) }, '*');
+          if (++n >= 60) clearInterval(timer);
+        }, 50);
+      }, [progress(1, [row(0, 0)], 0), slowUri] as const);
+      // Still scanning (60 messages over 3 s): the first rows' thumbnails have arrived and show.
+      await p.page.waitForFunction(() => {
+        const imgs = Array.from(document.querySelectorAll<HTMLImageElement>('#rows [data-path="cat/slow_0.png"] img.thumb, #rows [data-path="cat/slow_1.png"] img.thumb'));
+        return imgs.length === 2 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+      }, undefined, { timeout: 2600 });
+      assert.equal(await p.page.getAttribute('body', 'data-phase'), 'scanning');
+      assert.ok(requests >= 2, 'the failed first load was retried');
+      assert.equal(await p.page.evaluate(() => (window as unknown as { __thumbRemovals: number }).__thumbRemovals), 0, 'no thumbnail was detached and re-inserted');
+      assert.equal(await p.page.locator('#rows img.thumb[loading="lazy"]').count(), 0);
+    } finally {
+      await p.page.unroute(slowUri);
+    }
+  });
+
+  it('keeps the list in place when the scan ends and its progress row goes', async () => {
+    const p = await started();
+    await p.send(progress(1, [row(0, 0.1), row(1, 0.2)], 2));
+    await p.page.waitForSelector('#rows [data-path]');
+    assert.equal(await p.page.isVisible('#progress'), true);
+    const before = await p.page.$eval('#rows', (e) => e.getBoundingClientRect().top);
+    await p.send({ type: 'scan/didFinish', scanId: 1, cancelled: false, seconds: 1.5, counts: counts({ scanned: 2 }), order: new Int32Array([0, 1]), flagged: new Int32Array(0) } as TriageHostMessage);
+    await p.page.waitForSelector('body[data-phase="finished"]');
+    assert.equal(await p.page.isVisible('#progress'), false);
+    assert.match(await text(p, '#scan-status'), /Scanned 2 images/);
+    const after = await p.page.$eval('#rows', (e) => e.getBoundingClientRect().top);
+    assert.ok(Math.abs(after - before) < 1, `the list stays at ${before} px (now ${after} px)`);
+  });
+
   it('filters by given class, predicted class and "flagged only"', async () => {
     const p = await started();
     const wait = (n: string) => p.page.waitForFunction((v) => document.getElementById('rows')?.dataset.rows === v, n, { timeout: 5000 });
@@ -305,7 +365,7 @@ describe('triage panel (headless Chromium, fake host)', function () {
     const move = await p.waitForSent('sample/move');
     assert.equal(move.path, 'dog/img_0001.png');
     // The host moved it: same row, new path and given label, marked "moved".
-    await p.send({ type: 'sample/didMove', requestId: move.requestId, path: 'dog/img_0001.png', row: { ...row(1, 1 / 8), path: 'fox/img_0001.png', givenIndex: 2, givenLabel: 'fox', movedFrom: 'dog' } });
+    await p.send({ type: 'sample/didMove', requestId: move.requestId, path: 'dog/img_0001.png', row: { ...row(1, 1 / 8), path: 'fox/img_0001.png', givenIndex: 2, givenLabel: 'fox', movedFrom: 'dog' }, counts: counts({ scanned: 8 }) });
     await p.page.waitForSelector('#rows [data-path="fox/img_0001.png"][data-moved="true"]');
     assert.match(await text(p, '#notice'), /Moved dog\/img_0001\.png to fox\/img_0001\.png/);
     assert.equal(await selected(), 'fox/img_0001.png');
@@ -314,20 +374,20 @@ describe('triage panel (headless Chromium, fake host)', function () {
     await p.page.keyboard.press('u');
     const undo = await p.waitForSent('sample/undoMove');
     assert.equal(undo.path, 'fox/img_0001.png');
-    await p.send({ type: 'sample/didMove', requestId: undo.requestId, path: 'fox/img_0001.png', row: row(1, 1 / 8) });
+    await p.send({ type: 'sample/didMove', requestId: undo.requestId, path: 'fox/img_0001.png', row: row(1, 1 / 8), counts: counts({ scanned: 8 }) });
     await p.page.waitForSelector('#rows [data-path="dog/img_0001.png"]:not([data-moved])');
     assert.match(await text(p, '#notice'), /fox\/img_0001\.png is back at dog\/img_0001\.png/);
     assert.equal(await p.page.getAttribute('#undo-move', 'disabled'), '');
     // Moved again, then undone from the host's notification (no request of ours).
     await p.page.keyboard.press('m');
     const again = await p.waitForSent('sample/move', 2);
-    await p.send({ type: 'sample/didMove', requestId: again.requestId, path: 'dog/img_0001.png', row: { ...row(1, 1 / 8), path: 'fox/img_0001.png', givenIndex: 2, givenLabel: 'fox', movedFrom: 'dog' } });
+    await p.send({ type: 'sample/didMove', requestId: again.requestId, path: 'dog/img_0001.png', row: { ...row(1, 1 / 8), path: 'fox/img_0001.png', givenIndex: 2, givenLabel: 'fox', movedFrom: 'dog' }, counts: counts({ scanned: 8 }) });
     await p.page.waitForSelector('#rows [data-path="fox/img_0001.png"][data-moved="true"]');
-    await p.send({ type: 'sample/didChange', path: 'fox/img_0001.png', row: row(1, 1 / 8) });
+    await p.send({ type: 'sample/didChange', path: 'fox/img_0001.png', row: row(1, 1 / 8), counts: counts({ scanned: 8 }) });
     await p.page.waitForSelector('#rows [data-path="dog/img_0001.png"]:not([data-moved])');
     await p.page.keyboard.press('m');
     const third = await p.waitForSent('sample/move', 3);
-    await p.send({ type: 'sample/didMove', requestId: third.requestId, path: 'dog/img_0001.png', row: { ...row(1, 1 / 8), path: 'fox/img_0001.png', givenIndex: 2, givenLabel: 'fox', movedFrom: 'dog' } });
+    await p.send({ type: 'sample/didMove', requestId: third.requestId, path: 'dog/img_0001.png', row: { ...row(1, 1 / 8), path: 'fox/img_0001.png', givenIndex: 2, givenLabel: 'fox', movedFrom: 'dog' }, counts: counts({ scanned: 8 }) });
     await p.page.waitForSelector('#rows [data-path="fox/img_0001.png"][data-moved="true"]');
 
     await p.page.keyboard.press('c');
@@ -346,6 +406,42 @@ describe('triage panel (headless Chromium, fake host)', function () {
     await p.send({ type: 'request/didFail', requestId: failed.requestId, error: { name: 'Error', message: 'EACCES: permission denied, open reviewed.json', code: 'EACCES' } });
     await p.page.waitForFunction(() => document.getElementById('rows')?.dataset.rows === '7');
     assert.match(await text(p, '#error .error-message'), /permission denied/);
+  });
+
+  it('after a move shows the row with its new label\'s probability, score and flag, and the counts; after the undo the old ones', async () => {
+    const p = await started();
+    // dog/img_0001.png: given dog at 20%, predicted fox at 70%, flagged (2 of 4 rows flagged).
+    const doubtful = { ...row(1, 0.2, { flagged: true }), selfConfidence: 0.2 };
+    await p.send(progress(1, [row(0, 0.1, { flagged: true }), doubtful, row(2, 0.6), row(3, 0.9, { doubt: false })], 4, { counts: counts({ scanned: 4, flagged: 2 }) }));
+    await p.page.waitForFunction(() => document.getElementById('rows')?.dataset.rows === '4');
+    await p.page.click('#rows [data-path="dog/img_0001.png"]');
+    const rowText = (sel: string) => p.page.$eval(`#rows [data-seq="1"] ${sel}`, (e) => e.textContent?.trim() ?? '');
+    assert.equal(await rowText('.given'), 'dog 20.0%');
+    assert.equal(await rowText('.score'), '0.200');
+    assert.equal(await text(p, '#count-flagged'), '2');
+    await p.page.keyboard.press('m');
+    const move = await p.waitForSent('sample/move');
+    // The host moved it to fox and scored it for fox: 70%, margin 0.5, not flagged; one flagged row left.
+    const moved: TriageRow = { ...doubtful, path: 'fox/img_0001.png', givenIndex: 2, givenLabel: 'fox', movedFrom: 'dog', selfConfidence: 0.7, normalizedMargin: 0.5, score: 0.7, flagged: false };
+    await p.send({ type: 'sample/didMove', requestId: move.requestId, path: 'dog/img_0001.png', row: moved, counts: counts({ scanned: 4, flagged: 1 }) });
+    await p.page.waitForSelector('#rows [data-path="fox/img_0001.png"][data-moved="true"]');
+    assert.equal(await rowText('.given'), 'fox 70.0%');
+    assert.equal(await rowText('.predicted'), 'same');
+    assert.equal(await rowText('.score'), '0.700');
+    assert.equal(await p.page.getAttribute('#rows [data-seq="1"]', 'data-flagged'), 'false');
+    assert.equal(await text(p, '#count-flagged'), '1');
+    assert.match(await text(p, '#detail-meta'), /^Given fox \(70\.0%\), moved from dog · predicted fox · score 0\.700 · top 5/);
+    assert.doesNotMatch(await text(p, '#detail-meta'), /flagged/);
+    // Undone: the old label's numbers and flag, and the count, come back.
+    await p.page.keyboard.press('u');
+    const undo = await p.waitForSent('sample/undoMove');
+    await p.send({ type: 'sample/didMove', requestId: undo.requestId, path: 'fox/img_0001.png', row: doubtful, counts: counts({ scanned: 4, flagged: 2 }) });
+    await p.page.waitForSelector('#rows [data-path="dog/img_0001.png"]:not([data-moved])');
+    assert.equal(await rowText('.given'), 'dog 20.0%');
+    assert.equal(await rowText('.score'), '0.200');
+    assert.equal(await p.page.getAttribute('#rows [data-seq="1"]', 'data-flagged'), 'true');
+    assert.equal(await text(p, '#count-flagged'), '2');
+    assert.match(await text(p, '#detail-meta'), /· flagged ·/);
   });
 
   it('draws the given-label and the predicted-label heatmaps of the selected row, and reuses them when it comes back', async () => {

@@ -19,6 +19,7 @@ import {
   type ExplainViewState,
   type ExplainWebviewMessage,
 } from '../../shared/protocol';
+import { columnForNewPanel } from './panelColumns';
 import { panelOptions, renderPanel } from './webviewAssets';
 
 export const EXPLAIN_VIEW_TYPE = 'camLens.explain';
@@ -44,6 +45,8 @@ interface Services {
 
 export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
   private readonly open = new Map<string, ExplainPanel>();
+  /** Counts panel activations: which explain panel was used last (where a new one goes). */
+  private activity = 0;
 
   constructor(private readonly s: Services) {}
 
@@ -51,13 +54,16 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
     const key = image.fsPath;
     const existing = this.open.get(key);
     if (existing) {
-      existing.panel.reveal(vscode.ViewColumn.Beside);
+      // In its own column: "beside" the active editor, which is often this very panel, would open a new column.
+      existing.panel.reveal(existing.panel.viewColumn);
       if (modelPath && modelPath !== existing.modelPath) existing.useModel(modelPath);
       return;
     }
     const model = modelPath ?? (await this.s.models.resolveFor(image));
     if (!model) return; // the user closed the picker
-    const panel = vscode.window.createWebviewPanel(EXPLAIN_VIEW_TYPE, `CAM: ${path.basename(image.fsPath)}`, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
+    // Another image: a tab in the column of the explain panel used last, if one is open (panelColumns.ts).
+    const column = columnForNewPanel([...this.open.values()].map((p) => ({ column: p.panel.viewColumn, lastActive: p.lastActive })));
+    const panel = vscode.window.createWebviewPanel(EXPLAIN_VIEW_TYPE, `CAM: ${path.basename(image.fsPath)}`, { viewColumn: column ?? vscode.ViewColumn.Beside, preserveFocus: false },
       panelOptions(this.s.context, [vscode.Uri.file(path.dirname(image.fsPath))]));
     this.attach(panel, image, model);
   }
@@ -75,7 +81,11 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
 
   private attach(panel: vscode.WebviewPanel, image: vscode.Uri, modelPath: string, state?: ExplainViewState): void {
     const p = new ExplainPanel(this.s, panel, image, modelPath, state);
+    p.lastActive = ++this.activity;
     this.open.set(image.fsPath, p);
+    panel.onDidChangeViewState((e) => {
+      if (e.webviewPanel.active) p.lastActive = ++this.activity;
+    });
     panel.onDidDispose(() => {
       this.open.delete(image.fsPath);
       p.dispose();
@@ -99,6 +109,8 @@ class ExplainPanel {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly key = `explain:${Math.random().toString(36).slice(2)}`;
   private ready = false;
+  /** When this panel was last active (ExplainPanels' activation counter). */
+  lastActive = 0;
 
   constructor(private readonly s: Services, readonly panel: vscode.WebviewPanel, readonly image: vscode.Uri, public modelPath: string, state?: ExplainViewState) {
     const cfg = vscode.workspace.getConfiguration('camLens', image);

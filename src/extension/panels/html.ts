@@ -249,12 +249,14 @@ function triageBody(): string {
   </dl>
   <p id="unmatched-classes" class="hint-text" hidden></p>
   <p id="failures" class="hint-text" hidden></p>
-  <div id="progress" class="progress" role="status" hidden>
-    <vscode-progress-bar aria-label="Scanning the dataset"></vscode-progress-bar>
-    <span class="progress-text"></span>
-    <vscode-button id="cancel-scan" secondary>Cancel</vscode-button>
+  <div class="scan-line">
+    <div id="progress" class="progress" role="status" hidden>
+      <vscode-progress-bar aria-label="Scanning the dataset"></vscode-progress-bar>
+      <span class="progress-text"></span>
+      <vscode-button id="cancel-scan" secondary>Cancel</vscode-button>
+    </div>
+    <p id="scan-status" class="status" aria-live="polite"></p>
   </div>
-  <p id="scan-status" class="status" aria-live="polite"></p>
   <div class="buttons">
     <vscode-button id="save-csv" disabled>Save CSV…</vscode-button>
     <vscode-button id="save-json" secondary disabled>Save JSON…</vscode-button>

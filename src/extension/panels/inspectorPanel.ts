@@ -10,6 +10,7 @@ import type { Log } from '../log';
 import { isInspectorWebviewMessage, type InspectorHostMessage, type InspectorWebviewMessage } from '../../shared/protocol';
 import { panelOptions, renderPanel } from './webviewAssets';
 import { toPayload } from './explainPanel';
+import { modelDisplayName } from './modelNames';
 
 export const INSPECTOR_VIEW_TYPE = 'camLens.inspect';
 
@@ -30,11 +31,11 @@ export class InspectorPanels {
   show(model: vscode.Uri): void {
     const existing = this.open.get(model.fsPath);
     if (existing) {
-      existing.panel.reveal(vscode.ViewColumn.Beside);
+      existing.panel.reveal(existing.panel.viewColumn);
       return;
     }
     const roots = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri);
-    const panel = vscode.window.createWebviewPanel(INSPECTOR_VIEW_TYPE, `Layers: ${path.basename(path.dirname(model.fsPath))}`, vscode.ViewColumn.Beside, panelOptions(this.s.context, roots));
+    const panel = vscode.window.createWebviewPanel(INSPECTOR_VIEW_TYPE, `Layers: ${modelDisplayName(model.fsPath)}`, vscode.ViewColumn.Beside, panelOptions(this.s.context, roots));
     const p = new InspectorPanel(this.s, panel, model.fsPath);
     this.open.set(model.fsPath, p);
     panel.onDidDispose(() => {
@@ -51,7 +52,7 @@ class InspectorPanel {
 
   constructor(private readonly s: Services, readonly panel: vscode.WebviewPanel, readonly modelPath: string) {
     panel.iconPath = vscode.Uri.joinPath(s.context.extensionUri, 'media', 'icon.svg');
-    panel.webview.html = renderPanel(s.context, panel.webview, 'inspector', `Layers of ${path.basename(path.dirname(modelPath))}`);
+    panel.webview.html = renderPanel(s.context, panel.webview, 'inspector', `Layers of ${modelDisplayName(modelPath)}`);
     this.disposables.push(panel.webview.onDidReceiveMessage((m: unknown) => this.onMessage(m)));
   }
 
@@ -78,7 +79,7 @@ class InspectorPanel {
       case 'model/use':
         await this.s.models.setActive(this.modelPath);
         this.post({ type: 'model/didUse', requestId: m.requestId, path: this.modelPath });
-        void vscode.window.setStatusBarMessage(`CAM Lens: now explaining images with ${path.basename(path.dirname(this.modelPath))}`, 4000);
+        void vscode.window.setStatusBarMessage(`CAM Lens: now explaining images with ${modelDisplayName(this.modelPath)}`, 4000);
         return;
       default: {
         const never: never = m;

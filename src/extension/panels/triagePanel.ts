@@ -37,7 +37,22 @@ import {
   type TriageWebviewMessage,
 } from '../../shared/protocol';
 import { toPayload } from './explainPanel';
-import { classFolderFor, csvLabelEdits, freeName, jsonLabelEdits, labelText, namesSample, type TextEdit } from './triageRelabel';
+import {
+  classFolderFor,
+  csvLabelEdits,
+  freeName,
+  jsonLabelEdits,
+  labelText,
+  moveChoices,
+  movePlaceholder,
+  namesSample,
+  probabilityVector,
+  reflagMoved,
+  scoresFor,
+  thresholdVector,
+  type TextEdit,
+} from './triageRelabel';
+import { modelDisplayName } from './modelNames';
 import { panelOptions, renderPanel } from './webviewAssets';
 
 export const TRIAGE_VIEW_TYPE = 'camLens.triage';
@@ -131,6 +146,13 @@ interface Scan {
   failed?: ErrorPayload;
   /** Undo records of the moves made in this panel, per seq, most recent last. */
   moves: Map<number, MoveRecord[]>;
+  /**
+   * Confident-learning thresholds per label index, as of the latest result (the report's at the end): a moved
+   * row's flag is judged with them for its new label.
+   */
+  thresholds?: Float64Array;
+  /** Every class's probability of the rows moved in this panel (by seq): their scores for any label. */
+  probs: Map<number, Float32Array>;
 }
 
 /** How to put a moved sample back. */
@@ -155,7 +177,7 @@ class TriagePanel {
   constructor(private readonly s: Services, readonly panel: vscode.WebviewPanel, readonly source: string, public modelPath: string, state?: TriageViewState) {
     this.state = state ?? { version: 1, source, modelPath, flaggedOnly: false };
     this.state.modelPath = modelPath;
-    this.modelName = path.basename(path.dirname(modelPath));
+    this.modelName = modelDisplayName(modelPath);
     panel.iconPath = vscode.Uri.joinPath(s.context.extensionUri, 'media', 'icon.svg');
     panel.webview.html = renderPanel(s.context, panel.webview, 'triage', `Likely mislabeled samples in ${path.basename(source)}`);
     this.disposables.push(
@@ -213,7 +235,7 @@ class TriagePanel {
         await this.answer(m.requestId, async () => {
           const { scan, row } = this.rowOf(m.path);
           const restored = await this.undoMove(scan, row);
-          this.post({ type: 'sample/didMove', requestId: m.requestId, path: m.path, row: restored });
+          this.post({ type: 'sample/didMove', requestId: m.requestId, path: m.path, row: restored, counts: scan.counts });
         });
         return;
       case 'report/save':
@@ -241,7 +263,7 @@ class TriagePanel {
 
   useModel(modelPath: string): void {
     this.modelPath = modelPath;
-    this.modelName = path.basename(path.dirname(modelPath));
+    this.modelName = modelDisplayName(modelPath);
     this.state = { ...this.state, modelPath };
     this.pairs.clear();
     if (this.ready) this.postInit();
@@ -277,6 +299,7 @@ class TriagePanel {
       counts: emptyCounts(),
       marked: 0,
       moves: new Map(),
+      probs: new Map(),
     };
     this.scan = scan;
     this.pairs.clear();
@@ -313,10 +336,13 @@ class TriagePanel {
     return { ...r, imageUri: this.panel.webview.asWebviewUri(vscode.Uri.file(path.join(root, ...r.path.split('/')))).toString() };
   }
 
+  /** The flagged count: rows flagged for their current given label (a moved row's flag is its new label's). */
   private recount(scan: Scan): void {
     let flagged = 0;
-    for (const r of scan.rows.values()) if (r.flagged && r.movedFrom === undefined) flagged++;
+    for (const r of scan.rows.values()) if (r.flagged) flagged++;
     scan.counts.flagged = flagged;
+    const report = scan.report;
+    if (report) report.counts.flagged = report.samples.filter((x) => x.flagged).length;
   }
 
   private onScanEvent(scan: Scan, e: ScanEvent): void {
@@ -335,20 +361,25 @@ class TriagePanel {
     }
     const on: number[] = [];
     const off: number[] = [];
+    // The worker judges every row by the label it was scanned with; a row moved here is judged below instead.
     for (const seq of e.flagsOn) {
       const r = scan.rows.get(seq);
-      if (r) {
+      if (r && r.movedFrom === undefined) {
         r.flagged = true;
         on.push(seq);
       }
     }
     for (const seq of e.flagsOff) {
       const r = scan.rows.get(seq);
-      if (r) {
+      if (r && r.movedFrom === undefined) {
         r.flagged = false;
         off.push(seq);
       }
     }
+    scan.thresholds = e.thresholds;
+    const moved = reflagMoved(scan.rows.values(), (seq) => scan.probs.get(seq), e.thresholds);
+    on.push(...moved.on);
+    off.push(...moved.off);
     scan.failures.push(...e.failures);
     scan.progress = { done: e.done, total: e.total, imagesPerSecond: e.imagesPerSecond, secondsLeft: e.secondsLeft };
     scan.counts = { ...scan.counts, scanned: e.scanned, failed: e.failed, reviewedHidden: e.hidden + scan.marked };
@@ -360,13 +391,19 @@ class TriagePanel {
   private finish(scan: Scan, report: ScanReport, order: Int32Array, cancelled: boolean, seconds: number): void {
     const bySeq = new Map<number, ScanReport['samples'][number]>();
     report.samples.forEach((s, i) => bySeq.set(order[i], s));
+    if (scan.dataset) scan.thresholds = thresholdVector(scan.dataset.labels, report.thresholds);
     const flagged: number[] = [];
     for (const [seq, s] of bySeq) {
       const row = scan.rows.get(seq);
       if (!row) continue; // marked correct while the scan ran
-      row.flagged = s.flagged;
-      if (s.flagged) flagged.push(seq);
-      if (row.movedFrom !== undefined) Object.assign(s, { path: this.sampleFileOf(scan, row.path), relPath: row.path, givenLabel: row.givenLabel, relabeledFrom: row.movedFrom });
+      const probs = scan.probs.get(seq);
+      if (row.movedFrom !== undefined && probs && scan.dataset) {
+        // Moved while the scan ran: the report judged the old label; the row and the report take the new one's.
+        const now = scoresFor(probs, row.givenIndex, scan.dataset.scoredBy, scan.thresholds);
+        Object.assign(row, now);
+        Object.assign(s, now, { path: this.sampleFileOf(scan, row.path), relPath: row.path, givenLabel: row.givenLabel, relabeledFrom: row.movedFrom });
+      } else row.flagged = s.flagged;
+      if (row.flagged) flagged.push(seq);
     }
     scan.report = report;
     scan.reportBySeq = bySeq;
@@ -482,16 +519,15 @@ class TriagePanel {
     const ds = scan.dataset;
     if (!ds) throw Object.assign(new Error('the dataset has not been read yet'), { code: 'BAD_ARGUMENT' });
     type Item = vscode.QuickPickItem & { index: number };
-    const probs = new Map(row.top.map((t) => [t.index, t.probability]));
-    const likely = row.top.map((t) => t.index).filter((i) => i !== row.givenIndex);
-    const rest = ds.labels.map((_, i) => i).filter((i) => i !== row.givenIndex && !probs.has(i));
-    const items: Item[] = [...likely, ...rest].map((i) => ({
-      index: i,
-      label: ds.labels[i],
-      description: probs.has(i) ? `${((probs.get(i) as number) * 100).toFixed(1)}%${i === row.predictedIndex ? ' · predicted' : ''}` : `#${i}`,
-    }));
-    const where = ds.kind === 'folder' ? 'move the image to that class folder' : `rewrite its label in ${path.basename(ds.source)}`;
-    const choice = await vscode.window.showQuickPick(items, { title: `Move ${row.path} (given: ${row.givenLabel}) to class…`, placeHolder: `The right class: CAM Lens will ${where}; undo with Ctrl+Z`, matchOnDescription: true });
+    // Every class's probability (the row holds only the top 5): the picker shows one for each class, and the
+    // row's scores and flag are recomputed from them for the new label.
+    const probs = await this.probabilitiesOf(scan, row);
+    const items: Item[] = moveChoices(ds.labels, probs, row.givenIndex, row.predictedIndex);
+    const choice = await vscode.window.showQuickPick(items, {
+      title: `Move ${row.path} (given: ${row.givenLabel}) to class…`,
+      placeHolder: movePlaceholder(ds.kind, ds.source),
+      matchOnDescription: true,
+    });
     if (!choice) throw Object.assign(new Error('no class was chosen'), { name: 'Cancelled', code: 'CANCELLED' });
     const target = choice.index;
     const label = ds.labels[target];
@@ -505,6 +541,7 @@ class TriagePanel {
       record = { kind: 'label', before: row, originals: await this.rewriteLabel(ds, row.path, () => label) };
     }
     this.s.log.line(`relabelled ${row.path} from "${row.givenLabel}" to "${label}"${newRel !== row.path ? ` (moved to ${newRel})` : ` in ${ds.source}`}`);
+    scan.probs.set(row.seq, probs);
     const moved: TriageRow = {
       ...row,
       path: newRel,
@@ -512,12 +549,14 @@ class TriagePanel {
       givenLabel: label,
       movedFrom: row.movedFrom ?? row.givenLabel,
       imageUri: this.panel.webview.asWebviewUri(vscode.Uri.file(this.sampleFileOf(scan, newRel))).toString(),
+      // Its probability, margin, score and flag now refer to the new label.
+      ...scoresFor(probs, target, ds.scoredBy, scan.thresholds),
     };
     this.setRow(scan, row, moved);
     const stack = scan.moves.get(row.seq) ?? [];
     stack.push(record);
     scan.moves.set(row.seq, stack);
-    this.post({ type: 'sample/didMove', requestId, path: relPath, row: moved });
+    this.post({ type: 'sample/didMove', requestId, path: relPath, row: moved, counts: scan.counts });
     const what = newRel !== row.path ? `Moved ${row.path} to ${newRel}` : `Relabelled ${row.path} as ${label} in ${path.basename(ds.source)}`;
     void vscode.window.showInformationMessage(`CAM Lens: ${what}.`, 'Undo').then(async (choice) => {
       // Only while that move is still the row's last one, in this scan.
@@ -526,7 +565,7 @@ class TriagePanel {
       if (!now) return;
       try {
         const restored = await this.undoMove(scan, now);
-        this.post({ type: 'sample/didChange', path: now.path, row: restored });
+        this.post({ type: 'sample/didChange', path: now.path, row: restored, counts: scan.counts });
       } catch (e) {
         this.s.log.error('undo move', e);
         void vscode.window.showErrorMessage(`CAM Lens: could not undo the move of ${now.path}: ${(e as Error).message}`);
@@ -541,7 +580,10 @@ class TriagePanel {
     scan.byPath.set(row.path, row.seq);
     const s = scan.reportBySeq?.get(row.seq) as (ScanReport['samples'][number] & { relabeledFrom?: string }) | undefined;
     if (s) {
-      Object.assign(s, { path: this.sampleFileOf(scan, row.path), relPath: row.path, givenLabel: row.givenLabel });
+      Object.assign(s, {
+        path: this.sampleFileOf(scan, row.path), relPath: row.path, givenLabel: row.givenLabel,
+        selfConfidence: row.selfConfidence, normalizedMargin: row.normalizedMargin, score: row.score, flagged: row.flagged,
+      });
       if (row.movedFrom !== undefined) s.relabeledFrom = row.movedFrom;
       else delete s.relabeledFrom;
     }
@@ -554,7 +596,9 @@ class TriagePanel {
     const record = stack?.at(-1);
     const ds = scan.dataset;
     if (!record || !ds) throw Object.assign(new Error(`${row.path} has no move to undo`), { code: 'BAD_ARGUMENT' });
-    let restored: TriageRow = { ...record.before };
+    // As it was, judged with the current thresholds (they may have moved since, during a scan).
+    const probs = scan.probs.get(row.seq);
+    let restored: TriageRow = { ...record.before, ...(probs ? scoresFor(probs, record.before.givenIndex, ds.scoredBy, scan.thresholds) : {}) };
     if (record.kind === 'file') {
       // Back to its old name, or (if that was taken meanwhile) a free name next to it: still never overwriting.
       const dir = path.dirname(record.from);
@@ -573,6 +617,18 @@ class TriagePanel {
     this.setRow(scan, row, restored);
     this.s.log.line(`undid the move of ${record.before.path} (now ${restored.path}, given "${restored.givenLabel}")`);
     return restored;
+  }
+
+  /** Every class's probability for a sample, by label index (a prediction of all classes; the row has the top 5). */
+  private async probabilitiesOf(scan: Scan, row: TriageRow): Promise<Float32Array> {
+    const kept = scan.probs.get(row.seq);
+    if (kept) return kept;
+    const n = scan.dataset?.labels.length ?? 0;
+    const r = await this.s.engine.predict(
+      { model: { path: this.modelPath }, image: { path: this.sampleFileOf(scan, row.path), maxPixels: this.config.get<number>('maxImagePixels') }, topK: Math.max(1, n) },
+      { supersedeKey: `${this.key}:probabilities` },
+    );
+    return probabilityVector(r.predictions, n);
   }
 
   /** Folder dataset: `<root>/<class folder>/<name>` through a WorkspaceEdit; returns the new relative path and both files. */

@@ -1,7 +1,8 @@
 /**
  * "Move to class X" for the triage panel, the parts that need no `vscode` (so they are tested in plain Node):
- * which folder a class's images go to, a file name that overwrites nothing, and the text edit that relabels one
- * sample in a CSV or JSON label file. The panel turns these into a WorkspaceEdit, so the user can undo them.
+ * the classes the picker offers with their probabilities, which folder a class's images go to, a file name that
+ * overwrites nothing, the text edit that relabels one sample in a CSV or JSON label file, and the row's scores
+ * and flag for its new label. The panel turns the edits into a WorkspaceEdit, so the user can undo them.
  *
  * Matching follows the dataset reader (engine/scan/dataset.ts): a class folder is "X's folder" when the dataset's
  * class matcher maps its name to X (exact, then case- and separator-insensitive, then an ImageNet synonym), and a
@@ -9,6 +10,9 @@
  */
 import * as path from 'path';
 import { makeClassMatcher } from '../engine/scan/dataset';
+import { isFlagged, normalizedMargin, score, selfConfidence } from '../engine/scan/ranking';
+import type { ScanScoreKind, TriageRow } from '../../shared/protocol';
+import { formatPercent } from '../../webview/common/format';
 
 /** Names Windows reserves for devices, whatever the extension. */
 const RESERVED = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$/i;
@@ -239,4 +243,106 @@ export function jsonLabelEdits(text: string, isSample: (written: string) => bool
     for (const x of root.props) if (isSample(x.key)) set(x.value);
   }
   return edits;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The picker and the row after a move
+
+/** One class of the "Move to class…" picker. */
+export interface MoveChoice {
+  index: number;
+  label: string;
+  /** The model's probability for the class, formatted as everywhere else ("34.6%", "<0.1%"), and "predicted". */
+  description: string;
+}
+
+/**
+ * The classes a sample can be moved to: every class but its given one, most likely first (ties by index), each
+ * with the model's probability for it. `probs` holds every class's probability by label index.
+ */
+export function moveChoices(labels: readonly string[], probs: ArrayLike<number>, givenIndex: number, predictedIndex: number): MoveChoice[] {
+  const p = (i: number) => (i < probs.length && Number.isFinite(probs[i]) ? probs[i] : 0);
+  return labels
+    .map((label, index) => ({ index, label }))
+    .filter((c) => c.index !== givenIndex)
+    .sort((a, b) => p(b.index) - p(a.index) || a.index - b.index)
+    .map((c) => ({ ...c, description: `${formatPercent(p(c.index))}${c.index === predictedIndex ? ' · predicted' : ''}` }));
+}
+
+/**
+ * The picker's placeholder: what the move does and how to take it back. VS Code's Ctrl+Z does not undo an
+ * extension's WorkspaceEdit in the Explorer, so it names the panel's U and the notification's Undo instead.
+ */
+export function movePlaceholder(kind: 'folder' | 'csv' | 'json', labelFile: string): string {
+  const what = kind === 'folder' ? 'move the image to that class folder' : `rewrite its label in ${path.basename(labelFile)}`;
+  return `The right class: CAM Lens will ${what}. Undo with U in the panel, or Undo in the notification.`;
+}
+
+/** A row's label-quality numbers (protocol ScanRow): what changes with its given label. */
+export type RowScores = Pick<TriageRow, 'selfConfidence' | 'normalizedMargin' | 'score' | 'flagged'>;
+
+/**
+ * The scores and the confident-learning flag of a sample for given label `given` (engine/scan/ranking.ts:
+ * self-confidence p_given, normalized margin, the ranking score of `scoredBy`; flagged when confident learning
+ * assigns it to another class). `probs`: every class's probability by label index. `thresholds`: the scan's
+ * current per-class thresholds (+Infinity where no sample has that label); the thresholds themselves are the
+ * scan's, not recomputed for the one relabelled sample (it moves one class average by one sample in n).
+ * Without thresholds yet (no result has arrived), nothing is flagged.
+ */
+export function scoresFor(probs: Float32Array, given: number, scoredBy: ScanScoreKind, thresholds: Float64Array | undefined): RowScores {
+  return {
+    selfConfidence: selfConfidence(probs, given),
+    normalizedMargin: normalizedMargin(probs, given),
+    score: score(scoredBy, probs, given),
+    flagged: thresholds !== undefined && thresholds.length >= probs.length ? isFlagged({ givenIndex: given, probs }, thresholds) : false,
+  };
+}
+
+/**
+ * Every class's probability by label index, from a prediction of all classes (any order), renormalised to sum
+ * to 1 over the labelled classes as the scan does (engine/scan/scan.ts: a TF-Hub "background" output left out by
+ * labelOffset takes its share along), so a moved row's scores compare with the scan's.
+ */
+export function probabilityVector(predictions: readonly { index: number; probability: number }[], numClasses: number): Float32Array {
+  const out = new Float32Array(numClasses);
+  for (const p of predictions) if (p.index >= 0 && p.index < numClasses && Number.isFinite(p.probability)) out[p.index] = p.probability;
+  let sum = 0;
+  for (const v of out) sum += v;
+  if (sum > 0) for (let i = 0; i < out.length; i++) out[i] /= sum;
+  return out;
+}
+
+/**
+ * Per-class thresholds by label index from a report's `{ label: threshold | null }` (null: no sample had the
+ * label, i.e. +Infinity). Labels missing from the record get +Infinity too.
+ */
+export function thresholdVector(labels: readonly string[], byLabel: Record<string, number | null>): Float64Array {
+  return Float64Array.from(labels, (l) => {
+    const t = byLabel[l];
+    return typeof t === 'number' && Number.isFinite(t) ? t : Infinity;
+  });
+}
+
+/**
+ * Flags of the relabelled rows under new thresholds: confident learning's verdict for their current given label
+ * (the worker still judges them by the label they were scanned with). Returns the seqs whose flag changed,
+ * after setting it on the row.
+ */
+export function reflagMoved(
+  rows: Iterable<TriageRow>,
+  probsOf: (seq: number) => Float32Array | undefined,
+  thresholds: Float64Array,
+): { on: number[]; off: number[] } {
+  const on: number[] = [];
+  const off: number[] = [];
+  for (const r of rows) {
+    if (r.movedFrom === undefined) continue;
+    const probs = probsOf(r.seq);
+    if (!probs) continue;
+    const flagged = isFlagged({ givenIndex: r.givenIndex, probs }, thresholds);
+    if (flagged === r.flagged) continue;
+    r.flagged = flagged;
+    (flagged ? on : off).push(r.seq);
+  }
+  return { on, off };
 }

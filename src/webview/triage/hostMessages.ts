@@ -188,10 +188,10 @@ export function parseTriageHostMessage(x: unknown): Parsed<TriageHostMessage> {
         message = { type, requestId: int(m.requestId, 'requestId'), path: str(m.path, 'path'), counts: counts(m.counts) };
         break;
       case 'sample/didMove':
-        message = { type, requestId: int(m.requestId, 'requestId'), path: str(m.path, 'path'), row: row(m.row, 0) };
+        message = { type, requestId: int(m.requestId, 'requestId'), path: str(m.path, 'path'), row: row(m.row, 0), counts: counts(m.counts) };
         break;
       case 'sample/didChange':
-        message = { type, path: str(m.path, 'path'), row: row(m.row, 0) };
+        message = { type, path: str(m.path, 'path'), row: row(m.row, 0), counts: counts(m.counts) };
         break;
       case 'report/didSave':
         message = { type, requestId: int(m.requestId, 'requestId'), path: str(m.path, 'path') };

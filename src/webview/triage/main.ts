@@ -387,10 +387,15 @@ function undoMoveSelected(): void {
   post({ type: 'sample/undoMove', requestId, path: r.path });
 }
 
-/** A row the host changed (moved, or moved back): replaced in place, its maps asked for again if selected. */
-function onRowChanged(path: string, next: TriageRow, what: 'moved' | 'changed'): void {
+/**
+ * A row the host changed (moved, or moved back): replaced in place with its scores and flag for its given label,
+ * the counts updated, its maps asked for again if selected.
+ */
+function onRowChanged(path: string, next: TriageRow, what: 'moved' | 'changed', nextCounts: TriageCounts): void {
   const before = store.get(next.seq);
   store.replace(next);
+  counts = nextCounts;
+  renderCounts();
   if (what === 'moved' && next.movedFrom !== undefined) {
     ui.notice.textContent = `Moved ${path}${before && before.path !== next.path ? ` to ${next.path}` : ''}: given label now ${next.givenLabel}. U (or the notification's Undo) moves it back.`;
   } else {
@@ -574,10 +579,10 @@ function onMessage(m: TriageHostMessage): void {
     }
     case 'sample/didMove':
       pending.delete(m.requestId);
-      if (requests.settle(m.requestId) === 'move') onRowChanged(m.path, m.row, 'moved');
+      if (requests.settle(m.requestId) === 'move') onRowChanged(m.path, m.row, 'moved', m.counts);
       break;
     case 'sample/didChange':
-      onRowChanged(m.path, m.row, 'changed');
+      onRowChanged(m.path, m.row, 'changed', m.counts);
       break;
     case 'report/didSave':
       if (requests.settle(m.requestId) === 'save') ui.notice.textContent = `Saved ${m.path}`;

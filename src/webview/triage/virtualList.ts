@@ -23,6 +23,27 @@ function scoreText(v: number): string {
   return Number.isFinite(v) ? v.toFixed(3) : '–';
 }
 
+/** Wait this long before loading a failed thumbnail again. */
+const THUMB_RETRY_MS = 600;
+
+/**
+ * A thumbnail that failed to load is tried once more after a moment (while a scan keeps the machine busy a
+ * webview resource request can fail transiently); a second failure hides it (an unreadable image).
+ */
+function onThumbError(img: HTMLImageElement): void {
+  if (img.dataset.retried) {
+    img.classList.add('broken');
+    return;
+  }
+  img.dataset.retried = 'true';
+  const uri = img.getAttribute('src');
+  setTimeout(() => {
+    if (!uri || img.getAttribute('src') !== uri) return;
+    img.removeAttribute('src');
+    img.src = uri;
+  }, THUMB_RETRY_MS);
+}
+
 export class VirtualList {
   private items: ListItem[] = [];
   private index = new Map<number, number>();
@@ -130,13 +151,19 @@ export class VirtualList {
     }
   }
 
-  /** Writes a row's content into its element; the thumbnail <img> is kept while its URI stays the same. */
+  /**
+   * Writes a row's content into its element. The thumbnail <img> stays where it is (never detached) while its URI
+   * stays the same: during a scan the visible rows are refilled ten times a second, and an image taken out of the
+   * document and put back before it has loaded may never load (a lazy one waits for an intersection that a
+   * refill keeps resetting). Rows exist only near the visible part of the list, so no lazy loading is needed.
+   */
   private fill(el: HTMLElement, row: TriageRow, rank: number, i: number): void {
     let thumb = el.querySelector<HTMLImageElement>('img.thumb');
     if (!thumb || thumb.getAttribute('src') !== row.imageUri) {
-      const img = h('img', { class: 'thumb', alt: '', loading: 'lazy', decoding: 'async', draggable: 'false' });
-      img.addEventListener('error', () => img.classList.add('broken'), { once: true });
+      const img = h('img', { class: 'thumb', alt: '', decoding: 'async', draggable: 'false' });
+      img.addEventListener('error', () => onThumbError(img));
       img.src = row.imageUri;
+      if (thumb) thumb.replaceWith(img);
       thumb = img;
     }
     const predP = row.top[0]?.index === row.predictedIndex ? row.top[0].probability : undefined;
@@ -150,7 +177,9 @@ export class VirtualList {
     if (row.movedFrom !== undefined) side.append(h('span', { class: 'badge moved', title: `Moved from ${row.movedFrom}` }, 'moved'));
     else if (row.flagged) side.append(h('span', { class: 'badge flag', title: 'Confident learning assigns this sample to another class' }, 'flagged'));
     const main = h('div', { class: 'row-main' }, h('div', { class: 'row-title' }, h('span', { class: 'rank' }, `#${rank}`), h('span', { class: 'path' }, row.path)), labels);
-    el.replaceChildren(thumb, main, side);
+    if (thumb.parentElement !== el) el.prepend(thumb);
+    while (thumb.nextSibling) thumb.nextSibling.remove();
+    el.append(main, side);
     el.dataset.path = row.path;
     el.dataset.rank = String(rank);
     el.dataset.flagged = String(row.flagged);
