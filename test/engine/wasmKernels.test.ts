@@ -468,6 +468,53 @@ describe('wasm gradient kernels', function () {
     });
   });
 
+  describe('the other gradient kernels tfjs-backend-wasm ships, as Keras layers reach them', function () {
+    it('EluGrad (ELU) and LRNGrad (LocalResponseNormalization) match cpu', async function () {
+      const xShape: Shape4 = [1, 7, 6, 5];
+      const xData = random(size(xShape), 9500).map((v) => 3 * v);
+      const dyData = random(size(xShape), 9501);
+      const grads = (): tf.Tensor[] => {
+        const x = tf.tensor4d(xData, xShape);
+        const dy = tf.tensor4d(dyData, xShape);
+        return [
+          tf.grad((a: tf.Tensor) => tf.elu(a))(x, dy),
+          tf.grad((a: tf.Tensor) => tf.localResponseNormalization(a as tf.Tensor4D, 2, 1, 1, 0.5))(x, dy),
+        ];
+      };
+      const [eluCpu, lrnCpu] = await on('cpu', grads);
+      const [eluWasm, lrnWasm] = await on('wasm', grads);
+      assertClose(eluWasm, eluCpu, 'ELU');
+      assertClose(lrnWasm, lrnCpu, 'LRN');
+    });
+
+    it('ResizeNearestNeighborGrad and ResizeBilinearGrad (UpSampling2D: integer factors, no half-pixel centres) equal the transposed resize', async function () {
+      // The resize is linear, y = R x, so its gradient is R^T dy; R's columns come from resizing one-hot images.
+      // (The reference is R^T rather than cpu: cpu's ResizeBilinearGrad fails on non-square images in tfjs 4.22.)
+      await tf.setBackend('wasm');
+      for (const [kind, xShape, outSize] of [
+        ['nearest', [1, 5, 4, 2], [10, 8]], ['nearest', [1, 3, 5, 3], [9, 10]],
+        ['bilinear', [1, 5, 4, 2], [10, 8]], ['bilinear', [1, 3, 5, 3], [9, 10]],
+      ] as Array<['nearest' | 'bilinear', Shape4, [number, number]]>) {
+        const resize = (x: tf.Tensor): tf.Tensor => kind === 'nearest'
+          ? tf.image.resizeNearestNeighbor(x as tf.Tensor4D, outSize) : tf.image.resizeBilinear(x as tf.Tensor4D, outSize);
+        const n = size(xShape);
+        const dyData = random(xShape[0] * outSize[0] * outSize[1] * xShape[3], 9600);
+        const expected = new Float32Array(n);
+        for (let i = 0; i < n; i++) {
+          const unit = new Float32Array(n);
+          unit[i] = 1;
+          const column = tf.tidy(() => resize(tf.tensor4d(unit, xShape)).dataSync());
+          let sum = 0;
+          for (let o = 0; o < column.length; o++) sum += column[o] * dyData[o];
+          expected[i] = sum;
+        }
+        const [actual] = await on('wasm', () => [tf.grad(resize)(tf.tensor4d(random(n, 9601), xShape),
+          tf.tensor4d(dyData, [xShape[0], outSize[0], outSize[1], xShape[3]]))]);
+        assertClose(actual, expected, `${kind} ${xShape.join('x')} -> ${outSize.join('x')}`);
+      }
+    });
+  });
+
   describe('a MobileNet-like chain conv -> depthwise -> conv -> relu -> mean', function () {
     const xShape: Shape4 = [2, 17, 16, 3];
     const shapes: Record<string, Shape4> = {
