@@ -28,6 +28,8 @@ export interface ModelMetadata {
   preprocess: PreprocessPreset;
   /** True where no metadata named the preset and the default was assumed. */
   preprocessAssumed: boolean;
+  /** Why an assumed preset was chosen, shown beside it: "inside the model" where the model rescales its input itself. */
+  preprocessNote?: string;
   labelOffset: number;
   source: MetadataSource;
   /** Absolute path of the file the labels came from (the metadata file, or a labels file override); none where no file gave labels. */
@@ -118,10 +120,15 @@ function parseJsonFile(file: string): Record<string, unknown> {
   return j as Record<string, unknown>;
 }
 
-/** Finds and validates the metadata next to `modelDir`, then applies overrides. */
-export function readMetadata(modelDir: string, overrides: MetadataOverrides = {}): ModelMetadata {
+/**
+ * Finds and validates the metadata next to `modelDir`, then applies overrides. With `modelFile` (a model file
+ * that is not the only one in its folder, such as a Keras .h5), `<file name>.cam-lens.json` and
+ * `<file name without extension>.cam-lens.json` beside it come before `cam-lens.json`.
+ */
+export function readMetadata(modelDir: string, overrides: MetadataOverrides = {}, opts: { modelFile?: string } = {}): ModelMetadata {
   let meta: ModelMetadata = { labels: [], preprocess: DEFAULT_PREPROCESS, preprocessAssumed: true, labelOffset: 0, source: 'none' };
-  const ours = path.join(modelDir, 'cam-lens.json');
+  const own = opts.modelFile ? [`${path.basename(opts.modelFile)}.cam-lens.json`, `${path.parse(opts.modelFile).name}.cam-lens.json`] : [];
+  const ours = [...own, 'cam-lens.json'].map((f) => path.join(modelDir, f)).find((f) => fs.existsSync(f)) ?? path.join(modelDir, 'cam-lens.json');
   const tm = path.join(modelDir, 'metadata.json');
   if (fs.existsSync(ours)) {
     const j = parseJsonFile(ours);

@@ -14,6 +14,7 @@ import { closestLabels, readMetadata, type MetadataOverrides, type ModelMetadata
 import { LayerGraph, type ExecGraph } from './graph';
 import { GraphModelGraph, loadGraphModelArtifacts, probeGradients } from './graphModel';
 import { currentBackend, initBackend } from './backend';
+import { kerasFileKind, readKerasModel, rescalesAtInput, type KerasSource } from './formats/keras/keras';
 
 interface LoadedModelBase {
   format: ModelFormat;
@@ -46,6 +47,8 @@ export interface LoadedLayersModel extends LoadedModelBase {
   format: 'layers-model';
   graph: LayerGraph;
   tfModel: LayersModel;
+  /** Set where the model was read from a Keras file directly (formats/keras): which kind of file. */
+  source?: KerasSource;
 }
 
 export interface LoadedGraphModel extends LoadedModelBase {
@@ -106,6 +109,7 @@ function checkLabels(metadata: ModelMetadata, numOutputs: number): void {
 
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!currentBackend()) await initBackend('auto');
+  if (kerasFileKind(modelPath)) return loadKeras(path.resolve(modelPath), opts);
   const json = readModelJson(modelPath);
   const metadata = readMetadata(json.dir, opts.overrides);
   const name = metadata.name ?? path.basename(json.dir);
@@ -117,9 +121,38 @@ export async function loadModel(modelPath: string, opts: LoadOptions = {}): Prom
   } catch (e) {
     throw describeLoadError(e, json.path);
   }
+  return layersModel(tfModel, { path: json.path, name, metadata, weightBytes: json.weightBytes }, opts);
+}
+
+/** A Keras .keras/.h5 file read directly; metadata beside it as for model.json, or `<file>.cam-lens.json`. */
+async function loadKeras(file: string, opts: LoadOptions): Promise<LoadedLayersModel> {
+  const metadata = readMetadata(path.dirname(file), opts.overrides, { modelFile: file });
+  const k = await readKerasModel(file);
+  const name = metadata.name ?? path.basename(file).replace(/\.[^.]+$/, '');
+  return layersModel(k.tfModel, { path: file, name, metadata, weightBytes: k.weightBytes, source: k.source }, opts, (graph) => {
+    // No preprocessing named anywhere, and the model rescales its input itself: it takes raw pixels.
+    if (metadata.preprocessAssumed && rescalesAtInput(graph)) {
+      metadata.preprocess = '[0,255]';
+      metadata.preprocessNote = 'inside the model';
+    }
+  });
+}
+
+interface LayersModelInfo {
+  path: string;
+  name: string;
+  metadata: ModelMetadata;
+  weightBytes: number;
+  source?: KerasSource;
+}
+
+/** Wraps a built LayersModel (owned from here on) with its graph and checks; disposes it on failure. */
+function layersModel(tfModel: LayersModel, info: LayersModelInfo, opts: LoadOptions, adjust?: (graph: LayerGraph) => void): LoadedLayersModel {
+  const { metadata, name } = info;
   let graph: LayerGraph | undefined;
   try {
     graph = new LayerGraph(tfModel, { foldBatchNorm: opts.foldBatchNorm });
+    adjust?.(graph);
     const shape = graph.inputShape;
     const channels = checkInput(shape);
     const [mh, mw] = metadata.inputSize ?? [224, 224];
@@ -130,7 +163,7 @@ export async function loadModel(modelPath: string, opts: LoadOptions = {}): Prom
     const m = tfModel;
     return {
       format: 'layers-model',
-      path: json.path,
+      path: info.path,
       name,
       metadata,
       inputHeight: shape[1] ?? mh,
@@ -141,7 +174,8 @@ export async function loadModel(modelPath: string, opts: LoadOptions = {}): Prom
       tfModel: m,
       supportsGradients: true,
       backend: tf.getBackend(),
-      weightBytes: json.weightBytes,
+      weightBytes: info.weightBytes,
+      ...(info.source ? { source: info.source } : {}),
       dispose() {
         g.dispose();
         m.dispose();
