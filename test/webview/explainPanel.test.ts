@@ -437,20 +437,28 @@ describe('explain panel (headless Chromium, fake host)', function () {
     assert.equal(await p.page.getAttribute('#canvas', 'data-state'), 'computing');
     assertColor(await pixel(p, 0.1, 0.5), lutColor('turbo', 1), 128, 'the previous map\'s hot pixel while Score-CAM computes');
     // (The dimming fades in over 120 ms.)
-    await p.page.waitForFunction(() => Number(getComputedStyle(document.getElementById('canvas')!).opacity) < 0.7, undefined, { timeout: 2000 });
+    await p.page.waitForFunction(() => Number(getComputedStyle(document.getElementById('canvas')!).opacity) < 0.75, undefined, { timeout: 2000 });
     const look = await p.page.$eval('#canvas', (c) => ({ opacity: Number(getComputedStyle(c).opacity), visibility: getComputedStyle(c).visibility }));
     assert.equal(look.visibility, 'visible');
     assert.ok(look.opacity > 0.3 && look.opacity < 0.9, `the previous map is dimmed, not hidden (opacity ${look.opacity})`);
     const caption = await text(p, '#status');
     assert.match(caption, /^Computing Score-CAM\b/, `#status names the pending method: "${caption}"`);
     assert.match(caption, /Grad-CAM map stays, dimmed/);
+    // The progress bar lies over the image's bottom edge: nothing below the image moves when it comes and goes.
+    const statusTop = () => p.page.$eval('#status', (e) => e.getBoundingClientRect().top);
+    const computingTop = await statusTop();
+    const [stage, bar] = await Promise.all(['#stage', '#progress'].map(async (sel) => (await p.page.locator(sel).boundingBox())!));
+    assert.ok(bar.y >= stage.y && bar.y + bar.height <= stage.y + stage.height + 1 && bar.width <= stage.width + 1, `#progress ${JSON.stringify(bar)} lies inside the image ${JSON.stringify(stage)}`);
     await p.send({ type: 'cam/didProgress', requestId: 1, done: 9, total: 10 }); // superseded: ignored
     await p.send({ type: 'cam/didProgress', requestId: req.requestId, done: 3, total: 16 });
     await p.page.waitForSelector('#progress[data-done="3"]');
+    await screenshot(p.page, 'explain-panel-scorecam-computing.png');
     assert.equal(await p.page.getAttribute('#progress', 'data-total'), '16');
     assert.match(await text(p, '#progress'), /Score-CAM: 3 \/ 16/);
     await p.send(didCompute(req.requestId as number, 1, leftHotMap(), 'scorecam'));
     await p.page.waitForSelector('#progress', { state: 'hidden' });
+    assert.equal(await statusTop(), computingTop, 'the caption under the image stays where it was');
+    assert.match(await text(p, '#status'), /^Score-CAM for boxer/);
   });
 
   it('exports and changes the model through the host', async () => {

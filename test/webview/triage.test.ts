@@ -305,6 +305,23 @@ describe('triage panel (headless Chromium, fake host)', function () {
     assert.ok(Math.abs(after - before) < 1, `the list stays at ${before} px (now ${after} px)`);
   });
 
+  it('keeps the detail buttons in place while the heatmaps of a row are computed and shown', async () => {
+    const p = await started();
+    await p.send(progress(1, [row(0, 0.1), row(1, 0.2)], 2));
+    const buttonsTop = () => p.page.$eval('#open-sample', (e) => e.getBoundingClientRect().top);
+    await p.page.waitForSelector('#heat-given[data-state="computing"]');
+    const idle = await buttonsTop();
+    const ask = await p.waitForSent('cam/pair');
+    await p.page.waitForSelector('#pair-progress', { state: 'visible' });
+    const computing = await buttonsTop();
+    const map = (index: number, left: boolean) => ({ target: { index, label: LABELS[index], probability: 0.5 }, heatmap: { width: 7, height: 7, values: sideMap(left), rawMin: 0, rawMax: 1 } });
+    await p.send({ type: 'cam/didComputePair', requestId: ask.requestId, path: 'cat/img_0000.png', method: 'gradcam', methodLabel: 'Grad-CAM', layer: 'conv', given: map(0, true), predicted: map(1, false) });
+    await p.page.waitForSelector('#heat-given[data-state="drawn"]');
+    assert.equal(await p.page.isVisible('#pair-progress'), false);
+    const drawn = await buttonsTop();
+    assert.ok(Math.abs(computing - idle) < 1 && Math.abs(drawn - idle) < 1, `the buttons stay put: ${idle}, ${computing}, ${drawn} px`);
+  });
+
   it('filters by given class, predicted class and "flagged only"', async () => {
     const p = await started();
     const wait = (n: string) => p.page.waitForFunction((v) => document.getElementById('rows')?.dataset.rows === v, n, { timeout: 5000 });

@@ -110,10 +110,10 @@ ${ERROR_REGION}
       <canvas id="canvas" data-state="empty" aria-hidden="true"></canvas>
       <div id="probe" class="probe" hidden></div>
       <p id="image-note" class="image-note" hidden></p>
-    </div>
-    <div id="progress" class="progress" role="status" hidden>
-      <vscode-progress-bar aria-label="Computing the map"></vscode-progress-bar>
-      <span class="progress-text"></span>
+      <div id="progress" class="progress stage-progress" role="status" hidden>
+        <vscode-progress-bar aria-label="Computing the map"></vscode-progress-bar>
+        <span class="progress-text"></span>
+      </div>
     </div>
     <p id="status" class="status" aria-live="polite"></p>
     <p id="readout" class="readout">Point at the image to read the heat value.</p>
@@ -249,7 +249,7 @@ function triageBody(): string {
   </dl>
   <p id="unmatched-classes" class="hint-text" hidden></p>
   <p id="failures" class="hint-text" hidden></p>
-  <div class="scan-line">
+  <div class="status-slot">
     <div id="progress" class="progress" role="status" hidden>
       <vscode-progress-bar aria-label="Scanning the dataset"></vscode-progress-bar>
       <span class="progress-text"></span>
@@ -287,11 +287,13 @@ ${ERROR_REGION}
       ${heatFigure('given', 'Given')}
       ${heatFigure('predicted', 'Predicted')}
     </div>
-    <div id="pair-progress" class="progress" role="status" hidden>
-      <vscode-progress-bar aria-label="Computing the heatmaps"></vscode-progress-bar>
-      <span class="progress-text"></span>
+    <div class="status-slot">
+      <div id="pair-progress" class="progress" role="status" hidden>
+        <vscode-progress-bar aria-label="Computing the heatmaps"></vscode-progress-bar>
+        <span class="progress-text"></span>
+      </div>
+      <p id="pair-status" class="status" aria-live="polite"></p>
     </div>
-    <p id="pair-status" class="status" aria-live="polite"></p>
     <div class="buttons">
       <vscode-button id="open-sample" secondary disabled>Open (Enter)</vscode-button>
       <vscode-button id="mark-correct" secondary disabled>Label is correct (C)</vscode-button>
