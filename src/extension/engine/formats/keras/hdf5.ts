@@ -22,6 +22,7 @@ export class H5File {
     const buf = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
       ? bytes.buffer as ArrayBuffer
       : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    checkLength(bytes, fileName);
     this.root = this.guard('its superblock', () => new jsfive.File(buf, path.basename(fileName)));
   }
 
@@ -126,6 +127,30 @@ export function isGroup(n: H5Node): n is jsfive.Group {
 
 export function isDataset(n: H5Node | undefined): n is jsfive.Dataset {
   return n !== undefined && !isGroup(n);
+}
+
+const SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/**
+ * A truncated file is the commonest damage (a download or a copy cut short): the superblock at offset 0 names
+ * the end-of-file address, so a shorter file is refused here, before jsfive reads past its end. The address
+ * sits at byte 40 (superblock version 0), 44 (version 1) or 28 (versions 2 and 3), with 8-byte offsets.
+ */
+function checkLength(bytes: Uint8Array, fileName: string): void {
+  if (bytes.length < 8 || SIGNATURE.some((b, i) => bytes[i] !== b)) {
+    throw new CamLensError('MODEL_INVALID', `${path.basename(fileName)} is not a readable HDF5 file: it does not start with the HDF5 signature`,
+      'the file is damaged, or not a Keras .h5 file');
+  }
+  const version = bytes[8];
+  const at = version === 0 ? 40 : version === 1 ? 44 : version === 2 || version === 3 ? 28 : -1;
+  const offsetSize = version <= 1 ? bytes[13] : bytes[9];
+  if (at < 0 || offsetSize !== 8 || bytes.length < at + 8) return;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const eof = Number(view.getBigUint64(at, true));
+  if (eof > bytes.length) {
+    throw new CamLensError('MODEL_INVALID', `${path.basename(fileName)} is truncated: it has ${bytes.length} bytes, its HDF5 superblock says ${eof}`,
+      'copy or download the file again');
+  }
 }
 
 function stripNul(s: string): string {
