@@ -67,10 +67,14 @@ export interface ModelInfo {
   path: string;
   name: string;
   format: 'layers-model' | 'graph-model';
+  /** The file the layers model was read from where it is not a TensorFlow.js model.json: a Keras file read directly. */
+  source?: 'keras3' | 'keras3-h5' | 'keras2-h5';
   backend: string;
   inputSize: [number, number, number];
   preprocess: PreprocessId;
   preprocessAssumed: boolean;
+  /** Why an assumed preset was chosen, to show beside it ("inside the model": the model rescales its input). */
+  preprocessNote?: string;
   /** All class labels in index order (for the searchable class list). */
   labels: string[];
   recommendedLayer: string | null;
