@@ -13,6 +13,7 @@ import { initBackend } from '../../src/extension/engine/backend';
 import { CamLensError } from '../../src/extension/engine/errors';
 import { loadModel, type LoadedLayersModel, type LoadedModel } from '../../src/extension/engine/model';
 import { describeModel, openImage } from '../../src/extension/engine/pipeline';
+import { ScorePool } from '../../src/extension/engine/scorePool';
 import { ImageSession } from '../../src/extension/engine/session';
 import { SHARED, requireShared, tempDir } from '../helpers/modelFiles';
 
@@ -230,6 +231,26 @@ describe('Keras files: what the loader reports', () => {
     });
   });
 
+  it('runs Score-CAM in pool workers that load the Keras file by path, with the same map as this thread', async () => {
+    const file = path.join(FIX, 'keras2/nested.h5');
+    const exp = readExpected('keras2');
+    await withModel(file, async (m) => {
+      const pool = new ScorePool({ modelPath: file, workers: 1, useCallerThread: false, backend: 'cpu' });
+      const s = new ImageSession(m, tf.tensor4d(exp.input, exp.inputShape));
+      try {
+        assert.strictEqual(await pool.whenReady(), 1, pool.failures().join('; '));
+        const local = await s.explain({ method: 'scorecam', layer: 'conv2d_1', options: { batchSize: 4 } });
+        const pooled = await s.explain({ method: 'scorecam', layer: 'conv2d_1', options: { batchSize: 4 }, pool });
+        let worst = 0;
+        for (let i = 0; i < local.heatmap.values.length; i++) worst = Math.max(worst, Math.abs(local.heatmap.values[i] - pooled.heatmap.values[i]));
+        assert.ok(worst <= 1e-6, `worker map differs by ${worst}`);
+      } finally {
+        s.dispose();
+        await pool.close();
+      }
+    });
+  });
+
   it('lists the Keras layers, nested ones under their model, with the Keras class names', async () => {
     await withModel(path.join(FIX, 'functional/model.keras'), async (m) => {
       const layers = describeModel(m).layers;
@@ -259,6 +280,7 @@ describe('Keras files that are refused', () => {
     { file: 'bad/many_entries.keras', code: 'MODEL_INVALID', message: /holds 1004 entries; a Keras archive has a handful \(at most 1000 are read\)/ },
     { file: 'bad/no_weights.keras', code: 'MODEL_INVALID', message: /no_weights\.keras has no model\.weights\.h5 \(it holds metadata\.json, config\.json\)/ },
     { file: 'bad/bad_config.keras', code: 'MODEL_INVALID', message: /config\.json in bad_config\.keras is not valid JSON/ },
+    { file: 'bad/weights_only.weights.h5', code: 'MODEL_INVALID', message: /weights_only\.weights\.h5 holds only weights \(written by save_weights\): the model's architecture is not in it/, hint: /model\.save/ },
     { file: 'bad/checkpoint.pt', code: 'UNSUPPORTED_MODEL', message: /checkpoint\.pt is a PyTorch checkpoint/, hint: /torch\.onnx\.export/ },
     { file: 'bad/legacy.pth', code: 'UNSUPPORTED_MODEL', message: /legacy\.pth is a PyTorch checkpoint/, hint: /torch\.onnx\.export/ },
   ];
