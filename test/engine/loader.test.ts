@@ -151,7 +151,8 @@ describe('model loader', () => {
       ['a legacy PyTorch pickle', 'model.pth', Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20]), /^model\.pth is a PyTorch checkpoint;/],
       ['a zipped download', 'model.json', zipEntry('model.json'), /^model\.json is a zip archive; .*/],
     ];
-    for (const [what, name, bytes, pattern] of cases) {
+    // Keras files are read directly since #12: their damaged forms are tested in test/formats/keras.test.ts.
+    for (const [what, name, bytes, pattern] of cases.filter(([, n]) => !/\.(h5|hdf5|keras)$/.test(n))) {
       it(`${what} (${name})`, async () => {
         const file = path.join(tempDir(), name);
         fs.writeFileSync(file, bytes);
