@@ -759,6 +759,56 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
       return `class ${beforeIndex} -> ${otherIndex}, mean pixel difference ${d.toFixed(1)}`;
     }, { needs: [T_DRAWN], onFail: failShot('explain-class-switch') });
 
+    const other = expect.pngs.find((f) => f !== sample);
+    await test('ui: beside an open image at 1280x760 the panel shows the image, the method picker and the first predictions without scrolling, and panels for more images reuse its column', async () => {
+      await closeAllEditors(page);
+      await page.setViewportSize({ width: 1280, height: 760 });
+      try {
+        // The image open in an editor, then its map beside it: two editor groups.
+        await explorerRow(page, sample).dblclick();
+        await page.locator('.tabs-container .tab', { hasText: sample }).first().waitFor({ state: 'visible', timeout: 15000 });
+        // The image editor takes the focus while it opens, which can swallow a menu click made meanwhile: one retry.
+        await sleep(1000);
+        await contextMenu(page, sample, MENU_CAM);
+        const { inner, host } = await webviewWith(page, `#title:has-text("${sample}")`, 20000)
+          .catch(async () => {
+            await contextMenu(page, sample, MENU_CAM);
+            return webviewWith(page, `#title:has-text("${sample}")`, 45000);
+          });
+        await inner.locator('#canvas[data-state="drawn"]').waitFor({ state: 'visible', timeout: 45000 });
+        await inner.locator('#predictions [data-class-index]').nth(2).waitFor({ timeout: 15000 });
+        const geo = await inner.locator('body').evaluate(() => {
+          const box = (/** @type {Element} */ el) => { const r = el.getBoundingClientRect(); return { top: Math.round(r.top), bottom: Math.round(r.bottom), left: Math.round(r.left), right: Math.round(r.right) }; };
+          return {
+            viewport: { w: innerWidth, h: innerHeight }, scrollY, docW: document.documentElement.scrollWidth,
+            parts: { image: box(/** @type {Element} */ (document.getElementById('stage'))), 'method picker': box(/** @type {Element} */ (document.getElementById('method'))),
+              ...Object.fromEntries(Array.from(document.querySelectorAll('#predictions [data-class-index]')).slice(0, 3).map((e, i) => [`prediction ${i + 1}`, box(e)])) },
+          };
+        });
+        await shot(host, 'explain-panel-beside-editor.png');
+        const outside = Object.entries(geo.parts).filter(([, b]) => b.top < 0 || b.left < 0 || b.bottom > geo.viewport.h || b.right > geo.viewport.w).map(([k, b]) => `${k} ${JSON.stringify(b)}`);
+        if (outside.length || geo.scrollY !== 0 || geo.docW > geo.viewport.w) {
+          throw new Error(`in the ${geo.viewport.w}x${geo.viewport.h} panel: ${outside.join('; ') || 'all inside'}; scrollY ${geo.scrollY}, document ${geo.docW} px wide`);
+        }
+        const groups = () => page.locator('.part.editor .editor-group-container').count();
+        const before = await groups();
+        // From the panel (the active editor), another image's map, and the first image's again.
+        await host.click({ position: { x: 20, y: 20 } });
+        if (other) {
+          await contextMenu(page, other, MENU_CAM);
+          await webviewWith(page, `#title:has-text("${other}")`, 60000);
+        }
+        await contextMenu(page, sample, MENU_CAM);
+        await sleep(1500);
+        const after = await groups();
+        await shot(page, 'explain-columns-workbench.png');
+        if (after !== before) throw new Error(`${before} editor groups became ${after}`);
+        return `panel ${geo.viewport.w}x${geo.viewport.h}, image bottom ${geo.parts.image.bottom}, method picker bottom ${geo.parts['method picker'].bottom}, prediction 3 bottom ${geo.parts['prediction 3']?.bottom}; ${after} editor groups throughout`;
+      } finally {
+        await page.setViewportSize({ width: 1400, height: 900 });
+      }
+    }, { needs: [T_DRAWN], onFail: failShot('explain-beside-editor') });
+
     const T_INSPECT = `ui: "${MENU_LAYERS}" on model.json lists all ${expect.layers.length} layers of the model`;
     await test(T_INSPECT, async () => {
       await closeAllEditors(page);
