@@ -321,10 +321,15 @@ describe('explain panel (headless Chromium, fake host)', function () {
       assert.equal(await text(p, '#title'), 'Class Activation Map for corrupt_sample_0001.png');
       assert.equal(await p.page.isVisible('#change-model'), true);
       await screenshot(p.page, 'explain-error-narrow.png');
-      // A later successful init (another model chosen) shows the panel again.
+      // A later successful init (another model chosen) shows the panel again; a model that then fails to load
+      // leaves no stale controls behind.
       await p.send(didInit(imageUri));
       await p.page.waitForSelector('#method', { state: 'visible' });
       assert.equal(await p.page.isVisible('#model-name'), true);
+      assert.equal(await p.page.isVisible('#error'), false);
+      await p.send({ type: 'panel/didFail', error: { name: 'CamLensError', code: 'MODEL_INVALID', message: 'model.json is not a TensorFlow.js model' } });
+      await p.page.waitForSelector('#method', { state: 'hidden' });
+      assert.equal(await p.page.isVisible('#error'), true);
     } finally {
       await host.page.setViewportSize({ width: 1100, height: 760 });
     }

@@ -428,16 +428,18 @@ function onMessage(m: ExplainHostMessage): void {
       onRequestFailed(m);
       break;
     case 'panel/didFail':
+      // Nothing to explain (an unreadable image, a model that does not load, also after "Change model…"): the
+      // error alone, not empty or stale controls. A later panel/didInit (another model) brings the panel back.
       endBusy();
+      requests.reset();
+      session = undefined;
+      clearMap('error');
+      ui.status.textContent = '';
       showError(ui.error, m.error);
-      if (ui.canvas.dataset.state !== 'drawn') clearMap('error');
-      if (!session) {
-        // Nothing to explain (an unreadable image, a broken model): the error alone, not empty controls.
-        document.body.dataset.failed = 'true';
-        if (m.imageName) {
-          ui.title.textContent = `Class Activation Map for ${m.imageName}`;
-          document.title = ui.title.textContent;
-        }
+      document.body.dataset.failed = 'true';
+      if (m.imageName) {
+        ui.title.textContent = `Class Activation Map for ${m.imageName}`;
+        document.title = ui.title.textContent;
       }
       break;
     default: {
