@@ -785,7 +785,7 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
               ...Object.fromEntries(Array.from(document.querySelectorAll('#predictions [data-class-index]')).slice(0, 3).map((e, i) => [`prediction ${i + 1}`, box(e)])) },
           };
         });
-        await shot(host, 'explain-panel-beside-editor.png');
+        await shot(host, 'vscode-explain-beside-editor.png');
         const outside = Object.entries(geo.parts).filter(([, b]) => b.top < 0 || b.left < 0 || b.bottom > geo.viewport.h || b.right > geo.viewport.w).map(([k, b]) => `${k} ${JSON.stringify(b)}`);
         if (outside.length || geo.scrollY !== 0 || geo.docW > geo.viewport.w) {
           throw new Error(`in the ${geo.viewport.w}x${geo.viewport.h} panel: ${outside.join('; ') || 'all inside'}; scrollY ${geo.scrollY}, document ${geo.docW} px wide`);
@@ -801,13 +801,64 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
         await contextMenu(page, sample, MENU_CAM);
         await sleep(1500);
         const after = await groups();
-        await shot(page, 'explain-columns-workbench.png');
+        await shot(page, 'vscode-explain-columns.png');
         if (after !== before) throw new Error(`${before} editor groups became ${after}`);
         return `panel ${geo.viewport.w}x${geo.viewport.h}, image bottom ${geo.parts.image.bottom}, method picker bottom ${geo.parts['method picker'].bottom}, prediction 3 bottom ${geo.parts['prediction 3']?.bottom}; ${after} editor groups throughout`;
       } finally {
         await page.setViewportSize({ width: 1400, height: 900 });
       }
     }, { needs: [T_DRAWN], onFail: failShot('explain-beside-editor') });
+
+    const shapes = path.join(REPO, 'samples');
+    if (fs.existsSync(path.join(shapes, 'circle', 'circle_06.png'))) {
+      await test('ui: the triage panel of samples/ shows thumbnails; Move to class rescores the row and the counts, offers every class with a probability, and U undoes it', async () => {
+        await closeAllEditors(page);
+        // samples/<class>/*.png (circle_06.png is a ring filed as a circle, samples/MISLABELED.md) as ws/shapes/.
+        for (const cls of fs.readdirSync(shapes).filter((d) => fs.statSync(path.join(shapes, d)).isDirectory())) {
+          fs.mkdirSync(path.join(ws, 'shapes', cls), { recursive: true });
+          for (const f of fs.readdirSync(path.join(shapes, cls)).filter((n) => n.endsWith('.png'))) fs.copyFileSync(path.join(shapes, cls, f), path.join(ws, 'shapes', cls, f));
+        }
+        await contextMenu(page, 'shapes', 'Find Likely Mislabeled Samples');
+        const { inner, host } = await webviewWith(page, 'body[data-phase="finished"]', 90000);
+        const row = inner.locator('#rows [data-path="circle/circle_06.png"]');
+        await row.waitFor({ timeout: 10000 });
+        // Every rendered row's thumbnail loaded.
+        const thumbs = await inner.locator('#rows img.thumb').evaluateAll((imgs) => imgs.map((i) => /** @type {HTMLImageElement} */ (i).complete && /** @type {HTMLImageElement} */ (i).naturalWidth > 0));
+        if (!thumbs.length || thumbs.some((ok) => !ok)) throw new Error(`${thumbs.filter((ok) => !ok).length} of ${thumbs.length} thumbnails did not load`);
+        const flaggedBefore = Number(await inner.locator('#count-flagged').getAttribute('data-value'));
+        if ((await row.getAttribute('data-flagged')) !== 'true') throw new Error('circle/circle_06.png (a ring) is not flagged');
+        await row.click();
+        await inner.locator('#rows').press('m');
+        const pick = page.locator('.quick-input-widget');
+        await pick.locator('.monaco-list-row').first().waitFor({ state: 'visible', timeout: 20000 });
+        const placeholder = (await pick.locator('input').first().getAttribute('placeholder')) ?? '';
+        const items = await pick.locator('.monaco-list-row').allInnerTexts();
+        const noPct = items.filter((t) => !/(<0\.1|\d+\.\d)%/.test(t) || /#\d/.test(t));
+        if (/Ctrl\+Z/i.test(placeholder) || !/\bU\b/.test(placeholder)) throw new Error(`the picker says "${placeholder}"`);
+        if (items.length < 5 || noPct.length) throw new Error(`picker entries without a probability: ${JSON.stringify(noPct.length ? noPct : items)}`);
+        await page.keyboard.type('ring');
+        await page.keyboard.press('Enter');
+        const moved = inner.locator('#rows [data-path="ring/circle_06.png"][data-moved="true"]');
+        await moved.waitFor({ timeout: 20000 });
+        const given = (await moved.locator('.given').innerText()).trim();
+        const pct = Number(/ring (\d+\.\d)%/.exec(given)?.[1]);
+        const flaggedAfter = Number(await inner.locator('#count-flagged').getAttribute('data-value'));
+        await shot(host, 'vscode-triage-moved.png');
+        if (!(pct > 50)) throw new Error(`the moved row reads "${given}", expected ring with its (high) probability`);
+        if ((await moved.getAttribute('data-flagged')) !== 'false') throw new Error('the moved row is still flagged');
+        if (flaggedAfter !== flaggedBefore - 1) throw new Error(`flagged count ${flaggedBefore} -> ${flaggedAfter} after the move`);
+        const detail = (await inner.locator('#detail-meta').innerText()).trim();
+        if (!detail.startsWith(`Given ring (${pct.toFixed(1)}%)`)) throw new Error(`#detail-meta reads "${detail}"`);
+        // U moves it back: the old label's numbers, flag and count return.
+        await inner.locator('#rows').press('u');
+        const back = inner.locator('#rows [data-path="circle/circle_06.png"]:not([data-moved])');
+        await back.waitFor({ timeout: 20000 });
+        const flaggedUndone = Number(await inner.locator('#count-flagged').getAttribute('data-value'));
+        if ((await back.getAttribute('data-flagged')) !== 'true' || flaggedUndone !== flaggedBefore) throw new Error(`after the undo: flagged ${await back.getAttribute('data-flagged')}, count ${flaggedUndone} (was ${flaggedBefore})`);
+        if (!fs.existsSync(path.join(ws, 'shapes', 'circle', 'circle_06.png'))) throw new Error('the file is not back in shapes/circle/');
+        return `${thumbs.length} thumbnails; moved: "${given}", flagged ${flaggedBefore} -> ${flaggedAfter}; undone: ${flaggedUndone}; picker: ${items.length} entries, e.g. "${items[0].replace(/\s+/g, ' ')}"`;
+      }, { needs: [T_WORKBENCH], onFail: failShot('triage') });
+    }
 
     const T_INSPECT = `ui: "${MENU_LAYERS}" on model.json lists all ${expect.layers.length} layers of the model`;
     await test(T_INSPECT, async () => {
