@@ -184,6 +184,18 @@ describe('host message validation', () => {
     assert.deepEqual(Array.from(keyed), [1, 2]);
   });
 
+  it('accepts every class\'s probabilities with the predictions, as a typed array, a number array or an index-keyed object', () => {
+    const top = [{ index: 1, label: 'boxer', probability: 0.6 }];
+    for (const probabilities of [Float32Array.from([0.1, 0.6, 0.3]), [0.1, 0.6, 0.3], { 0: 0.1, 1: 0.6, 2: 0.3 }]) {
+      const r = parseExplainHostMessage({ type: 'predictions/didCompute', predictions: top, probabilities });
+      assert.ok(r.ok && r.message.type === 'predictions/didCompute' && r.message.probabilities instanceof Float32Array);
+      assert.deepEqual(Array.from(r.message.probabilities, (v) => Number(v.toFixed(3))), [0.1, 0.6, 0.3]);
+    }
+    const old = parseExplainHostMessage({ type: 'predictions/didCompute', predictions: top });
+    assert.ok(old.ok && old.message.type === 'predictions/didCompute' && old.message.probabilities === undefined, 'an older host sends none');
+    assert.ok(!parseExplainHostMessage({ type: 'predictions/didCompute', predictions: top, probabilities: 'x' }).ok);
+  });
+
   it('refuses malformed messages with a reason', () => {
     const bad = (x: unknown) => {
       const r = parseExplainHostMessage(x);
