@@ -66,7 +66,7 @@ export interface LayerSummary {
 export interface ModelInfo {
   path: string;
   name: string;
-  format: 'layers-model' | 'graph-model';
+  format: 'layers-model' | 'graph-model' | 'onnx';
   /** The file the layers model was read from where it is not a TensorFlow.js model.json: a Keras file read directly. */
   source?: 'keras3' | 'keras3-h5' | 'keras2-h5';
   backend: string;

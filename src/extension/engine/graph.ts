@@ -113,7 +113,7 @@ export interface RunOptions {
  * returns the logits (the input of a final softmax or sigmoid), of shape [1, numOutputs] up to reshaping.
  */
 export interface ExecGraph {
-  readonly kind: 'layers' | 'graph';
+  readonly kind: 'layers' | 'graph' | 'onnx';
   /** All ops in topological order, as listed to the user. */
   readonly ops: readonly GraphOp[];
   /** The op list the executor runs (after load-time rewrites such as BatchNormalization folding). */

@@ -18,7 +18,9 @@ import { CamLensError } from './errors';
 import { PREPROCESS_PRESETS, type PreprocessPreset } from './preprocess';
 import { oneLine } from './modelFormat';
 
-export type MetadataSource = 'cam-lens.json' | 'metadata.json' | 'labels.txt' | 'classes.txt' | 'override' | 'none';
+export type MetadataSource = 'cam-lens.json' | 'metadata.json' | 'labels.txt' | 'classes.txt' | 'override' | 'none'
+  /** Read from an ONNX model's own metadata_props; 'imagenet': the ImageNet class names assumed from 1000 (1001) outputs. */
+  | 'metadata_props' | 'imagenet';
 
 export interface ModelMetadata {
   name?: string;
@@ -34,6 +36,8 @@ export interface ModelMetadata {
   source: MetadataSource;
   /** Absolute path of the file the labels came from (the metadata file, or a labels file override); none where no file gave labels. */
   labelsFile?: string;
+  /** True where no metadata named the classes and the labels were assumed (ImageNet's names for 1000 outputs). */
+  labelsAssumed?: boolean;
 }
 
 /** Values that win over the metadata files: CLI flags (`--labels`, `--preprocess`, `--label-offset`), pickers, tests. */
@@ -165,6 +169,11 @@ export function readMetadata(modelDir: string, overrides: MetadataOverrides = {}
       }
     }
   }
+  return applyOverrides(meta, overrides);
+}
+
+/** Applies the caller's overrides (CLI flags, pickers) to metadata read from files. */
+export function applyOverrides(meta: ModelMetadata, overrides: MetadataOverrides = {}): ModelMetadata {
   if (overrides.labelsFile) {
     meta.labels = readLabelsFile(overrides.labelsFile);
     meta.labelsFile = path.resolve(overrides.labelsFile);

@@ -15,9 +15,10 @@ import { LayerGraph, type ExecGraph } from './graph';
 import { GraphModelGraph, loadGraphModelArtifacts, probeGradients } from './graphModel';
 import { currentBackend, initBackend } from './backend';
 import { kerasFileKind, readKerasModel, rescalesAtInput, type KerasSource } from './formats/keras/keras';
+import { isOnnxFile, loadOnnxModel, type LoadedOnnxModel } from './formats/onnx/load';
 
-interface LoadedModelBase {
-  format: ModelFormat;
+export interface LoadedModelBase {
+  format: ModelFormat | 'onnx';
   /** Absolute path of model.json. */
   path: string;
   name: string;
@@ -60,7 +61,7 @@ export interface LoadedGraphModel extends LoadedModelBase {
 }
 
 /** Narrow on `format` to reach the format's own tfjs model (`tfModel` or `graphModel`). */
-export type LoadedModel = LoadedLayersModel | LoadedGraphModel;
+export type LoadedModel = LoadedLayersModel | LoadedGraphModel | LoadedOnnxModel;
 
 export interface LoadOptions {
   /** Labels, preprocessing and labelOffset that win over the metadata files (CLI flags, panel pickers, tests). */
@@ -110,6 +111,7 @@ function checkLabels(metadata: ModelMetadata, numOutputs: number): void {
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!currentBackend()) await initBackend('auto');
   if (kerasFileKind(modelPath)) return loadKeras(path.resolve(modelPath), opts);
+  if (isOnnxFile(modelPath)) return loadOnnxModel(modelPath, opts);
   const json = readModelJson(modelPath);
   const metadata = readMetadata(json.dir, opts.overrides);
   const name = metadata.name ?? path.basename(json.dir);

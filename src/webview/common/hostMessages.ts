@@ -99,7 +99,7 @@ function model(x: unknown): ModelInfo {
   return {
     path: str(m.path, 'model.path'),
     name: str(m.name, 'model.name'),
-    format: m.format === 'graph-model' ? 'graph-model' : 'layers-model',
+    format: m.format === 'graph-model' || m.format === 'onnx' ? m.format : 'layers-model',
     ...(m.source === 'keras3' || m.source === 'keras3-h5' || m.source === 'keras2-h5' ? { source: m.source } : {}),
     backend: str(m.backend, 'model.backend'),
     inputSize: [num(inputSize[0], 'inputSize[0]'), num(inputSize[1], 'inputSize[1]'), num(inputSize[2], 'inputSize[2]')],
