@@ -7,7 +7,7 @@ import { buildPanelHtml, contentSecurityPolicy, createNonce } from '../../src/ex
 import { colormapLut } from '../../src/shared/colormaps';
 import { upsampleBilinear } from '../../src/shared/heatmap';
 import type { ExplainViewState } from '../../src/shared/protocol';
-import { formatCount, formatMs, formatPercent, formatShape, formatStat, totalMs } from '../../src/webview/common/format';
+import { formatCount, formatMs, formatPercent, formatShape, formatStat, totalMs } from '../../src/shared/format';
 import { parseExplainHostMessage, parseInspectorHostMessage, toFloat32 } from '../../src/webview/common/hostMessages';
 import { formatReadout, heatAtPixel, imagePixelAt, opacityToAlpha, overlayCanvasSize, paintOverlay } from '../../src/webview/common/overlay';
 import { RequestTracker } from '../../src/webview/common/requests';

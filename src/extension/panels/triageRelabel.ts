@@ -12,7 +12,7 @@ import * as path from 'path';
 import { makeClassMatcher } from '../engine/scan/dataset';
 import { isFlagged, normalizedMargin, score, selfConfidence } from '../engine/scan/ranking';
 import type { ScanScoreKind, TriageRow } from '../../shared/protocol';
-import { formatPercent } from '../../webview/common/format';
+import { formatPercent } from '../../shared/format';
 
 /** Names Windows reserves for devices, whatever the extension. */
 const RESERVED = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])(\..*)?$/i;

@@ -33,7 +33,7 @@ import type {
 } from '../../shared/protocol';
 import { PREPROCESS_IDS } from '../../shared/protocol';
 import { Listbox, byId, fillSelect, h, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
-import { formatMs, formatPercent, totalMs } from '../common/format';
+import { formatMs, formatPercent, totalMs } from '../../shared/format';
 import { parseExplainHostMessage } from '../common/hostMessages';
 import { RequestTracker } from '../common/requests';
 import { onHostMessage, vscodeApi } from '../common/vscodeApi';

@@ -11,7 +11,7 @@
 import type { ColormapName } from '../../shared/colormaps';
 import type { FeatureMapsPayload, FeatureSort } from '../../shared/protocol';
 import { h } from '../common/dom';
-import { formatStat } from '../common/format';
+import { formatStat } from '../../shared/format';
 import { channelOrder, gridMove, paintChannel } from './channels';
 
 const PAINT_BUDGET = 48;

@@ -25,7 +25,7 @@ import type {
   ModelInfo,
 } from '../../shared/protocol';
 import { breakable, byId, fillSelect, h, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
-import { formatCount, formatPercent, formatShape, formatStat } from '../common/format';
+import { formatCount, formatPercent, formatShape, formatStat } from '../../shared/format';
 import { parseInspectorHostMessage } from '../common/hostMessages';
 import { RequestTracker } from '../common/requests';
 import { onHostMessage, vscodeApi } from '../common/vscodeApi';

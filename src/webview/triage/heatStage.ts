@@ -6,7 +6,7 @@
 import type { ColormapName } from '../../shared/colormaps';
 import type { TriageMap } from '../../shared/protocol';
 import { HeatCanvas } from '../common/heatCanvas';
-import { formatPercent } from '../common/format';
+import { formatPercent } from '../../shared/format';
 
 export type StageState = 'empty' | 'computing' | 'drawn' | 'error';
 

@@ -33,7 +33,7 @@ import type {
   TriageWebviewMessage,
 } from '../../shared/protocol';
 import { byId, fillSelect, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
-import { formatCount, formatPercent } from '../common/format';
+import { formatCount, formatPercent } from '../../shared/format';
 import { RequestTracker } from '../common/requests';
 import { onHostMessage, vscodeApi } from '../common/vscodeApi';
 import { HeatStage } from './heatStage';

@@ -9,7 +9,7 @@
  */
 import type { TriageRow } from '../../shared/protocol';
 import { h } from '../common/dom';
-import { formatPercent } from '../common/format';
+import { formatPercent } from '../../shared/format';
 import { visibleRange } from './rows';
 
 export interface ListItem {
