@@ -9,6 +9,13 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { modelDisplayName, modelPickEntries } from './panels/modelNames';
 
+/**
+ * The model files CAM Lens opens: TensorFlow.js model.json, ONNX, Keras 3 archives and Keras HDF5. The
+ * Explorer menus (package.json) and the file dialogs list the same.
+ */
+export const MODEL_FILE_GLOB = '**/{model.json,*-model.json,*_model.json,*.onnx,*.keras,*.h5,*.hdf5}';
+export const MODEL_FILE_FILTERS = { 'Models (model.json, ONNX, Keras)': ['json', 'onnx', 'keras', 'h5', 'hdf5'] };
+
 const LAST_MODEL_KEY = 'camLens.lastModel';
 
 export class ModelChoice implements vscode.Disposable {
@@ -61,7 +68,7 @@ export class ModelChoice implements vscode.Disposable {
   /** The quick pick: workspace model.json files, the bundled demo model, Browse… */
   async pick(): Promise<string | undefined> {
     type Item = vscode.QuickPickItem & { modelPath?: string; browse?: boolean };
-    const found = await vscode.workspace.findFiles('**/model.json', '**/node_modules/**', 200);
+    const found = await vscode.workspace.findFiles(MODEL_FILE_GLOB, '**/node_modules/**', 200);
     const items: Item[] = modelPickEntries(
       found.map((u) => u.fsPath).sort(),
       fs.existsSync(this.demoModel) ? this.demoModel : undefined,
@@ -69,11 +76,11 @@ export class ModelChoice implements vscode.Disposable {
       (p) => vscode.workspace.asRelativePath(p),
     );
     items.push({ label: '$(folder-opened) Browse…', browse: true });
-    const choice = await vscode.window.showQuickPick(items, { title: 'CAM Lens: Select Model', placeHolder: 'A TensorFlow.js model.json to explain images with' });
+    const choice = await vscode.window.showQuickPick(items, { title: 'CAM Lens: Select Model', placeHolder: 'A model to explain images with: model.json, .onnx, .keras or .h5' });
     if (!choice) return undefined;
     let chosen = choice.modelPath;
     if (choice.browse) {
-      const uris = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'TensorFlow.js model': ['json'] }, title: 'Choose a model.json' });
+      const uris = await vscode.window.showOpenDialog({ canSelectMany: false, filters: MODEL_FILE_FILTERS, title: 'Choose a model' });
       chosen = uris?.[0]?.fsPath;
     }
     if (chosen) await this.setActive(chosen);

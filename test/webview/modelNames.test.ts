@@ -31,6 +31,18 @@ describe('model names and the model picker', () => {
     assert.equal(modelDisplayName(modelDir(root, 'unnamed', { 'cam-lens.json': '{"name": ""}' })), 'unnamed');
   });
 
+  it('names a single-file model (ONNX, Keras) after its own metadata file, else after the file, not the folder', () => {
+    const root = tempDir('cam-lens-names-');
+    const dir = path.join(root, 'exports');
+    fs.mkdirSync(dir);
+    for (const f of ['resnet18.onnx', 'gender.hdf5', 'cnn.keras']) fs.writeFileSync(path.join(dir, f), 'x');
+    assert.equal(modelDisplayName(path.join(dir, 'resnet18.onnx')), 'resnet18');
+    assert.equal(modelDisplayName(path.join(dir, 'cnn.keras')), 'cnn');
+    fs.writeFileSync(path.join(dir, 'gender.hdf5.cam-lens.json'), '{"name": "Gender mini-Xception"}');
+    assert.equal(modelDisplayName(path.join(dir, 'gender.hdf5')), 'Gender mini-Xception', '<file>.cam-lens.json names its file');
+    assert.equal(modelDisplayName(path.join(dir, 'resnet18.onnx')), 'resnet18', "another file's metadata does not name it");
+  });
+
   it('lists the bundled demo model once, under its one name, when the workspace holds it too (directly or through a link)', () => {
     const root = tempDir('cam-lens-picker-');
     const other = modelDir(root, 'pets', { 'cam-lens.json': '{"name": "Pets v2"}' });

@@ -14,17 +14,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { readMetadata } from '../engine/metadata';
+import { fallbackModelName } from '../engine/modelName';
 
-/** The name a model is shown under: its metadata's name, else its folder's name. */
-export function modelDisplayName(modelJson: string): string {
-  const dir = path.dirname(path.resolve(modelJson));
+/** The name a model is shown under: its metadata's name, else its folder's (model.json) or file's name. */
+export function modelDisplayName(modelFile: string): string {
+  const file = path.resolve(modelFile);
   try {
-    const name = readMetadata(dir).name?.trim();
+    const name = readMetadata(path.dirname(file), undefined, { modelFile: file }).name?.trim();
     if (name) return name;
   } catch {
     // Unreadable metadata: the panel that loads the model reports it; a name is still needed here.
   }
-  return path.basename(dir);
+  return fallbackModelName(file);
 }
 
 /** The identity of a model file: its real path (links resolved), case-folded on Windows and macOS. */
