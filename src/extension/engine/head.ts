@@ -16,6 +16,7 @@ import { CamLensError } from './errors';
 import type { ExecGraph, GraphOp, LayerGraph, LayerOp } from './graph';
 import { GraphModelGraph, IDENTITY_OPS, RESHAPE_OPS, attrStrings, type GraphNodeOp } from './graphModel';
 import type { LinearHead } from './cam/base';
+import { OnnxGraph } from './formats/onnx/onnxGraph';
 
 const SHAPE_ONLY = new Set(['Dropout', 'SpatialDropout2D', 'GaussianDropout', 'GaussianNoise', 'AlphaDropout', 'Reshape', 'Flatten', 'ActivityRegularization']);
 
@@ -27,6 +28,7 @@ function notApplicable(why: string): CamLensError {
 /** The head after `target` in `graph`; throws METHOD_NOT_APPLICABLE where there is none. */
 export function findLinearHead(graph: ExecGraph, target: GraphOp): LinearHead {
   if (graph instanceof GraphModelGraph) return findGraphModelHead(graph, graph.op(target.name));
+  if (graph instanceof OnnxGraph) return graph.linearHead(graph.op(target.name));
   return findLayersHead(graph as LayerGraph, target as LayerOp);
 }
 

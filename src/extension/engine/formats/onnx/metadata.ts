@@ -8,16 +8,18 @@
  *    `{0: 'cat', ...}` keyed by index, or one label a line / comma-separated), `preprocess` (one of our
  *    preset ids), Windows ML's `Image.NominalPixelRange` (NominalRange_0_255 → [0,255], Normalized_0_1 →
  *    [0,1], Normalized_1_1 → [-1,1]), and `inputSize` / `imgsz`;
- * 3. `labels.txt` / `classes.txt` beside the model;
+ * 3. `labels.txt` / `classes.txt` beside the model, or else the one file named like `<name>-labels.txt` or
+ *    `<name>_classes.txt` there (model zoos ship mnist-labels.txt, synset-style files);
  * 4. assumptions, marked as such: a model with 1000 outputs gets the ImageNet class names (1001: a
  *    background class first, labelOffset 1); a model with no preprocessing named gets a suggested preset:
  *    `[0,255]` where the graph rescales its input itself (a Mul by 1/255 or 1/127.5, a Div by 255 or 127.5,
  *    or an integer input), `imagenet` for a 3-channel channels-first input (PyTorch exports expect
  *    torchvision's normalisation), else `[0,1]`.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { CamLensError } from '../../errors';
-import { applyOverrides, readMetadata, type MetadataOverrides, type ModelMetadata } from '../../metadata';
+import { applyOverrides, readLabelsFile, readMetadata, type MetadataOverrides, type ModelMetadata } from '../../metadata';
 import { PREPROCESS_PRESETS, type PreprocessPreset } from '../../preprocess';
 import { DataType } from './proto';
 import type { OnnxIr } from './analyze';
@@ -45,21 +47,21 @@ export function parseLabelList(key: string, value: string): string[] {
     return out;
   };
   if (text.startsWith('[') || text.startsWith('{')) {
+    let j: unknown;
     try {
-      const j = JSON.parse(text) as unknown;
-      if (Array.isArray(j)) return j.map((x) => String(x));
-      if (j && typeof j === 'object') return fromIndexMap(Object.entries(j as Record<string, unknown>));
+      j = JSON.parse(text) as unknown;
     } catch {
       // A Python dict literal: {0: 'person', 1: "bicycle"}.
-      if (text.startsWith('{')) {
-        const entries: [string, string][] = [];
-        const re = /(\d+)\s*:\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")/g;
-        let m: RegExpExecArray | null;
-        while ((m = re.exec(text))) entries.push([m[1], (m[2] ?? m[3]).replace(/\\(.)/g, '$1')]);
-        if (entries.length) return fromIndexMap(entries);
-      }
+      const entries: [string, string][] = [];
+      const re = /(\d+)\s*:\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")/g;
+      let m: RegExpExecArray | null;
+      while (text.startsWith('{') && (m = re.exec(text))) entries.push([m[1], (m[2] ?? m[3]).replace(/\\(.)/g, '$1')]);
+      if (entries.length) return fromIndexMap(entries);
       throw bad(key, 'is neither JSON nor a Python dict of labels');
     }
+    if (Array.isArray(j)) return j.map((x) => String(x));
+    if (j && typeof j === 'object') return fromIndexMap(Object.entries(j as Record<string, unknown>));
+    throw bad(key, 'is JSON but not a list or an object of labels');
   }
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
   if (lines.length > 1) return lines;
@@ -144,6 +146,22 @@ export function readMetadataProps(props: Map<string, string>): PropsMetadata {
  */
 export function readOnnxMetadata(file: string, props: Map<string, string>): ModelMetadata {
   const meta = readMetadata(path.dirname(file), {}, { modelFile: file });
+  if (meta.source === 'none') {
+    // Model zoos ship labels as `<name>-labels.txt` or `<name>_classes.txt`: one such file beside the model.
+    const dir = path.dirname(file);
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(dir).filter((n) => /[-_.](labels|classes)\.txt$/i.test(n));
+    } catch {
+      names = [];
+    }
+    if (names.length === 1) {
+      const f = path.join(dir, names[0]);
+      meta.labels = readLabelsFile(f);
+      meta.source = /classes\.txt$/i.test(f) ? 'classes.txt' : 'labels.txt';
+      meta.labelsFile = path.resolve(f);
+    }
+  }
   const fromOurFile = meta.source === 'cam-lens.json' || meta.source === 'metadata.json';
   const p = readMetadataProps(props);
   if (p.labels && (!fromOurFile || meta.labels.length === 0)) {
