@@ -15,6 +15,8 @@ import { loadModel, labelOf, type LoadedModel } from '../../src/extension/engine
 import { describeModel, openImage } from '../../src/extension/engine/pipeline';
 import { ImageSession, classScores } from '../../src/extension/engine/session';
 import { METHODS } from '../../src/extension/engine/cam/registry';
+import { candidatesOf } from '../../src/extension/engine/recommend';
+import { ScorePool } from '../../src/extension/engine/scorePool';
 import { parseLabelList } from '../../src/extension/engine/formats/onnx/metadata';
 import { SHARED, requireShared, tempDir } from '../helpers/modelFiles';
 import { FIXTURES, correlation, expectedOf, inputTensor, modelPath } from './onnxFixtures';
@@ -124,9 +126,16 @@ describe('ONNX models', function () {
       assert.deepStrictEqual(s.layers.find((l) => l.name === '/Flatten')?.outputShape, [null, 16]);
       assert.strictEqual(s.recommendedLayer, '/layer2/relu_1/Relu');
       assert.strictEqual(s.totalParams, 8 * 75 + 4 * 8 + 2 * (8 * 72 + 4 * 8) + 16 * 72 + 16 * 144 + 16 * 8 + 3 * 4 * 16 + 16 * 10 + 10);
+      assert.deepStrictEqual(s.layers.find((l) => l.name === '/layer1/relu_1/Relu')?.outputs, ['/layer1/relu_1/Relu_output_0'], 'layers list the output names');
       const g = model.graph;
       assert.strictEqual(g.op('/layer1/relu_1/Relu_output_0').name, '/layer1/relu_1/Relu', 'an output tensor name finds its node');
       assert.ok(g.hasOp('/layer1/relu_1/Relu_output_0'));
+    });
+
+    it('offers block outputs, not their convolutions and normalisations, as layer candidates', () => {
+      const c = candidatesOf(describeModel(model).layers, Infinity);
+      assert.ok(c.includes('/layer1/relu_1/Relu') && c.includes('/layer2/relu_1/Relu'), c.join(', '));
+      for (const n of ['/layer1/conv1/Conv', '/layer1/bn1/BatchNormalization', '/stem/stem.0/Conv']) assert.ok(!c.includes(n), n);
     });
 
     it('refuses an unknown layer with the closest names and a hint', async () => {
@@ -238,6 +247,26 @@ describe('ONNX models', function () {
         }
       });
     }
+
+    it('runs Score-CAM in pool workers that load the ONNX file by path, with the same map as this thread', async () => {
+      const file = modelPath('tf_style_nhwc');
+      const model = await loadModel(file);
+      const pool = new ScorePool({ modelPath: file, workers: 1, useCallerThread: false, backend: 'cpu' });
+      const s = new ImageSession(model, inputTensor('tf_style_nhwc'));
+      try {
+        assert.strictEqual(await pool.whenReady(), 1, pool.failures().join('; '));
+        const local = await s.explain({ method: 'scorecam', layer: '/Relu_3', options: { batchSize: 8, topN: 16 } });
+        const pooled = await s.explain({ method: 'scorecam', layer: '/Relu_3', options: { batchSize: 8, topN: 16 }, pool });
+        let worst = 0;
+        for (let i = 0; i < local.heatmap.values.length; i++) worst = Math.max(worst, Math.abs(local.heatmap.values[i] - pooled.heatmap.values[i]));
+        assert.ok(local.heatmap.rawMax > local.heatmap.rawMin);
+        assert.ok(worst <= 1e-6, `worker map differs by ${worst}`);
+      } finally {
+        s.dispose();
+        model.dispose();
+        await pool.close();
+      }
+    });
 
     it('scores batches like single images where the graph computes the batch from Shape (dynamic axes)', async () => {
       const model = await loadModel(modelPath('shufflenet_dynamic'));

@@ -94,6 +94,8 @@ export interface LayerInfo {
   spatial: boolean;
   /** Set where BatchNormalization was folded into this convolution for speed. */
   foldedBatchNorm?: string;
+  /** ONNX: the node's output tensor names; `--layer` and the layer picker take these as well as the node name. */
+  outputs?: string[];
 }
 
 export interface ModelSummary {
@@ -106,6 +108,8 @@ export interface ModelSummary {
   /** Leading model outputs that are not classes (1 for TF-Hub's "background"). */
   labelOffset: number;
   labelsFrom: string;
+  /** True where the labels were assumed, not read (ImageNet's names for a model with 1000 outputs). */
+  labelsAssumed?: boolean;
   outputActivation: string;
   totalParams: number;
   recommendedLayer: string | null;
@@ -151,6 +155,7 @@ export function describeModel(model: LoadedModel): ModelSummary {
   } else {
     totalParams = model.graph.totalParams;
   }
+  if (model.format === 'onnx') model.graph.ops.forEach((op, i) => (layers[i].outputs = op.outputs.slice()));
   const summary: ModelSummary = {
     model: model.path,
     name: model.name,
@@ -173,5 +178,6 @@ export function describeModel(model: LoadedModel): ModelSummary {
     layers,
   };
   if (model.gradientNote) summary.gradientNote = model.gradientNote;
+  if (model.metadata.labelsAssumed) summary.labelsAssumed = true;
   return summary;
 }

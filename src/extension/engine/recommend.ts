@@ -35,13 +35,15 @@ const PER_ELEMENT = new Set([
   'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout', 'ActivityRegularization',
   // TensorFlow ops (GraphModels)
   'Relu', 'Relu6', 'Elu', 'Selu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'BiasAdd', 'FusedBatchNorm', 'FusedBatchNormV3', 'Identity',
+  // ONNX operators (BatchNormalization, Relu, Sigmoid, Tanh, Elu, Selu, LeakyRelu, Dropout, Identity as above)
+  'Clip', 'PRelu', 'HardSigmoid', 'HardSwish', 'Gelu', 'Erf', 'Softplus', 'Mish',
 ]);
 /**
  * TensorFlow ops that are per-element when their other operand is a constant (a GraphModel's unfused batch
  * norm: Conv2D → Mul → Add → Relu6). Constants are not values of the graph, so such an op has one inbound value;
  * with two (a residual sum, an attention product) it merges branches and is a candidate of its own.
  */
-const PER_ELEMENT_WITH_CONSTANT = new Set(['Mul', 'Add', 'AddV2', 'Sub', 'RealDiv', 'Maximum', 'Minimum']);
+const PER_ELEMENT_WITH_CONSTANT = new Set(['Mul', 'Add', 'AddV2', 'Sub', 'RealDiv', 'Maximum', 'Minimum', 'Div']);
 /** Layers that only move values: never a target of their own. */
 const SHAPE_ONLY = new Set(['ZeroPadding2D', 'Cropping2D', 'Pad', 'PadV2', 'MirrorPad', 'InputLayer', 'Placeholder']);
 
