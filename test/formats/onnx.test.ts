@@ -229,7 +229,7 @@ describe('ONNX models', function () {
             const session = new ImageSession(model, inputTensor('resnet_tiny'));
             try {
               for (const m of METHODS) {
-                const r = await session.explain({ method: m.id, layer: '/layer2/relu_1/Relu', options: { topN: 8 } });
+                const r = await session.explain({ method: m.id, layer: '/layer2/relu_1/Relu', options: { topChannels: 8 } });
                 assert.ok(r.heatmap.values.every((v) => v >= 0 && v <= 1 && Number.isFinite(v)), m.id);
               }
             } finally {
@@ -255,8 +255,8 @@ describe('ONNX models', function () {
       const s = new ImageSession(model, inputTensor('tf_style_nhwc'));
       try {
         assert.strictEqual(await pool.whenReady(), 1, pool.failures().join('; '));
-        const local = await s.explain({ method: 'scorecam', layer: '/Relu_3', options: { batchSize: 8, topN: 16 } });
-        const pooled = await s.explain({ method: 'scorecam', layer: '/Relu_3', options: { batchSize: 8, topN: 16 }, pool });
+        const local = await s.explain({ method: 'scorecam', layer: '/Relu_3', options: { batchSize: 8, topChannels: 16 } });
+        const pooled = await s.explain({ method: 'scorecam', layer: '/Relu_3', options: { batchSize: 8, topChannels: 16 }, pool });
         let worst = 0;
         for (let i = 0; i < local.heatmap.values.length; i++) worst = Math.max(worst, Math.abs(local.heatmap.values[i] - pooled.heatmap.values[i]));
         assert.ok(local.heatmap.rawMax > local.heatmap.rawMin);
