@@ -288,6 +288,60 @@ describe('ONNX models', function () {
     });
   });
 
+  describe('operators no exported fixture uses (ops11.onnx, ops13.onnx against numpy)', () => {
+    const dir = path.join(FIXTURES, 'ops');
+    const expected = JSON.parse(fs.readFileSync(path.join(dir, 'expected_logits.json'), 'utf8')) as { logSoftmax: number[] };
+    const input = (): tf.Tensor4D => {
+      const b = fs.readFileSync(path.join(dir, 'input.bin'));
+      return tf.tidy(() => tf.transpose(tf.tensor4d(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)), [1, 3, 16, 16]), [0, 2, 3, 1]) as tf.Tensor4D);
+    };
+    for (const backend of ['cpu', 'wasm'] as const) {
+      for (const opset of [11, 13]) {
+        it(`opset ${opset} on ${backend}: the probabilities match, and gradients through Split, reflect Pad, strided Slice and Gather match finite differences`, async () => {
+          await initBackend(backend);
+          const model = await loadModel(path.join(dir, `ops${opset}.onnx`));
+          const session = new ImageSession(model, input());
+          try {
+            assert.strictEqual(model.graph.outputActivation, 'softmax', 'the final LogSoftmax is bypassed for the logits');
+            const probs = await session.probabilities();
+            const d = Math.max(...expected.logSoftmax.map((l, i) => Math.abs(Math.exp(l) - probs[i])));
+            assert.ok(d < 1e-5, `probabilities differ from numpy's by ${d}`);
+            // tf.grad at the Elu output against central differences of the logit.
+            const g = model.graph;
+            const c = 2;
+            const a = session.activation('elu');
+            const grad = (await session.gradient('elu', c).data()) as Float32Array;
+            const order = Array.from(grad.keys()).sort((i, j) => Math.abs(grad[j]) - Math.abs(grad[i])).slice(0, 12);
+            let checked = 0;
+            for (const i of order) {
+              const logit = (delta: number) => tf.tidy(() => {
+                const bump = new Float32Array(a.size);
+                bump[i] = delta;
+                const fed = tf.add(a, tf.tensor(bump, a.shape));
+                const out = g.run(new Map([['e', fed]]), [g.outputIds[0]], { logits: true }).get(g.outputIds[0]) as tf.Tensor;
+                return out.dataSync()[c];
+              });
+              const h = 2e-3;
+              const [up, mid, down] = [logit(h), logit(0), logit(-h)];
+              // Max and GlobalMaxPool have kinks: skip an element where the one-sided slopes disagree.
+              if (Math.abs((up - mid) - (mid - down)) > 0.1 * Math.abs(up - down) / 2) continue;
+              const num = (up - down) / (2 * h);
+              assert.ok(Math.abs(num - grad[i]) <= 2e-2 * Math.abs(grad[i]) + 1e-3, `element ${i}: tf.grad ${grad[i]}, finite differences ${num}`);
+              checked++;
+            }
+            assert.ok(checked >= 4, `only ${checked} elements away from kinks`);
+            const r = await session.explain({ method: 'gradcam', layer: 'mul', classChoice: c });
+            assert.ok(r.heatmap.rawMax > r.heatmap.rawMin);
+          } finally {
+            session.dispose();
+            model.dispose();
+            await initBackend('cpu');
+          }
+        });
+      }
+    }
+  });
+
   describe('metadata', () => {
     it('reads labels and the preset from metadata_props (a JSON list; a Python dict and Windows ML pixel range)', async () => {
       const a = await loadModel(path.join(META, 'props.onnx'));

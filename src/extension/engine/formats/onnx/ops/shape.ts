@@ -112,6 +112,34 @@ function slicePlan(node: NodeDef, dims: readonly number[], spec: SliceSpec): { s
   return { starts, steps, counts };
 }
 
+/**
+ * Elements start, start + step, … (count of them) along `axis`, with differentiable ops only (tfjs has no
+ * gradient for stridedSlice): a negative step reverses the axis first; then the span is cut (zero-padded at
+ * the end to count * step), reshaped to [count, step] and the first column kept.
+ */
+function stepAxis(t: tf.Tensor, axis: number, start: number, step: number, count: number): tf.Tensor {
+  const dim = t.shape[axis];
+  const at = (v: number) => t.shape.map((d, i) => (i === axis ? v : 0));
+  const len = (v: number) => t.shape.map((d, i) => (i === axis ? v : d));
+  if (count === 0) return tf.slice(t, at(0), len(0));
+  if (step === 1) return tf.slice(t, at(start), len(count));
+  let x = t;
+  let s = start;
+  let k = step;
+  if (step < 0) {
+    x = tf.reverse(t, axis);
+    s = dim - 1 - start;
+    k = -step;
+  }
+  const avail = Math.min(count * k, dim - s);
+  let span = tf.slice(x, at(s), len(avail));
+  if (avail < count * k) span = tf.pad(span, span.shape.map((_, i) => (i === axis ? [0, count * k - avail] : [0, 0])) as [number, number][]);
+  const shape = span.shape;
+  const split = [...shape.slice(0, axis), count, k, ...shape.slice(axis + 1)];
+  const first = tf.slice(tf.reshape(span, split), split.map(() => 0), split.map((d, i) => (i === axis + 1 ? 1 : d)));
+  return tf.reshape(first, [...shape.slice(0, axis), count, ...shape.slice(axis + 1)]);
+}
+
 function unsqueezeAxes(ctx: OpCtx, rank: number): number[] {
   const raw = ctx.opset >= 13 ? ints(ctx.constant(1, 'axes')) : ctx.attrs.ints('axes');
   if (!raw) throw invalid(ctx.node, 'has no axes');
@@ -387,6 +415,24 @@ const Gather: OpDef = {
         },
       };
     }
+    if (idx.dims.length === 1 && list.length <= 256) {
+      // A few indices: the runs of consecutive indices sliced out and concatenated. tf.gather's gradient
+      // needs UnsortedSegmentSum, which the wasm backend lacks; slices differentiate everywhere.
+      const runs: [number, number][] = [];
+      for (const k of list) {
+        const last = runs[runs.length - 1];
+        if (last && last[0] + last[1] === k) last[1]++;
+        else runs.push([k, 1]);
+      }
+      return {
+        perms: [perm],
+        exec: (ins) => {
+          const t = x(ins);
+          const parts = runs.map(([start, n]) => tf.slice(t, t.shape.map((_, i) => (i === pa ? start : 0)), t.shape.map((d, i) => (i === pa ? n : d))));
+          return [parts.length === 1 ? parts[0] : tf.concat(parts, pa)];
+        },
+      };
+    }
     const outRank = rank - 1 + idx.dims.length;
     const outPerm = defaultPerm(outRank);
     const indices = ctx.own(tf.tensor(Int32Array.from(list), idx.dims, 'int32'));
@@ -531,10 +577,9 @@ const Slice: OpDef = {
         const begin = perm.map((a) => plan.starts[a]);
         const size = perm.map((a) => plan.counts[a]);
         if (plan.steps.every((s) => s === 1)) return [tf.slice(t, begin, size)];
-        const st = perm.map((a) => plan.steps[a]);
-        const end = begin.map((b, i) => b + st[i] * size[i]);
-        // stridedSlice has no gradient in tfjs: fine for the forward pass, refused under tf.grad.
-        return [tf.stridedSlice(t, begin, end, st)];
+        let y = t;
+        perm.forEach((a, i) => (y = stepAxis(y, i, plan.starts[a], plan.steps[a], plan.counts[a])));
+        return [y];
       },
     };
   },
