@@ -16,11 +16,20 @@ const outdir = path.join(__dirname, 'dist');
 const nodeExternals = ['vscode', 'sharp', '@tensorflow/*'];
 
 function copyWasm() {
-  const src = path.join(__dirname, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
+  const pkg = path.join(__dirname, 'node_modules', '@tensorflow', 'tfjs-backend-wasm');
+  const src = path.join(pkg, 'dist');
   fs.mkdirSync(outdir, { recursive: true });
   for (const f of fs.readdirSync(src)) {
     if (f.endsWith('.wasm')) fs.copyFileSync(path.join(src, f), path.join(outdir, f));
   }
+  // The threaded build (engine/backend.ts threadedWasmBackend): Emscripten's glue, which the engine loads and
+  // every pthread worker imports, and the pthread worker script. The package keeps the script as a string
+  // export whose template literal turned the script's `\n` escapes into line breaks: they are escaped back (as
+  // backend.ts pthreadWorkerSource does), giving the one-line script Node runs as a worker.
+  const glue = 'tfjs-backend-wasm-threaded-simd.js';
+  fs.copyFileSync(path.join(pkg, 'wasm-out', glue), path.join(outdir, glue));
+  const { wasmWorkerContents } = require(path.join(pkg, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.worker.js'));
+  fs.writeFileSync(path.join(outdir, 'tfjs-backend-wasm-threaded-simd.worker.js'), wasmWorkerContents.replace(/\n/g, '\\n'));
 }
 
 /** Prints build errors in the problem-matcher friendly form VS Code's esbuild tasks expect. */

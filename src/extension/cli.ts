@@ -3,7 +3,7 @@
  *
  *   cam-lens predict --model <model.json> --image <file> [--top <k>] [--json <file|->]
  *   cam-lens cam     --model <model.json> --image <file> [--method <id>] [--class <index|label>] [--layer <name>]
- *                    [--top <k>] [--json <file|->] [--png <file>] [--backend auto|node|wasm|cpu]
+ *                    [--top <k>] [--json <file|->] [--png <file>] [--backend auto|node|wasm|cpu] [--threads <n>]
  *                    [--batch-size <n>] [--top-channels <n>] [--workers <n>] [--metrics]
  *   cam-lens layers  --model <model.json> [--json <file|->]
  *                    [--recommend --image <file> [--class <index|label>] [--candidates <n|all>]]
@@ -24,7 +24,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { BACKEND_CHOICES, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
+import { BACKEND_CHOICES, MAX_WASM_THREADS, defaultThreads, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
 import { CamLensError } from './engine/errors';
 import { loadModel, type LoadedModel } from './engine/model';
 import { describeModel, openImage } from './engine/pipeline';
@@ -57,6 +57,8 @@ Usage:
 
 Options for every command:
   --backend auto|node|wasm|cpu   TensorFlow.js backend (default auto: tfjs-node, else wasm, else cpu)
+  --threads <n>                  threads for one forward pass on the wasm backend (default: one per core,
+                                 at most ${MAX_WASM_THREADS} = ${defaultThreads()} here)
   --class-names <file>           the model's class names (JSON array or one per line) when it has no metadata
   --label-offset <n>             leading model outputs that are not classes (1 for a "background" output)
   --preprocess <preset>          ${PREPROCESS_PRESETS.join(' | ')} (default: the model's metadata, else [0,1])
@@ -101,6 +103,7 @@ const OPTIONS = {
   json: { type: 'string' },
   png: { type: 'string' },
   backend: { type: 'string' },
+  threads: { type: 'string' },
   labels: { type: 'string' },
   preprocess: { type: 'string' },
   colormap: { type: 'string' },
@@ -125,12 +128,12 @@ const COMMANDS = ['predict', 'cam', 'layers', 'scan', 'labels'] as const;
 type Command = (typeof COMMANDS)[number];
 
 const ALLOWED: Record<Command, string[]> = {
-  predict: ['model', 'image', 'top', 'json', 'backend', 'class-names', 'label-offset', 'preprocess', 'max-pixels'],
-  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'class-names', 'label-offset', 'preprocess', 'colormap', 'opacity', 'max-pixels',
+  predict: ['model', 'image', 'top', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'preprocess', 'max-pixels'],
+  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'threads', 'class-names', 'label-offset', 'preprocess', 'colormap', 'opacity', 'max-pixels',
     'batch-size', 'top-channels', 'workers', 'metrics'],
-  layers: ['model', 'json', 'backend', 'class-names', 'label-offset', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels'],
-  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'class-names', 'label-offset', 'preprocess', 'max-pixels'],
-  labels: ['model', 'json', 'backend', 'class-names', 'label-offset'],
+  layers: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels'],
+  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'class-names', 'label-offset', 'preprocess', 'max-pixels'],
+  labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset'],
 };
 
 function need(v: Values, name: string): string {
@@ -205,6 +208,8 @@ function parseOptions(command: Command, args: string[]): Values {
 interface CommonFlags {
   model: string;
   backend: BackendChoice;
+  /** Threads for one forward pass (0: one per core, engine/backend.ts resolveThreads). */
+  threads: number;
   preprocess?: PreprocessPreset;
   overrides: MetadataOverrides;
   maxPixels: number;
@@ -218,9 +223,16 @@ function commonFlags(v: Values): CommonFlags {
   const offset = v['label-offset'] as string | undefined;
   if (offset !== undefined && !/^\d+$/.test(offset)) throw new UsageError(`--label-offset must be a non-negative integer, got "${offset}"`);
   const maxPixels = intOption(v, 'max-pixels', 100_000_000, 1, Number.MAX_SAFE_INTEGER);
+  // Any positive count is accepted (a script may pass its core count); the engine caps it and reports what it used.
+  const t = v.threads as string | undefined;
+  if (t !== undefined && (!/^\s*\+?\d+\s*$/.test(t) || !(Number(t) >= 1))) {
+    throw new UsageError(`--threads must be a positive integer (the wasm backend uses at most ${MAX_WASM_THREADS}), got "${t}"`);
+  }
+  const threads = t === undefined ? 0 : Math.min(Number(t), Number.MAX_SAFE_INTEGER);
   return {
     model,
     backend,
+    threads,
     preprocess,
     overrides: { labelsFile: v['class-names'] as string | undefined, preprocess, labelOffset: offset === undefined ? undefined : Number(offset) },
     maxPixels,
@@ -260,7 +272,7 @@ function checkOutputFolder(target: string | undefined): void {
 
 async function setup(f: CommonFlags, outputs: (string | undefined)[] = []): Promise<{ backend: BackendInfo; model: LoadedModel }> {
   for (const o of [f.json, ...outputs]) checkOutputFolder(o);
-  const backend = await initBackend(f.backend);
+  const backend = await initBackend(f.backend, { threads: f.threads });
   const model = await loadModel(f.model, { overrides: f.overrides });
   return { backend, model };
 }
@@ -313,6 +325,7 @@ async function cmdPredict(v: Values): Promise<void> {
       model: model.path,
       image: path.resolve(image),
       backend: backend.name,
+      threads: backend.threads,
       predictions: predictions.map((p) => ({ index: p.index, label: p.label, probability: round(p.probability) })),
       timingsMs: { load: round(t1 - t0), ...mapRound(opened.timingsMs), forward: round(t3 - t2), total: round(t3 - t0) },
     };
@@ -387,6 +400,7 @@ async function cmdCam(v: Values): Promise<void> {
       model: model.path,
       image: path.resolve(image),
       backend: backend.name,
+      threads: backend.threads,
       method: r.method,
       layer: r.layer,
       target: { index: r.target.index, label: r.target.label, probability: round(r.target.probability) },
@@ -521,7 +535,7 @@ async function cmdScan(v: Values): Promise<void> {
     });
     if (!quiet && process.stderr.isTTY) process.stderr.write('\n');
     const report = buildReport(model.path, labels, dataset, scan, kind, readReviewed(dataset.root));
-    if (v.json !== undefined) writeJson(v.json as string, { ...report, backend: backend.name, seconds: round(scan.seconds) });
+    if (v.json !== undefined) writeJson(v.json as string, { ...report, backend: backend.name, threads: backend.threads, seconds: round(scan.seconds) });
     if (csv !== undefined) writeFileSafely(csv, reportToCsv(report));
     if (!quiet) {
       const c = report.counts;

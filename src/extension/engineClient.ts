@@ -112,6 +112,8 @@ export interface EngineClientOptions {
   workerPath: string;
   /** Backend the worker starts with (default 'auto'); setBackend changes it for later restarts too. */
   backend?: BackendChoice;
+  /** Threads for one forward pass (camLens.threads; default 0: one per core, capped); setThreads changes it. */
+  threads?: number;
   maxSessions?: number;
   maxModels?: number;
   /** Enables the worker's `debug/crash` request (tests only). */
@@ -160,6 +162,7 @@ export class EngineClient {
   private readonly pending = new Map<number, Pending>();
   private readonly byKey = new Map<string, number>();
   private backend: BackendChoice;
+  private threads: number;
   private disposed = false;
   private generation = 0;
   /** Shared with every worker this client starts: cancellation reaches a worker busy in a long method. */
@@ -167,6 +170,7 @@ export class EngineClient {
 
   constructor(private readonly opts: EngineClientOptions) {
     this.backend = opts.backend ?? 'auto';
+    this.threads = opts.threads ?? 0;
   }
 
   describeModel(model: ModelRef, call?: CallOptions): Promise<DescribeResult> {
@@ -190,8 +194,15 @@ export class EngineClient {
   }
 
   async setBackend(backend: BackendChoice, call?: CallOptions): Promise<BackendStatus> {
-    const status = await this.request('backend/set', { backend }, call);
+    const status = await this.request('backend/set', { backend, threads: this.threads }, call);
     this.backend = backend;
+    return status;
+  }
+
+  /** Changes the wasm thread count (0: one per core); the worker reloads its models on the new backend. */
+  async setThreads(threads: number, call?: CallOptions): Promise<BackendStatus> {
+    const status = await this.request('backend/set', { backend: this.backend, threads }, call);
+    this.threads = threads;
     return status;
   }
 
@@ -312,6 +323,7 @@ export class EngineClient {
     if (this.worker) return this.worker;
     const workerData: WorkerOptions = {
       backend: this.backend,
+      threads: this.threads,
       maxSessions: this.opts.maxSessions,
       maxModels: this.opts.maxModels,
       testHooks: this.opts.testHooks,
@@ -322,7 +334,7 @@ export class EngineClient {
     const w = new Worker(this.opts.workerPath, { workerData, resourceLimits: this.opts.resourceLimits });
     const gen = ++this.generation;
     this.worker = w;
-    this.opts.log?.({ kind: 'worker', message: `engine worker ${w.threadId} started (${this.opts.workerPath}, backend ${this.backend})` });
+    this.opts.log?.({ kind: 'worker', message: `engine worker ${w.threadId} started (${this.opts.workerPath}, backend ${this.backend}, threads ${this.threads || 'auto'})` });
     w.on('message', (m: unknown) => this.onMessage(m));
     w.on('error', (e: Error) => this.onDeath(gen, `the engine worker failed: ${e.message}`, e));
     w.on('exit', (code) => this.onDeath(gen, `the engine worker exited with code ${code}`));

@@ -87,6 +87,8 @@ const FLAG_RECOMPUTE_MIN_MS = 250;
 const METADATA_FILES = ['cam-lens.json', 'metadata.json', 'labels.txt', 'classes.txt'];
 
 let backendChoice: BackendChoice = options.backend ?? 'auto';
+/** Threads for one forward pass (WorkerOptions.threads; 0: one per core). */
+let threadsSetting = options.threads ?? 0;
 
 /** One core stays with the extension host (and the rest of the editor) while Score-CAM fans out. */
 const SCORE_WORKERS = Math.max(0, Math.floor(options.scoreWorkers ?? (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length) - 2));
@@ -308,16 +310,15 @@ let backendStarting: Promise<BackendInfo> | undefined;
 async function ensureBackend(): Promise<BackendInfo> {
   const info = currentBackend();
   if (info) return info;
-  backendStarting ??= initBackend(backendChoice).finally(() => {
+  backendStarting ??= initBackend(backendChoice, { threads: threadsSetting }).finally(() => {
     backendStarting = undefined;
   });
   return backendStarting;
 }
 
 function backendStatus(info: BackendInfo): BackendStatus {
-  const s: BackendStatus = { name: info.name, requested: info.requested, notes: [...info.notes] };
+  const s: BackendStatus = { name: info.name, requested: info.requested, threads: info.threads, notes: [...info.notes] };
   if (info.simd !== undefined) s.simd = info.simd;
-  if (info.threads !== undefined) s.threads = info.threads;
   return s;
 }
 
@@ -642,13 +643,15 @@ const handlers: { [T in RequestType]: Handler<T> } = {
 
   async 'backend/set'(req, ctx) {
     const before = currentBackend();
-    if (before && before.requested === req.backend) return backendStatus(before);
+    const threads = req.threads ?? threadsSetting;
+    if (before && before.requested === req.backend && threads === threadsSetting) return backendStatus(before);
     // A scan runs on the old backend's model: it stops (keeping what it computed) before those tensors go.
     await stopScans();
     // Tensors cannot move between backends: everything cached is reloaded on demand.
     dropAll();
-    const info = await initBackend(req.backend);
+    const info = await initBackend(req.backend, { threads });
     backendChoice = req.backend;
+    threadsSetting = threads;
     ctx.log.backend = info.name;
     return backendStatus(info);
   },

@@ -59,6 +59,11 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'node', 'wasm'
 export interface WorkerOptions {
   /** Backend to initialise on the first request (default 'auto'). */
   backend?: BackendChoice;
+  /**
+   * Threads for one forward pass on the wasm backend (camLens.threads): 0 (the default) = one per available
+   * core, capped at 8; n = n. Score-CAM's pool workers stay single-threaded (engine/backend.ts BackendOptions).
+   */
+  threads?: number;
   /** Image sessions kept (LRU), default 4. */
   maxSessions?: number;
   /** Models kept (LRU), default 3. */
@@ -188,8 +193,9 @@ export interface BackendStatus {
   name: string;
   requested: BackendChoice;
   simd?: boolean;
-  threads?: boolean;
-  /** Why preferred backends were skipped under 'auto'. */
+  /** Threads one forward pass runs on (engine/backend.ts BackendInfo.threads). */
+  threads: number;
+  /** Why preferred backends were skipped under 'auto', or fewer threads were used than asked. */
   notes: string[];
 }
 
@@ -323,7 +329,8 @@ export interface RequestMap {
   'cam/compute': { params: CamParams; result: CamResult };
   'features/compute': { params: FeaturesParams; result: FeaturesResult };
   'overlay/render': { params: OverlayParams; result: OverlayResult };
-  'backend/set': { params: { backend: BackendChoice }; result: BackendStatus };
+  /** `threads` (as WorkerOptions.threads) changes the wasm thread count too; omitted, the worker keeps its own. */
+  'backend/set': { params: { backend: BackendChoice; threads?: number }; result: BackendStatus };
   /** Streams `ScanEvent`s (see EventMap), then replies with the report. */
   'scan/run': { params: ScanParams; result: ScanRunResult };
   /** Marks a sample "label is correct" in `<root>/.cam-lens/reviewed.json`; later scans hide it. */
@@ -448,7 +455,8 @@ export function requestProblem(m: unknown): string | undefined {
       return isImageRef(m.image) && (m.heatmap === undefined || isHeatmap(m.heatmap)) && isColormap(m.colormap) &&
         typeof m.opacity === 'number' && m.opacity >= 0 && m.opacity <= 1 ? undefined : 'overlay/render needs image, colormap, opacity in [0,1] and an optional heatmap';
     case 'backend/set':
-      return (BACKEND_CHOICES as readonly unknown[]).includes(m.backend) ? undefined : `backend/set needs backend: one of ${BACKEND_CHOICES.join(', ')}`;
+      return (BACKEND_CHOICES as readonly unknown[]).includes(m.backend) && optNat(m.threads)
+        ? undefined : `backend/set needs backend: one of ${BACKEND_CHOICES.join(', ')}, and optional threads >= 0`;
     case 'scan/run':
       return isModelRef(m.model) && isStr(m.data) && optStr(m.labelsFile) && (m.batchSize === undefined || (optPosInt(m.batchSize) && (m.batchSize as number) <= 1024)) &&
         (m.scoreKind === undefined || isScoreKind(m.scoreKind)) && (m.preprocess === undefined || isPreprocess(m.preprocess)) &&
