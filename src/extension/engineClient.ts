@@ -193,15 +193,13 @@ export class EngineClient {
     return this.request('overlay/render', params, call);
   }
 
-  async setBackend(backend: BackendChoice, call?: CallOptions): Promise<BackendStatus> {
-    const status = await this.request('backend/set', { backend, threads: this.threads }, call);
+  /**
+   * Switches the backend and/or the wasm thread count (0: one per core; default: the count in use); the worker
+   * reloads its models when either changes. Both stay in force for later worker restarts.
+   */
+  async setBackend(backend: BackendChoice, call?: CallOptions, threads = this.threads): Promise<BackendStatus> {
+    const status = await this.request('backend/set', { backend, threads }, call);
     this.backend = backend;
-    return status;
-  }
-
-  /** Changes the wasm thread count (0: one per core); the worker reloads its models on the new backend. */
-  async setThreads(threads: number, call?: CallOptions): Promise<BackendStatus> {
-    const status = await this.request('backend/set', { backend: this.backend, threads }, call);
     this.threads = threads;
     return status;
   }

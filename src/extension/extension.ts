@@ -17,9 +17,15 @@ import { registerFindMislabeled } from './commands/findMislabeled';
 export function activate(context: vscode.ExtensionContext): void {
   const log = new Log();
   const backend = () => vscode.workspace.getConfiguration('camLens').get<BackendChoice>('backend', 'auto');
+  /** camLens.threads: 0 = one per core (the engine caps it); anything malformed counts as 0. */
+  const threads = () => {
+    const n = vscode.workspace.getConfiguration('camLens').get<number>('threads', 0);
+    return Number.isInteger(n) && n >= 0 ? n : 0;
+  };
   const engine = new EngineClient({
     workerPath: context.asAbsolutePath('dist/worker.js'),
     backend: backend(),
+    threads: threads(),
     log: (e) => log.engine(e),
   });
   const models = new ModelChoice(context);
@@ -37,11 +43,11 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.window.registerWebviewPanelSerializer(EXPLAIN_VIEW_TYPE, explain),
     models.onDidChange(() => explain.refreshAll()),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
-      if (e.affectsConfiguration('camLens.backend')) {
+      if (e.affectsConfiguration('camLens.backend') || e.affectsConfiguration('camLens.threads')) {
         try {
-          const status = await engine.setBackend(backend());
-          models.setBackend(status.name);
-          log.line(`backend: ${status.name}${status.notes.length ? ` (${status.notes.join('; ')})` : ''}`);
+          const status = await engine.setBackend(backend(), undefined, threads());
+          models.setBackend(status.name, status.threads);
+          log.line(`backend: ${status.name}, ${status.threads} thread${status.threads === 1 ? '' : 's'}${status.notes.length ? ` (${status.notes.join('; ')})` : ''}`);
           explain.refreshAll();
         } catch (err) {
           log.error('backend', err);

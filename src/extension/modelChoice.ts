@@ -21,6 +21,7 @@ const LAST_MODEL_KEY = 'camLens.lastModel';
 export class ModelChoice implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('camLens.model', vscode.StatusBarAlignment.Right, 100);
   private backend = '';
+  private threads?: number;
   private readonly changed = new vscode.EventEmitter<string>();
   /** Fires with the new model path when the user picks another model. */
   readonly onDidChange = this.changed.event;
@@ -93,8 +94,10 @@ export class ModelChoice implements vscode.Disposable {
     this.changed.fire(modelPath);
   }
 
-  setBackend(name: string): void {
+  /** The backend the engine runs on, and its thread count where the caller knows it (shown in the tooltip). */
+  setBackend(name: string, threads?: number): void {
     this.backend = name;
+    this.threads = threads;
     this.update();
   }
 
@@ -102,7 +105,7 @@ export class ModelChoice implements vscode.Disposable {
     const active = this.configured();
     const name = active ? modelDisplayName(active) : 'no model';
     this.item.text = `$(flame) ${name}${this.backend ? ` · ${this.backend}` : ''}`;
-    this.item.tooltip = `CAM Lens model: ${active ?? 'none chosen yet'}${this.backend ? `\nBackend: ${this.backend}` : ''}\nClick to choose another model`;
+    this.item.tooltip = `CAM Lens model: ${active ?? 'none chosen yet'}${this.backend ? `\nBackend: ${this.backend}${this.threads ? `, ${this.threads} thread${this.threads === 1 ? '' : 's'}` : ''}` : ''}\nClick to choose another model`;
   }
 
   dispose(): void {
