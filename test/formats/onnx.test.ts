@@ -471,6 +471,7 @@ describe('ONNX models', function () {
       ['weight_size.onnx', 'MODEL_INVALID', /initializer "w" has 288 bytes of data, but its shape \[4, 3, 3, 3\] of float needs 432/],
       ['weight_shape.onnx', 'MODEL_INVALID', /node "conv" \(Conv\): weight of shape \[4, 2, 3, 3\] with group 1 does not fit an input with 3 channels/],
       ['huge_dims.onnx', 'MODEL_INVALID', /initializer "w" has shape \[1000000, 1000000\] \(1000000000000 elements\), more than CAM Lens loads/],
+      ['huge_constant.onnx', 'MODEL_INVALID', /node "huge_constant" \(ConstantOfShape\): would build a constant of shape \[1, 1, 100000, 100000\] \(10000000000 values\)/],
       ['external_escape.onnx', 'WEIGHT_PATH_ESCAPE', /refusing external data file of initializer "w" "\.\.\/outside\.bin"/],
       ['external_absolute.onnx', 'WEIGHT_PATH_ESCAPE', /refusing external data file of initializer "w" "\/etc\/passwd": an absolute path/],
       ['external_missing.onnx', 'SHARD_MISSING', /the external data file "missing\.bin" of initializer "w" is missing/],

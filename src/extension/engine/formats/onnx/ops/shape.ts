@@ -16,6 +16,16 @@ import { invalid, unsupported, type CompileCtx, type Compiled, type NodeDef, typ
 
 const ints = (h: HostTensor): number[] => Array.from(h.data, (v) => Math.trunc(v));
 
+/** Largest constant the host folds (elements): shape arithmetic is tiny; more means a corrupt or hostile graph. */
+const MAX_FOLDED = 1 << 24;
+
+function checkFoldSize(node: NodeDef, dims: readonly number[]): void {
+  const n = sizeOf(dims);
+  if (!(n <= MAX_FOLDED) || dims.some((d) => !(Number.isInteger(d) && d >= 0))) {
+    throw invalid(node, `would build a constant of shape [${dims.join(', ')}] (${n} values), more than CAM Lens computes at load`);
+  }
+}
+
 /** Logical shape of a physical tensor in layout `perm`. */
 export function logicalShape(t: tf.Tensor, perm: readonly number[]): number[] {
   const out = new Array<number>(perm.length);
@@ -662,7 +672,10 @@ function expandDims(ctx: OpCtx, dims: readonly number[], shape: HostTensor): num
 const Expand: OpDef = {
   fold(ctx) {
     const v = ctx.inputs[0].value;
-    return v ? [hostExpand(v, expandDims(ctx, v.dims, ctx.constant(1, 'shape')))] : undefined;
+    if (!v) return undefined;
+    const dims = expandDims(ctx, v.dims, ctx.constant(1, 'shape'));
+    checkFoldSize(ctx.node, dims);
+    return [hostExpand(v, dims)];
   },
   infer: (ctx) => [expandDims(ctx, ctx.inputs[0].shape, ctx.constant(1, 'shape'))],
   compile(ctx) {
@@ -687,6 +700,7 @@ const Tile: OpDef = {
     const v = ctx.inputs[0].value;
     if (!v) return undefined;
     const reps = ints(ctx.constant(1, 'repeats'));
+    checkFoldSize(ctx.node, v.dims.map((d, i) => d * (reps[i] ?? 1)));
     let out = v;
     // Tile = expand over new leading axes per dimension: done with concat along each axis.
     reps.forEach((r, axis) => {
@@ -713,6 +727,7 @@ const Tile: OpDef = {
 const ConstantOfShape: OpDef = {
   fold(ctx) {
     const dims = ints(ctx.constant(0, 'shape'));
+    checkFoldSize(ctx.node, dims);
     const v = ctx.attrs.attr('value')?.t;
     const value = v ? ctx.decode(v, `the value of ConstantOfShape "${ctx.node.name}"`) : hostTensor(DataType.FLOAT, [1], [0]);
     return [hostTensor(value.dataType, dims, new Array<number>(sizeOf(dims)).fill(value.data[0] ?? 0))];
@@ -728,7 +743,7 @@ const Range: OpDef = {
     const [s, l, d] = [0, 1, 2].map((i) => ctx.constant(i, ['start', 'limit', 'delta'][i]).data[0]);
     if (d === 0) throw invalid(ctx.node, 'has delta 0');
     const n = Math.max(0, Math.ceil((l - s) / d));
-    if (n > 1e7) throw invalid(ctx.node, `would produce ${n} values`);
+    checkFoldSize(ctx.node, [n]);
     return [hostTensor(ctx.constant(0, 'start').dataType, [n], Array.from({ length: n }, (_, i) => s + i * d))];
   },
   infer: () => [],
