@@ -167,7 +167,7 @@ function convSpec(ctx: OpCtx): ConvSpec {
     filters = Array.from({ length: group }, (_, g) =>
       hostTranspose({ dataType: w.dataType, dims: [mg, cg, kh, kw], data: w.data.subarray(g * per, (g + 1) * per) }, [2, 3, 1, 0]));
   }
-  const { pad, prepad } = tfPad(win, h, wd, kind !== 'depthwise');
+  const { pad, prepad } = tfPad(win, h, wd, kind === 'conv2d' || (kind === 'grouped' && cg > MAX_GROUP_WIDTH_AS_DEPTHWISE));
   const pads: ConvSpec['pads'] = [win.h.begin, win.h.end, win.w.begin, win.w.end];
   return { kind, groups: group, filters, bias, outChannels: m, strides: win.strides, dilations: win.dilations, pad, prepad, pads };
 }
@@ -177,6 +177,9 @@ export interface ChannelAffine {
   scale: Float32Array;
   shift: Float32Array;
 }
+
+/** Grouped convolutions with at most this many input channels per group run as one depthwise convolution. */
+const MAX_GROUP_WIDTH_AS_DEPTHWISE = 8;
 
 const hostToTensor = (h: HostTensor): tf.Tensor4D => tf.tensor4d(Float32Array.from(h.data), h.dims as [number, number, number, number]);
 
@@ -222,6 +225,35 @@ export function buildConv(spec: ConvSpec, own: <T extends tf.Tensor>(t: T) => T,
   }
   const g = spec.groups;
   const mg = m / g;
+  const cg = spec.filters[0].dims[2];
+  if (cg <= MAX_GROUP_WIDTH_AS_DEPTHWISE) {
+    // Narrow groups (ResNeXt, RegNet: 4 or 8 channels each): one depthwise convolution with channel
+    // multiplier Mg computes every (input channel, output of its group) product; summing each group's Cg
+    // inputs gives the grouped convolution. Depthwise output channel c*Mg + m (c = gi*Cg + j) holds
+    // sum_taps x_c * W[gi*Mg + m, j]; reshaped to [.., G, Cg, Mg] and summed over Cg it is output gi*Mg + m.
+    const [kh, kw] = spec.filters[0].dims;
+    const dw = new Float32Array(kh * kw * g * cg * mg);
+    spec.filters.forEach((f, gi) => {
+      // f: [kh, kw, Cg, Mg] (HWIO of group gi) → dw[kh, kw, gi*Cg + j, m]
+      for (let t = 0; t < kh * kw; t++) {
+        for (let j = 0; j < cg; j++) {
+          for (let mm = 0; mm < mg; mm++) {
+            const sc = scale ? scale[gi * mg + mm] : 1;
+            dw[((t * g * cg) + gi * cg + j) * mg + mm] = f.data[(t * cg + j) * mg + mm] * sc;
+          }
+        }
+      }
+    });
+    const filter = own(tf.tensor4d(dw, [kh, kw, g * cg, mg]));
+    const b = own(tf.tensor1d(bias));
+    const p = pad as 'valid' | 'same' | number;
+    return wrap((x) => {
+      const y = tf.depthwiseConv2d(pre(x) as tf.Tensor4D, filter, strides, p, 'NHWC', dilations);
+      const [n, h, w] = y.shape;
+      const z = tf.add(tf.reshape(tf.sum(tf.reshape(y, [n, h, w, g, cg, mg]), 4), [n, h, w, m]), b);
+      return act === 'relu' ? tf.relu(z) : act === 'relu6' ? tf.relu6(z) : z;
+    });
+  }
   const filters = spec.filters.map((f, gi) => own(hostToTensor(scaled(f, (o) => gi * mg + o))));
   const biases = filters.map((_, gi) => own(tf.tensor1d(bias.subarray(gi * mg, (gi + 1) * mg))));
   return wrap((x) => {
