@@ -16,6 +16,7 @@ import { describeModel, openImage } from '../../src/extension/engine/pipeline';
 import { ImageSession, classScores } from '../../src/extension/engine/session';
 import { METHODS } from '../../src/extension/engine/cam/registry';
 import { candidatesOf } from '../../src/extension/engine/recommend';
+import { computeFeatureMaps } from '../../src/extension/engine/featureMaps';
 import { ScorePool } from '../../src/extension/engine/scorePool';
 import { parseLabelList } from '../../src/extension/engine/formats/onnx/metadata';
 import { SHARED, requireShared, tempDir } from '../helpers/modelFiles';
@@ -159,6 +160,20 @@ describe('ONNX models', function () {
         const diff = tf.max(tf.abs(tf.sub(fused, parts.get(relu) as tf.Tensor))).dataSync()[0];
         assert.ok(diff < 1e-5, `fused and unfused differ by ${diff}`);
         tf.dispose([x, fused, ...parts.values()]);
+      } finally {
+        session.dispose();
+      }
+    });
+
+    it('gives the inspector feature maps of an ONNX layer, channel by channel, with Grad-CAM weights', async () => {
+      const session = new ImageSession(model, inputTensor('resnet_tiny'));
+      try {
+        const f = await computeFeatureMaps(session, { layer: '/layer1/relu_1/Relu_output_0', classIndex: 3 });
+        assert.deepStrictEqual([f.width, f.height, f.channels], [17, 17, 8]);
+        // Channel 2 of the payload is channel 2 of the NHWC activation, row-major.
+        const a = session.activation('/layer1/relu_1/Relu').dataSync();
+        for (const p of [0, 18, 288]) assert.strictEqual(f.values[2 * 289 + p], a[p * 8 + 2]);
+        assert.strictEqual(f.weights?.length, 8);
       } finally {
         session.dispose();
       }
