@@ -55,7 +55,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
               assert.strictEqual(r.heatmap.height, layer.height, `${method} at ${target}: height`);
               const corr = correlation(r.heatmap.values, layer.maps[method]);
               assert.ok(corr >= 0.999, `${method} at ${target} (${layer.module}): r = ${corr}`);
-              line.push(`${layer.module} ${method} r=${corr.toFixed(6)}`);
+              line.push(`${layer.module} ${method} 1-r=${(1 - corr).toExponential(1)}`);
             }
           }
           summary.push(line.join('; '));
