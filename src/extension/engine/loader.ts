@@ -57,8 +57,8 @@ const TFJS_HINT = 'choose the model.json that the TensorFlow.js converter wrote'
 /** A folder given where a model file belongs: name the model files in it, or say there are none. */
 function folderError(dir: string): CamLensError {
   if (fs.existsSync(path.join(dir, 'saved_model.pb'))) {
-    return new CamLensError('UNSUPPORTED_MODEL', `${dir} is a TensorFlow SavedModel folder; CAM Lens reads TensorFlow.js model.json files`,
-      `convert it: tensorflowjs_converter --input_format=tf_saved_model ${dir} <out>`);
+    return new CamLensError('UNSUPPORTED_MODEL', `${dir} is a TensorFlow SavedModel folder, which CAM Lens cannot open`,
+      `export it to ONNX (python -m tf2onnx.convert --saved-model ${dir} --output model.onnx), or save the Keras model as .keras, and open that`);
   }
   const found = findModelFiles(dir);
   if (found.length === 0) {
@@ -71,7 +71,8 @@ function folderError(dir: string): CamLensError {
   return new CamLensError('MODEL_INVALID', msg, tfjs.length ? `choose ${path.join(dir, tfjs[0].relPath)}` : TFJS_HINT);
 }
 
-function readJson(file: string): unknown {
+/** What every model path must be, whatever its format: an existing regular file (a folder names the models in it). */
+export function checkModelPath(file: string): fs.Stats {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
@@ -80,11 +81,16 @@ function readJson(file: string): unknown {
   }
   if (st.isDirectory()) throw folderError(file);
   if (!st.isFile()) throw new CamLensError('MODEL_INVALID', `${file} is not a regular file`);
+  return st;
+}
+
+function readJson(file: string): unknown {
+  const st = checkModelPath(file);
   const base = path.basename(file);
-  // Before the size check: a Keras .h5 or an ONNX file is large, and its format is the useful thing to say.
+  // Before the size check: another format's file is large, and its format is the useful thing to say.
   const format = sniffModelFile(file);
   if (format.id !== 'json' && format.id !== 'unknown') {
-    throw new CamLensError('UNSUPPORTED_MODEL', `${base} is ${format.name}; CAM Lens reads TensorFlow.js model.json files`, format.convert);
+    throw new CamLensError('UNSUPPORTED_MODEL', `${base} is ${format.name}, not a TensorFlow.js model.json`, format.convert);
   }
   if (st.size > MAX_MODEL_JSON_BYTES) {
     throw new CamLensError('MODEL_INVALID', `${file} is ${st.size} bytes, larger than a model.json can be (${MAX_MODEL_JSON_BYTES})`, TFJS_HINT);

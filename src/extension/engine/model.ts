@@ -9,13 +9,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
 import type { GraphModel } from '@tensorflow/tfjs-converter';
 import { CamLensError } from './errors';
-import { artifactsHandler, readModelJson, type ModelFormat } from './loader';
+import { artifactsHandler, checkModelPath, readModelJson, type ModelFormat } from './loader';
+import { sniffModelFile, type ModelFileFormatId } from './modelFormat';
 import { closestLabels, readMetadata, type MetadataOverrides, type ModelMetadata } from './metadata';
 import { LayerGraph, type ExecGraph } from './graph';
 import { GraphModelGraph, loadGraphModelArtifacts, probeGradients } from './graphModel';
 import { currentBackend, initBackend } from './backend';
-import { kerasFileKind, readKerasModel, rescalesAtInput, type KerasSource } from './formats/keras/keras';
-import { isOnnxFile, loadOnnxModel, type LoadedOnnxModel } from './formats/onnx/load';
+import { readKerasModel, rescalesAtInput, type KerasSource } from './formats/keras/keras';
+import { loadOnnxModel, type LoadedOnnxModel } from './formats/onnx/load';
 
 export interface LoadedModelBase {
   format: ModelFormat | 'onnx';
@@ -108,10 +109,30 @@ function checkLabels(metadata: ModelMetadata, numOutputs: number): void {
   }
 }
 
+/**
+ * The model formats CAM Lens opens, one line each: the file kinds a reader takes (sniffed by modelFormat.ts from
+ * the first bytes and the extension) and the reader. A new format is a folder under formats/ and one line here.
+ * Every other kind (SavedModel, TFLite, PyTorch pickles…) is refused in one line naming it and how to export an
+ * openable file; a pickle is never unpickled.
+ */
+const READERS: readonly { opens: readonly ModelFileFormatId[]; load: (file: string, opts: LoadOptions) => Promise<LoadedModel> }[] = [
+  { opens: ['json', 'unknown'], load: loadTfjs },
+  { opens: ['onnx'], load: loadOnnxModel },
+  { opens: ['keras-h5', 'keras-v3'], load: loadKeras },
+];
+
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!currentBackend()) await initBackend('auto');
-  if (kerasFileKind(modelPath)) return loadKeras(path.resolve(modelPath), opts);
-  if (isOnnxFile(modelPath)) return loadOnnxModel(modelPath, opts);
+  const file = path.resolve(modelPath);
+  checkModelPath(file);
+  const format = sniffModelFile(file);
+  const reader = READERS.find((r) => r.opens.includes(format.id));
+  if (!reader) throw new CamLensError('UNSUPPORTED_MODEL', `${path.basename(file)} is ${format.name}, which CAM Lens cannot open`, format.convert);
+  return reader.load(file, opts);
+}
+
+/** A TensorFlow.js model.json: a LayersModel (our layer-graph executor) or a GraphModel. */
+async function loadTfjs(modelPath: string, opts: LoadOptions): Promise<LoadedModel> {
   const json = readModelJson(modelPath);
   const metadata = readMetadata(json.dir, opts.overrides);
   const name = metadata.name ?? path.basename(json.dir);

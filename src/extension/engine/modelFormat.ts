@@ -27,33 +27,23 @@ export interface ModelFileFormat {
   convert?: string;
 }
 
-const TFJS_CONVERTER = 'tensorflowjs_converter';
-
+// The formats CAM Lens opens (json, onnx, keras-*) need no `convert`; the others say how to get one it opens.
 const FORMATS: Record<ModelFileFormatId, ModelFileFormat> = {
   json: { id: 'json', name: 'a JSON file' },
-  onnx: {
-    id: 'onnx', name: 'an ONNX model',
-    convert: `convert it to a SavedModel (onnx2tf), then to TensorFlow.js: ${TFJS_CONVERTER} --input_format=tf_saved_model <folder> <out>`,
-  },
-  'keras-h5': {
-    id: 'keras-h5', name: 'a Keras HDF5 model',
-    convert: `convert it: ${TFJS_CONVERTER} --input_format=keras <file.h5> <out>`,
-  },
-  'keras-v3': {
-    id: 'keras-v3', name: 'a Keras 3 model (.keras zip)',
-    convert: `save it from Keras as .h5 (model.save("model.h5")), then ${TFJS_CONVERTER} --input_format=keras model.h5 <out>`,
-  },
+  onnx: { id: 'onnx', name: 'an ONNX model' },
+  'keras-h5': { id: 'keras-h5', name: 'a Keras HDF5 model' },
+  'keras-v3': { id: 'keras-v3', name: 'a Keras 3 model (.keras zip)' },
   'tf-protobuf': {
     id: 'tf-protobuf', name: 'a TensorFlow protobuf graph (SavedModel or frozen graph)',
-    convert: `convert the SavedModel folder: ${TFJS_CONVERTER} --input_format=tf_saved_model <folder> <out>`,
+    convert: 'export the SavedModel folder to ONNX (python -m tf2onnx.convert --saved-model <folder> --output model.onnx), or save the Keras model as .keras, and open that',
   },
   tflite: {
     id: 'tflite', name: 'a TensorFlow Lite model',
-    convert: `convert the Keras model or SavedModel it was made from with ${TFJS_CONVERTER}`,
+    convert: 'open the Keras file (.keras, .h5) or the ONNX export of the model it was converted from',
   },
   pytorch: {
-    id: 'pytorch', name: 'a PyTorch checkpoint',
-    convert: `export the model to ONNX (torch.onnx.export), then to a SavedModel (onnx2tf), then ${TFJS_CONVERTER} --input_format=tf_saved_model <folder> <out>`,
+    id: 'pytorch', name: 'a PyTorch checkpoint (a pickle, which CAM Lens never unpickles)',
+    convert: 'export the model to ONNX: torch.onnx.export(model, torch.randn(1, 3, 224, 224), "model.onnx"), and open model.onnx',
   },
   zip: {
     id: 'zip', name: 'a zip archive',

@@ -39,10 +39,6 @@ export interface LoadedOnnxModel extends LoadedModelBase {
 /** ONNX protobufs are limited to 2 GiB; larger weights live in external data files. */
 const MAX_ONNX_BYTES = 2 ** 31;
 
-export function isOnnxFile(file: string): boolean {
-  return path.extname(file).toLowerCase() === '.onnx';
-}
-
 interface InputGeometry {
   layout: 'NCHW' | 'NHWC';
   channels: 1 | 3;
