@@ -544,9 +544,12 @@ const handlers: { [T in RequestType]: Handler<T> } = {
       format: m.format,
       backend: backend.name,
       inputSize: [m.inputHeight, m.inputWidth, m.inputChannels],
+      ...(m.format === 'layers-model' && m.source ? { source: m.source } : {}),
       preprocess: m.metadata.preprocess,
       preprocessAssumed: m.metadata.preprocessAssumed,
+      ...(m.metadata.preprocessNote ? { preprocessNote: m.metadata.preprocessNote } : {}),
       labels: Array.from({ length: numClasses(m) }, (_, i) => labelOf(m, i + off)),
+      ...(m.metadata.labelsAssumed ? { labelsAssumed: true } : {}),
       recommendedLayer: summary.recommendedLayer,
       spatialLayers: summary.layers.filter((l) => l.spatial).map((l) => l.name),
     };

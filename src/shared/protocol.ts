@@ -77,6 +77,8 @@ export interface ModelInfo {
   preprocessNote?: string;
   /** All class labels in index order (for the searchable class list). */
   labels: string[];
+  /** The labels are assumed, not read from the model's metadata (ImageNet's names for 1000 or 1001 outputs). */
+  labelsAssumed?: boolean;
   recommendedLayer: string | null;
   /** Spatial layers, in topological order: the target-layer picker. */
   spatialLayers: string[];

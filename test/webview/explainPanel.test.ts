@@ -82,6 +82,26 @@ describe('explain panel (headless Chromium, fake host)', function () {
     return r;
   }
 
+  it('says beside the preset picker and the predictions when the preset or the class names are assumed', async () => {
+    const p = await panel();
+    await p.waitForSent('panel/ready');
+    // An ONNX export without metadata: imagenet assumed for a channels-first model, ImageNet's names for 1000 outputs.
+    const init = didInit(imageUri) as Extract<ExplainHostMessage, { type: 'panel/didInit' }>;
+    await p.send({ ...init, model: { ...init.model, format: 'onnx', preprocess: 'imagenet', preprocessAssumed: true, preprocessNote: 'channels-first export', labelsAssumed: true } });
+    await p.page.waitForSelector('#preprocess-note:not([hidden])');
+    assert.equal(await text(p, '#preprocess-note'), 'imagenet is assumed (channels-first export): no metadata names the preprocessing.');
+    assert.match(await text(p, '#labels-note'), /^Class names assumed: ImageNet's/);
+    const label = await p.page.$eval('#preprocess vscode-option[value="imagenet"]', (o) => o.textContent);
+    assert.equal(label, 'imagenet (assumed: channels-first export)');
+    // From the model's metadata: no notes.
+    const q = await panel();
+    await q.waitForSent('panel/ready');
+    await q.send({ ...init, model: { ...init.model, preprocessAssumed: false } });
+    await q.page.waitForSelector('#preprocess vscode-option', { state: 'attached' });
+    assert.equal(await q.page.$eval('#preprocess-note', (e) => (e as HTMLElement).hidden), true);
+    assert.equal(await q.page.$eval('#labels-note', (e) => (e as HTMLElement).hidden), true);
+  });
+
   it('posts panel/ready first and nothing else before the host answers', async () => {
     const p = await panel();
     await p.waitForSent('panel/ready');

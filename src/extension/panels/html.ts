@@ -124,6 +124,7 @@ ${ERROR_REGION}
       ${select('method', 'Method')}
       ${select('layer', 'Target layer')}
       ${select('preprocess', 'Preprocessing')}
+      <p id="preprocess-note" class="hint-text" hidden></p>
       ${select('colormap', 'Colormap')}
       <div class="field">
         <label for="opacity">Opacity <span id="opacity-value" class="hint-text"></span></label>
@@ -139,6 +140,7 @@ ${ERROR_REGION}
     </section>
     <section class="classes" aria-labelledby="predictions-heading">
       <h2 id="predictions-heading">Top predictions</h2>
+      <p id="labels-note" class="hint-text" hidden></p>
       <p id="class-note" class="class-note" hidden></p>
       <ul id="predictions" class="listbox" role="listbox" aria-labelledby="predictions-heading" aria-describedby="class-note"></ul>
     </section>

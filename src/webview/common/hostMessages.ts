@@ -107,6 +107,7 @@ function model(x: unknown): ModelInfo {
     preprocessAssumed: Boolean(m.preprocessAssumed),
     ...(typeof m.preprocessNote === 'string' && m.preprocessNote ? { preprocessNote: m.preprocessNote } : {}),
     labels: arr(m.labels, 'model.labels').map((l, i) => str(l, `model.labels[${i}]`)),
+    ...(m.labelsAssumed === true ? { labelsAssumed: true } : {}),
     recommendedLayer: m.recommendedLayer === null || m.recommendedLayer === undefined ? null : str(m.recommendedLayer, 'model.recommendedLayer'),
     spatialLayers: arr(m.spatialLayers, 'model.spatialLayers').map((l, i) => str(l, `model.spatialLayers[${i}]`)),
   };

@@ -75,6 +75,8 @@ const ui = {
   classList: byId('class-list'),
   classCount: byId('class-count'),
   classNote: byId('class-note'),
+  preprocessNote: byId('preprocess-note'),
+  labelsNote: byId('labels-note'),
 };
 
 const overlay = new OverlayView(ui.stage, ui.canvas, ui.image, byId('probe'), byId('readout'), byId('image-note'));
@@ -204,17 +206,30 @@ function fillControls(model: ModelInfo, methods: MethodInfo[], s: ExplainViewSta
     ui.preprocess,
     PREPROCESS_IDS.map((id) => ({
       value: id,
-      label: id === model.preprocess ? `${id} (${model.preprocessAssumed ? 'assumed' : 'from the model'})` : id,
+      label: id === model.preprocess ? `${id} (${preprocessSource(model)})` : id,
       description: id === model.preprocess && model.preprocessAssumed
-        ? 'No metadata names the preprocessing; if the heatmaps look like noise, try another preset.'
+        ? `No metadata names the preprocessing${model.preprocessNote ? ` (assumed from the model: ${model.preprocessNote})` : ''}; if the heatmaps look like noise, try another preset.`
         : undefined,
     })),
     effectivePreprocess(s, model),
   );
+  // An assumed preset, or assumed class names, said in words beside the controls they concern.
+  ui.preprocessNote.hidden = !model.preprocessAssumed;
+  ui.preprocessNote.textContent = model.preprocessAssumed
+    ? `${model.preprocess} is assumed${model.preprocessNote ? ` (${model.preprocessNote})` : ''}: no metadata names the preprocessing.`
+    : '';
+  ui.labelsNote.hidden = !model.labelsAssumed;
+  ui.labelsNote.textContent = model.labelsAssumed ? `Class names assumed: ImageNet's, for a model with ${model.labels.length} classes and no labels file.` : '';
   fillSelect(ui.colormap, COLORMAPS.map((c) => ({ value: c, label: c })), s.colormap);
   ui.opacity.value = String(s.opacity);
   ui.opacityValue.textContent = `${Math.round(s.opacity * 100)}%`;
   ui.overlayToggle.checked = s.overlay;
+}
+
+/** Where the model's preset comes from, for the picker: "assumed", "assumed: inside the model", "from the model". */
+function preprocessSource(model: ModelInfo): string {
+  if (!model.preprocessAssumed) return 'from the model';
+  return model.preprocessNote ? `assumed: ${model.preprocessNote}` : 'assumed';
 }
 
 function renderPredictions(): void {
