@@ -24,7 +24,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { BACKEND_CHOICES, MAX_WASM_THREADS, defaultThreads, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
+import { BACKEND_CHOICES, MAX_WASM_THREADS, availableCores, defaultThreads, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
 import { CamLensError } from './engine/errors';
 import { loadModel, type LoadedModel } from './engine/model';
 import { describeModel, openImage } from './engine/pipeline';
@@ -58,7 +58,7 @@ Usage:
 Options for every command:
   --backend auto|node|wasm|cpu   TensorFlow.js backend (default auto: tfjs-node, else wasm, else cpu)
   --threads <n>                  threads for one forward pass on the wasm backend (default: one per core,
-                                 at most ${MAX_WASM_THREADS} = ${defaultThreads()} here)
+                                 at most ${MAX_WASM_THREADS}; ${defaultThreads()} here)
   --class-names <file>           the model's class names (JSON array or one per line) when it has no metadata
   --label-offset <n>             leading model outputs that are not classes (1 for a "background" output)
   --preprocess <preset>          ${PREPROCESS_PRESETS.join(' | ')} (default: the model's metadata, else [0,1])
@@ -73,7 +73,8 @@ cam options:
   --batch-size <n>               inputs per forward pass for scorecam and --metrics (default ${SCORECAM_DEFAULT_BATCH})
   --top-channels <n>             scorecam: only the n channels of largest spatial std ("Faster Score-CAM")
   --workers <n>                  worker threads for scorecam, --metrics and --recommend, besides this one
-                                 (default: cores - 1 = ${defaultWorkerCount()}; 0: compute in one thread)
+                                 (default: the cores --threads leaves, cores - threads: ${Math.max(0, availableCores() - defaultThreads())} here,
+                                 ${defaultWorkerCount()} with --threads 1; 0: compute in this thread only)
   --metrics                      faithfulness of the map: deletion/insertion AUC, Average Drop, Increase in
                                  Confidence, each also for a random map (adds "metrics" to --json)
 layers options:
@@ -277,9 +278,15 @@ async function setup(f: CommonFlags, outputs: (string | undefined)[] = []): Prom
   return { backend, model };
 }
 
-/** Worker threads for the many forward passes of scorecam, --metrics and --recommend (none when --workers 0). */
-function makePool(workers: number, model: LoadedModel, overrides: MetadataOverrides): ScorePool | undefined {
-  return workers > 0 ? new ScorePool({ modelPath: model.path, overrides, workers }) : undefined;
+/**
+ * Worker threads for the many forward passes of scorecam, --metrics and --recommend (none when --workers 0).
+ * Without --workers, the cores the backend's threads leave: each worker is single-threaded, and threads and
+ * workers beyond the cores slow both down (bench/threads.ts --scorecam), so by default they add up to the cores:
+ * one thread per core (the default) means no workers, --threads 1 means cores - 1 workers.
+ */
+function makePool(workers: number | undefined, backend: BackendInfo, model: LoadedModel, overrides: MetadataOverrides): ScorePool | undefined {
+  const n = workers ?? Math.max(0, availableCores() - backend.threads);
+  return n > 0 ? new ScorePool({ modelPath: model.path, overrides, workers: n }) : undefined;
 }
 
 function metricsJson(r: FaithfulnessReport): Record<string, unknown> {
@@ -352,7 +359,7 @@ async function cmdCam(v: Values): Promise<void> {
   const manyPasses = methodId === 'scorecam' || v.metrics === true;
   const batchSize = intOption(v, 'batch-size', SCORECAM_DEFAULT_BATCH, 1, 1024);
   const topChannels = v['top-channels'] === undefined ? undefined : intOption(v, 'top-channels', 0, 1, 1 << 20);
-  const workers = intOption(v, 'workers', defaultWorkerCount(), 0, 256);
+  const workers = v.workers === undefined ? undefined : intOption(v, 'workers', 0, 0, 256);
   if (topChannels !== undefined && methodId !== 'scorecam') throw new UsageError('--top-channels applies to --method scorecam only');
   for (const k of ['batch-size', 'workers']) {
     if (v[k] !== undefined && !manyPasses) throw new UsageError(`--${k} applies to --method scorecam and to --metrics only`);
@@ -371,7 +378,7 @@ async function cmdCam(v: Values): Promise<void> {
   const { backend, model } = await setup(common, [png]);
   const t1 = performance.now();
   const opened = await openImage(model, image, { maxPixels: common.maxPixels });
-  const pool = manyPasses ? makePool(workers, model, common.overrides) : undefined;
+  const pool = manyPasses ? makePool(workers, backend, model, common.overrides) : undefined;
   try {
     const predictions = await opened.session.predictions(top);
     const r = await opened.session.explain({
@@ -467,14 +474,14 @@ async function cmdLayers(v: Values): Promise<void> {
   if (v.candidates === 'all') lastN = Infinity;
   else if (v.candidates !== undefined) lastN = intOption(v, 'candidates', DEFAULT_CANDIDATES, 1, 100000);
   const batchSize = intOption(v, 'batch-size', SCORECAM_DEFAULT_BATCH, 1, 1024);
-  const workers = intOption(v, 'workers', defaultWorkerCount(), 0, 256);
+  const workers = v.workers === undefined ? undefined : intOption(v, 'workers', 0, 0, 256);
   if (image) checkImageFile(image);
-  const { model } = await setup(common);
+  const { backend, model } = await setup(common);
   let rec: Recommendation | undefined;
   try {
     if (image) {
       const opened = await openImage(model, image, { maxPixels: common.maxPixels });
-      const pool = makePool(workers, model, common.overrides);
+      const pool = makePool(workers, backend, model, common.overrides);
       try {
         rec = await recommendLayer(opened.session, { classChoice: v.class as string | undefined, lastN, batchSize, pool });
       } finally {

@@ -120,7 +120,7 @@ export interface EngineClientOptions {
   testHooks?: boolean;
   /** Worker thread at below-normal priority (default true; see WorkerOptions). */
   lowPriority?: boolean;
-  /** Score-CAM's extra threads (default cores - 2). */
+  /** Score-CAM's extra threads (default cores - 1 - the engine's threads; see WorkerOptions). */
   scoreWorkers?: number;
   resourceLimits?: ResourceLimits;
   log?: (event: EngineLogEvent) => void;

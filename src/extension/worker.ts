@@ -29,7 +29,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { currentBackend, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
+import { availableCores, currentBackend, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
 import { CamLensError, CancelledError, throwIfAborted, toErrorInfo } from './engine/errors';
 import { labelOf, loadModel, numClasses, type LoadedModel } from './engine/model';
 import { describeModel, openImage } from './engine/pipeline';
@@ -90,8 +90,17 @@ let backendChoice: BackendChoice = options.backend ?? 'auto';
 /** Threads for one forward pass (WorkerOptions.threads; 0: one per core). */
 let threadsSetting = options.threads ?? 0;
 
-/** One core stays with the extension host (and the rest of the editor) while Score-CAM fans out. */
-const SCORE_WORKERS = Math.max(0, Math.floor(options.scoreWorkers ?? (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length) - 2));
+/**
+ * Score-CAM's pool workers (each single-threaded) and this thread's own threads share the cores, one core staying
+ * with the extension host (and the rest of the editor): by default cores - 1 - (threads in use). With one
+ * thread that is cores - 2 workers, as before threads existed; with a thread per core, no pool: XNNPACK's
+ * threads run the masked batches (on 2 cores as fast as a pool; bench/threads.ts --scorecam), while threads and
+ * a pool at once oversubscribe the cores and are slower than either.
+ */
+function scoreWorkers(): number {
+  if (options.scoreWorkers !== undefined) return Math.max(0, Math.floor(options.scoreWorkers));
+  return Math.max(0, availableCores() - 1 - (currentBackend()?.threads ?? 1));
+}
 
 /**
  * Lowers this thread's scheduling priority (nice 10) so that the host's event loop keeps its latency while the
@@ -373,8 +382,9 @@ function methodInfos(model: LoadedModel, recommended: string | null): MethodInfo
 
 /** Score-CAM's thread pool of a model, started on its first Score-CAM. */
 function scorePoolFor(me: ModelEntry, ref: ModelRef, method: string): ScorePool | undefined {
-  if (method === 'scorecam' && SCORE_WORKERS > 0 && !me.pool) {
-    me.pool = new ScorePool({ modelPath: me.model.path, overrides: modelOverrides(ref), workers: SCORE_WORKERS });
+  const workers = method === 'scorecam' && !me.pool ? scoreWorkers() : 0;
+  if (workers > 0) {
+    me.pool = new ScorePool({ modelPath: me.model.path, overrides: modelOverrides(ref), workers });
   }
   return me.pool;
 }

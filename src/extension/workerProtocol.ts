@@ -75,7 +75,10 @@ export interface WorkerOptions {
    * host's thread always gets a core first when the worker computes.
    */
   lowPriority?: boolean;
-  /** Extra threads for Score-CAM's masked passes (engine/scorePool.ts); default: cores - 2, leaving one for the host. */
+  /**
+   * Extra threads for Score-CAM's masked passes (engine/scorePool.ts), each single-threaded; default: the cores the
+   * engine's own threads leave, one kept for the host: cores - 1 - threads (none with a thread per core).
+   */
   scoreWorkers?: number;
   /** Shared cancel flags (see `markCancelled`); without it, cancellation waits for the worker's next idle moment. */
   cancelBoard?: SharedArrayBuffer;
