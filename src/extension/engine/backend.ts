@@ -147,7 +147,12 @@ export function threadedWasmFiles(): { glue: string; worker: string; wasm: strin
 /** The parts of the Emscripten module used here (the glue's MODULARIZE factory resolves to it). */
 interface ThreadedModule {
   cwrap(name: string, ret: string | null, args: string[]): (...a: number[]) => unknown;
-  PThread: { runningWorkers: Worker[]; unusedWorkers: Worker[]; terminateAllThreads(): void };
+  PThread: {
+    runningWorkers: Worker[];
+    unusedWorkers: Worker[];
+    terminateAllThreads(): void;
+    loadWasmModuleToWorker(worker: Worker, onFinished?: unknown): void;
+  };
   tfjs?: unknown;
 }
 
@@ -195,6 +200,7 @@ async function threadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
   let instantiateFailed: (e: unknown) => void = () => undefined;
   const failed = new Promise<never>((_, reject) => (instantiateFailed = reject));
   let config: FactoryConfig & Partial<ThreadedModule> | undefined;
+  let started = false;
   try {
     const files = threadedWasmFiles();
     const binary = await fs.promises.readFile(files.wasm);
@@ -217,6 +223,7 @@ async function threadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
     let ready: Promise<ThreadedModule>;
     try {
       ready = factory(config);
+      catchWorkerErrors(config as FactoryConfig & Partial<ThreadedModule>, (e) => instantiateFailed(e), () => started);
     } finally {
       // The 8 workers were created inside the call, synchronously; nothing later needs the global.
       if (globalWorker) Object.defineProperty(globalThis, 'Worker', globalWorker);
@@ -224,7 +231,12 @@ async function threadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
       for (const l of process.listeners('uncaughtException')) if (!uncaught.includes(l)) process.removeListener('uncaughtException', l);
       for (const l of process.listeners('unhandledRejection')) if (!unhandled.includes(l)) process.removeListener('unhandledRejection', l);
     }
-    const module = await Promise.race([ready, failed]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the wasm threads did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+      timer.unref();
+    });
+    const module = await Promise.race([ready, failed, timeout]).finally(() => clearTimeout(timer));
     module.tfjs = {
       init: module.cwrap('init', null, []),
       initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
@@ -239,6 +251,7 @@ async function threadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
     for (const w of module.PThread.runningWorkers) w.unref();
     for (const w of module.PThread.unusedWorkers) void w.terminate();
     module.PThread.unusedWorkers.length = 0;
+    started = true;
     return backend;
   } catch (e) {
     // Emscripten's module is the config object itself: end whatever workers it started.
@@ -251,6 +264,32 @@ async function threadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
     threadedFailure = `${(e as Error)?.message ?? String(e)}${detail}`;
     throw e;
   }
+}
+
+/** How long the 8 pthread workers may take to load before the threaded build is given up (they take milliseconds). */
+const START_TIMEOUT_MS = 30_000;
+
+/**
+ * Emscripten answers a pthread worker's error by throwing it in the calling thread's event loop, which kills the
+ * process (the CLI) or the engine worker; and an error that arrives before it listens (it starts listening only
+ * once the module is compiled) is an unhandled 'error' event, just as fatal. While the backend starts, both go to
+ * `fail` instead (the start fails and one thread is used); once started, an error still ends the thread that
+ * owns the pool (a pool thread gone would leave every later pass waiting for it).
+ */
+function catchWorkerErrors(module: Partial<ThreadedModule>, fail: (e: Error) => void, started: () => boolean): void {
+  const pthread = module.PThread;
+  if (!pthread) return;
+  const onError = (e: Error) => {
+    if (started()) throw e;
+    fail(new Error(`a wasm thread failed to start: ${e?.message ?? String(e)}`));
+  };
+  for (const w of pthread.unusedWorkers) w.on('error', onError);
+  const load = pthread.loadWasmModuleToWorker;
+  pthread.loadWasmModuleToWorker = (worker, onFinished) => {
+    load(worker, onFinished);
+    // Replaces Emscripten's own handler (its 'error' listener calls whatever `onerror` holds).
+    (worker as Worker & { onerror?: unknown }).onerror = onError;
+  };
 }
 
 /** The 'wasm' factory the package registered on import (its own loader: one thread, no workers). */
