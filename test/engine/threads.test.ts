@@ -275,6 +275,35 @@ describe('wasm threads for one image', function () {
       assert.ok(r.tailMs < 3000, `exited ${r.tailMs} ms after its last output`);
     });
 
+    it('falls back to one thread, and lives, when the pthread worker script is broken', async () => {
+      // A copy of the bundle whose pthread script throws; node_modules is found through NODE_PATH.
+      const copy = tempDir('cam-lens-threads-dist-');
+      try {
+        for (const f of fs.readdirSync(path.join(ROOT, 'dist'))) {
+          if (f === 'cli.js' || f.endsWith('.wasm') || f === 'tfjs-backend-wasm-threaded-simd.js') fs.copyFileSync(path.join(ROOT, 'dist', f), path.join(copy, f));
+        }
+        fs.writeFileSync(path.join(copy, 'tfjs-backend-wasm-threaded-simd.worker.js'), 'throw new Error("broken pthread script");\n');
+        const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+          const child = spawn(process.execPath, [path.join(copy, 'cli.js'), ...cliArgs(2)], { env: { ...process.env, NODE_PATH: path.join(ROOT, 'node_modules') } });
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+          child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          const timer = setTimeout(() => child.kill('SIGKILL'), 60000);
+          child.on('close', (code) => {
+            clearTimeout(timer);
+            resolve({ code, stdout, stderr });
+          });
+        });
+        assert.strictEqual(r.code, 0, r.stderr);
+        const j = JSON.parse(r.stdout);
+        assert.strictEqual(j.backend, 'wasm');
+        assert.strictEqual(j.threads, 1);
+      } finally {
+        fs.rmSync(copy, { recursive: true, force: true });
+      }
+    });
+
     it('the engine worker runs its pthreads as nested workers, switches counts, and leaves no thread behind', async function () {
       const baseline = await stableThreads();
       const client = new EngineClient({ workerPath: path.join(ROOT, 'dist', 'worker.js'), backend: 'wasm', threads: 2 });
