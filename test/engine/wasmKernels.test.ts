@@ -161,6 +161,18 @@ describe('wasm gradient kernels', function () {
     }
   });
 
+  it('still runs the backend kernel it falls back to after the wasm backend restarts (a new thread count)', async function () {
+    // Ours replaces Conv2DBackpropInput but calls the backend's for small cases; the backend's kernel is bound to a
+    // wasm instance by its setupFunc, which tfjs re-runs for the registered kernels when an instance starts.
+    try {
+      await initBackend('wasm', { threads: 2 });
+      await initBackend('wasm', { threads: 1 });
+      await assertMatchesCpu({ depthwise: false, xShape: [1, 3, 3, 4], filterShape: [3, 3, 4, 5], strides: 1, pad: 'same' }, 900);
+    } finally {
+      await initBackend('wasm', { threads: 1 });
+    }
+  });
+
   it('matches cpu for non-square kernels, numeric padding with dimRoundingMode and explicit padding', async function () {
     const cases: ConvCase[] = [];
     for (const depthwise of [true, false]) {

@@ -326,6 +326,8 @@ const MIN_POSITIONS = 16;
 
 /** The backend's own kernels that ours replace (see REPLACEMENTS), kept for the cases they still run. */
 const backendKernels = new Map<string, tf.KernelFunc>();
+/** Their setup functions (they bind the kernels to a wasm module instance), kept on our replacements. */
+const backendSetups = new Map<string, tf.KernelSetupFunc>();
 
 function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const kernel = tf.Conv2DBackpropInput;
@@ -469,8 +471,13 @@ export function registerWasmGradientKernels(): void {
       // The first kernel found is the backend's (or a wrapper that falls back to it). A later one may wrap ours:
       // keeping that would make ours call itself.
       if (!backendKernels.has(kernelName)) backendKernels.set(kernelName, current.kernelFunc);
+      if (current.setupFunc && !backendSetups.has(kernelName)) backendSetups.set(kernelName, current.setupFunc);
       tf.unregisterKernel(kernelName, BACKEND);
     }
-    tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
+    // The backend's kernel binds its wasm function in its setupFunc, which tfjs calls for every registered kernel
+    // each time a wasm backend instance starts (a new thread count starts a new one). Ours keeps that setupFunc,
+    // so the backend's kernel, which ours still calls for small cases, is bound to the running instance and not
+    // to a disposed one (there it aborted the wasm module).
+    tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc, setupFunc: backendSetups.get(kernelName) });
   }
 }
