@@ -53,8 +53,9 @@ describe('cam-lens CLI', function () {
     const r = run(['cam', '--model', modelJson, '--image', image, '--method', 'gradcam++', '--class', 'banana', '--json', '-', '--png', png, '--backend', 'cpu', '--top', '3']);
     assert.strictEqual(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
-    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'method', 'layer', 'target', 'predictions', 'heatmap', 'timingsMs']);
+    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'threads', 'method', 'layer', 'target', 'predictions', 'heatmap', 'timingsMs']);
     assert.strictEqual(j.backend, 'cpu');
+    assert.strictEqual(j.threads, 1, 'the cpu backend runs on one thread');
     assert.strictEqual(j.method, 'gradcam++');
     assert.strictEqual(j.layer, 'res');
     assert.deepStrictEqual([j.target.index, j.target.label], [1, 'banana']);
@@ -93,7 +94,7 @@ describe('cam-lens CLI', function () {
     const a = run(['cam', '--model', modelJson, '--image', image, '--method', 'scorecam', '--class', 'cherry', '--batch-size', '3', '--workers', '0', '--json', '-']);
     assert.strictEqual(a.code, 0, a.stderr);
     const j = JSON.parse(a.stdout);
-    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'method', 'layer', 'target', 'predictions', 'heatmap', 'timingsMs']);
+    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'threads', 'method', 'layer', 'target', 'predictions', 'heatmap', 'timingsMs']);
     assert.strictEqual(j.method, 'scorecam');
     assert.ok(j.heatmap.values.every((v: number) => v >= 0 && v <= 1) && Math.max(...j.heatmap.values) > 0.999);
     // The same map with one worker thread (or in this thread where the worker bundle is absent).
@@ -107,7 +108,7 @@ describe('cam-lens CLI', function () {
     const r = run(['cam', '--model', modelJson, '--image', image, '--method', 'eigencam', '--metrics', '--workers', '0', '--json', '-']);
     assert.strictEqual(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
-    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'method', 'layer', 'target', 'predictions', 'heatmap', 'metrics', 'timingsMs']);
+    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'threads', 'method', 'layer', 'target', 'predictions', 'heatmap', 'metrics', 'timingsMs']);
     assert.strictEqual(j.metrics.steps, 20);
     assert.strictEqual(j.metrics.baseline, 'blur');
     for (const which of ['map', 'random']) {
