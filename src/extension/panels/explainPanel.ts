@@ -202,7 +202,7 @@ class ExplainPanel {
   private async init(): Promise<void> {
     try {
       const described = await this.s.engine.describeModel(this.modelRef, { supersedeKey: `${this.key}:init` });
-      this.s.models.setBackend(described.backend.name);
+      this.s.models.setBackend(described.backend.name, described.backend.threads);
       const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(), topK: ALL_CLASSES }, { supersedeKey: `${this.key}:predict` });
       const ext = path.extname(this.image.fsPath).toLowerCase();
       let imageUri = this.panel.webview.asWebviewUri(this.image).toString();

@@ -91,7 +91,7 @@ class InspectorPanel {
   private async init(): Promise<void> {
     try {
       const d = await this.s.engine.describeModel({ path: this.modelPath }, { supersedeKey: `${this.key}:init` });
-      this.s.models.setBackend(d.backend.name);
+      this.s.models.setBackend(d.backend.name, d.backend.threads);
       this.post({ type: 'panel/didInit', model: d.info, layers: d.layers, totalParams: d.totalParams });
     } catch (e) {
       if (isCancellation(e)) return;
