@@ -168,8 +168,10 @@ describe('VSIX per platform (scripts/package/vsix.js)', function () {
         if (want.libc) assert.equal(libcOf(bin), want.libc, `${n}: C library`);
       }
 
-      // TensorFlow.js: the WebAssembly backend's binaries, never the optional native tfjs-node.
-      for (const w of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
+      // TensorFlow.js: the WebAssembly backend's binaries, and the threaded build's glue and pthread worker script
+      // (engine/backend.ts starts them as files), never the optional native tfjs-node.
+      for (const w of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm',
+        'tfjs-backend-wasm-threaded-simd.js', 'tfjs-backend-wasm-threaded-simd.worker.js']) {
         assert.ok(byName.has(`extension/dist/${w}`), `${target}: dist/${w} is missing`);
       }
       assert.deepEqual(entries.filter((e) => /node_modules\/@tensorflow\/tfjs-node/.test(e.name)).map((e) => e.name), [], `${target}: tfjs-node`);
