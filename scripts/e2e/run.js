@@ -48,7 +48,7 @@ const NODE24_BIN = path.join(CACHE, 'node24', 'node_modules', 'node', 'bin');
 const CS_BIN = path.join(CACHE, 'code-server', 'node_modules', '.bin', 'code-server');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
-const OWN_ARTIFACTS = /^(explain-(panel|workbench|panel-other-class|error)\.png|inspector-panel\.png|vsix-panel\.png|vsix-contents\.txt|fail-(workbench|explain-[a-z-]+|inspector|extension-host|vsix)\.png|code-server-(dev|vsix)\.log|e2e-console-errors\.txt)$/;
+const OWN_ARTIFACTS = /^(explain-(panel|workbench|panel-other-class|error|onnx)\.png|inspector-(panel|onnx)\.png|vsix-panel\.png|vsix-contents\.txt|fail-(workbench|explain-[a-z-]+|inspector|extension-host|vsix)\.png|code-server-(dev|vsix)\.log|e2e-console-errors\.txt)$/;
 const OPTIONAL = process.env.CAM_LENS_E2E_OPTIONAL === '1' || process.argv.includes('--optional');
 const EXTENSION_ID = 'cam-lens.cam-lens';
 const MENU_CAM = 'Show Class Activation Map';
@@ -232,6 +232,13 @@ function makeWorkspace(/** @type {string} */ runDir) {
   } else {
     tsx([path.join(REPO, 'test', 'e2e', 'fixtures.ts'), 'model', modelDir]);
     notes.push('models/demo/ is absent: a stand-in model (bnModel) is used');
+  }
+  // An ONNX export (a PyTorch ResNet test fixture) with its probe image, in a folder of its own.
+  const onnxFixture = path.join(REPO, 'test', 'fixtures', 'onnx', 'resnet_tiny');
+  if (fs.existsSync(path.join(onnxFixture, 'resnet_tiny.onnx'))) {
+    fs.mkdirSync(path.join(ws, 'onnx'));
+    fs.copyFileSync(path.join(onnxFixture, 'resnet_tiny.onnx'), path.join(ws, 'onnx', 'resnet_tiny.onnx'));
+    fs.copyFileSync(path.join(onnxFixture, 'probe.png'), path.join(ws, 'onnx', 'onnx_probe.png'));
   }
   fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'camLens.model': 'model/model.json' }, null, 2));
   const pngs = fs.readdirSync(ws).filter((f) => f.endsWith('.png') && f !== 'broken.png').sort();
@@ -609,6 +616,11 @@ async function main() {
   const top1 = preds[0].p[0];
   const layers = cli(['layers', '--model', modelJson, '--json', '-']).layers;
   const brokenReason = run(process.execPath, [path.join(REPO, 'dist', 'cli.js'), 'predict', '--model', modelJson, '--image', path.join(ws, 'broken.png')]).stderr.trim();
+  const onnxModel = path.join(ws, 'onnx', 'resnet_tiny.onnx');
+  const onnx = fs.existsSync(onnxModel) ? {
+    layers: cli(['layers', '--model', onnxModel, '--json', '-']).layers.length,
+    top1: cli(['predict', '--model', onnxModel, '--image', path.join(ws, 'onnx', 'onnx_probe.png'), '--json', '-']).predictions[0],
+  } : undefined;
   log(`workspace ${ws}: ${pngs.join(', ')}; expected top-1 of ${sample}: ${top1.index} "${top1.label}" (${(top1.probability * 100).toFixed(1)}%); ${layers.length} layers; CLI on broken.png: ${brokenReason}`);
 
   const browser = await launchBrowser();
@@ -620,7 +632,7 @@ async function main() {
       if (server) try {
         log(`code-server (development extension) on ${server.base}`);
         if (PARTS.has('exthost')) await extensionHostPart(browser, server, ws, runDir, consoleErrors);
-        if (PARTS.has('ui')) await uiPart(browser, server, ws, { sample, top1, layers, pngs }, consoleErrors);
+        if (PARTS.has('ui')) await uiPart(browser, server, ws, { sample, top1, layers, pngs, onnx }, consoleErrors);
       } finally {
         server.stop();
         fs.copyFileSync(server.logFile, path.join(ARTIFACTS, 'code-server-dev.log'));
@@ -678,7 +690,7 @@ async function extensionHostPart(browser, server, ws, runDir, consoleErrors) {
 /**
  * (a) The UI through the development path: Explorer context menus -> the explain panel and the inspector.
  * @param {import('playwright-core').Browser} browser @param {{ base: string }} server @param {string} ws
- * @param {{ sample: string, top1: { index: number, label: string }, layers: unknown[], pngs: string[] }} expect
+ * @param {{ sample: string, top1: { index: number, label: string }, layers: unknown[], pngs: string[], onnx?: { layers: number, top1: { index: number, label: string } } }} expect
  * @param {string[]} consoleErrors
  */
 async function uiPart(browser, server, ws, expect, consoleErrors) {
@@ -883,6 +895,41 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
       if (!/not a readable image/i.test(text)) throw new Error(`#error reads "${text}", expected the engine's "is not a readable image" reason`);
       return `#error "${text.slice(0, 120)}"`;
     }, { needs: [T_WORKBENCH], onFail: failShot('explain-error') });
+
+    // An ONNX file, opened directly: its layers, then "Use this model" and a map from it. The workspace's
+    // camLens.model names the demo model, so the choice must also update that setting to take effect.
+    const onnx = expect.onnx;
+    const T_ONNX_INSPECT = `ui: "${MENU_LAYERS}" on an ONNX file lists all ${onnx?.layers} of its layers`;
+    if (onnx) {
+      await test(T_ONNX_INSPECT, async () => {
+        await closeAllEditors(page);
+        if (!(await explorerRow(page, 'resnet_tiny.onnx').isVisible())) await explorerRow(page, 'onnx').click();
+        await contextMenu(page, 'resnet_tiny.onnx', MENU_LAYERS);
+        const { inner, host } = await webviewWith(page, 'tr[data-layer]', 45000);
+        const rows = await inner.locator('tr[data-layer]').count();
+        await shot(host, 'inspector-onnx.png');
+        if (rows !== onnx.layers) throw new Error(`${rows} tr[data-layer] rows, the CLI lists ${onnx.layers} layers`);
+        await inner.locator('#use-model').click();
+        return `${rows} rows`;
+      }, { needs: [T_WORKBENCH], onFail: failShot('inspector-onnx') });
+
+      await test(`ui: after "Use this model", the explain panel runs the ONNX model: top-1 "${onnx.top1.label}" and a drawn map`, async () => {
+        await closeAllEditors(page);
+        await contextMenu(page, 'onnx_probe.png', MENU_CAM);
+        const { inner, host } = await webviewWith(page, '#title:has-text("onnx_probe.png")', 60000);
+        const first = inner.locator('#predictions [data-class-index]').first();
+        await first.waitFor({ timeout: 45000 });
+        const index = await first.getAttribute('data-class-index');
+        if (index !== String(onnx.top1.index)) throw new Error(`first prediction has index ${index}, the CLI's top-1 is ${onnx.top1.index} "${onnx.top1.label}"`);
+        await inner.locator('#canvas[data-state="drawn"]').waitFor({ timeout: 45000 });
+        const name = (await inner.locator('#model-name').innerText()).trim();
+        if (name !== 'resnet_tiny') throw new Error(`the panel names the model "${name}", expected resnet_tiny`);
+        const settings = JSON.parse(fs.readFileSync(path.join(ws, '.vscode', 'settings.json'), 'utf8'));
+        if (settings['camLens.model'] !== 'onnx/resnet_tiny.onnx') throw new Error(`camLens.model is ${settings['camLens.model']}, expected the chosen onnx/resnet_tiny.onnx`);
+        await shot(host, 'explain-onnx.png');
+        return `"${name}", top-1 ${index}, camLens.model updated`;
+      }, { needs: [T_ONNX_INSPECT], onFail: failShot('explain-onnx') });
+    }
   } finally {
     await page.close().catch(() => {});
   }

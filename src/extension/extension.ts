@@ -41,7 +41,7 @@ export function activate(context: vscode.ExtensionContext): void {
     registerSelectModel(models),
     registerFindMislabeled(services),
     vscode.window.registerWebviewPanelSerializer(EXPLAIN_VIEW_TYPE, explain),
-    models.onDidChange(() => explain.refreshAll()),
+    models.onDidChange((e) => explain.followModel(e.previous, e.current)),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (e.affectsConfiguration('camLens.backend') || e.affectsConfiguration('camLens.threads')) {
         try {

@@ -22,8 +22,8 @@ export class ModelChoice implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('camLens.model', vscode.StatusBarAlignment.Right, 100);
   private backend = '';
   private threads?: number;
-  private readonly changed = new vscode.EventEmitter<string>();
-  /** Fires with the new model path when the user picks another model. */
+  private readonly changed = new vscode.EventEmitter<{ previous?: string; current: string }>();
+  /** Fires with the previous and the new active model when the user picks another model. */
   readonly onDidChange = this.changed.event;
 
   constructor(private readonly context: vscode.ExtensionContext) {
@@ -88,10 +88,24 @@ export class ModelChoice implements vscode.Disposable {
     return chosen;
   }
 
+  /**
+   * The user chose a model (the picker, an inspector's "Use this model"). Where a `camLens.model` setting is in
+   * effect it would win over the last choice, so that the choice took effect nowhere: the setting is updated too,
+   * in the workspace (a path relative to the workspace folder where the model lies inside it).
+   */
   async setActive(modelPath: string): Promise<void> {
+    const previous = this.configured();
     await this.context.workspaceState.update(LAST_MODEL_KEY, modelPath);
+    const config = vscode.workspace.getConfiguration('camLens');
+    if (config.get<string>('model', '').trim()) {
+      const folder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(modelPath)) ?? vscode.workspace.workspaceFolders?.[0];
+      const rel = folder ? path.relative(folder.uri.fsPath, modelPath) : '';
+      const value = folder && rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep).join('/') : modelPath;
+      const target = vscode.workspace.workspaceFolders?.length ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+      await config.update('model', value, target);
+    }
     this.update();
-    this.changed.fire(modelPath);
+    this.changed.fire({ previous, current: modelPath });
   }
 
   /** The backend the engine runs on, and its thread count where the caller knows it (shown in the tooltip). */

@@ -97,6 +97,13 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
     for (const p of this.open.values()) p.reinit();
   }
 
+  /** The active model changed: the panels that showed the previous one show the new one; the others keep theirs. */
+  followModel(previous: string | undefined, current: string): void {
+    for (const p of this.open.values()) {
+      if (!previous || path.resolve(p.modelPath) === path.resolve(previous)) p.useModel(current);
+    }
+  }
+
   get count(): number {
     return this.open.size;
   }
