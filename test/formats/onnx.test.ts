@@ -491,7 +491,6 @@ describe('ONNX models', function () {
       ['external_absolute.onnx', 'WEIGHT_PATH_ESCAPE', /refusing external data file of initializer "w" "\/etc\/passwd": an absolute path/],
       ['external_missing.onnx', 'SHARD_MISSING', /the external data file "missing\.bin" of initializer "w" is missing/],
       ['external_short.onnx', 'SHARD_SIZE_MISMATCH', /initializer "w" reads bytes 0\.\.432 of "short\.bin", which has 100 bytes/],
-      ['two_outputs.onnx', 'UNSUPPORTED_MODEL', /the graph has 1 input \(x\) and 2 outputs \(y, r\)/],
       ['four_channels.onnx', 'UNSUPPORTED_MODEL', /the input "x" has shape \[1, 4, 8, 8\]: 4 channels; CAM Lens feeds 1 \(grayscale\) or 3 \(RGB\)/],
       ['old_opset.onnx', 'UNSUPPORTED_MODEL', /opset 6 is older than CAM Lens reads \(7 and newer\)/],
       ['no_graph.onnx', 'MODEL_INVALID', /no_graph\.onnx is not an ONNX model: it has no graph/],
@@ -501,6 +500,13 @@ describe('ONNX models', function () {
         await rejects(loadModel(path.join(BAD, file)), code, pattern);
       });
     }
+
+    it('explains the classifier of a graph with two outputs (y, and the feature map r), and refuses r as a classifier', async () => {
+      const m = await loadModel(path.join(BAD, 'two_outputs.onnx'));
+      assert.deepStrictEqual([m.output, m.numOutputs, m.outputs.map((o) => o.name)], ['y', 4, ['y', 'r']]);
+      m.dispose();
+      await rejects(loadModel(path.join(BAD, 'two_outputs.onnx'), { output: 'r' }), 'UNSUPPORTED_MODEL', /the output "r" has shape \[1, 4, 8, 8\]; an image classifier outputs \[batch, classes\]/);
+    });
 
     it('loads the valid little model those are made from', async () => {
       const m = await loadModel(path.join(BAD, 'valid.onnx'));

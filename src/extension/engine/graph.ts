@@ -20,6 +20,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { CamLensError } from './errors';
+import { pickOutput, type ModelOutput, type OutputActivation } from './outputs';
 
 /** Structural view of tfjs-layers internals we rely on (stable across 4.x). */
 interface SymbolicTensorLike {
@@ -124,6 +125,12 @@ export interface ExecGraph {
   readonly inputShape: (number | null)[];
   /** The activation the model applies to its logits; `run({logits: true})` skips it. */
   readonly outputActivation: 'softmax' | 'sigmoid' | 'none';
+  /**
+   * Every output of the model, in its own order (outputs.ts). The graph is built for one of them,
+   * `outputs[outputIndex]`, whose value is `outputIds[0]`; its ops are the ones that output depends on.
+   */
+  readonly outputs: readonly ModelOutput[];
+  readonly outputIndex: number;
   readonly size: number;
   op(name: string): GraphOp;
   hasOp(name: string): boolean;
@@ -189,12 +196,15 @@ export class LayerGraph implements ExecGraph {
   private readonly usedPrefixes = new Set<string>();
   /** The op whose softmax is skipped in logits mode, and the output activation of the model. */
   readonly outputActivation: 'softmax' | 'sigmoid' | 'none';
+  readonly outputs: readonly ModelOutput[];
+  readonly outputIndex: number;
 
-  constructor(readonly model: LayersModel, opts: { foldBatchNorm?: boolean } = {}) {
+  /** `output`: the output to explain, by name or index (outputs.ts pickOutput); default the first classifier-shaped one. */
+  constructor(readonly model: LayersModel, opts: { foldBatchNorm?: boolean; output?: string | number } = {}) {
     const root = functional(model as unknown as ContainerLike);
-    if (root.inputs.length !== 1 || root.outputs.length !== 1) {
+    if (root.inputs.length !== 1 || root.outputs.length < 1) {
       throw new CamLensError('UNSUPPORTED_MODEL',
-        `the model has ${root.inputs.length} inputs and ${root.outputs.length} outputs; CAM Lens explains image classifiers with one input and one output`);
+        `the model has ${root.inputs.length} inputs and ${root.outputs.length} outputs; CAM Lens explains image classifiers with one input`);
     }
     const inputId = `${root.inputs[0].id}`;
     this.inputIds = [inputId];
@@ -204,7 +214,23 @@ export class LayerGraph implements ExecGraph {
     if (inLayer) {
       this.addOp({ name: inLayer.name, layer: inLayer, className: 'InputLayer', inputs: [], outputs: [inputId], outputShape: root.inputs[0].shape, inbound: [], params: 0 });
     }
-    this.outputIds = this.flatten(root, '', [inputId]);
+    const outputIds = this.flatten(root, '', [inputId]);
+    const names = (root as ContainerLike & { outputNames?: string[] }).outputNames ?? [];
+    this.outputs = outputIds.map((id, i): ModelOutput => {
+      const shape = root.outputs[i].shape;
+      const last = shape[shape.length - 1];
+      return {
+        name: names[i] ?? this.producer.get(id)?.name ?? `output_${i}`,
+        units: typeof last === 'number' ? last : null,
+        activation: this.finalActivation(id)[0],
+        classifierShaped: shape.length === 2,
+      };
+    });
+    this.outputIndex = pickOutput(this.outputs, opts.output);
+    this.outputIds = [outputIds[this.outputIndex]];
+    // Only what the chosen output depends on: the other heads are neither targets nor consumers (CAM's head
+    // search and the fusions below count consumers).
+    if (outputIds.length > 1) this.prune();
     this.outputActivation = this.markSoftmax();
     this.bnFoldedOps = opts.foldBatchNorm === false ? this.ops : this.foldBatchNorm();
     this.bnFoldedProducer = producers(this.bnFoldedOps);
@@ -265,25 +291,54 @@ export class LayerGraph implements ExecGraph {
     return c.outputs.map(resolve);
   }
 
-  /** Finds the final softmax/sigmoid walking back from the output through shape-only layers. */
-  private markSoftmax(): 'softmax' | 'sigmoid' | 'none' {
-    let op = this.producer.get(this.outputIds[0]);
+  /** The final softmax/sigmoid before output `id`, walking back through shape-only layers, and how to skip it. */
+  private finalActivation(id: string): [OutputActivation, LayerOp?, LayerOp['softmax']?] {
+    let op = this.producer.get(id);
     while (op && PASS_THROUGH.has(op.className) && op.inputs.length === 1) op = this.producer.get(op.inputs[0]);
-    if (!op) return 'none';
-    if (op.className === 'Softmax') {
-      op.softmax = 'identity';
-      return 'softmax';
-    }
+    if (!op) return ['none'];
+    if (op.className === 'Softmax') return ['softmax', op, 'identity'];
     const act = activationName(op.layer);
-    if (op.className === 'Activation' && (act === 'softmax' || act === 'sigmoid')) {
-      op.softmax = 'identity';
-      return act;
+    if (op.className === 'Activation' && (act === 'softmax' || act === 'sigmoid')) return [act, op, 'identity'];
+    if (act === 'softmax' || act === 'sigmoid') return [act, op, 'linear-activation'];
+    return ['none'];
+  }
+
+  /** Marks the chosen output's final softmax/sigmoid to be skipped in logits mode. */
+  private markSoftmax(): OutputActivation {
+    const [act, op, how] = this.finalActivation(this.outputIds[0]);
+    if (op) op.softmax = how;
+    return act;
+  }
+
+  /** Drops the ops the chosen output does not depend on (the input layer stays). */
+  private prune(): void {
+    const live = new Set<LayerOp>();
+    const stack = [...this.outputIds];
+    const seen = new Set<string>();
+    while (stack.length) {
+      const id = stack.pop() as string;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const op = this.producer.get(id);
+      if (!op || live.has(op)) continue;
+      live.add(op);
+      stack.push(...op.inputs);
     }
-    if (act === 'softmax' || act === 'sigmoid') {
-      op.softmax = 'linear-activation';
-      return act;
+    const kept = this.ops.filter((op) => live.has(op) || op.className === 'InputLayer');
+    this.ops.length = 0;
+    this.producer.clear();
+    this.consumers.clear();
+    this.byName.clear();
+    for (const op of kept) {
+      this.ops.push(op);
+      this.byName.set(op.name, op);
+      for (const id of op.outputs) this.producer.set(id, op);
+      for (const id of op.inputs) {
+        const list = this.consumers.get(id) ?? [];
+        list.push(op);
+        this.consumers.set(id, list);
+      }
     }
-    return 'none';
   }
 
   private foldBatchNorm(): LayerOp[] {

@@ -43,6 +43,7 @@ import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { CamLensError } from './errors';
 import { isSpatialShape, type ExecGraph, type GraphOp, type RunOptions } from './graph';
 import { artifactsHandler } from './loader';
+import { pickOutput, type ModelOutput, type OutputActivation } from './outputs';
 
 /** One attribute value of a GraphDef node in the converter's JSON form. */
 export interface RawAttr {
@@ -114,6 +115,8 @@ export interface GraphModelGraphOptions {
   fallbackSize?: [number, number];
   /** Key of the shape cache (model.json path + size + mtime); no caching without one. */
   cacheKey?: string;
+  /** The output to explain where the graph has several, by name or index (outputs.ts pickOutput). */
+  output?: string | number;
 }
 
 export class GraphModelGraph implements ExecGraph {
@@ -124,6 +127,8 @@ export class GraphModelGraph implements ExecGraph {
   readonly inputShape: (number | null)[];
   readonly inputDtype: string;
   readonly outputActivation: 'softmax' | 'sigmoid' | 'none';
+  readonly outputs: readonly ModelOutput[];
+  readonly outputIndex: number;
   /** The value holding the logits: the output, or the input of a final Softmax/Sigmoid. */
   readonly logitsId: string;
   /** Elements of the float weight constants the output depends on (each constant counted once). */
@@ -145,13 +150,31 @@ export class GraphModelGraph implements ExecGraph {
     }
     const inputs = model.inputs;
     const outputs = model.outputs;
-    if (inputs.length !== 1 || outputs.length !== 1) {
+    if (inputs.length !== 1 || outputs.length < 1) {
       throw new CamLensError('UNSUPPORTED_MODEL',
-        `the GraphModel has ${inputs.length} inputs and ${outputs.length} outputs; CAM Lens explains image classifiers with one input and one output`);
+        `the GraphModel has ${inputs.length} inputs and ${outputs.length} outputs; CAM Lens explains image classifiers with one input`);
     }
-    const outIndex = /:(\d+)$/.exec(model.outputNodes[0] ?? '')?.[1];
+    const outputIds = outputs.map((o, i) => {
+      const outIndex = /:(\d+)$/.exec(model.outputNodes[i] ?? '')?.[1];
+      return outIndex && outIndex !== '0' ? `${o.name}:${outIndex}` : o.name;
+    });
+    const infos = outputs.map((o, i): ModelOutput => {
+      const shape = o.shape;
+      const last = shape?.[shape.length - 1];
+      return {
+        name: outputIds[i],
+        units: typeof last === 'number' && last >= 0 ? last : null,
+        activation: this.rawActivation(outputIds[i]),
+        classifierShaped: shape === undefined || shape.length === 2,
+      };
+    });
+    // Several outputs and a graph that does not record their shapes: one pass on a zero input tells which are
+    // classifiers, so that the default choice is the right one.
+    if (infos.length > 1 && infos.some((o) => o.units === null)) this.measureOutputs(infos, inputs[0].shape, opts.fallbackSize);
+    this.outputs = infos;
+    this.outputIndex = pickOutput(this.outputs, opts.output, 'the GraphModel');
     this.inputIds = [inputs[0].name];
-    this.outputIds = [outIndex && outIndex !== '0' ? `${outputs[0].name}:${outIndex}` : outputs[0].name];
+    this.outputIds = [outputIds[this.outputIndex]];
     this.inputShape = (inputs[0].shape ?? [-1, -1, -1, 3]).map((d) => (d < 0 ? null : d));
     if (this.inputShape.length !== 4) {
       throw new CamLensError('UNSUPPORTED_MODEL', `the model's input has rank ${this.inputShape.length} (${JSON.stringify(this.inputShape)}); an image classifier takes [batch, height, width, channels]`);
@@ -257,6 +280,40 @@ export class GraphModelGraph implements ExecGraph {
   private constSize(id: string): number {
     const t = this.constTensor(id);
     return t && t.dtype === 'float32' ? t.size : 0;
+  }
+
+  /** Fills in the units (and shape class) of each output by one execution on a zero input; leaves them unknown if it fails. */
+  private measureOutputs(infos: ModelOutput[], inputShape: number[] | undefined, fallback?: [number, number]): void {
+    const [fh, fw] = fallback ?? [224, 224];
+    const shape = (inputShape ?? [-1, -1, -1, 3]).map((d, i) => (d >= 0 ? d : i === 0 ? 1 : i === 1 ? fh : i === 2 ? fw : 3));
+    const x = tf.zeros(shape);
+    let outs: tf.Tensor[] = [];
+    try {
+      outs = this.execute({ [this.model.inputs[0].name]: x }, infos.map((o) => o.name));
+      outs.forEach((t, i) => {
+        infos[i].units = t.shape[t.shape.length - 1] ?? null;
+        infos[i].classifierShaped = t.rank === 2;
+      });
+    } catch {
+      // The model's own error comes again, with its message, when the chosen output is run.
+    } finally {
+      x.dispose();
+      for (const t of outs) t.dispose();
+    }
+  }
+
+  /** findLogits on the raw topology, for any output (the ops exist for the chosen one only). */
+  private rawActivation(id: string): OutputActivation {
+    let n = this.nodes.get(nodeOf(id));
+    const valueInputs = (x: RawNode) => (x.input ?? []).map(valueId).filter((v): v is string => v !== undefined && !this.isConst(v));
+    for (let guard = 0; n && guard < 64 && (IDENTITY_OPS.has(n.op) || RESHAPE_OPS.has(n.op)) && valueInputs(n).length === 1; guard++) {
+      n = this.nodes.get(nodeOf(valueInputs(n)[0]));
+    }
+    if (n && valueInputs(n).length === 1) {
+      if (n.op === 'Softmax') return 'softmax';
+      if (n.op === 'Sigmoid') return 'sigmoid';
+    }
+    return 'none';
   }
 
   /** Walks back from the output through identities/reshapes to a final Softmax or Sigmoid. */
@@ -481,7 +538,7 @@ export interface LoadedGraph {
 }
 
 /** Builds a GraphModel from validated artifacts and wraps it; disposes it again if wrapping fails. */
-export async function loadGraphModelArtifacts(artifacts: tf.io.ModelArtifacts, file: string, opts: { fallbackSize?: [number, number] } = {}): Promise<LoadedGraph> {
+export async function loadGraphModelArtifacts(artifacts: tf.io.ModelArtifacts, file: string, opts: { fallbackSize?: [number, number]; output?: string | number } = {}): Promise<LoadedGraph> {
   checkTopology(artifacts.modelTopology, file);
   let graphModel: GraphModel;
   try {
@@ -493,12 +550,12 @@ export async function loadGraphModelArtifacts(artifacts: tf.io.ModelArtifacts, f
   let cacheKey: string | undefined;
   try {
     const st = fs.statSync(file);
-    cacheKey = `${file}\u0000${st.size}\u0000${st.mtimeMs}\u0000${(opts.fallbackSize ?? []).join('x')}`;
+    cacheKey = `${file}\u0000${st.size}\u0000${st.mtimeMs}\u0000${(opts.fallbackSize ?? []).join('x')}\u0000${opts.output ?? ''}`;
   } catch {
     cacheKey = undefined;
   }
   try {
-    const graph = new GraphModelGraph(graphModel, artifacts.modelTopology as { node?: RawNode[] }, { fallbackSize: opts.fallbackSize, cacheKey });
+    const graph = new GraphModelGraph(graphModel, artifacts.modelTopology as { node?: RawNode[] }, { fallbackSize: opts.fallbackSize, cacheKey, output: opts.output });
     return { graphModel, graph };
   } catch (e) {
     graphModel.dispose();

@@ -25,6 +25,21 @@ function notApplicable(why: string): CamLensError {
     'use gradcam, which works on any differentiable model');
 }
 
+/**
+ * The head after `target` for the model's classes. For a binary classifier (one sigmoid unit z, classes
+ * [-z, z]; outputs.ts) the one-column head W [K, 1] becomes [-W, W], and an 'identity' head (the target's one
+ * channel is z's evidence) the dense head [[-1, 1]]: class 0's map is the negated evidence. New tensors, like
+ * the head's own weights: the caller's tidy frees them.
+ */
+export function findClassHead(model: { graph: ExecGraph; binary: boolean }, target: GraphOp): LinearHead {
+  const head = findLinearHead(model.graph, target);
+  if (!model.binary) return head;
+  if (head.kind === 'identity') return { kind: 'dense', weights: tf.tensor2d([[-1, 1]]) };
+  const w = head.weights as tf.Tensor2D;
+  if (w.shape[1] !== 1) throw notApplicable(`the classifier has ${w.shape[1]} columns for one sigmoid unit`);
+  return { kind: 'dense', weights: tf.concat([tf.neg(w), w], 1) as tf.Tensor2D };
+}
+
 /** The head after `target` in `graph`; throws METHOD_NOT_APPLICABLE where there is none. */
 export function findLinearHead(graph: ExecGraph, target: GraphOp): LinearHead {
   if (graph instanceof GraphModelGraph) return findGraphModelHead(graph, graph.op(target.name));

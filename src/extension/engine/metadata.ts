@@ -7,10 +7,15 @@
  * ```json
  * { "name": "…", "labels": ["cat", …], "inputSize": [height, width], "channels": 3,
  *   "preprocess": "[0,1]" | "[-1,1]" | "[0,255]" | "caffe" | "imagenet",
- *   "labelOffset": 0 }
+ *   "labelOffset": 0, "output": "gender" | 1 }
  * ```
  * `labelOffset` is the number of leading model outputs that are not classes (1 for TF-Hub models with a
  * "background" output): label i belongs to output i + labelOffset.
+ *
+ * A model with several outputs (heads): `output` names the one explained by default (a name or an index; see
+ * outputs.ts), and `labels` may be an object keyed by output name, `{ "gender": ["female", "male"], "race":
+ * [...] }`, each list for its own output. A single-sigmoid (binary) output takes one name (the 1 side) or two
+ * (the 0 side, then the 1 side), as Keras' binary labels.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -38,6 +43,10 @@ export interface ModelMetadata {
   labelsFile?: string;
   /** True where no metadata named the classes and the labels were assumed (ImageNet's names for 1000 outputs). */
   labelsAssumed?: boolean;
+  /** The output to explain where the model has several (a name or an index), unless the caller chooses. */
+  output?: string | number;
+  /** Labels per output name (cam-lens.json's `"labels": { "<output>": [...] }`); `labels` is set from it once the output is chosen. */
+  labelsByOutput?: Record<string, string[]>;
 }
 
 /** Values that win over the metadata files: CLI flags (`--labels`, `--preprocess`, `--label-offset`), pickers, tests. */
@@ -47,6 +56,8 @@ export interface MetadataOverrides {
   preprocess?: PreprocessPreset;
   /** Leading model outputs that are not classes (1 for TF-Hub's "background"). */
   labelOffset?: number;
+  /** The output to explain, by name or index (CLI `--output`, the panels' output picker). */
+  output?: string | number;
 }
 
 export const DEFAULT_PREPROCESS: PreprocessPreset = '[0,1]';
@@ -77,6 +88,33 @@ function checkLabels(file: string, labels: unknown): string[] {
     return out;
   }
   throw bad(file, '"labels" must be an array of strings');
+}
+
+/**
+ * cam-lens.json's `labels`: a list (or index map, as checkLabels), or an object keyed by output name whose values
+ * are lists, for a model with several outputs. An object whose keys are all class indices is an index map.
+ */
+function checkLabelsField(file: string, labels: unknown): { labels: string[]; byOutput?: Record<string, string[]> } {
+  if (labels && typeof labels === 'object' && !Array.isArray(labels)) {
+    const entries = Object.entries(labels as Record<string, unknown>);
+    if (entries.length > 0 && entries.some(([k]) => !/^\d+$/.test(k))) {
+      const byOutput: Record<string, string[]> = {};
+      for (const [k, v] of entries) {
+        if (!Array.isArray(v) || !v.every((l) => typeof l === 'string')) {
+          throw bad(file, `"labels" for output "${k}" must be an array of strings (labels keyed by output name)`);
+        }
+        byOutput[k] = v as string[];
+      }
+      return { labels: [], byOutput };
+    }
+  }
+  return { labels: checkLabels(file, labels) };
+}
+
+function checkOutput(file: string, o: unknown): string | number {
+  if (typeof o === 'string' && o.trim() !== '') return o;
+  if (typeof o === 'number' && Number.isInteger(o) && o >= 0) return o;
+  throw bad(file, `"output" must be an output name or index, got ${JSON.stringify(o)}`);
 }
 
 function checkSize(file: string, s: unknown): [number, number] {
@@ -136,9 +174,12 @@ export function readMetadata(modelDir: string, overrides: MetadataOverrides = {}
   const tm = path.join(modelDir, 'metadata.json');
   if (fs.existsSync(ours)) {
     const j = parseJsonFile(ours);
+    const labels: ReturnType<typeof checkLabelsField> = j.labels === undefined ? { labels: [] } : checkLabelsField(ours, j.labels);
     meta = {
       name: typeof j.name === 'string' ? j.name : undefined,
-      labels: j.labels === undefined ? [] : checkLabels(ours, j.labels),
+      labels: labels.labels,
+      ...(labels.byOutput ? { labelsByOutput: labels.byOutput } : {}),
+      ...(j.output !== undefined ? { output: checkOutput(ours, j.output) } : {}),
       inputSize: j.inputSize === undefined ? undefined : checkSize(ours, j.inputSize),
       channels: j.channels === undefined ? undefined : j.channels === 1 || j.channels === 3 ? j.channels : (() => { throw bad(ours, `"channels" must be 1 or 3, got ${JSON.stringify(j.channels)}`); })(),
       preprocess: j.preprocess === undefined ? DEFAULT_PREPROCESS : checkPreset(ours, j.preprocess),
@@ -177,11 +218,14 @@ export function applyOverrides(meta: ModelMetadata, overrides: MetadataOverrides
   if (overrides.labelsFile) {
     meta.labels = readLabelsFile(overrides.labelsFile);
     meta.labelsFile = path.resolve(overrides.labelsFile);
+    meta.labelsByOutput = undefined;
   }
   if (overrides.labels) {
     meta.labels = overrides.labels;
     meta.labelsFile = undefined;
+    meta.labelsByOutput = undefined;
   }
+  if (overrides.output !== undefined) meta.output = overrides.output;
   if (overrides.preprocess) {
     meta.preprocess = checkPreset('--preprocess', overrides.preprocess);
     meta.preprocessAssumed = false;

@@ -17,6 +17,7 @@ import { GraphModelGraph, loadGraphModelArtifacts, probeGradients } from './grap
 import { currentBackend, initBackend } from './backend';
 import { readKerasModel, rescalesAtInput, type KerasSource } from './formats/keras/keras';
 import { loadOnnxModel, type LoadedOnnxModel } from './formats/onnx/load';
+import { classesOf, type ModelOutput } from './outputs';
 
 export interface LoadedModelBase {
   format: ModelFormat | 'onnx';
@@ -27,8 +28,17 @@ export interface LoadedModelBase {
   inputHeight: number;
   inputWidth: number;
   inputChannels: 1 | 3;
-  /** Number of model outputs (classes + labelOffset). */
+  /**
+   * Number of class logits (classes + labelOffset): the chosen output's units, or 2 for a binary classifier
+   * (one sigmoid unit z, exposed as the two classes [-z, z]; outputs.ts).
+   */
   numOutputs: number;
+  /** The chosen output is one sigmoid unit: two classes, logits [-z, z] (`classLogits`). */
+  binary: boolean;
+  /** Every output of the model (name, units, activation), in the model's order; most models have one. */
+  outputs: ModelOutput[];
+  /** The name of the output explained (`graph.outputIds[0]`'s output). */
+  output: string;
   graph: ExecGraph;
   /**
    * Whether tf.grad reaches the target layers from the logits, so that the gradient methods (gradcam,
@@ -69,6 +79,11 @@ export interface LoadOptions {
   overrides?: MetadataOverrides;
   /** Fold BatchNormalization into the preceding convolution (default true; LayersModels only). */
   foldBatchNorm?: boolean;
+  /**
+   * The output to explain where the model has several, by name or index; wins over `overrides.output` and over
+   * the metadata's `"output"`. Default: the first output shaped like a classifier (outputs.ts pickOutput).
+   */
+  output?: string | number;
 }
 
 function describeLoadError(e: unknown, file: string): CamLensError {
@@ -123,6 +138,8 @@ const READERS: readonly { opens: readonly ModelFileFormatId[]; load: (file: stri
 
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!currentBackend()) await initBackend('auto');
+  // One place for the output choice: the overrides (which score workers are given) carry it from here on.
+  if (opts.output !== undefined) opts = { ...opts, overrides: { ...opts.overrides, output: opts.output } };
   const file = path.resolve(modelPath);
   checkModelPath(file);
   const format = sniffModelFile(file);
@@ -174,13 +191,14 @@ function layersModel(tfModel: LayersModel, info: LayersModelInfo, opts: LoadOpti
   const { metadata, name } = info;
   let graph: LayerGraph | undefined;
   try {
-    graph = new LayerGraph(tfModel, { foldBatchNorm: opts.foldBatchNorm });
+    graph = new LayerGraph(tfModel, { foldBatchNorm: opts.foldBatchNorm, output: metadata.output });
     adjust?.(graph);
     const shape = graph.inputShape;
     const channels = checkInput(shape);
     const [mh, mw] = metadata.inputSize ?? [224, 224];
-    const outShape = tfModel.outputs[0].shape;
-    const numOutputs = Number(outShape[outShape.length - 1] ?? 0);
+    const outputs = graph.outputs.map((o) => ({ ...o }));
+    const units = Number(outputs[graph.outputIndex].units ?? 0);
+    const { numOutputs, binary } = classesOf(metadata, outputs, graph.outputIndex, units);
     checkLabels(metadata, numOutputs);
     const g = graph;
     const m = tfModel;
@@ -193,6 +211,9 @@ function layersModel(tfModel: LayersModel, info: LayersModelInfo, opts: LoadOpti
       inputWidth: shape[2] ?? mw,
       inputChannels: channels,
       numOutputs,
+      binary,
+      outputs,
+      output: outputs[graph.outputIndex].name,
       graph: g,
       tfModel: m,
       supportsGradients: true,
@@ -212,13 +233,15 @@ function layersModel(tfModel: LayersModel, info: LayersModelInfo, opts: LoadOpti
 }
 
 async function loadGraph(json: ReturnType<typeof readModelJson>, metadata: ModelMetadata, name: string): Promise<LoadedGraphModel> {
-  const { graphModel, graph } = await loadGraphModelArtifacts(json.artifacts, json.path, { fallbackSize: metadata.inputSize });
+  const { graphModel, graph } = await loadGraphModelArtifacts(json.artifacts, json.path, { fallbackSize: metadata.inputSize, output: metadata.output });
   try {
     const channels = checkInput(graph.inputShape);
     const [mh, mw] = metadata.inputSize ?? [224, 224];
     const outShape = graph.producerOf(graph.outputIds[0])?.outputShape ?? [];
-    const numOutputs = Number(outShape[outShape.length - 1] ?? 0);
-    if (!(numOutputs > 0)) throw new CamLensError('UNSUPPORTED_MODEL', `the GraphModel's output has shape [${outShape.join(', ')}]; an image classifier outputs [batch, classes]`);
+    const units = Number(outShape[outShape.length - 1] ?? 0);
+    if (!(units > 0)) throw new CamLensError('UNSUPPORTED_MODEL', `the GraphModel's output has shape [${outShape.join(', ')}]; an image classifier outputs [batch, classes]`);
+    const outputs = graph.outputs.map((o, i) => (i === graph.outputIndex ? { ...o, units } : { ...o }));
+    const { numOutputs, binary } = classesOf(metadata, outputs, graph.outputIndex, units);
     checkLabels(metadata, numOutputs);
     let probe: ReturnType<typeof probeGradients> | undefined;
     const model = {
@@ -230,6 +253,9 @@ async function loadGraph(json: ReturnType<typeof readModelJson>, metadata: Model
       inputWidth: graph.inputShape[2] ?? mw,
       inputChannels: channels,
       numOutputs,
+      binary,
+      outputs,
+      output: outputs[graph.outputIndex].name,
       graph,
       graphModel,
       backend: tf.getBackend(),

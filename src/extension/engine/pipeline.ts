@@ -111,6 +111,11 @@ export interface ModelSummary {
   /** True where the labels were assumed, not read (ImageNet's names for a model with 1000 outputs). */
   labelsAssumed?: boolean;
   outputActivation: string;
+  /** The output explained, and every output of the model (name, units, activation); one for most models. */
+  output: string;
+  outputs: { name: string; units: number | null; activation: string }[];
+  /** The output is one sigmoid unit, explained as two classes: [not-positive, positive] with logits [-z, z]. */
+  binary: boolean;
   totalParams: number;
   recommendedLayer: string | null;
   /** Whether the gradient methods can run on this model; `gradientNote` says why not. */
@@ -172,6 +177,9 @@ export function describeModel(model: LoadedModel): ModelSummary {
     labelOffset: model.metadata.labelOffset,
     labelsFrom: model.metadata.source,
     outputActivation: g.outputActivation,
+    output: model.output,
+    outputs: model.outputs.map((o) => ({ name: o.name, units: o.units, activation: o.activation })),
+    binary: model.binary,
     totalParams,
     recommendedLayer: recommended,
     supportsGradients: model.supportsGradients,

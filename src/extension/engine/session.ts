@@ -11,7 +11,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError, throwIfAborted } from './errors';
 import type { GraphOp } from './graph';
 import { labelOf, numClasses, resolveClass, type LoadedModel } from './model';
-import { findLinearHead } from './head';
+import { findClassHead } from './head';
+import { classLogitValues, classLogits } from './outputs';
 import { runMethod, type BatchScores, type CamContext, type MapResult } from './cam/base';
 import { getMethod } from './cam/registry';
 import type { ScorePool } from './scorePool';
@@ -84,7 +85,7 @@ export async function classScores(model: LoadedModel, inputs: tf.Tensor4D, outpu
   const t = res.get(out) as tf.Tensor;
   let data: Float32Array;
   try {
-    data = (await t.data()) as Float32Array;
+    data = classLogitValues(model, (await t.data()) as Float32Array);
   } finally {
     if (t !== inputs) t.dispose();
   }
@@ -127,7 +128,7 @@ export class ImageSession {
     if (this.disposed) throw new CamLensError('BAD_ARGUMENT', 'this image session was disposed');
   }
 
-  /** Logits of all model outputs (first call runs the forward pass). */
+  /** Class logits of all model outputs (first call runs the forward pass); [-z, z] for a binary classifier. */
   async logits(): Promise<Float32Array> {
     this.check();
     if (!this.logitsData) {
@@ -135,7 +136,7 @@ export class ImageSession {
       const out = g.outputIds[0];
       const res = g.run(new Map([[g.inputIds[0], this.input]]), [out], { logits: true });
       const t = res.get(out) as tf.Tensor;
-      this.logitsData = (await t.data()) as Float32Array;
+      this.logitsData = classLogitValues(this.model, (await t.data()) as Float32Array);
       t.dispose();
     }
     return this.logitsData;
@@ -206,7 +207,7 @@ export class ImageSession {
     const res = g.run(new Map([[g.inputIds[0], this.input]]), fetches, { logits: true });
     if (withLogits) {
       const t = res.get(out) as tf.Tensor;
-      this.logitsData = t.dataSync() as Float32Array;
+      this.logitsData = classLogitValues(this.model, t.dataSync() as Float32Array);
       if (t !== res.get(target) && !frontierIds.includes(out)) t.dispose();
     }
     const frontier = new Map<string, tf.Tensor>();
@@ -274,7 +275,7 @@ export class ImageSession {
       const feeds = new Map(feedsBase);
       feeds.set(target, a);
       const res = g.run(feeds, [out], { logits: true, keepIntermediates: true });
-      const logits = tf.reshape(res.get(out) as tf.Tensor, [-1]);
+      const logits = tf.reshape(classLogits(this.model, res.get(out) as tf.Tensor), [-1]);
       if (logits.shape[0] !== n) throw new CamLensError('UNSUPPORTED_MODEL', `expected ${n} logits, got ${logits.shape[0]}`);
       return tf.sum(tf.slice(logits, [outputIndex], [1])) as tf.Scalar;
     };
@@ -329,7 +330,7 @@ export class ImageSession {
       activation: entry.activation,
       classIndex: outputIndex,
       gradients,
-      linearHead: () => findLinearHead(this.model.graph, op),
+      linearHead: () => findClassHead(this.model, op),
       input: this.input,
       scoreBatch: (inputs) => this.scoreBatch(inputs, outputIndex),
       scorePool: req.pool && req.pool.serves(this.model.path) ? req.pool : undefined,

@@ -10,6 +10,7 @@ import { decodeImage } from '../image';
 import { resizeBilinearLikeTf } from '../pipeline';
 import { applyPreprocess, type PreprocessPreset } from '../preprocess';
 import { labelOf, type LoadedModel } from '../model';
+import { classLogitValues } from '../outputs';
 import type { Dataset, DatasetSample } from './dataset';
 import { entropy, normalizedMargin, selfConfidence } from './ranking';
 
@@ -108,7 +109,7 @@ export function predictBatch(model: LoadedModel, inputs: Float32Array[]): Float3
   try {
     const res = g.run(new Map([[g.inputIds[0], x]]), [g.outputIds[0]], { logits: true });
     const t = res.get(g.outputIds[0]) as tf.Tensor;
-    logits = t.dataSync() as Float32Array;
+    logits = classLogitValues(model, t.dataSync() as Float32Array);
     t.dispose();
   } finally {
     x.dispose();

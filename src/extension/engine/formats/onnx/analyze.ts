@@ -1,9 +1,10 @@
 /**
  * From a decoded ModelProto to what the executor needs:
  *
- * 1. `buildIr`: checks the graph (one image input, one output, an opset we know, no control flow), gives
- *    every node a unique name (exporters leave names empty or repeat them), keeps only the nodes the output
- *    depends on, in dependency order, and refuses in one message every operator we do not implement.
+ * 1. `buildIr`: checks the graph (one image input, an opset we know, no control flow), lists its outputs and
+ *    chooses the one explained (outputs.ts), gives every node a unique name (exporters leave names empty or
+ *    repeat them), keeps only the nodes that output depends on, in dependency order, and refuses in one
+ *    message every operator we do not implement.
  * 2. `analyze(ir, inputShape)`: with the input size known, runs through the nodes once: a node whose inputs
  *    are constants (or whose result depends only on shapes, like Shape) is computed on the host, so the
  *    Shape/Gather/Unsqueeze/Concat/Reshape arithmetic of dynamic exports becomes constants; every other
@@ -19,6 +20,7 @@ import type { ModelProto, NodeProto, TensorProto, ValueInfo } from './proto';
 import { decodeTensor, type HostTensor, type TensorSource } from './tensor';
 import { opDef } from './ops/registry';
 import { Attrs, invalid, type InputInfo, type NodeDef, type OpCtx } from './ops/types';
+import { pickOutput, type ModelOutput, type OutputActivation } from '../../outputs';
 
 /** Lowest default-domain opset we read (the ONNX model zoo's mnist-8 is opset 8). */
 export const MIN_OPSET = 7;
@@ -32,7 +34,11 @@ export interface OnnxIr {
   nodes: NodeDef[];
   initializers: Map<string, HostTensor>;
   input: ValueInfo;
+  /** The output explained: `outputs[outputIndex]`'s value. */
   output: ValueInfo;
+  /** Every graph output, as declared (units from the declared shape, activation from the nodes before it). */
+  outputs: ModelOutput[];
+  outputIndex: number;
   producer: string;
   metadataProps: Map<string, string>;
 }
@@ -43,7 +49,20 @@ function fail(file: string, msg: string, hint?: string): CamLensError {
 
 const CONTROL_FLOW = new Set(['If', 'Loop', 'Scan']);
 
-export function buildIr(model: ModelProto, file: string, source: TensorSource): OnnxIr {
+/** Ops a classifier's output may pass after its final activation (as onnxGraph.ts' PASS). */
+const PASS_OPS = new Set(['Identity', 'Dropout', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Cast']);
+
+/** The activation a graph output ends in: Softmax/LogSoftmax or Sigmoid, through shape-only nodes. */
+function activationOf(name: string, producer: Map<string, NodeDef>): OutputActivation {
+  let n = producer.get(name);
+  for (let guard = 0; n && guard < 64 && PASS_OPS.has(n.opType); guard++) n = producer.get(n.inputs[0]);
+  if (n?.opType === 'Softmax' || n?.opType === 'LogSoftmax') return 'softmax';
+  if (n?.opType === 'Sigmoid') return 'sigmoid';
+  return 'none';
+}
+
+/** `output`: the output to explain where the graph has several, by name or index (outputs.ts pickOutput). */
+export function buildIr(model: ModelProto, file: string, source: TensorSource, output?: string | number): OnnxIr {
   const base = path.basename(file);
   const g = model.graph;
   if (!g) throw new CamLensError('MODEL_INVALID', `${base} is not an ONNX model: it has no graph`, 'choose the .onnx file the exporter wrote');
@@ -63,12 +82,10 @@ export function buildIr(model: ModelProto, file: string, source: TensorSource): 
 
   // Graph inputs that are not initializers (IR < 4 lists weights as inputs too).
   const inputs = g.inputs.filter((v) => !initializers.has(v.name));
-  if (inputs.length !== 1 || g.outputs.length !== 1) {
-    throw fail(file, `the graph has ${inputs.length} input${inputs.length === 1 ? '' : 's'} (${inputs.map((v) => v.name).join(', ')}) and ${g.outputs.length} output${g.outputs.length === 1 ? '' : 's'} (${g.outputs.map((v) => v.name).join(', ')}); CAM Lens explains image classifiers with one input and one output`);
+  if (inputs.length !== 1 || g.outputs.length < 1) {
+    throw fail(file, `the graph has ${inputs.length} input${inputs.length === 1 ? '' : 's'} (${inputs.map((v) => v.name).join(', ')}) and ${g.outputs.length} output${g.outputs.length === 1 ? '' : 's'} (${g.outputs.map((v) => v.name).join(', ')}); CAM Lens explains image classifiers with one input`);
   }
   const [input] = inputs;
-  const [output] = g.outputs;
-  if (input.nonTensor || output.nonTensor) throw fail(file, 'the input or output is not a tensor (a sequence or a map)');
 
   // Unique node names.
   const used = new Set<string>();
@@ -88,12 +105,26 @@ export function buildIr(model: ModelProto, file: string, source: TensorSource): 
       producer.set(o, n);
     }
   }
+  const outputs = g.outputs.map((v): ModelOutput => {
+    const shape = v.shape;
+    const last = shape?.[shape.length - 1];
+    return {
+      name: v.name,
+      units: typeof last === 'number' && last > 0 ? last : null,
+      activation: activationOf(v.name, producer),
+      // [batch, classes], or [batch, classes, 1, 1] from a classifier convolution; unknown rank may be either.
+      classifierShaped: !v.nonTensor && (shape === undefined || shape.length === 2 || (shape.length === 4 && shape[2] === 1 && shape[3] === 1)),
+    };
+  });
+  const outputIndex = pickOutput(outputs, output, base);
+  const chosen = g.outputs[outputIndex];
+  if (input.nonTensor || chosen.nonTensor) throw fail(file, 'the input or output is not a tensor (a sequence or a map)');
   const order: NodeDef[] = [];
   const state = new Map<NodeDef, 1 | 2>();
-  const rootNode = producer.get(output.name);
+  const rootNode = producer.get(chosen.name);
   if (!rootNode) {
-    if (output.name === input.name || initializers.has(output.name)) throw fail(file, `the output "${output.name}" is not computed by any node`);
-    throw new CamLensError('MODEL_INVALID', `${base}: no node produces the graph output "${output.name}"`);
+    if (chosen.name === input.name || initializers.has(chosen.name)) throw fail(file, `the output "${chosen.name}" is not computed by any node`);
+    throw new CamLensError('MODEL_INVALID', `${base}: no node produces the graph output "${chosen.name}"`);
   }
   const stack: [NodeDef, boolean][] = [[rootNode, false]];
   while (stack.length) {
@@ -132,7 +163,7 @@ export function buildIr(model: ModelProto, file: string, source: TensorSource): 
       'CAM Lens runs the operators of image classifiers exported from PyTorch and tf2onnx; see the README for the list');
   }
   return {
-    file, dir: source.dir, source, opset: main.version, nodes: order, initializers, input, output,
+    file, dir: source.dir, source, opset: main.version, nodes: order, initializers, input, output: chosen, outputs, outputIndex,
     producer: [model.producerName, model.producerVersion].filter(Boolean).join(' '),
     metadataProps: new Map(model.metadataProps.map((e) => [e.key, e.value])),
   };

@@ -20,6 +20,7 @@ import { buildIr } from './analyze';
 import { OnnxGraph } from './onnxGraph';
 import { finishOnnxMetadata, readOnnxMetadata, suggestPreset } from './metadata';
 import { sizeOf } from './tensor';
+import { classesOf } from '../../outputs';
 
 export interface LoadedOnnxModel extends LoadedModelBase {
   format: 'onnx';
@@ -118,8 +119,9 @@ export async function loadOnnxModel(modelPath: string, opts: LoadOptions = {}): 
   const bytes = fs.readFileSync(file);
   const proto = readModelProto(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), base);
   const dir = path.dirname(file);
-  const ir = buildIr(proto, file, { file, dir, externalCache: new Map() });
-  const meta = readOnnxMetadata(file, ir.metadataProps);
+  // The metadata first: it may name the output to explain (cam-lens.json's "output").
+  const meta = readOnnxMetadata(file, new Map(proto.metadataProps.map((e) => [e.key, e.value])));
+  const ir = buildIr(proto, file, { file, dir, externalCache: new Map() }, opts.output ?? opts.overrides?.output ?? meta.output);
   const geo = inputGeometry(file, ir.input, meta);
   const inputShape = geo.layout === 'NCHW' ? [1, geo.channels, geo.height, geo.width] : [1, geo.height, geo.width, geo.channels];
   const inputPerm = geo.layout === 'NCHW' ? [0, 2, 3, 1] : [0, 1, 2, 3];
@@ -129,9 +131,11 @@ export async function loadOnnxModel(modelPath: string, opts: LoadOptions = {}): 
     if (out.length < 2 || sizeOf(out.slice(1)) !== out.slice(1).reduce((a, d) => Math.max(a, d), 0)) {
       throw new CamLensError('UNSUPPORTED_MODEL', `${base}: the output "${ir.output.name}" has shape [${out.join(', ')}]; an image classifier outputs [batch, classes]`);
     }
-    const numOutputs = sizeOf(out.slice(1));
+    const units = sizeOf(out.slice(1));
     const suggestion = suggestPreset(ir, geo.layout, geo.channels, (id) => graph.constValue(id));
-    const metadata = finishOnnxMetadata(meta, numOutputs, suggestion, opts.overrides);
+    const metadata = finishOnnxMetadata(meta, units, suggestion, opts.overrides);
+    const outputs = ir.outputs.map((o, i) => (i === ir.outputIndex ? { ...o, units } : { ...o }));
+    const { numOutputs, binary } = classesOf(metadata, outputs, ir.outputIndex, units);
     checkLabels(metadata, numOutputs);
     let weightBytes = 0;
     for (const t of ir.initializers.values()) weightBytes += t.data.length * 4;
@@ -145,6 +149,9 @@ export async function loadOnnxModel(modelPath: string, opts: LoadOptions = {}): 
       inputWidth: geo.width,
       inputChannels: geo.channels,
       numOutputs,
+      binary,
+      outputs,
+      output: ir.output.name,
       graph,
       backend: tf.getBackend(),
       weightBytes,

@@ -28,6 +28,7 @@ import { opDef } from './ops/registry';
 import { buildConv, type ChannelAffine, type ConvSpec, type LinearInfo } from './ops/nn';
 import type { CompileCtx, Compiled, NodeDef, RunCtx } from './ops/types';
 import type { HostTensor } from './tensor';
+import type { ModelOutput } from '../../outputs';
 
 export interface OnnxOp extends GraphOp {
   /** The ONNX node (absent for the input op). */
@@ -66,6 +67,8 @@ export class OnnxGraph implements ExecGraph {
   /** Physical [null, H, W, C]. */
   readonly inputShape: (number | null)[];
   readonly outputActivation: 'softmax' | 'sigmoid' | 'none';
+  readonly outputs: readonly ModelOutput[];
+  readonly outputIndex: number;
   /** The value holding the logits: the output, or the input of a final Softmax/LogSoftmax/Sigmoid. */
   readonly logitsId: string;
   readonly totalParams: number;
@@ -91,6 +94,8 @@ export class OnnxGraph implements ExecGraph {
     const inputName = ir.input.name;
     this.inputIds = [inputName];
     this.outputIds = [ir.output.name];
+    this.outputs = ir.outputs;
+    this.outputIndex = ir.outputIndex;
     const a1 = analyze(ir, opts.inputShape);
     this.analysis = a1;
     let split: string | undefined;
