@@ -443,6 +443,33 @@ describe('engine worker', function () {
       assert.strictEqual(again.cached, true);
     });
 
+    it('lists a model\'s outputs and explains the one a ModelRef names, each output a model of its own in the cache', async () => {
+      // Two heads on one trunk: a 3-class softmax (the default) and a single-sigmoid binary head.
+      const input = tfl.input({ shape: [8, 8, 3], name: 'img' });
+      const c = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv' }).apply(input) as tfl.SymbolicTensor;
+      const g = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(c) as tfl.SymbolicTensor;
+      const kind = tfl.layers.dense({ units: 3, activation: 'softmax', name: 'kind' }).apply(g) as tfl.SymbolicTensor;
+      const sick = tfl.layers.dense({ units: 1, activation: 'sigmoid', name: 'sick' }).apply(g) as tfl.SymbolicTensor;
+      const heads = await writeModel(tfl.model({ inputs: input, outputs: [kind, sick] }), path.join(dir, 'heads'), { labels: { kind: ['a', 'b', 'c'], sick: ['healthy', 'sick'] } });
+      const image = { path: await freshImage() };
+      const d = await client.describeModel({ path: heads.modelJson });
+      assert.deepStrictEqual([d.info.output, d.info.outputs, d.info.labels], ['kind', [{ name: 'kind', units: 3, activation: 'softmax' }, { name: 'sick', units: 1, activation: 'sigmoid' }], ['a', 'b', 'c']]);
+      assert.strictEqual(d.info.binary, undefined);
+      const ref = { path: heads.modelJson, overrides: { output: 'sick' } };
+      const s = await client.describeModel(ref);
+      assert.deepStrictEqual([s.info.output, s.info.binary, s.info.labels], ['sick', true, ['healthy', 'sick']]);
+      const pred = await client.predict({ model: ref, image, topK: 5 });
+      assert.deepStrictEqual(pred.predictions.map((p) => p.label).sort(), ['healthy', 'sick']);
+      assert.ok(Math.abs(pred.predictions[0].probability + pred.predictions[1].probability - 1) < 1e-6);
+      const zero = await client.computeCam({ model: ref, image, method: 'gradcam', classIndex: 0 });
+      const one = await client.computeCam({ model: ref, image, method: 'gradcam', classIndex: 1 });
+      assert.deepStrictEqual([zero.target.label, one.target.label], ['healthy', 'sick']);
+      // The default output's model is another cache entry: its classes are the softmax head's.
+      const other = await client.computeCam({ model: { path: heads.modelJson }, image, method: 'gradcam', classIndex: 2 });
+      assert.strictEqual(other.target.label, 'c');
+      await assert.rejects(client.describeModel({ path: heads.modelJson, overrides: { output: 'age' } }), (e) => isCode('UNKNOWN_OUTPUT')(e) && /"kind" \(0: 3 units, softmax\), "sick" \(1: 1 unit, sigmoid\)/.test((e as Error).message));
+    });
+
     it('grows no tensors in the worker over repeated requests', async () => {
       const image = { path: await freshImage() };
       const round = async () => {

@@ -240,7 +240,7 @@ function dropAll(): void {
 
 function modelOverrides(ref: ModelRef): MetadataOverrides {
   const o = ref.overrides ?? {};
-  return { labels: o.labels, labelsFile: o.labelsFile, preprocess: o.preprocess, labelOffset: o.labelOffset };
+  return { labels: o.labels, labelsFile: o.labelsFile, preprocess: o.preprocess, labelOffset: o.labelOffset, output: o.output };
 }
 
 async function getModel(ref: ModelRef): Promise<{ entry: ModelEntry; cached: boolean }> {
@@ -562,6 +562,9 @@ const handlers: { [T in RequestType]: Handler<T> } = {
       ...(m.metadata.labelsAssumed ? { labelsAssumed: true } : {}),
       recommendedLayer: summary.recommendedLayer,
       spatialLayers: summary.layers.filter((l) => l.spatial).map((l) => l.name),
+      outputs: m.outputs.map((o) => ({ name: o.name, units: o.units, activation: o.activation })),
+      output: m.output,
+      ...(m.binary ? { binary: true } : {}),
     };
     const layers: LayerSummary[] = summary.layers.map((l) => ({
       name: l.name,

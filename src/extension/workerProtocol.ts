@@ -117,6 +117,8 @@ export interface ModelRef {
     /** The model's default preprocessing (an image may still override it, see ImageRef). */
     preprocess?: PreprocessId;
     labelOffset?: number;
+    /** The output to explain where the model has several (a name, or an index): a model of its own in the cache. */
+    output?: string | number;
   };
 }
 
@@ -427,7 +429,8 @@ function isModelRef(x: unknown): x is ModelRef {
   const o = x.overrides;
   if (o === undefined) return true;
   return isObj(o) && (o.labels === undefined || (Array.isArray(o.labels) && o.labels.every((l) => typeof l === 'string'))) &&
-    optStr(o.labelsFile) && (o.preprocess === undefined || isPreprocess(o.preprocess)) && optNat(o.labelOffset);
+    optStr(o.labelsFile) && (o.preprocess === undefined || isPreprocess(o.preprocess)) && optNat(o.labelOffset) &&
+    (optStr(o.output) || optNat(o.output));
 }
 
 function isImageRef(x: unknown): x is ImageRef {

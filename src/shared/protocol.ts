@@ -82,6 +82,30 @@ export interface ModelInfo {
   recommendedLayer: string | null;
   /** Spatial layers, in topological order: the target-layer picker. */
   spatialLayers: string[];
+  /**
+   * Every output of the model, in its order (units: values per image, null where the model does not say). A model
+   * with several outputs (heads) explains one of them, `output`; the panels offer a picker only when there are
+   * several. Absent from an older host: one output.
+   */
+  outputs?: ModelOutputInfo[];
+  /** The name of the output explained. */
+  output?: string;
+  /** The output is one sigmoid unit, explained as two classes (the 0 side, the 1 side). */
+  binary?: boolean;
+}
+
+export interface ModelOutputInfo {
+  name: string;
+  units: number | null;
+  /** The activation it ends in: 'softmax', 'sigmoid' or 'none'. */
+  activation?: string;
+}
+
+/** "gender (1 unit, sigmoid)": an output as the pickers show it. */
+export function outputLabel(o: ModelOutputInfo): string {
+  const units = o.units === null ? '' : `${o.units} unit${o.units === 1 ? '' : 's'}`;
+  const parts = [units, o.activation && o.activation !== 'none' ? o.activation : ''].filter(Boolean);
+  return parts.length ? `${o.name} (${parts.join(', ')})` : o.name;
 }
 
 /** UI state persisted with `setState` (versioned) and restored by the panel serializer. */
@@ -93,6 +117,8 @@ export interface ExplainViewState {
   classIndex?: number;
   layer?: string;
   preprocess?: PreprocessId;
+  /** The output explained, where the model has several (absent: the model's default). */
+  output?: string;
   opacity: number;
   colormap: ColormapId;
   overlay: boolean;
@@ -115,6 +141,11 @@ export type ExplainWebviewMessage =
   | { type: 'export/png'; requestId: number; colormap: ColormapId; opacity: number }
   | { type: 'export/json'; requestId: number }
   | { type: 'model/select'; requestId: number }
+  /**
+   * Explain another output of the same model (the output picker, shown where ModelInfo lists several). The host
+   * reloads the model with that output: the answer is a new `panel/didInit`, or `request/didFail`.
+   */
+  | { type: 'output/select'; requestId: number; output: string }
   | { type: 'state/didChange'; state: ExplainViewState };
 
 export type ExplainHostMessage =
@@ -391,7 +422,7 @@ const isPreprocess = isPreprocessId;
 
 export function isExplainViewState(x: unknown): x is ExplainViewState {
   return isObj(x) && x.version === 1 && typeof x.imagePath === 'string' && optStr(x.modelPath) && isMethod(x.method) &&
-    optInt(x.classIndex) && optStr(x.layer) && (x.preprocess === undefined || isPreprocess(x.preprocess)) &&
+    optInt(x.classIndex) && optStr(x.layer) && (x.preprocess === undefined || isPreprocess(x.preprocess)) && optStr(x.output) &&
     typeof x.opacity === 'number' && x.opacity >= 0 && x.opacity <= 1 && isColormap(x.colormap) && typeof x.overlay === 'boolean';
 }
 
@@ -408,6 +439,8 @@ export function isExplainWebviewMessage(x: unknown): x is ExplainWebviewMessage 
     case 'export/json':
     case 'model/select':
       return isInt(m.requestId);
+    case 'output/select':
+      return isInt(m.requestId) && typeof m.output === 'string' && m.output.length > 0 && m.output.length < 4096;
     case 'state/didChange':
       return isExplainViewState(m.state);
     default:

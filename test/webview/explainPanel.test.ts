@@ -217,6 +217,34 @@ describe('explain panel (headless Chromium, fake host)', function () {
     assert.deepEqual([state.method, state.layer, state.preprocess], ['gradcam++', 'conv_pw_11_relu', 'imagenet']);
   });
 
+  it('offers an output picker only for a model with several outputs, and asks the host for the output chosen', async () => {
+    // One output: no picker.
+    const single = await initialised();
+    assert.equal(await single.p.page.$eval('#output-field', (e) => (e as HTMLElement).hidden), true);
+    // Three heads, the race head explained.
+    const init = didInit(imageUri) as Extract<ExplainHostMessage, { type: 'panel/didInit' }>;
+    const outputs = [{ name: 'age', units: 1, activation: 'none' }, { name: 'race', units: 5, activation: 'softmax' }, { name: 'gender', units: 1, activation: 'sigmoid' }];
+    const p = await panel();
+    await p.waitForSent('panel/ready');
+    await p.send({ ...init, model: { ...init.model, outputs, output: 'race' } });
+    await p.page.waitForSelector('#output-field:not([hidden])');
+    assert.deepEqual(await p.page.$$eval('#output vscode-option', (os) => os.map((o) => o.textContent)), ['age (1 unit)', 'race (5 units, softmax)', 'gender (1 unit, sigmoid)']);
+    assert.equal(await p.page.$eval('#output', (e) => (e as unknown as { value: string }).value), 'race');
+    await p.waitForSent('cam/compute');
+    await p.page.click('#output');
+    await p.page.click('#output li.option:has-text("gender")');
+    const chosen = await p.waitForSent('output/select');
+    assert.equal(chosen.output, 'gender');
+    // The output does not load: the error is shown and the picker goes back to the output on screen.
+    await p.send({ type: 'request/didFail', requestId: chosen.requestId, error: { name: 'CamLensError', message: 'no output named "gender"', code: 'UNKNOWN_OUTPUT' } });
+    await p.page.waitForSelector('#error:not([hidden])');
+    assert.equal(await p.page.$eval('#output', (e) => (e as unknown as { value: string }).value), 'race');
+    // The host reloads with the gender output: two classes, the picker on gender.
+    await p.send({ ...init, model: { ...init.model, outputs, output: 'gender', binary: true, labels: ['female', 'male'] }, state: hostState({ output: 'gender' }) });
+    await p.page.waitForFunction(() => (document.getElementById('output') as unknown as { value: string }).value === 'gender');
+    assert.equal(await p.page.$$eval('#class-list [data-class-index]', (li) => li.length), 2);
+  });
+
   it('ignores the reply to a superseded request', async () => {
     const { p, first } = await initialised();
     await p.page.click('#predictions [data-class-index="2"]');

@@ -113,6 +113,8 @@ class ExplainPanel {
   private state: ExplainViewState;
   private last?: CamResult;
   private lastPredictions?: ExplainHostMessage & { type: 'predictions/didCompute' };
+  /** The output the model explains (its name), where it has several; for the JSON export. */
+  private outputName?: string;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly key = `explain:${Math.random().toString(36).slice(2)}`;
   private ready = false;
@@ -141,7 +143,12 @@ class ExplainPanel {
   }
 
   private get modelRef() {
-    return { path: this.modelPath };
+    return this.refWith(this.state.output);
+  }
+
+  /** The model with an output chosen (a model of its own in the worker's cache), or its default output. */
+  private refWith(output: string | undefined) {
+    return output === undefined ? { path: this.modelPath } : { path: this.modelPath, overrides: { output } };
   }
 
   private imageRef(preprocess = this.state.preprocess) {
@@ -174,8 +181,12 @@ class ExplainPanel {
         else this.post({ type: 'request/didFail', requestId: m.requestId, error: { name: 'Cancelled', message: 'no model was chosen', code: 'CANCELLED' } });
         return;
       }
+      case 'output/select':
+        await this.useOutput(m.requestId, m.output);
+        return;
       case 'state/didChange':
-        this.state = { ...m.state, imagePath: this.image.fsPath, modelPath: this.modelPath };
+        // The output is the host's to change (output/select reloads the model); a state message does not move it.
+        this.state = { ...m.state, imagePath: this.image.fsPath, modelPath: this.modelPath, output: this.state.output };
         return;
       default: {
         const never: never = m;
@@ -198,7 +209,23 @@ class ExplainPanel {
 
   useModel(modelPath: string): void {
     this.modelPath = modelPath;
-    this.state = { ...this.state, modelPath, layer: undefined, classIndex: undefined, preprocess: undefined };
+    this.state = { ...this.state, modelPath, layer: undefined, classIndex: undefined, preprocess: undefined, output: undefined };
+    this.reinit();
+  }
+
+  /**
+   * Another output of the same model: its classes and layers differ, so class and layer start afresh. The model
+   * is loaded with that output first; where that fails the panel keeps the output it shows and the request fails.
+   */
+  private async useOutput(requestId: number, output: string): Promise<void> {
+    try {
+      await this.s.engine.describeModel(this.refWith(output), { supersedeKey: `${this.key}:init` });
+    } catch (e) {
+      if (!isCancellation(e)) this.s.log.error(`output ${output} of ${this.modelPath}`, e);
+      this.post({ type: 'request/didFail', requestId, error: toPayload(e) });
+      return;
+    }
+    this.state = { ...this.state, output, layer: undefined, classIndex: undefined };
     this.reinit();
   }
 
@@ -208,8 +235,18 @@ class ExplainPanel {
 
   private async init(): Promise<void> {
     try {
-      const described = await this.s.engine.describeModel(this.modelRef, { supersedeKey: `${this.key}:init` });
+      let described;
+      try {
+        described = await this.s.engine.describeModel(this.modelRef, { supersedeKey: `${this.key}:init` });
+      } catch (e) {
+        // A restored state may name an output the model no longer has: fall back to the model's default output.
+        if ((e as { code?: string })?.code !== 'UNKNOWN_OUTPUT' || this.state.output === undefined) throw e;
+        this.s.log.line(`explain ${this.image.fsPath}: ${(e as Error).message}; using the model's default output`);
+        this.state = { ...this.state, output: undefined, layer: undefined, classIndex: undefined };
+        described = await this.s.engine.describeModel(this.modelRef, { supersedeKey: `${this.key}:init` });
+      }
       this.s.models.setBackend(described.backend.name, described.backend.threads);
+      this.outputName = (described.info.outputs?.length ?? 1) > 1 ? described.info.output : undefined;
       const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(), topK: ALL_CLASSES }, { supersedeKey: `${this.key}:predict` });
       const ext = path.extname(this.image.fsPath).toLowerCase();
       let imageUri = this.panel.webview.asWebviewUri(this.image).toString();
@@ -306,6 +343,7 @@ class ExplainPanel {
     // The same object `cam-lens cam --json` writes.
     const json = {
       model: this.modelPath,
+      ...(this.outputName !== undefined ? { output: this.outputName } : {}),
       image: this.image.fsPath,
       backend: r.backend,
       method: r.method,

@@ -121,6 +121,7 @@ ${ERROR_REGION}
   </section>
   <aside class="sidebar">
     <section class="controls" aria-label="Method and display">
+      <div id="output-field" class="field" hidden><label for="output">Output</label><vscode-single-select id="output" aria-label="Output"></vscode-single-select></div>
       ${select('method', 'Method')}
       ${select('layer', 'Target layer')}
       ${select('preprocess', 'Preprocessing')}

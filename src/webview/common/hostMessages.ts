@@ -110,6 +110,18 @@ function model(x: unknown): ModelInfo {
     ...(m.labelsAssumed === true ? { labelsAssumed: true } : {}),
     recommendedLayer: m.recommendedLayer === null || m.recommendedLayer === undefined ? null : str(m.recommendedLayer, 'model.recommendedLayer'),
     spatialLayers: arr(m.spatialLayers, 'model.spatialLayers').map((l, i) => str(l, `model.spatialLayers[${i}]`)),
+    ...(m.outputs !== undefined ? {
+      outputs: arr(m.outputs, 'model.outputs').map((o, i) => {
+        const x = obj(o, `model.outputs[${i}]`);
+        return {
+          name: str(x.name, `model.outputs[${i}].name`),
+          units: x.units === null || x.units === undefined ? null : num(x.units, `model.outputs[${i}].units`),
+          ...(typeof x.activation === 'string' ? { activation: x.activation } : {}),
+        };
+      }),
+    } : {}),
+    ...(m.output !== undefined ? { output: str(m.output, 'model.output') } : {}),
+    ...(m.binary === true ? { binary: true } : {}),
   };
 }
 

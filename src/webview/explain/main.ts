@@ -31,7 +31,7 @@ import type {
   ModelInfo,
   PreprocessId,
 } from '../../shared/protocol';
-import { PREPROCESS_IDS } from '../../shared/protocol';
+import { PREPROCESS_IDS, outputLabel } from '../../shared/protocol';
 import { Listbox, byId, fillSelect, h, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
 import { formatMs, formatPercent, totalMs } from '../../shared/format';
 import { parseExplainHostMessage } from '../common/hostMessages';
@@ -61,6 +61,8 @@ const ui = {
   progress: byId('progress'),
   status: byId('status'),
   notice: byId('notice'),
+  outputField: byId('output-field'),
+  output: byId<SingleSelect>('output'),
   method: byId<SingleSelect>('method'),
   layer: byId<SingleSelect>('layer'),
   preprocess: byId<SingleSelect>('preprocess'),
@@ -185,6 +187,10 @@ function explainClass(index: number): void {
 // Rendering
 
 function fillControls(model: ModelInfo, methods: MethodInfo[], s: ExplainViewState): void {
+  // A model with several outputs (heads): which one is explained. Hidden for the usual single output.
+  const outputs = model.outputs ?? [];
+  ui.outputField.hidden = outputs.length < 2;
+  if (outputs.length > 1) fillSelect(ui.output, outputs.map((o) => ({ value: o.name, label: outputLabel(o) })), model.output ?? outputs[0].name);
   // The registry's order, as the host sends it; unavailable methods stay listed, disabled, with the reason.
   fillSelect(
     ui.method,
@@ -405,10 +411,19 @@ function onRequestFailed(m: Extract<ExplainHostMessage, { type: 'request/didFail
       }
     } else if (lane === 'export') {
       ui.notice.textContent = 'Export cancelled.';
+    } else if (lane === 'model' && session?.model.output) {
+      setProgress(ui.progress, false);
+      ui.output.value = session.model.output;
     }
     return;
   }
   showError(ui.error, m.error);
+  if (lane === 'model' && session) {
+    // An output that did not load: the picker goes back to the output shown.
+    setProgress(ui.progress, false);
+    ui.status.textContent = '';
+    if (session.model.output) ui.output.value = session.model.output;
+  }
   if (lane === 'cam') {
     endBusy();
     clearMap('error');
@@ -466,6 +481,16 @@ function onMessage(m: ExplainHostMessage): void {
 
 // ---------------------------------------------------------------------------------------------------------
 // Controls
+
+ui.output.addEventListener('change', () => {
+  const value = ui.output.value;
+  if (!state || !session || !value || value === session.model.output || !session.model.outputs?.some((o) => o.name === value)) return;
+  // The host reloads the model with that output and answers with a new panel/didInit (or request/didFail).
+  post({ type: 'output/select', requestId: requests.issue('model'), output: value });
+  setProgress(ui.progress, true, `Loading output ${value}…`);
+  ui.status.textContent = `Loading output ${value}…`;
+  showError(ui.error, undefined);
+});
 
 ui.method.addEventListener('change', () => {
   const value = ui.method.value;

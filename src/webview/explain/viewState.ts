@@ -14,8 +14,9 @@ import { isExplainViewState } from '../../shared/protocol';
 /** Method used when the saved one is unavailable for this model: Grad-CAM works on nearly every CNN. */
 const FALLBACK_METHOD: CamMethodId = 'gradcam';
 
+/** Same model file and same output: class indices and layers name things inside one output's classifier. */
 function sameModel(a: ExplainViewState, b: ExplainViewState): boolean {
-  return (a.modelPath ?? '') === (b.modelPath ?? '');
+  return (a.modelPath ?? '') === (b.modelPath ?? '') && (a.output ?? '') === (b.output ?? '');
 }
 
 /**
