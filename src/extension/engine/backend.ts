@@ -152,6 +152,7 @@ interface ThreadedModule {
     unusedWorkers: Worker[];
     terminateAllThreads(): void;
     loadWasmModuleToWorker(worker: Worker, onFinished?: unknown): void;
+    allocateUnusedWorker(): void;
   };
   tfjs?: unknown;
 }
@@ -177,8 +178,9 @@ let threadedFailure: string | undefined;
 /**
  * Creates a 'wasm' backend on the threaded SIMD build with `threads` threads.
  *
- * - Emscripten's glue, in Node, creates its 8 pthread workers with `new Worker(locateFile(<worker script>))` and
+ * - Emscripten's glue, in Node, creates its pthread workers with `new Worker(locateFile(<worker script>))` and
  *   has each one import `mainScriptUrlOrBlob` (a path: it `eval`s the file). Both are given as absolute paths.
+ *   It would start 8; `startOnly` makes it start the `threads - 1` the pool uses.
  * - XNNPACK's pool size is decided in C++ as min(asked, 8, logical cores / 2): tfjs halves the core count on the
  *   guess that half the logical cores are hyper-threads, which on a 2-vCPU machine leaves one thread. The core
  *   count is a wasm import (`emscripten_num_logical_cores`), so `instantiateWasm`, Emscripten's hook for
@@ -201,13 +203,19 @@ async function threadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
   const failed = new Promise<never>((_, reject) => (instantiateFailed = reject));
   let config: FactoryConfig & Partial<ThreadedModule> | undefined;
   let started = false;
+  let restorePool: (() => void) | undefined;
   try {
     const files = threadedWasmFiles();
     const binary = await fs.promises.readFile(files.wasm);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const factory = require(files.glue) as (config: FactoryConfig) => Promise<ThreadedModule>;
     config = {
-      locateFile: (file, prefix) => (file.endsWith('.worker.js') ? files.worker : file.endsWith('.wasm') ? files.wasm : prefix + file),
+      locateFile: (file, prefix) => {
+        if (!file.endsWith('.worker.js')) return file.endsWith('.wasm') ? files.wasm : prefix + file;
+        // Asked while the glue starts its first pthread worker (PThread is on the module by then).
+        if (config?.PThread) restorePool ??= startOnly(config.PThread, threads - 1);
+        return files.worker;
+      },
       mainScriptUrlOrBlob: files.glue,
       instantiateWasm(imports, receive) {
         const env = { ...imports.env, emscripten_num_logical_cores: () => 2 * threads };
@@ -225,7 +233,7 @@ async function threadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
       ready = factory(config);
       catchWorkerErrors(config as FactoryConfig & Partial<ThreadedModule>, (e) => instantiateFailed(e), () => started);
     } finally {
-      // The 8 workers were created inside the call, synchronously; nothing later needs the global.
+      // The workers were created inside the call, synchronously; nothing later needs the global.
       if (globalWorker) Object.defineProperty(globalThis, 'Worker', globalWorker);
       else delete (globalThis as { Worker?: unknown }).Worker;
       for (const l of process.listeners('uncaughtException')) if (!uncaught.includes(l)) process.removeListener('uncaughtException', l);
@@ -236,7 +244,10 @@ async function threadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
       timer = setTimeout(() => reject(new Error(`the wasm threads did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
       timer.unref();
     });
-    const module = await Promise.race([ready, failed, timeout]).finally(() => clearTimeout(timer));
+    const module = await Promise.race([ready, failed, timeout]).finally(() => {
+      clearTimeout(timer);
+      restorePool?.();
+    });
     module.tfjs = {
       init: module.cwrap('init', null, []),
       initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
@@ -266,7 +277,28 @@ async function threadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
   }
 }
 
-/** How long the 8 pthread workers may take to load before the threaded build is given up (they take milliseconds). */
+/**
+ * Makes the glue start `count` pthread workers (at least 1) instead of its fixed 8 (PTHREAD_POOL_SIZE): XNNPACK's
+ * pool of n threads runs on the calling thread and n - 1 pthreads, and the workers beyond those were ended
+ * unused right after the start. Each is a Node worker thread that boots and evaluates the glue, which on 2
+ * cores made the start take seconds (2.1-2.6 s at load 5; bench/coldStart.ts). Called from `locateFile` while
+ * the glue's loop allocates its first worker: later rounds of that loop find `allocateUnusedWorker` doing nothing.
+ * Returns the undo, called once the module is ready (a worker created on demand later goes the glue's own way).
+ */
+function startOnly(pthread: ThreadedModule['PThread'], count: number): () => void {
+  const own = pthread.allocateUnusedWorker;
+  let made = 1; // the one being allocated now
+  pthread.allocateUnusedWorker = () => {
+    if (made >= Math.max(1, count)) return;
+    made++;
+    own.call(pthread);
+  };
+  return () => {
+    pthread.allocateUnusedWorker = own;
+  };
+}
+
+/** How long the pthread workers may take to load before the threaded build is given up (they take milliseconds). */
 const START_TIMEOUT_MS = 30_000;
 
 /**
