@@ -129,7 +129,10 @@ export function readModelJson(modelPath: string): ModelJson {
   if (!Array.isArray(manifest)) throw new CamLensError('MODEL_INVALID', `"weightsManifest" in ${path.basename(file)} must be an array`);
 
   const weightSpecs: io.WeightsManifestEntry[] = [];
-  const buffers: Buffer[] = [];
+  // Shards are checked first (names, sizes) and then read straight into one buffer: the weights exist once in
+  // this thread's memory, not once per shard, again concatenated and again as an ArrayBuffer slice (3 copies,
+  // 3x the weight bytes of memory while the model loads).
+  const shards: { file: string; bytes: number }[] = [];
   let total = 0;
   manifest.forEach((group: unknown, gi: number) => {
     if (!isObject(group) || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
@@ -150,30 +153,35 @@ export function readModelJson(modelPath: string): ModelJson {
       weightSpecs.push(w as unknown as io.WeightsManifestEntry);
     }
     let got = 0;
-    const parts: Buffer[] = [];
     for (const rel of group.paths as unknown[]) {
       const shard = confinedPath(dir, rel as string, { what: 'weight file', folderName: 'the model folder', urlEncoded: true });
-      if (!fs.existsSync(shard)) {
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.statSync(shard);
+      } catch {
+        // Reported below.
+      }
+      if (!st?.isFile()) {
         throw new CamLensError('SHARD_MISSING', `weight shard "${rel}" named in ${path.basename(file)} is missing from ${dir}`,
           'copy every file the converter wrote next to model.json');
       }
-      const buf = fs.readFileSync(shard);
-      got += buf.length;
-      parts.push(buf);
+      got += st.size;
+      shards.push({ file: shard, bytes: st.size });
     }
-    if (got !== expected) {
-      const names = (group.paths as string[]).join(', ');
-      throw new CamLensError('SHARD_SIZE_MISMATCH',
-        `weight group ${gi} (${names}) holds ${got} bytes but its manifest entries need ${expected}` +
-        (got < expected ? ': the shard looks truncated' : ': the shard has extra bytes'),
-        'the weight files do not belong to this model.json, or a download was cut short');
-    }
-    buffers.push(...parts);
+    if (got !== expected) throw sizeMismatch(gi, group.paths as string[], got, expected);
     total += got;
   });
 
-  const all = Buffer.concat(buffers, total);
-  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
+  const weightData = new ArrayBuffer(total);
+  let offset = 0;
+  for (const shard of shards) {
+    const read = readInto(shard.file, new Uint8Array(weightData, offset, shard.bytes));
+    if (read !== shard.bytes) {
+      throw new CamLensError('SHARD_SIZE_MISMATCH', `weight shard ${path.basename(shard.file)} changed while it was read (${read} of ${shard.bytes} bytes)`,
+        'load the model again once the files are written');
+    }
+    offset += read;
+  }
   const artifacts: io.ModelArtifacts = {
     modelTopology: topology,
     weightSpecs,
@@ -189,6 +197,29 @@ export function readModelJson(modelPath: string): ModelJson {
     if (json.initializerSignature !== undefined) artifacts.initializerSignature = json.initializerSignature as object;
   }
   return { format, artifacts, path: file, dir, weightBytes: total };
+}
+
+function sizeMismatch(gi: number, paths: string[], got: number, expected: number): CamLensError {
+  return new CamLensError('SHARD_SIZE_MISMATCH',
+    `weight group ${gi} (${paths.join(', ')}) holds ${got} bytes but its manifest entries need ${expected}` +
+    (got < expected ? ': the shard looks truncated' : ': the shard has extra bytes'),
+    'the weight files do not belong to this model.json, or a download was cut short');
+}
+
+/** Reads a file into `into` (at most its length); returns the bytes read. */
+function readInto(file: string, into: Uint8Array): number {
+  const fd = fs.openSync(file, 'r');
+  try {
+    let done = 0;
+    while (done < into.length) {
+      const n = fs.readSync(fd, into, done, into.length - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** An IO handler over already-validated artifacts. */
