@@ -4,6 +4,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
 import { initBackend } from '../src/extension/engine/backend';
 import { bnModel } from './helpers/models';
@@ -26,7 +27,18 @@ function newestSource(dir: string): number {
   return t;
 }
 
+/** Two heads on one trunk: "kind" (3 classes, softmax) and "sick" (one sigmoid unit, a binary classifier). */
+function headsModel(): tfl.LayersModel {
+  const input = tfl.input({ shape: [16, 16, 3], name: 'img' });
+  const c = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }).apply(input) as tfl.SymbolicTensor;
+  const g = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(c) as tfl.SymbolicTensor;
+  const kind = tfl.layers.dense({ units: 3, activation: 'softmax', name: 'kind', kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }).apply(g) as tfl.SymbolicTensor;
+  const sick = tfl.layers.dense({ units: 1, activation: 'sigmoid', name: 'sick', kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }), biasInitializer: tfl.initializers.constant({ value: 0.3 }) }).apply(g) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: [kind, sick] });
+}
+
 describe('cam-lens CLI', function () {
+  let headsJson: string;
   let modelJson: string;
   let image: string;
   let dir: string;
@@ -41,6 +53,9 @@ describe('cam-lens CLI', function () {
     const m = bnModel();
     modelJson = (await writeModel(m, path.join(dir, 'model'), { labels: ['apple', 'banana', 'cherry', 'date', 'elder berry'], inputSize: [16, 16], preprocess: '[0,1]' })).modelJson;
     m.dispose();
+    const heads = headsModel();
+    headsJson = (await writeModel(heads, path.join(dir, 'heads'), { labels: { kind: ['cat', 'dog', 'fox'], sick: ['healthy', 'sick'] }, preprocess: '[0,1]' })).modelJson;
+    heads.dispose();
     image = path.join(dir, 'photo.png');
     const px = Buffer.alloc(40 * 30 * 3);
     for (let i = 0; i < px.length; i++) px[i] = (i * 37) % 256;
@@ -194,6 +209,50 @@ describe('cam-lens CLI', function () {
     assert.deepStrictEqual([off.classes, off.labels], [4, ['b', 'c', 'd', 'e']]);
   });
 
+  it('takes --output for predict, cam, layers, scan and labels, and says which output was explained and how to choose another', () => {
+    // Without --output: the first classifier, "kind"; the text says so and names the others.
+    const p = run(['predict', '--model', headsJson, '--image', image]);
+    assert.strictEqual(p.code, 0, p.stderr);
+    assert.match(p.stdout, /\(2\)\n.*output "kind" explained, of kind \(0\), sick \(1\); choose another with --output <name\|index>\n$/);
+    const pj = JSON.parse(run(['predict', '--model', headsJson, '--image', image, '--json', '-']).stdout);
+    assert.deepStrictEqual([pj.output, pj.binary, pj.predictions.length], ['kind', undefined, 3]);
+    // The binary head by name and by index: two classes, the 0 side then the 1 side, probabilities summing to 1.
+    for (const choice of ['sick', '1']) {
+      const c = run(['cam', '--model', headsJson, '--image', image, '--output', choice, '--class', 'healthy', '--json', '-']);
+      assert.strictEqual(c.code, 0, c.stderr);
+      const j = JSON.parse(c.stdout);
+      assert.deepStrictEqual([j.output, j.binary, j.target.index, j.target.label], ['sick', true, 0, 'healthy']);
+      assert.deepStrictEqual(j.predictions.map((x: { label: string }) => x.label).sort(), ['healthy', 'sick']);
+      assert.ok(Math.abs(j.predictions[0].probability + j.predictions[1].probability - 1) < 1e-5);
+    }
+    // Score-CAM in worker threads, which must load the same output.
+    const sc = run(['cam', '--model', headsJson, '--image', image, '--output', 'sick', '--method', 'scorecam', '--workers', '1', '--class', '1', '--json', '-']);
+    const local = run(['cam', '--model', headsJson, '--image', image, '--output', 'sick', '--method', 'scorecam', '--workers', '0', '--class', '1', '--json', '-']);
+    assert.strictEqual(sc.code, 0, sc.stderr);
+    assert.deepStrictEqual(JSON.parse(sc.stdout).heatmap.values, JSON.parse(local.stdout).heatmap.values);
+    const l = JSON.parse(run(['layers', '--model', headsJson, '--output', 'sick', '--json', '-']).stdout);
+    assert.deepStrictEqual([l.output, l.binary, l.classes, l.outputs.map((o: { name: string }) => o.name)], ['sick', true, 2, ['kind', 'sick']]);
+    assert.ok(!l.layers.some((x: { name: string }) => x.name === 'kind'), 'only the layers of the output explained');
+    const lt = run(['layers', '--model', headsJson]);
+    assert.match(lt.stdout, /outputs \(choose with --output <name\|index>; the layers below are those of "kind"\):\n {2}0 {2}kind {2}3 units, softmax {2}<- explained\n {2}1 {2}sick {2}1 unit, sigmoid\n/);
+    const labels = run(['labels', '--model', headsJson, '--output', 'sick']);
+    assert.match(labels.stdout, /: 2 classes, labels from \S+cam-lens\.json\n {2}0 {2}healthy\n {2}1 {2}sick\noutput "sick" explained/);
+    const lj = JSON.parse(run(['labels', '--model', headsJson, '--output', 'sick', '--json', '-']).stdout);
+    assert.deepStrictEqual([lj.output, lj.classes, lj.labels, lj.outputs.length], ['sick', 2, ['healthy', 'sick'], 2]);
+    // A single-sigmoid model of its own: classes named "not positive" and "positive" without labels.
+    const data = path.join(dir, 'sick-data');
+    for (const cls of ['healthy', 'sick']) {
+      fs.mkdirSync(path.join(data, cls), { recursive: true });
+      fs.copyFileSync(image, path.join(data, cls, 'a.png'));
+    }
+    const scan = run(['scan', '--model', headsJson, '--output', 'sick', '--data', data, '--json', '-']);
+    assert.strictEqual(scan.code, 0, scan.stderr);
+    const sj = JSON.parse(scan.stdout);
+    assert.deepStrictEqual([sj.output, sj.counts.scanned, sj.samples.length], ['sick', 2, 2]);
+    const probs = sj.samples[0].probabilities;
+    assert.ok(Math.abs(probs.healthy + probs.sick - 1) < 1e-5, JSON.stringify(probs));
+  });
+
   it('scan writes its report and exits 1 where no image could be read', async () => {
     const data = path.join(dir, 'unreadable');
     fs.mkdirSync(path.join(data, 'apple'), { recursive: true });
@@ -277,6 +336,8 @@ describe('cam-lens CLI', function () {
     ['--image on layers without --recommend', ['layers', '--model', NO_MODEL, '--image', NO_IMAGE], /--image applies to "layers --recommend" only$/],
     ['--candidates 0', ['layers', '--model', NO_MODEL, '--recommend', '--image', NO_IMAGE, '--candidates', '0'], /--candidates must be an integer from 1/],
     ['a negative --show', ['scan', '--model', NO_MODEL, '--data', '/nonexistent', '--show=-1'], /--show must be an integer from 0 to 1000000, got "-1"$/],
+    ['a blank --output', cam('--output', ' '), /--output needs an output name or index, got " "$/],
+    ['--output without a value', ['labels', '--model', NO_MODEL, '--output'], /--output needs a value$/],
   ];
 
   // Bad input: what needs a file to judge (the model decides which classes and layers exist). Exit 1.
@@ -292,6 +353,9 @@ describe('cam-lens CLI', function () {
     ['an unknown class label among few classes: all of them', () => ['cam', '--model', modelJson, '--image', image, '--class', 'zebra'],
       /no class labelled "zebra" among the model's 5 classes; they are "apple" \(0\), "banana" \(1\), "cherry" \(2\), "date" \(3\), "elder berry" \(4\)$/],
     ['a class index out of range', () => ['cam', '--model', modelJson, '--image', image, '--class', '9'], /class index 9 is out of range/],
+    ['an unknown output: the outputs there are', () => ['cam', '--model', headsJson, '--image', image, '--output', 'age'],
+      /^cam-lens: the model has no output named "age"; its outputs are "kind" \(0: 3 units, softmax\), "sick" \(1: 1 unit, sigmoid\) \(choose an output by name or index\)$/],
+    ['an output index out of range', () => ['labels', '--model', headsJson, '--output', '2'], /output index 2 is out of range: the model has 2 outputs, "kind" \(0: 3 units, softmax\), "sick"/],
     ['an unknown layer', () => ['cam', '--model', modelJson, '--image', image, '--layer', 'conv99'], /no layer named "conv99"/],
     ['a layer without spatial output', () => ['cam', '--model', modelJson, '--image', image, '--layer', 'gap'], /not a spatial feature map/],
     ['a missing model', () => ['predict', '--model', path.join(dir, 'none', 'model.json'), '--image', image], /model file not found/],

@@ -61,6 +61,8 @@ Options for every command:
                                  at most ${MAX_WASM_THREADS}; ${defaultThreads()} here)
   --class-names <file>           the model's class names (JSON array or one per line) when it has no metadata
   --label-offset <n>             leading model outputs that are not classes (1 for a "background" output)
+  --output <name|index>          the output to explain, for a model with several (heads); default: its metadata's
+                                 "output", else the first that looks like a classifier (cam-lens layers lists them)
   --preprocess <preset>          ${PREPROCESS_PRESETS.join(' | ')} (default: the model's metadata, else [0,1])
                                  (not for labels)
   --max-pixels <n>               refuse images larger than this many pixels (default 100000000)
@@ -118,6 +120,7 @@ const OPTIONS = {
   candidates: { type: 'string' },
   'class-names': { type: 'string' },
   'label-offset': { type: 'string' },
+  output: { type: 'string' },
   data: { type: 'string' },
   csv: { type: 'string' },
   score: { type: 'string' },
@@ -129,12 +132,12 @@ const COMMANDS = ['predict', 'cam', 'layers', 'scan', 'labels'] as const;
 type Command = (typeof COMMANDS)[number];
 
 const ALLOWED: Record<Command, string[]> = {
-  predict: ['model', 'image', 'top', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'preprocess', 'max-pixels'],
-  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'threads', 'class-names', 'label-offset', 'preprocess', 'colormap', 'opacity', 'max-pixels',
+  predict: ['model', 'image', 'top', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels'],
+  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'colormap', 'opacity', 'max-pixels',
     'batch-size', 'top-channels', 'workers', 'metrics'],
-  layers: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels'],
-  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'class-names', 'label-offset', 'preprocess', 'max-pixels'],
-  labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset'],
+  layers: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels'],
+  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels'],
+  labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output'],
 };
 
 function need(v: Values, name: string): string {
@@ -230,12 +233,15 @@ function commonFlags(v: Values): CommonFlags {
     throw new UsageError(`--threads must be a positive integer (the wasm backend uses at most ${MAX_WASM_THREADS}), got "${t}"`);
   }
   const threads = t === undefined ? 0 : Math.min(Number(t), Number.MAX_SAFE_INTEGER);
+  // An output name or index; which outputs exist, only the model can say (bad input then, not bad usage).
+  const output = v.output as string | undefined;
+  if (output !== undefined && (output.trim() === '' || /[\r\n\0]/.test(output))) throw new UsageError(`--output needs an output name or index, got ${JSON.stringify(output)}`);
   return {
     model,
     backend,
     threads,
     preprocess,
-    overrides: { labelsFile: v['class-names'] as string | undefined, preprocess, labelOffset: offset === undefined ? undefined : Number(offset) },
+    overrides: { labelsFile: v['class-names'] as string | undefined, preprocess, labelOffset: offset === undefined ? undefined : Number(offset), output: output?.trim() },
     maxPixels,
     json: v.json as string | undefined,
   };
@@ -311,6 +317,24 @@ function metricsLine(r: FaithfulnessReport): string {
     `increase in confidence ${r.map.increaseInConfidence ? 'yes' : 'no'} (${r.random.increaseInConfidence ? 'yes' : 'no'})`;
 }
 
+/**
+ * For a model with several outputs: which one was explained and how to choose another (printed under the text
+ * output); nothing for a model with one output.
+ */
+function outputLine(model: LoadedModel): string | undefined {
+  if (model.outputs.length < 2) return undefined;
+  const others = model.outputs.map((o, i) => `${o.name} (${i})`).join(', ');
+  return `output "${model.output}" explained, of ${others}; choose another with --output <name|index>`;
+}
+
+/**
+ * `--json`'s fields about the output: for a model with several outputs the one explained (`output`), for a
+ * single-sigmoid one `binary: true`; nothing for the usual single softmax, so the contract object is unchanged.
+ */
+function outputJson(model: LoadedModel): Record<string, unknown> {
+  return { ...(model.outputs.length > 1 ? { output: model.output } : {}), ...(model.binary ? { binary: true } : {}) };
+}
+
 function checkImageFile(image: string): string {
   if (!fs.existsSync(image)) throw new CamLensError('FILE_NOT_FOUND', `image not found: ${image}`);
   return image;
@@ -330,6 +354,7 @@ async function cmdPredict(v: Values): Promise<void> {
     const t3 = performance.now();
     const out = {
       model: model.path,
+      ...outputJson(model),
       image: path.resolve(image),
       backend: backend.name,
       threads: backend.threads,
@@ -340,6 +365,8 @@ async function cmdPredict(v: Values): Promise<void> {
     if (v.json !== '-') {
       console.log(`${path.basename(image)} — ${model.name} on ${backend.name}`);
       for (const p of predictions) console.log(`  ${(p.probability * 100).toFixed(2).padStart(6)}%  ${p.label} (${p.index})`);
+      const line = outputLine(model);
+      if (line) console.log(line);
     }
   } finally {
     opened.session.dispose();
@@ -405,6 +432,7 @@ async function cmdCam(v: Values): Promise<void> {
     const t2 = performance.now();
     const out = {
       model: model.path,
+      ...outputJson(model),
       image: path.resolve(image),
       backend: backend.name,
       threads: backend.threads,
@@ -435,6 +463,8 @@ async function cmdCam(v: Values): Promise<void> {
       console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
       if (metrics) console.log(metricsLine(metrics));
       if (png !== undefined) console.log(`overlay written to ${png}`);
+      const line = outputLine(model);
+      if (line) console.log(line);
     }
   } finally {
     await pool?.close();
@@ -492,7 +522,11 @@ async function cmdLayers(v: Values): Promise<void> {
     const s = describeModel(model);
     if (v.json !== undefined) writeJson(v.json as string, rec && image ? { ...s, recommendation: recommendationJson(rec, image) } : s);
     if (v.json !== '-') {
-      console.log(`${s.name}: ${s.layers.length} layers, ${s.totalParams} parameters, input ${s.input.height}x${s.input.width}x${s.input.channels} (${s.input.preprocess}), ${s.classes} classes, backend ${s.backend}`);
+      console.log(`${s.name}: ${s.layers.length} layers, ${s.totalParams} parameters, input ${s.input.height}x${s.input.width}x${s.input.channels} (${s.input.preprocess}), ${s.classes} classes${s.binary ? ' (one sigmoid unit: binary)' : ''}, backend ${s.backend}`);
+      if (s.outputs.length > 1) {
+        console.log(`outputs (choose with --output <name|index>; the layers below are those of "${s.output}"):`);
+        s.outputs.forEach((o, i) => console.log(`  ${i}  ${o.name}  ${o.units ?? '?'} unit${o.units === 1 ? '' : 's'}${o.activation === 'none' ? '' : `, ${o.activation}`}${o.name === s.output ? '  <- explained' : ''}`));
+      }
       const w = Math.max(...s.layers.map((l) => l.name.length), 5);
       const cw = Math.max(...s.layers.map((l) => l.className.length), 5);
       for (const l of s.layers) {
@@ -542,7 +576,7 @@ async function cmdScan(v: Values): Promise<void> {
     });
     if (!quiet && process.stderr.isTTY) process.stderr.write('\n');
     const report = buildReport(model.path, labels, dataset, scan, kind, readReviewed(dataset.root));
-    if (v.json !== undefined) writeJson(v.json as string, { ...report, backend: backend.name, threads: backend.threads, seconds: round(scan.seconds) });
+    if (v.json !== undefined) writeJson(v.json as string, { ...report, ...outputJson(model), backend: backend.name, threads: backend.threads, seconds: round(scan.seconds) });
     if (csv !== undefined) writeFileSafely(csv, reportToCsv(report));
     if (!quiet) {
       const c = report.counts;
@@ -552,6 +586,8 @@ async function cmdScan(v: Values): Promise<void> {
       if (report.unmatchedClasses.length) console.log(`  class folders/labels matching no model label: ${report.unmatchedClasses.map((u) => `${u.name} (${u.images})`).join(', ')}`);
       if (c.nonImageFiles) console.log(`  ${c.nonImageFiles} non-image files skipped`);
       if (c.reviewedHidden) console.log(`  ${c.reviewedHidden} samples hidden: marked "label is correct" in .cam-lens/reviewed.json`);
+      const line = outputLine(model);
+      if (line) console.log(`  ${line}`);
       const rows = report.samples.slice(0, show);
       if (rows.length) console.log(`most doubtful first (${kind}):`);
       for (const s of rows) {
@@ -577,12 +613,19 @@ async function cmdLabels(v: Values): Promise<void> {
     const off = model.metadata.labelOffset;
     const labels = Array.from({ length: n }, (_, i) => labelOf(model, i + off));
     if (common.json !== undefined) {
-      writeJson(common.json, { model: model.path, labelsFrom: model.metadata.labelsFile ?? null, labelOffset: off, classes: n, labels });
+      writeJson(common.json, {
+        model: model.path, ...outputJson(model), outputs: model.outputs.map((o) => ({ name: o.name, units: o.units, activation: o.activation })),
+        labelsFrom: model.metadata.labelsFile ?? null, labelOffset: off, classes: n, labels,
+      });
     }
     if (common.json !== '-') {
-      console.log(`${model.name}: ${n} classes` + (model.metadata.labelsFile ? `, labels from ${model.metadata.labelsFile}` : ', no labels (classes are named by index)'));
+      const named = model.metadata.labelsFile ? `, labels from ${model.metadata.labelsFile}`
+        : model.binary ? ' (one sigmoid unit: the 0 side, then the 1 side)' : ', no labels (classes are named by index)';
+      console.log(`${model.name}: ${n} classes` + named);
       const w = String(n - 1).length;
       labels.forEach((l, i) => console.log(`  ${String(i).padStart(w)}  ${l}`));
+      const line = outputLine(model);
+      if (line) console.log(line);
     }
   } finally {
     model.dispose();
@@ -599,6 +642,7 @@ function labelsCommand(v: Values): string {
   const parts = ['cam-lens labels --model', shellWord(String(v.model))];
   if (typeof v['class-names'] === 'string') parts.push('--class-names', shellWord(v['class-names']));
   if (typeof v['label-offset'] === 'string') parts.push('--label-offset', v['label-offset']);
+  if (typeof v.output === 'string') parts.push('--output', shellWord(v.output));
   return parts.join(' ');
 }
 
