@@ -432,6 +432,8 @@ async function runScan(req: RequestOf<'scan/run'>, ctx: JobContext): Promise<Res
       labels: [...labels],
       scoredBy: kind,
       reviewed: Object.keys(reviewed.reviewed).length,
+      outputs: model.outputs.map((o) => ({ name: o.name, units: o.units, activation: o.activation })),
+      output: model.output,
     };
     ctx.event({ kind: 'dataset', dataset: info });
 

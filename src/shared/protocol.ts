@@ -245,6 +245,9 @@ export interface ScanDatasetInfo {
   scoredBy: ScanScoreKind;
   /** Entries in `.cam-lens/reviewed.json` when the scan started. */
   reviewed: number;
+  /** The model's outputs and the one scanned (the triage panel's output picker, shown when there are several). */
+  outputs?: ModelOutputInfo[];
+  output?: string;
 }
 
 /** One scanned sample, as much as a view needs (top 5 instead of the full probability vector). */
@@ -319,6 +322,8 @@ export interface TriageViewState {
   flaggedOnly: boolean;
   /** Path (dataset-relative) of the selected row. */
   selected?: string;
+  /** The output scanned, where the model has several (absent: the model's default). */
+  output?: string;
 }
 
 /**
@@ -331,6 +336,8 @@ export type TriageWebviewMessage =
   | { type: 'panel/ready' }
   | { type: 'scan/cancel' }
   | { type: 'scan/rescan' }
+  /** Scan again with another output of the model (the output picker); answered like a rescan, by a new scan's notifications. */
+  | { type: 'output/select'; output: string }
   /** The heatmaps of the sample's given and predicted labels (default method, recommended layer). */
   | { type: 'cam/pair'; requestId: number; path: string }
   /** Opens the full explain panel for the sample (`camLens.showCam`). */
@@ -467,7 +474,7 @@ export function isInspectorWebviewMessage(x: unknown): x is InspectorWebviewMess
 export function isTriageViewState(x: unknown): x is TriageViewState {
   return isObj(x) && x.version === 1 && typeof x.source === 'string' && x.source.length > 0 && x.source.length < 4096 &&
     typeof x.modelPath === 'string' && x.modelPath.length > 0 && x.modelPath.length < 4096 &&
-    optInt(x.givenFilter) && optInt(x.predictedFilter) && typeof x.flaggedOnly === 'boolean' && optStr(x.selected);
+    optInt(x.givenFilter) && optInt(x.predictedFilter) && typeof x.flaggedOnly === 'boolean' && optStr(x.selected) && optStr(x.output);
 }
 
 const isPath = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length < 4096;
@@ -488,6 +495,8 @@ export function isTriageWebviewMessage(x: unknown): x is TriageWebviewMessage {
       return isInt(m.requestId) && isPath(m.path);
     case 'report/save':
       return isInt(m.requestId) && (m.format === 'csv' || m.format === 'json');
+    case 'output/select':
+      return isPath(m.output);
     case 'state/didChange':
       return isTriageViewState(m.state);
     default:

@@ -520,6 +520,31 @@ describe('triage panel (headless Chromium, fake host)', function () {
     assert.deepEqual(p.errors, []);
   });
 
+  it('offers an output picker when the model has several outputs, and asks for a scan of the output chosen', async () => {
+    // One output: no picker.
+    const single = await started();
+    assert.equal(await single.page.$eval('#output-field', (e) => (e as HTMLElement).hidden), true);
+    const p = await host.open('triage');
+    await p.waitForSent('panel/ready');
+    await p.send(didInit());
+    const outputs = [{ name: 'kind', units: 3, activation: 'softmax' }, { name: 'sick', units: 1, activation: 'sigmoid' }];
+    await p.send({ type: 'scan/didStart', scanId: 1, dataset: { ...DATASET, outputs, output: 'kind' }, counts: counts() });
+    await p.page.waitForSelector('#output-field:not([hidden])');
+    assert.deepEqual(await p.page.$$eval('#output vscode-option', (os) => os.map((o) => o.textContent)), ['kind (3 units, softmax)', 'sick (1 unit, sigmoid)']);
+    await p.page.evaluate(() => {
+      const el = document.getElementById('output') as unknown as HTMLElement & { value: string };
+      el.value = 'sick';
+      el.dispatchEvent(new Event('change'));
+    });
+    const m = await p.waitForSent('output/select');
+    assert.equal(m.output, 'sick');
+    assert.equal(((await p.recorded()).state as TriageViewState).output, 'sick');
+    // The host's new scan runs the binary output: two classes, the picker on it.
+    await p.send({ type: 'scan/didStart', scanId: 2, dataset: { ...DATASET, outputs, output: 'sick', labels: ['healthy', 'sick'] }, counts: counts() });
+    await p.page.waitForFunction(() => (document.getElementById('output') as unknown as { value: string }).value === 'sick');
+    assert.deepEqual(p.errors, []);
+  });
+
   it('restores the filters and the selection from its saved state', async () => {
     const p = await started(viewState({ flaggedOnly: true, selected: 'owl/img_0003.png' }));
     await p.send(progress(1, [row(0, 0.1, { flagged: true }), row(1, 0.2), row(3, 0.3, { flagged: true })], 3));

@@ -12,7 +12,8 @@ function activeImage(): vscode.Uri | undefined {
 }
 
 export function registerShowCam(panels: ExplainPanels): vscode.Disposable {
-  return vscode.commands.registerCommand('camLens.showCam', async (uri?: vscode.Uri) => {
+  // `options` (from the triage panel): the model and the output of a model with several to explain the image with.
+  return vscode.commands.registerCommand('camLens.showCam', async (uri?: vscode.Uri, options?: { model?: string; output?: string }) => {
     let target = uri instanceof vscode.Uri ? uri : activeImage();
     if (!target) {
       const picked = await vscode.window.showOpenDialog({
@@ -28,6 +29,6 @@ export function registerShowCam(panels: ExplainPanels): vscode.Disposable {
       void vscode.window.showErrorMessage(`CAM Lens reads images from disk; ${target.toString()} is not a local file.`);
       return;
     }
-    await panels.show(target);
+    await panels.show(target, typeof options?.model === 'string' ? options.model : undefined, typeof options?.output === 'string' ? options.output : undefined);
   });
 }

@@ -50,13 +50,15 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
 
   constructor(private readonly s: Services) {}
 
-  async show(image: vscode.Uri, modelPath?: string): Promise<void> {
+  /** `output`: for a model with several outputs, the one to explain (with `modelPath`; the triage panel passes both). */
+  async show(image: vscode.Uri, modelPath?: string, output?: string): Promise<void> {
     const key = image.fsPath;
     const existing = this.open.get(key);
     if (existing) {
       // In its own column: "beside" the active editor, which is often this very panel, would open a new column.
       existing.panel.reveal(existing.panel.viewColumn);
-      if (modelPath && modelPath !== existing.modelPath) existing.useModel(modelPath);
+      if (modelPath && modelPath !== existing.modelPath) existing.useModel(modelPath, output);
+      else if (output !== undefined) existing.useOutputOf(output);
       return;
     }
     const model = modelPath ?? (await this.s.models.resolveFor(image));
@@ -65,7 +67,7 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
     const column = columnForNewPanel([...this.open.values()].map((p) => ({ column: p.panel.viewColumn, lastActive: p.lastActive })));
     const panel = vscode.window.createWebviewPanel(EXPLAIN_VIEW_TYPE, `CAM: ${path.basename(image.fsPath)}`, { viewColumn: column ?? vscode.ViewColumn.Beside, preserveFocus: false },
       panelOptions(this.s.context, [vscode.Uri.file(path.dirname(image.fsPath))]));
-    this.attach(panel, image, model);
+    this.attach(panel, image, model, undefined, output);
   }
 
   async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
@@ -79,8 +81,9 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
     this.attach(panel, image, model, state);
   }
 
-  private attach(panel: vscode.WebviewPanel, image: vscode.Uri, modelPath: string, state?: ExplainViewState): void {
+  private attach(panel: vscode.WebviewPanel, image: vscode.Uri, modelPath: string, state?: ExplainViewState, output?: string): void {
     const p = new ExplainPanel(this.s, panel, image, modelPath, state);
+    if (output !== undefined) p.useOutputOf(output);
     p.lastActive = ++this.activity;
     this.open.set(image.fsPath, p);
     panel.onDidChangeViewState((e) => {
@@ -207,9 +210,16 @@ class ExplainPanel {
     }
   }
 
-  useModel(modelPath: string): void {
+  useModel(modelPath: string, output?: string): void {
     this.modelPath = modelPath;
-    this.state = { ...this.state, modelPath, layer: undefined, classIndex: undefined, preprocess: undefined, output: undefined };
+    this.state = { ...this.state, modelPath, layer: undefined, classIndex: undefined, preprocess: undefined, output };
+    this.reinit();
+  }
+
+  /** Shows `output` of the current model (from another panel); an unknown one falls back to the default in init. */
+  useOutputOf(output: string): void {
+    if (output === this.state.output) return;
+    this.state = { ...this.state, output, layer: undefined, classIndex: undefined };
     this.reinit();
   }
 

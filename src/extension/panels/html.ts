@@ -260,6 +260,7 @@ function triageBody(): string {
     </div>
     <p id="scan-status" class="status" aria-live="polite"></p>
   </div>
+  <div id="output-field" class="field" hidden><label for="output">Output</label><vscode-single-select id="output" aria-label="Output"></vscode-single-select></div>
   <div class="buttons">
     <vscode-button id="save-csv" disabled>Save CSV…</vscode-button>
     <vscode-button id="save-json" secondary disabled>Save JSON…</vscode-button>

@@ -215,13 +215,21 @@ class TriagePanel {
       case 'scan/rescan':
         this.startScan();
         return;
+      case 'output/select':
+        // Another output of the model: other classes, so another scan (answered by its notifications).
+        if (m.output === this.state.output) return;
+        this.state = { ...this.state, output: m.output, givenFilter: undefined, predictedFilter: undefined };
+        this.startScan();
+        return;
       case 'cam/pair':
         await this.answer(m.requestId, () => this.pair(m.requestId, m.path));
         return;
       case 'sample/open':
         await this.answer(m.requestId, async () => {
           const abs = this.sampleFile(m.path);
-          await vscode.commands.executeCommand('camLens.showCam', vscode.Uri.file(abs));
+          // With an output chosen here, the explain panel shows the same model and output.
+          if (this.state.output !== undefined) await vscode.commands.executeCommand('camLens.showCam', vscode.Uri.file(abs), { model: this.modelPath, output: this.state.output });
+          else await vscode.commands.executeCommand('camLens.showCam', vscode.Uri.file(abs));
           this.post({ type: 'sample/didOpen', requestId: m.requestId, path: m.path });
         });
         return;
@@ -242,7 +250,8 @@ class TriagePanel {
         await this.answer(m.requestId, () => this.save(m.requestId, m.format));
         return;
       case 'state/didChange':
-        this.state = { ...m.state, source: this.source, modelPath: this.modelPath };
+        // The output is the host's to change (output/select rescans); a state message does not move it.
+        this.state = { ...m.state, source: this.source, modelPath: this.modelPath, output: this.state.output };
         return;
       default: {
         const never: never = m;
@@ -264,10 +273,15 @@ class TriagePanel {
   useModel(modelPath: string): void {
     this.modelPath = modelPath;
     this.modelName = modelDisplayName(modelPath);
-    this.state = { ...this.state, modelPath };
+    this.state = { ...this.state, modelPath, output: undefined };
     this.pairs.clear();
     if (this.ready) this.postInit();
     this.startScan();
+  }
+
+  /** The model with the output chosen in the picker (a model of its own in the worker's cache), or its default. */
+  private get modelRef(): { path: string; overrides?: { output: string } } {
+    return this.state.output === undefined ? { path: this.modelPath } : { path: this.modelPath, overrides: { output: this.state.output } };
   }
 
   private postInit(): void {
@@ -306,7 +320,7 @@ class TriagePanel {
     const maxPixels = this.config.get<number>('maxImagePixels');
     this.s.engine
       .scan(
-        { model: { path: this.modelPath }, data: this.source, batchSize: SCAN_BATCH_SIZE, scoreKind: 'self_confidence', maxPixels },
+        { model: this.modelRef, data: this.source, batchSize: SCAN_BATCH_SIZE, scoreKind: 'self_confidence', maxPixels },
         { signal: scan.abort.signal, supersedeKey: `${this.key}:scan`, onEvent: (e) => this.onScanEvent(scan, e) },
       )
       .then(
@@ -321,6 +335,13 @@ class TriagePanel {
             // Cancelled before it started (queued behind another scan): nothing was computed.
             scan.finished = { cancelled: true, seconds: 0, order: new Int32Array(0), flagged: new Int32Array(0) };
             this.post({ type: 'scan/didFinish', scanId: scan.id, cancelled: true, seconds: 0, counts: scan.counts, order: scan.finished.order, flagged: scan.finished.flagged });
+            return;
+          }
+          // A restored state may name an output the model no longer has: scan its default output instead.
+          if ((e as { code?: string })?.code === 'UNKNOWN_OUTPUT' && this.state.output !== undefined) {
+            this.s.log.line(`scan of ${this.source}: ${(e as Error).message}; scanning the model's default output`);
+            this.state = { ...this.state, output: undefined };
+            this.startScan();
             return;
           }
           this.s.log.error(`scan of ${this.source}`, e);
@@ -490,7 +511,7 @@ class TriagePanel {
     let r = this.pairs.get(cacheKey);
     if (!r) {
       r = await this.s.engine.camPair(
-        { model: { path: this.modelPath }, image: { path: file, maxPixels: this.config.get<number>('maxImagePixels') }, method, classes: [row.givenIndex, row.predictedIndex],
+        { model: this.modelRef, image: { path: file, maxPixels: this.config.get<number>('maxImagePixels') }, method, classes: [row.givenIndex, row.predictedIndex],
           options: { batchSize: this.config.get<number>('scoreCam.batchSize') } },
         { supersedeKey: `${this.key}:pair` },
       );
@@ -625,7 +646,7 @@ class TriagePanel {
     if (kept) return kept;
     const n = scan.dataset?.labels.length ?? 0;
     const r = await this.s.engine.predict(
-      { model: { path: this.modelPath }, image: { path: this.sampleFileOf(scan, row.path), maxPixels: this.config.get<number>('maxImagePixels') }, topK: Math.max(1, n) },
+      { model: this.modelRef, image: { path: this.sampleFileOf(scan, row.path), maxPixels: this.config.get<number>('maxImagePixels') }, topK: Math.max(1, n) },
       { supersedeKey: `${this.key}:probabilities` },
     );
     return probabilityVector(r.predictions, n);

@@ -99,6 +99,17 @@ function dataset(x: unknown): ScanDatasetInfo {
     labels: arr(d.labels, 'dataset.labels').map((l, i) => str(l, `dataset.labels[${i}]`)),
     scoredBy: scoredBy as ScanDatasetInfo['scoredBy'],
     reviewed: int(d.reviewed, 'dataset.reviewed'),
+    ...(d.outputs !== undefined ? {
+      outputs: arr(d.outputs, 'dataset.outputs').map((o, i) => {
+        const x = obj(o, `dataset.outputs[${i}]`);
+        return {
+          name: str(x.name, `dataset.outputs[${i}].name`),
+          units: x.units === null || x.units === undefined ? null : num(x.units, `dataset.outputs[${i}].units`),
+          ...(typeof x.activation === 'string' ? { activation: x.activation } : {}),
+        };
+      }),
+    } : {}),
+    ...(d.output !== undefined ? { output: str(d.output, 'dataset.output') } : {}),
   };
 }
 

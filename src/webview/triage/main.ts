@@ -32,6 +32,7 @@ import type {
   TriageViewState,
   TriageWebviewMessage,
 } from '../../shared/protocol';
+import { outputLabel } from '../../shared/protocol';
 import { byId, fillSelect, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
 import { formatCount, formatPercent } from '../../shared/format';
 import { RequestTracker } from '../common/requests';
@@ -67,6 +68,8 @@ const ui = {
   saveCsv: byId<Button>('save-csv'),
   saveJson: byId<Button>('save-json'),
   rescan: byId<Button>('rescan'),
+  outputField: byId('output-field'),
+  output: byId<SingleSelect>('output'),
   givenFilter: byId<SingleSelect>('given-filter'),
   predictedFilter: byId<SingleSelect>('predicted-filter'),
   flaggedOnly: byId<HTMLElement & { checked: boolean }>('flagged-only'),
@@ -225,6 +228,18 @@ function renderCounts(): void {
   if (failures.length) {
     const shown = failures.slice(0, 5).map((f) => `${f.path} (${f.error})`).join('; ');
     ui.failures.textContent = `Unreadable images: ${shown}${failures.length > 5 ? `; and ${failures.length - 5} more` : ''}`;
+  }
+}
+
+/** The output picker: shown for a model with several outputs, on the output this scan runs. */
+function renderOutputs(d: ScanDatasetInfo): void {
+  const outputs = d.outputs ?? [];
+  ui.outputField.hidden = outputs.length < 2;
+  if (outputs.length < 2) return;
+  fillSelect(ui.output, outputs.map((o) => ({ value: o.name, label: outputLabel(o) })), d.output ?? outputs[0].name);
+  if (state && state.output !== d.output && d.output !== undefined) {
+    state.output = d.output;
+    persist();
   }
 }
 
@@ -438,7 +453,8 @@ function onInit(m: Init): void {
   phase = 'idle';
   // The webview's own saved state wins when it is about the same dataset (a reload after being hidden).
   const saved = vscode.getState() as TriageViewState | undefined;
-  state = saved && saved.version === 1 && saved.source === m.source ? { ...saved, modelPath: m.modelPath } : { ...m.state };
+  // The output is the host's (it rescans when it changes).
+  state = saved && saved.version === 1 && saved.source === m.source ? { ...saved, modelPath: m.modelPath, output: m.state.output } : { ...m.state };
   ui.title.textContent = `Likely mislabeled samples in ${m.sourceName}`;
   document.title = ui.title.textContent;
   ui.dataName.textContent = m.sourceName;
@@ -466,6 +482,7 @@ function onStart(m: Extract<TriageHostMessage, { type: 'scan/didStart' }>): void
   dataset = m.dataset;
   counts = m.counts;
   phase = 'scanning';
+  renderOutputs(m.dataset);
   showError(ui.error, undefined);
   ui.scoredBy.textContent = SCORE_NAMES[m.dataset.scoredBy];
   ui.scanStatus.textContent = '';
@@ -663,6 +680,20 @@ ui.cancel.addEventListener('click', () => {
   setProgress(ui.progress, true, 'Cancelling: the results so far are kept…');
   renderPhase();
   post({ type: 'scan/cancel' });
+});
+
+ui.output.addEventListener('change', () => {
+  const value = ui.output.value;
+  if (!value || !dataset?.outputs?.some((o) => o.name === value) || value === dataset.output) return;
+  // Another output has other classes: the host scans again (a new scan/didStart) and the filters start afresh.
+  if (state) {
+    state.givenFilter = undefined;
+    state.predictedFilter = undefined;
+    state.output = value;
+    persist();
+  }
+  ui.notice.textContent = '';
+  post({ type: 'output/select', output: value });
 });
 
 ui.rescan.addEventListener('click', () => {
