@@ -31,6 +31,9 @@ import { scanDataset } from '../../src/extension/engine/scan/scan';
 import { classLogits, pickOutput, type ModelOutput } from '../../src/extension/engine/outputs';
 import { GraphDefBuilder } from '../helpers/graphDef';
 import { tempDir, writeModel } from '../helpers/modelFiles';
+import { correlation } from '../formats/onnxFixtures';
+
+const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
 
 const H = 5;
 const W = 6;
@@ -531,6 +534,156 @@ describe('classifier outputs: several heads and binary (single-sigmoid) classifi
         });
       });
       await rejects(loadModel(graphFile, { output: 'age' }), 'UNKNOWN_OUTPUT', /"race" \(0: 3 units, softmax\), "gender" \(1: 1 unit, sigmoid\)/);
+    });
+  });
+  describe('fixtures from PyTorch (scripts/fixtures): an ONNX export with three heads and a Keras file with two', () => {
+    interface RefMaps { gradcam: number[]; hirescam: number[]; layercam: number[]; height: number; width: number }
+    const onnxDir = path.join(FIXTURES, 'onnx', 'heads');
+    const kerasDir = path.join(FIXTURES, 'keras', 'heads');
+    const onnxRef = JSON.parse(fs.readFileSync(path.join(onnxDir, 'outputs.json'), 'utf8')) as {
+      input: { file: string; shape: number[] }; layer: { node: string; output: string }; age: number; genderLogit: number; raceLogits: number[]; raceTop: number; maps: Record<string, RefMaps>;
+    };
+    const kerasRef = JSON.parse(fs.readFileSync(path.join(kerasDir, 'expected.json'), 'utf8')) as {
+      input: number[]; inputShape: number[]; layer: string; kindLogits: number[]; sickLogit: number; kindTop: number; maps: Record<string, RefMaps>;
+    };
+    /** The ONNX fixture's exact input as the engine feeds it: NCHW input.bin to [1, H, W, C]. */
+    const onnxInput = (): tf.Tensor4D => tf.tidy(() => {
+      const buf = fs.readFileSync(path.join(onnxDir, onnxRef.input.file));
+      const x = tf.tensor4d(new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)), onnxRef.input.shape as [number, number, number, number]);
+      return tf.transpose(x, [0, 2, 3, 1]) as tf.Tensor4D;
+    });
+    const kerasInput = () => tf.tensor4d(kerasRef.input, kerasRef.inputShape as [number, number, number, number]);
+    const softmaxOf = (z: number[]) => {
+      const e = z.map((v) => Math.exp(v - Math.max(...z)));
+      return e.map((v) => v / e.reduce((a, b) => a + b, 0));
+    };
+
+    async function checkMaps(s: ImageSession, layer: string, cls: number, ref: RefMaps, what: string): Promise<void> {
+      for (const method of ['gradcam', 'hirescam', 'layercam'] as const) {
+        const r = await s.explain({ method, layer, classChoice: cls });
+        assert.deepStrictEqual([r.heatmap.height, r.heatmap.width], [ref.height, ref.width], `${what} ${method}: size`);
+        const corr = correlation(r.heatmap.values, ref[method]);
+        assert.ok(corr >= 0.999, `${what} ${method}: r = ${corr}`);
+      }
+    }
+
+    it('ONNX: lists the three outputs, explains the binary gender head by default and matches PyTorch on both classes', async () => {
+      await withModel(path.join(onnxDir, 'heads.onnx'), {}, async (m) => {
+        assert.deepStrictEqual(m.outputs.map((o) => [o.name, o.units, o.activation]), [['age', 1, 'none'], ['gender', 1, 'sigmoid'], ['race', 4, 'softmax']]);
+        assert.deepStrictEqual([m.output, m.binary, m.numOutputs, m.metadata.labels], ['gender', true, 2, ['female', 'male']]);
+        const s = new ImageSession(m, onnxInput());
+        try {
+          const z = onnxRef.genderLogit;
+          assertClose(await s.logits(), [-z, z], 1e-4, 'gender logits');
+          assertClose(await s.probabilities(), [1 - sigmoid(z), sigmoid(z)], 1e-5, 'gender probabilities');
+          await checkMaps(s, onnxRef.layer.node, 1, onnxRef.maps.gender1, 'class 1 (male)');
+          await checkMaps(s, onnxRef.layer.output, 0, onnxRef.maps.gender0, 'class 0 (female)');
+          // CAM through the ReduceMean → Gemm head, negated for class 0: the same maps as Grad-CAM here.
+          for (const [c, ref] of [[1, onnxRef.maps.gender1], [0, onnxRef.maps.gender0]] as const) {
+            const r = await s.explain({ method: 'cam', layer: onnxRef.layer.node, classChoice: c });
+            assert.ok(correlation(r.heatmap.values, ref.gradcam) >= 0.999, `CAM class ${c}`);
+          }
+        } finally {
+          s.dispose();
+        }
+      });
+    });
+
+    it('ONNX: the race head by name and the age head by index give their own logits, labels and maps', async () => {
+      await withModel(path.join(onnxDir, 'heads.onnx'), { output: 'race' }, async (m) => {
+        assert.deepStrictEqual([m.output, m.binary, m.numOutputs, m.metadata.labels], ['race', false, 4, ['r0', 'r1', 'r2', 'r3']]);
+        assert.strictEqual(m.graph.outputActivation, 'softmax');
+        const s = new ImageSession(m, onnxInput());
+        try {
+          assertClose(await s.logits(), onnxRef.raceLogits, 1e-4, 'race logits');
+          assertClose(await s.probabilities(), softmaxOf(onnxRef.raceLogits), 1e-5, 'race probabilities');
+          await checkMaps(s, onnxRef.layer.node, onnxRef.raceTop, onnxRef.maps.raceTop, 'race top class');
+        } finally {
+          s.dispose();
+        }
+      });
+      await withModel(path.join(onnxDir, 'heads.onnx'), { output: 0 }, async (m) => {
+        assert.deepStrictEqual([m.output, m.binary, m.numOutputs], ['age', false, 1]);
+        const s = new ImageSession(m, onnxInput());
+        try {
+          assertClose(await s.logits(), [onnxRef.age], 1e-4, 'age');
+        } finally {
+          s.dispose();
+        }
+      });
+      await rejects(loadModel(path.join(onnxDir, 'heads.onnx'), { output: 'sex' }), 'UNKNOWN_OUTPUT', /heads\.onnx has no output named "sex"; its outputs are "age" \(0: 1 unit\), "gender" \(1: 1 unit, sigmoid\), "race" \(2: 4 units, softmax\)/);
+    });
+
+    it('ONNX: a single-sigmoid export with one class name is "not L" / "L", and Score-CAM in the workers equals this thread\'s', async () => {
+      const file = path.join(onnxDir, 'binary.onnx');
+      await withModel(file, {}, async (m) => {
+        assert.deepStrictEqual([m.outputs.length, m.output, m.binary, m.metadata.labels], [1, 'prob', true, ['not pneumonia', 'pneumonia']]);
+        const pool = new ScorePool({ modelPath: file, workers: 1, useCallerThread: false, backend: 'cpu' });
+        const s = new ImageSession(m, onnxInput());
+        try {
+          const z = onnxRef.genderLogit;
+          assertClose(await s.probabilities(), [1 - sigmoid(z), sigmoid(z)], 1e-5, 'probabilities');
+          await checkMaps(s, onnxRef.layer.node, 0, onnxRef.maps.gender0, 'not pneumonia');
+          assert.strictEqual(await pool.whenReady(), 1, pool.failures().join('; '));
+          for (const c of [0, 1]) {
+            const local = await s.explain({ method: 'scorecam', layer: onnxRef.layer.node, classChoice: c, options: { batchSize: 4 } });
+            const pooled = await s.explain({ method: 'scorecam', layer: onnxRef.layer.node, classChoice: c, options: { batchSize: 4 }, pool });
+            assertClose(pooled.heatmap.values, local.heatmap.values, 1e-6, `Score-CAM class ${c}`);
+          }
+        } finally {
+          s.dispose();
+          await pool.close();
+        }
+      });
+    });
+
+    it('Keras: two heads, cam-lens.json names the binary one and labels each; both classes match PyTorch, and the softmax head by name', async () => {
+      const file = path.join(kerasDir, 'two_heads.keras');
+      await withModel(file, {}, async (m) => {
+        assert.deepStrictEqual(m.outputs.map((o) => [o.name, o.units, o.activation]), [['kind', 3, 'softmax'], ['sick', 1, 'sigmoid']]);
+        assert.deepStrictEqual([m.output, m.binary, m.metadata.labels], ['sick', true, ['healthy', 'sick']]);
+        const s = new ImageSession(m, kerasInput());
+        try {
+          const z = kerasRef.sickLogit;
+          assertClose(await s.logits(), [-z, z], 1e-4, 'sick logits');
+          assertClose(await s.probabilities(), [1 - sigmoid(z), sigmoid(z)], 1e-5, 'sick probabilities');
+          await checkMaps(s, kerasRef.layer, 1, kerasRef.maps.sick1, 'sick');
+          await checkMaps(s, kerasRef.layer, 0, kerasRef.maps.sick0, 'healthy');
+        } finally {
+          s.dispose();
+        }
+      });
+      await withModel(file, { output: 'kind' }, async (m) => {
+        assert.deepStrictEqual([m.output, m.binary, m.metadata.labels], ['kind', false, ['cat', 'dog', 'fox']]);
+        const s = new ImageSession(m, kerasInput());
+        try {
+          assertClose(await s.logits(), kerasRef.kindLogits, 1e-4, 'kind logits');
+          await checkMaps(s, kerasRef.layer, kerasRef.kindTop, kerasRef.maps.kindTop, 'kind top class');
+        } finally {
+          s.dispose();
+        }
+      });
+    });
+
+    it('leaves no tensor behind loading and explaining every output of both fixtures', async () => {
+      const round = async () => {
+        for (const [file, outputs, input] of [[path.join(onnxDir, 'heads.onnx'), ['age', 'gender', 'race'], onnxInput], [path.join(kerasDir, 'two_heads.keras'), ['kind', 'sick'], kerasInput]] as const) {
+          for (const output of outputs) {
+            await withModel(file, { output }, async (m) => {
+              const s = new ImageSession(m, input());
+              try {
+                for (const method of ['gradcam', 'cam', 'scorecam']) await s.explain({ method, classChoice: 0, options: { batchSize: 4, topChannels: 3 } });
+              } finally {
+                s.dispose();
+              }
+            });
+          }
+        }
+      };
+      await round();
+      const before = tf.memory().numTensors;
+      await round();
+      assert.strictEqual(tf.memory().numTensors, before);
     });
   });
 });
