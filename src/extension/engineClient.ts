@@ -328,6 +328,7 @@ export class EngineClient {
       lowPriority: this.opts.lowPriority,
       scoreWorkers: this.opts.scoreWorkers,
       cancelBoard: this.cancelBoard,
+      createdAt: performance.timeOrigin + performance.now(),
     };
     const w = new Worker(this.opts.workerPath, { workerData, resourceLimits: this.opts.resourceLimits });
     const gen = ++this.generation;

@@ -30,10 +30,12 @@ import * as path from 'path';
 import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { availableCores, currentBackend, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
+// Before the engine's heavier modules: the backend starts while they load (workerBoot.ts).
+import { earlyBackend } from './workerBoot';
 import { CamLensError, CancelledError, throwIfAborted, toErrorInfo } from './engine/errors';
 import { labelOf, loadModel, numClasses, type LoadedModel } from './engine/model';
-import { describeModel, openImage } from './engine/pipeline';
-import { decodeImage } from './engine/image';
+import { describeModel, prepareInput } from './engine/pipeline';
+import { decodeImage, type DecodedImage } from './engine/image';
 import { renderOverlayPng, type HeatmapLike } from './engine/overlay';
 import { METHODS, getMethod } from './engine/cam/registry';
 import { findLinearHead } from './engine/head';
@@ -44,7 +46,7 @@ import { scanDataset, type SampleResult } from './engine/scan/scan';
 import { buildReport, markReviewed, readReviewed, reviewedFile } from './engine/scan/report';
 import { classThreshold, isFlagged, rankOrder, score } from './engine/scan/ranking';
 import type { MetadataOverrides } from './engine/metadata';
-import type { ImageSession } from './engine/session';
+import { ImageSession } from './engine/session';
 import {
   type LayerSummary,
   type MethodInfo,
@@ -75,6 +77,17 @@ import {
 } from './workerProtocol';
 
 const options: WorkerOptions = (workerData ?? {}) as WorkerOptions;
+
+/** When this thread had loaded its modules (epoch ms, as WorkerOptions.createdAt). */
+const BOOTED_AT = performance.timeOrigin + performance.now();
+let bootReported = false;
+
+/** `{ boot }`, the ms from the host's `new Worker` until the modules were loaded, for the first request that reports timings. */
+function bootTiming(): Record<string, number> {
+  if (bootReported || options.createdAt === undefined) return {};
+  bootReported = true;
+  return { boot: BOOTED_AT - options.createdAt };
+}
 const MAX_MODELS = Math.max(1, options.maxModels ?? 3);
 const MAX_SESSIONS = Math.max(1, options.maxSessions ?? 4);
 const MAX_LAST_MAPS = 16;
@@ -243,13 +256,23 @@ function modelOverrides(ref: ModelRef): MetadataOverrides {
   return { labels: o.labels, labelsFile: o.labelsFile, preprocess: o.preprocess, labelOffset: o.labelOffset, output: o.output };
 }
 
-async function getModel(ref: ModelRef): Promise<{ entry: ModelEntry; cached: boolean }> {
-  await ensureBackend();
+/**
+ * The model of `ref`, from the cache or loaded. `timings` (ms) gets the phases of a load: `backend` (its start,
+ * when this request started it; model.json is read meanwhile), `read`, `weights`, `graph` (LoadOptions.timings).
+ */
+async function getModel(ref: ModelRef, timings?: Record<string, number>): Promise<{ entry: ModelEntry; cached: boolean }> {
+  const t0 = performance.now();
+  const starting = currentBackend() ? undefined : ensureBackend();
+  if (starting) {
+    // Awaited below or by loadModel; this branch only keeps a failure that nobody awaits from going unhandled.
+    starting.then(() => timings && (timings.backend = performance.now() - t0), () => undefined);
+  }
   const file = path.resolve(ref.path);
   const key = `${file}\u0000${canonical(ref.overrides)}`;
   const fingerprint = modelFingerprint(file, ref);
   const hit = models.get(key);
   if (hit && hit.fingerprint === fingerprint) {
+    await starting;
     touch(models, key, hit);
     return { entry: hit, cached: true };
   }
@@ -257,7 +280,7 @@ async function getModel(ref: ModelRef): Promise<{ entry: ModelEntry; cached: boo
   if (inflight) return { entry: await inflight, cached: true };
   if (hit) dropModel(hit);
   const load = (async () => {
-    const model = await loadModel(file, { overrides: modelOverrides(ref) });
+    const model = await loadModel(file, { overrides: modelOverrides(ref), timings, backendStarting: starting });
     const entry: ModelEntry = { key, fingerprint, model, uid: ++modelSeq, pins: 0, retired: false };
     models.set(key, entry);
     while (models.size > MAX_MODELS) {
@@ -276,7 +299,33 @@ async function getModel(ref: ModelRef): Promise<{ entry: ModelEntry; cached: boo
   }
 }
 
-async function getSession(me: ModelEntry, ref: ImageRef): Promise<{ entry: SessionEntry; cached: boolean }> {
+/** An image decode started before its model was ready (`decodeAhead`). */
+interface Decoding {
+  file: string;
+  fingerprint: string;
+  image: Promise<DecodedImage>;
+}
+
+/**
+ * Starts decoding the image of a request before its model is loaded, so that sharp decodes it on libuv's threads
+ * while this thread reads and builds the model (a cold start pays the longer of the two, not both). Nothing when a
+ * session of that image file is cached: a class or method switch decodes nothing.
+ */
+function decodeAhead(ref: ImageRef): Decoding | undefined {
+  const file = path.resolve(ref.path);
+  const fingerprint = statSig(file);
+  for (const s of sessions.values()) if (s.imagePath === file && s.fingerprint === fingerprint) return undefined;
+  const image = decodeImage(file, { maxPixels: ref.maxPixels });
+  // Awaited by getSession, which reports a failure; a request that fails before that leaves it unawaited.
+  image.catch(() => undefined);
+  return { file, fingerprint, image };
+}
+
+/**
+ * The session of an image with a model, from the cache or opened (with the decode `ahead` started, if it is of
+ * this file as it is now). `timings` gets `decode` (what was left to wait for of the decode) and `preprocess`.
+ */
+async function getSession(me: ModelEntry, ref: ImageRef, timings?: Record<string, number>, ahead?: Decoding): Promise<{ entry: SessionEntry; cached: boolean }> {
   const file = path.resolve(ref.path);
   const preprocess = ref.preprocess ?? me.model.metadata.preprocess;
   const slot = `${me.uid}\u0000${file}\u0000${preprocess}`;
@@ -292,14 +341,18 @@ async function getSession(me: ModelEntry, ref: ImageRef): Promise<{ entry: Sessi
     return { entry: hit, cached: true };
   }
   if (hit) dropSession(hit);
-  const opened = await openImage(me.model, file, { maxPixels: ref.maxPixels, preprocess });
+  const t0 = performance.now();
+  const image = await (ahead && ahead.file === file && ahead.fingerprint === fingerprint ? ahead.image : decodeImage(file, { maxPixels: ref.maxPixels }));
+  const t1 = performance.now();
+  const session = new ImageSession(me.model, await prepareInput(me.model, image, preprocess));
+  if (timings) Object.assign(timings, { decode: t1 - t0, preprocess: performance.now() - t1 });
   const entry: SessionEntry = {
     slot,
     fingerprint,
     modelUid: me.uid,
-    session: opened.session,
+    session,
     imagePath: file,
-    imageSize: [opened.image.width, opened.image.height],
+    imageSize: [image.width, image.height],
     preprocess,
   };
   sessions.set(slot, entry);
@@ -313,7 +366,11 @@ async function getSession(me: ModelEntry, ref: ImageRef): Promise<{ entry: Sessi
 // ---------------------------------------------------------------------------------------------------------
 // Backend
 
-let backendStarting: Promise<BackendInfo> | undefined;
+/** The start under way: the one begun while the modules loaded (workerBoot.ts), then any later one. */
+let backendStarting: Promise<BackendInfo> | undefined = earlyBackend?.finally(() => {
+  backendStarting = undefined;
+});
+backendStarting?.catch(() => undefined);
 
 /** The backend, initialised once even when a scan and another request ask for it at the same time. */
 async function ensureBackend(): Promise<BackendInfo> {
@@ -580,10 +637,11 @@ const handlers: { [T in RequestType]: Handler<T> } = {
   },
 
   async 'image/predict'(req, ctx) {
+    const ahead = decodeAhead(req.image);
     const me = await getModel(req.model);
     Object.assign(ctx.log, { model: me.entry.model.path, image: path.resolve(req.image.path) });
     await step(ctx, 'the prediction');
-    const { entry, cached } = await getSession(me.entry, req.image);
+    const { entry, cached } = await getSession(me.entry, req.image, undefined, ahead);
     ctx.log.cached = cached;
     await step(ctx, 'the prediction');
     // The panel asks for a map of the recommended layer next: computing that layer's activation now gives
@@ -599,11 +657,15 @@ const handlers: { [T in RequestType]: Handler<T> } = {
 
   async 'cam/compute'(req, ctx) {
     const t0 = performance.now();
-    const me = await getModel(req.model);
+    // Phases of a cold start: the worker's own start (first request only), the backend, the model's load, the
+    // image's decode; `model` and `image` are the time each step took here (the decode overlaps the load).
+    const phases: Record<string, number> = bootTiming();
+    const ahead = decodeAhead(req.image);
+    const me = await getModel(req.model, phases);
     const t1 = performance.now();
     Object.assign(ctx.log, { model: me.entry.model.path, image: path.resolve(req.image.path), method: req.method, classIndex: req.classIndex });
     await step(ctx, 'the explanation');
-    const { entry } = await getSession(me.entry, req.image);
+    const { entry } = await getSession(me.entry, req.image, phases, ahead);
     const t2 = performance.now();
     await step(ctx, 'the explanation');
     const res = await entry.session.explain({
@@ -625,7 +687,7 @@ const handlers: { [T in RequestType]: Handler<T> } = {
       layer: res.layer,
       target: res.target,
       heatmap: { ...res.heatmap },
-      timingsMs: { model: t1 - t0, image: t2 - t1, ...res.timingsMs, total: performance.now() - t0 },
+      timingsMs: { ...phases, model: t1 - t0, image: t2 - t1, ...res.timingsMs, total: performance.now() - t0 },
       backend: me.entry.model.backend,
       cached: res.cached.forward,
       cachedGradients: res.cached.gradients,
@@ -634,10 +696,11 @@ const handlers: { [T in RequestType]: Handler<T> } = {
   },
 
   async 'features/compute'(req, ctx) {
+    const ahead = decodeAhead(req.image);
     const me = await getModel(req.model);
     Object.assign(ctx.log, { model: me.entry.model.path, image: path.resolve(req.image.path), method: 'features', classIndex: req.classIndex });
     await step(ctx, 'the feature maps');
-    const { entry, cached } = await getSession(me.entry, req.image);
+    const { entry, cached } = await getSession(me.entry, req.image, undefined, ahead);
     await step(ctx, 'the feature maps');
     const fm = await computeFeatureMaps(entry.session, { layer: req.layer, classIndex: req.classIndex, maxChannels: req.maxChannels, signal: ctx.signal });
     Object.assign(ctx.log, { layer: fm.layer, cached });
@@ -660,6 +723,8 @@ const handlers: { [T in RequestType]: Handler<T> } = {
   },
 
   async 'backend/set'(req, ctx) {
+    // A start under way (the worker's own, a scan's) finishes before another backend is set up.
+    await backendStarting?.catch(() => undefined);
     const before = currentBackend();
     const threads = req.threads ?? threadsSetting;
     if (before && before.requested === req.backend && threads === threadsSetting) return backendStatus(before);
@@ -684,10 +749,11 @@ const handlers: { [T in RequestType]: Handler<T> } = {
   },
 
   async 'cam/pair'(req, ctx) {
+    const ahead = decodeAhead(req.image);
     const me = await getModel(req.model);
     Object.assign(ctx.log, { model: me.entry.model.path, image: path.resolve(req.image.path), method: req.method, classIndex: req.classes[0] });
     await step(ctx, 'the explanation');
-    const { entry } = await getSession(me.entry, req.image);
+    const { entry } = await getSession(me.entry, req.image, undefined, ahead);
     const maps: CamPairMap[] = [];
     let layer = req.layer;
     let cached = true;
@@ -726,7 +792,11 @@ const handlers: { [T in RequestType]: Handler<T> } = {
   async 'debug/memory'() {
     await ensureBackend();
     const mem = tf.memory();
-    return { numTensors: mem.numTensors, numBytes: mem.numBytes, models: models.size, sessions: sessions.size };
+    const heap = (tf.backend() as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.byteLength;
+    return {
+      numTensors: mem.numTensors, numBytes: mem.numBytes, models: models.size, sessions: sessions.size, rss: process.memoryUsage.rss(),
+      ...(heap !== undefined ? { wasmHeapBytes: heap } : {}),
+    };
   },
 
   async 'debug/crash'(req) {

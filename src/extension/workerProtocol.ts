@@ -82,6 +82,11 @@ export interface WorkerOptions {
   scoreWorkers?: number;
   /** Shared cancel flags (see `markCancelled`); without it, cancellation waits for the worker's next idle moment. */
   cancelBoard?: SharedArrayBuffer;
+  /**
+   * When the host created the worker (performance.timeOrigin + performance.now(), ms), so that the worker can
+   * report its own start-up time (`boot` in the first map's timings).
+   */
+  createdAt?: number;
 }
 
 /**
@@ -325,6 +330,10 @@ export interface MemoryResult {
   numBytes: number;
   models: number;
   sessions: number;
+  /** Resident memory of the process the worker runs in (process.memoryUsage().rss), bytes. */
+  rss?: number;
+  /** wasm backend: the size of its module's memory (it grows and never shrinks), bytes. */
+  wasmHeapBytes?: number;
 }
 
 /** Request type → parameters and result. The single source of truth for both sides. */

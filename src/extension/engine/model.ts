@@ -84,6 +84,17 @@ export interface LoadOptions {
    * the metadata's `"output"`. Default: the first output shaped like a classifier (outputs.ts pickOutput).
    */
   output?: string | number;
+  /**
+   * Filled with the time of each loading phase in ms (model.json files: `read` the files and parse them,
+   * `weights` build the layers and upload the weights, `graph` build the executable graph), for the timings a
+   * front end reports.
+   */
+  timings?: Record<string, number>;
+  /**
+   * A backend start under way: model.json and its shards are read while it starts, and it is awaited before
+   * the first tensor is made (without it, loadModel starts the 'auto' backend first if none is running).
+   */
+  backendStarting?: Promise<unknown>;
 }
 
 function describeLoadError(e: unknown, file: string): CamLensError {
@@ -137,7 +148,7 @@ const READERS: readonly { opens: readonly ModelFileFormatId[]; load: (file: stri
 ];
 
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<LoadedModel> {
-  if (!currentBackend()) await initBackend('auto');
+  if (!currentBackend() && !opts.backendStarting) await initBackend('auto');
   // One place for the output choice: the overrides (which score workers are given) carry it from here on.
   if (opts.output !== undefined) opts = { ...opts, overrides: { ...opts.overrides, output: opts.output } };
   const file = path.resolve(modelPath);
@@ -145,23 +156,39 @@ export async function loadModel(modelPath: string, opts: LoadOptions = {}): Prom
   const format = sniffModelFile(file);
   const reader = READERS.find((r) => r.opens.includes(format.id));
   if (!reader) throw new CamLensError('UNSUPPORTED_MODEL', `${path.basename(file)} is ${format.name}, which CAM Lens cannot open`, format.convert);
+  // Only model.json is read before the backend is needed; the other readers make tensors as they read.
+  if (reader.load !== loadTfjs) await backendFor(opts);
   return reader.load(file, opts);
+}
+
+/** The backend `opts` said is starting, or the 'auto' one when none runs. */
+async function backendFor(opts: LoadOptions): Promise<void> {
+  if (opts.backendStarting) await opts.backendStarting;
+  if (!currentBackend()) await initBackend('auto');
 }
 
 /** A TensorFlow.js model.json: a LayersModel (our layer-graph executor) or a GraphModel. */
 async function loadTfjs(modelPath: string, opts: LoadOptions): Promise<LoadedModel> {
+  const t0 = performance.now();
   const json = readModelJson(modelPath);
   const metadata = readMetadata(json.dir, opts.overrides);
   const name = metadata.name ?? path.basename(json.dir);
+  const t1 = performance.now();
+  if (opts.timings) opts.timings.read = t1 - t0;
+  await backendFor(opts);
   if (json.format === 'graph-model') return loadGraph(json, metadata, name);
 
+  const t2 = performance.now();
   let tfModel: LayersModel;
   try {
     tfModel = await loadLayersModel(artifactsHandler(json.artifacts), { strict: true });
   } catch (e) {
     throw describeLoadError(e, json.path);
   }
-  return layersModel(tfModel, { path: json.path, name, metadata, weightBytes: json.weightBytes }, opts);
+  const t3 = performance.now();
+  const model = layersModel(tfModel, { path: json.path, name, metadata, weightBytes: json.weightBytes }, opts);
+  if (opts.timings) Object.assign(opts.timings, { weights: t3 - t2, graph: performance.now() - t3 });
+  return model;
 }
 
 /** A Keras .keras/.h5 file read directly; metadata beside it as for model.json, or `<file>.cam-lens.json`. */
