@@ -614,6 +614,13 @@ describe('classifier outputs: several heads and binary (single-sigmoid) classifi
       await rejects(loadModel(path.join(onnxDir, 'heads.onnx'), { output: 'sex' }), 'UNKNOWN_OUTPUT', /heads\.onnx has no output named "sex"; its outputs are "age" \(0: 1 unit\), "gender" \(1: 1 unit, sigmoid\), "race" \(2: 4 units, softmax\)/);
     });
 
+    it('ONNX: reads the default output and labels per output from the model\'s own metadata_props', async () => {
+      const file = path.join(onnxDir, 'heads_props.onnx');
+      await withModel(file, {}, async (m) => assert.deepStrictEqual([m.output, m.metadata.labels, m.metadata.source], ['race', ['a', 'b', 'c', 'd'], 'metadata_props']));
+      await withModel(file, { output: 'gender' }, async (m) => assert.deepStrictEqual([m.output, m.binary, m.metadata.labels], ['gender', true, ['f', 'm']]));
+      await withModel(file, { output: 'age' }, async (m) => assert.deepStrictEqual(m.metadata.labels, []));
+    });
+
     it('ONNX: a single-sigmoid export with one class name is "not L" / "L", and Score-CAM in the workers equals this thread\'s', async () => {
       const file = path.join(onnxDir, 'binary.onnx');
       await withModel(file, {}, async (m) => {

@@ -3,7 +3,8 @@
  *
  * 1. `<model file name>.cam-lens.json` (with or without `.onnx`) or `cam-lens.json` beside the model (ours,
  *    as for model.json), or Teachable Machine's `metadata.json`;
- * 2. the model's own `metadata_props`: `cam-lens` (a JSON object in cam-lens.json's format), labels under
+ * 2. the model's own `metadata_props`: `cam-lens` (a JSON object in cam-lens.json's format, also its `output` and
+ *    labels keyed by output name for a model with several outputs), labels under
  *    `labels`, `classes`, `class_names`, `classLabels` or `names` (a JSON list, a JSON object or Python dict
  *    `{0: 'cat', ...}` keyed by index, or one label a line / comma-separated), `preprocess` (one of our
  *    preset ids), Windows ML's `Image.NominalPixelRange` (NominalRange_0_255 → [0,255], Normalized_0_1 →
@@ -88,6 +89,9 @@ function parseSize(key: string, v: unknown): [number, number] {
 
 interface PropsMetadata {
   labels?: string[];
+  /** Labels per output name (`"labels": { "<output>": [...] }` in the `cam-lens` entry). */
+  labelsByOutput?: Record<string, string[]>;
+  output?: string | number;
   labelsKey?: string;
   preprocess?: PreprocessPreset;
   inputSize?: [number, number];
@@ -109,9 +113,19 @@ export function readMetadataProps(props: Map<string, string>): PropsMetadata {
       throw bad(ours[0], 'is not valid JSON');
     }
     if (!j || typeof j !== 'object' || Array.isArray(j)) throw bad(ours[0], 'is not a JSON object');
-    if (j.labels !== undefined) {
+    const byOutput = j.labels && typeof j.labels === 'object' && !Array.isArray(j.labels) && Object.keys(j.labels).some((k) => !/^\d+$/.test(k));
+    if (byOutput) {
+      const entries = Object.entries(j.labels as Record<string, unknown>);
+      if (!entries.every(([, v]) => Array.isArray(v) && v.every((l) => typeof l === 'string'))) throw bad(ours[0], 'has "labels" keyed by output name whose values are not all lists of strings');
+      out.labelsByOutput = Object.fromEntries(entries) as Record<string, string[]>;
+      out.labelsKey = ours[0];
+    } else if (j.labels !== undefined) {
       out.labels = parseLabelList(ours[0], JSON.stringify(j.labels));
       out.labelsKey = ours[0];
+    }
+    if (j.output !== undefined) {
+      if (!(typeof j.output === 'string' && j.output !== '') && !(Number.isInteger(j.output) && (j.output as number) >= 0)) throw bad(ours[0], `has output ${JSON.stringify(j.output)}, not an output name or index`);
+      out.output = j.output as string | number;
     }
     if (j.preprocess !== undefined) out.preprocess = checkPreset(ours[0], String(j.preprocess));
     if (j.inputSize !== undefined) out.inputSize = parseSize(ours[0], j.inputSize);
@@ -123,7 +137,7 @@ export function readMetadataProps(props: Map<string, string>): PropsMetadata {
   }
   for (const k of LABEL_KEYS) {
     const e = get(k);
-    if (e && !out.labels) {
+    if (e && !out.labels && !out.labelsByOutput) {
       out.labels = parseLabelList(e[0], e[1]);
       out.labelsKey = e[0];
     }
@@ -164,11 +178,19 @@ export function readOnnxMetadata(file: string, props: Map<string, string>): Mode
   }
   const fromOurFile = meta.source === 'cam-lens.json' || meta.source === 'metadata.json';
   const p = readMetadataProps(props);
-  if (p.labels && (!fromOurFile || meta.labels.length === 0)) {
+  const fileLabels = meta.labels.length > 0 || meta.labelsByOutput !== undefined;
+  if (p.labels && (!fromOurFile || !fileLabels)) {
     meta.labels = p.labels;
+    meta.labelsByOutput = undefined;
+    meta.source = 'metadata_props';
+    meta.labelsFile = undefined;
+  } else if (p.labelsByOutput && (!fromOurFile || !fileLabels)) {
+    meta.labels = [];
+    meta.labelsByOutput = p.labelsByOutput;
     meta.source = 'metadata_props';
     meta.labelsFile = undefined;
   }
+  if (p.output !== undefined && meta.output === undefined) meta.output = p.output;
   if (p.preprocess && meta.preprocessAssumed) {
     meta.preprocess = p.preprocess;
     meta.preprocessAssumed = false;
