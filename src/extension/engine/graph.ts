@@ -15,11 +15,15 @@
  *   last Dense/Conv) is bypassed in "logits" mode, together with any shape-only layers after it;
  * - BatchNormalization layers that directly follow a linear Conv2D/DepthwiseConv2D are folded into that
  *   convolution at load time (inference only): one fused conv+bias instead of conv then 4 elementwise ops.
- *   Anything that needs the unfolded conv output (targeting the conv itself) runs on the unfolded ops.
+ *   A fused op keeps the ops it replaced (`parts`); a run that feeds or fetches a value inside one (the conv's
+ *   own output, or the normalised value before a fused ReLU) runs that op's parts instead, and only that op's;
+ * - while a gradient tape records, convolutions, batch normalisations, ReLU/ReLU6 and Dense layers run through
+ *   gradOps.ts, whose gradients give dx only (tfjs' fused ops would also compute every filter and bias gradient).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { CamLensError } from './errors';
+import * as gradOps from './gradOps';
 import { pickOutput, type ModelOutput, type OutputActivation } from './outputs';
 
 /** Structural view of tfjs-layers internals we rely on (stable across 4.x). */
@@ -53,17 +57,13 @@ interface ContainerLike extends LayerLike {
   build?: () => void;
 }
 
-export interface FusedConv {
-  kind: 'conv2d' | 'depthwise';
-  filter: tf.Tensor4D;
+export interface FusedConv extends gradOps.ConvRun {
   bias: tf.Tensor1D;
-  strides: [number, number];
   pad: 'same' | 'valid';
-  dilations: [number, number];
   /** The BatchNormalization op folded in, if any. */
   foldedBn?: string;
   /** A ReLU/ReLU6 that followed the convolution, applied inside the fused kernel (a clamp of its output). */
-  activation?: 'relu' | 'relu6';
+  activation?: gradOps.FusableActivation;
   /** The name of that activation op. */
   fusedActivation?: string;
 }
@@ -92,9 +92,20 @@ export interface LayerOp extends GraphOp {
   layer: LayerLike;
   /** Set on the folded conv op of the fast op list. */
   fused?: FusedConv;
+  /** A fused op: the ops it replaced, in order (each may itself be fused), and the value ids only they produce. */
+  parts?: LayerOp[];
+  hidden?: Set<string>;
+  /** How the op runs while a gradient tape records, where that differs from the layer's own call (see gradOps.ts). */
+  taped?: TapedForm;
   /** Logits mode: how to skip the final softmax. */
   softmax?: 'identity' | 'linear-activation';
 }
+
+/** An op's gradient-only form: a convolution (also a BatchNormalization as a 1x1 depthwise one, or a Dense layer as a 1x1 convolution), or an activation. */
+type TapedForm =
+  | { kind: 'conv'; run: gradOps.ConvRun }
+  | { kind: 'dense'; run: gradOps.ConvRun; skipsSoftmax: boolean }
+  | { kind: 'activation'; activation: gradOps.FusableActivation };
 
 export interface RunOptions {
   /** Return the pre-softmax (pre-sigmoid) logits for the model output. */
@@ -178,9 +189,6 @@ export class LayerGraph implements ExecGraph {
    * convolution applied inside it (same as `ops` when nothing folds).
    */
   foldedOps: LayerOp[] = [];
-  /** BatchNormalization folded, activations separate: used when a pre-activation value is fed or fetched. */
-  private bnFoldedOps: LayerOp[] = [];
-  private bnFoldedProducer: Map<string, LayerOp>;
   readonly inputIds: string[];
   readonly outputIds: string[];
   readonly inputShape: (number | null)[];
@@ -188,11 +196,11 @@ export class LayerGraph implements ExecGraph {
   private readonly consumers = new Map<string, LayerOp[]>();
   private readonly byName = new Map<string, LayerOp>();
   private foldedProducer: Map<string, LayerOp>;
-  /** Value ids that exist only in the unfolded graph (a folded conv's pre-BN output). */
-  private readonly unfoldedOnly = new Set<string>();
-  /** Value ids that the fast op list does not compute (a convolution's output before its fused activation). */
-  private readonly preActivationOnly = new Set<string>();
+  /** Value ids the fast op list does not compute (inside a fused op: a conv's pre-BN output, a pre-activation value). */
+  private readonly hiddenIds = new Set<string>();
   private readonly ownedTensors: tf.Tensor[] = [];
+  /** The rotated filters of input gradients (gradOps.ts), made at load for models up to EAGER_GRAD_FILTERS values. */
+  private readonly gradFilters = new gradOps.GradFilters();
   private readonly usedPrefixes = new Set<string>();
   /** The op whose softmax is skipped in logits mode, and the output activation of the model. */
   readonly outputActivation: 'softmax' | 'sigmoid' | 'none';
@@ -232,10 +240,11 @@ export class LayerGraph implements ExecGraph {
     // search and the fusions below count consumers).
     if (outputIds.length > 1) this.prune();
     this.outputActivation = this.markSoftmax();
-    this.bnFoldedOps = opts.foldBatchNorm === false ? this.ops : this.foldBatchNorm();
-    this.bnFoldedProducer = producers(this.bnFoldedOps);
-    this.foldedOps = opts.foldBatchNorm === false ? this.ops : this.fuseActivations(this.bnFoldedOps, this.bnFoldedProducer);
+    const bnFolded = opts.foldBatchNorm === false ? this.ops : this.foldBatchNorm();
+    this.foldedOps = opts.foldBatchNorm === false ? this.ops : this.fuseActivations(bnFolded, producers(bnFolded));
     this.foldedProducer = producers(this.foldedOps);
+    for (const op of this.foldedOps) for (const id of op.hidden ?? []) this.hiddenIds.add(id);
+    this.prepareTapedForms();
   }
 
   private addOp(op: LayerOp): void {
@@ -351,9 +360,8 @@ export class LayerGraph implements ExecGraph {
       const fused = foldPair(conv.layer, bn.layer, conv.className === 'Conv2D' ? 'conv2d' : 'depthwise', bn.name);
       if (!fused) continue;
       this.ownedTensors.push(fused.filter, fused.bias);
-      replaced.set(conv, { ...conv, outputs: bn.outputs, fused });
+      replaced.set(conv, fusedOp([conv, bn], fused));
       replaced.set(bn, null);
-      this.unfoldedOnly.add(conv.outputs[0]);
     }
     return applyReplacements(this.ops, replaced);
   }
@@ -382,9 +390,8 @@ export class LayerGraph implements ExecGraph {
         }
       }
       if (!fused || fused.activation) continue;
-      replaced.set(conv, { ...conv, outputs: act.outputs, fused: { ...fused, activation: kind, fusedActivation: act.name } });
+      replaced.set(conv, fusedOp([conv, act], { ...fused, activation: kind, fusedActivation: act.name }));
       replaced.set(act, null);
-      this.preActivationOnly.add(mid);
     }
     return applyReplacements(base, replaced);
   }
@@ -456,10 +463,8 @@ export class LayerGraph implements ExecGraph {
    * `keepIntermediates` (needed under tf.grad, whose tape holds on to them).
    */
   run(feeds: Map<string, tf.Tensor>, fetches: string[], opts: RunOptions = {}): Map<string, tf.Tensor> {
-    const touches = (set: Set<string>) => fetches.some((id) => set.has(id)) || [...feeds.keys()].some((id) => set.has(id));
-    const [ops, producer] = touches(this.unfoldedOnly) ? [this.ops, this.producer]
-      : touches(this.preActivationOnly) ? [this.bnFoldedOps, this.bnFoldedProducer]
-        : [this.foldedOps, this.foldedProducer];
+    const [ops, producer] = this.opsFor(new Set([...fetches, ...feeds.keys()]));
+    const taped = gradOps.taping();
     // Which ops are needed: walk back from the fetches, stopping at fed values.
     const needed = new Set<LayerOp>();
     const stack = [...fetches];
@@ -486,7 +491,7 @@ export class LayerGraph implements ExecGraph {
       if (!needed.has(op)) continue;
       const ins = op.inputs.map((id) => values.get(id) as tf.Tensor);
       // tidy: some tfjs-layers layers (ReLU with maxValue, …) leave intermediates behind.
-      const outs = tf.tidy(() => this.execOp(op, ins, Boolean(opts.logits)));
+      const outs = tf.tidy(() => this.execOp(op, ins, Boolean(opts.logits), taped));
       op.outputs.forEach((id, i) => {
         values.set(id, outs[i]);
         refs.set(outs[i], (refs.get(outs[i]) ?? 0) + 1);
@@ -510,17 +515,26 @@ export class LayerGraph implements ExecGraph {
     return result;
   }
 
-  private execOp(op: LayerOp, ins: tf.Tensor[], logits: boolean): tf.Tensor[] {
-    if (op.fused) {
-      const f = op.fused;
-      const x = ins[0] as tf.Tensor4D;
-      const activation = f.activation ?? 'linear';
-      const y = f.kind === 'conv2d'
-        ? tf.fused.conv2d({ x, filter: f.filter, strides: f.strides, pad: f.pad, dilations: f.dilations, bias: f.bias, activation })
-        : tf.fused.depthwiseConv2d({ x, filter: f.filter, strides: f.strides, pad: f.pad, dilations: f.dilations, bias: f.bias, activation });
-      return [y];
-    }
+  /**
+   * The op list for a run that feeds or fetches `touched`: the fast list, where a fused op that computes one of
+   * them inside itself gives way to its parts (recursively, so a conv+BN+ReLU group targeted at its BN output
+   * runs as conv+BN folded, then the ReLU). Only those ops: the rest of the network stays folded.
+   */
+  private opsFor(touched: Set<string>): [LayerOp[], Map<string, LayerOp>] {
+    if (![...touched].some((id) => this.hiddenIds.has(id))) return [this.foldedOps, this.foldedProducer];
+    const open = (op: LayerOp): LayerOp[] =>
+      op.parts && [...(op.hidden ?? [])].some((id) => touched.has(id)) ? op.parts.flatMap(open) : [op];
+    const ops = this.foldedOps.flatMap(open);
+    return [ops, producers(ops)];
+  }
+
+  private execOp(op: LayerOp, ins: tf.Tensor[], logits: boolean, taped: boolean): tf.Tensor[] {
+    if (op.fused) return [gradOps.conv(ins[0] as tf.Tensor4D, op.fused, this.gradFilters)];
     if (logits && op.softmax === 'identity') return [ins[0]];
+    if (taped && op.taped && ins.length === 1) {
+      const y = this.runTaped(op.taped, ins[0], logits);
+      if (y) return [y];
+    }
     const arg = ins.length === 1 ? ins[0] : ins;
     if (logits && op.softmax === 'linear-activation') {
       const saved = op.layer.activation;
@@ -534,10 +548,103 @@ export class LayerGraph implements ExecGraph {
     return toArray(op.layer.apply(arg, { training: false }));
   }
 
+  /** An op's gradient-only form (null where it does not apply to this call: the layer runs as itself). */
+  private runTaped(form: TapedForm, x: tf.Tensor, logits: boolean): tf.Tensor | null {
+    if (form.kind === 'activation') return gradOps.activation(x, form.activation);
+    if (form.kind === 'conv') return x.rank === 4 ? gradOps.conv(x as tf.Tensor4D, form.run, this.gradFilters) : null;
+    if (x.rank !== 2 || (form.skipsSoftmax && !logits)) return null;
+    const [n, k] = x.shape;
+    return tf.reshape(gradOps.conv(tf.reshape(x, [n, 1, 1, k]), form.run, this.gradFilters), [n, -1]);
+  }
+
+  /**
+   * The gradient-only forms of the ops a taped run can meet (see gradOps.ts): convolutions that are not fused
+   * (their own weights; a ReLU/ReLU6 activation of their own inside), BatchNormalization over the channels of
+   * a 4-D value as a 1x1 depthwise convolution, ReLU/ReLU6 layers, and Dense layers (linear, ReLU, or the
+   * skipped final softmax/sigmoid) as a 1x1 convolution. Then, for models up to EAGER_GRAD_FILTERS filter values,
+   * the rotated filters of every convolution a gradient can run through, so that gradients allocate no lasting
+   * tensors after load; larger models make each one on its first gradient instead (load time and memory).
+   */
+  private prepareTapedForms(): void {
+    for (const op of this.ops) {
+      const kind = op.className === 'Conv2D' ? 'conv2d' : op.className === 'DepthwiseConv2D' ? 'depthwise' : undefined;
+      if (kind && !op.softmax) {
+        const parts = convParts(op.layer, kind, true);
+        if (parts) {
+          const bias = parts.bias ? parts.bias.read() as tf.Tensor1D : undefined;
+          op.taped = { kind: 'conv', run: { kind, filter: parts.kernel.read() as tf.Tensor4D, bias, ...parts.geometry, activation: parts.activation } };
+        }
+      } else if (op.className === 'BatchNormalization') {
+        const run = batchNormAsConv(op, this.ownedTensors);
+        if (run) op.taped = { kind: 'conv', run };
+      } else if (op.className === 'Dense') {
+        const run = denseAsConv(op, this.ownedTensors);
+        if (run) op.taped = { kind: 'dense', run, skipsSoftmax: op.softmax === 'linear-activation' };
+      } else {
+        const act = fusableActivation(op);
+        if (act) op.taped = { kind: 'activation', activation: act };
+      }
+    }
+    const runs: gradOps.ConvRun[] = [];
+    for (const op of this.foldedOps) {
+      if (op.fused) runs.push(op.fused);
+      else if (op.taped && op.taped.kind !== 'activation') runs.push(op.taped.run);
+    }
+    if (runs.reduce((n, r) => n + r.filter.size, 0) <= EAGER_GRAD_FILTERS) this.gradFilters.prepare(runs);
+  }
+
   dispose(): void {
     for (const t of this.ownedTensors) t.dispose();
     this.ownedTensors.length = 0;
+    this.gradFilters.dispose();
   }
+}
+
+/** Models whose convolutions hold at most this many filter values make their gradient filters at load (16 MB). */
+const EAGER_GRAD_FILTERS = 1 << 22;
+
+/** The op replacing `parts` (in order): named and fed as the first, giving the last one's outputs, computed by `fused`. */
+function fusedOp(parts: LayerOp[], fused: FusedConv): LayerOp {
+  const hidden = new Set<string>();
+  parts.forEach((p, i) => {
+    for (const id of p.hidden ?? []) hidden.add(id);
+    if (i < parts.length - 1) for (const id of p.outputs) hidden.add(id);
+  });
+  return { ...parts[0], outputs: parts[parts.length - 1].outputs, fused, parts, hidden, taped: undefined };
+}
+
+/**
+ * A BatchNormalization (inference, over the last axis) as a 1x1 depthwise convolution: y = x * s + t with
+ * s = gamma / sqrt(var + eps), t = beta - mean * s. Its tensors go to `owned`. Null where it does not apply.
+ */
+function batchNormAsConv(op: LayerOp, owned: tf.Tensor[]): gradOps.ConvRun | null {
+  const axis = op.layer.getConfig().axis;
+  if (op.outputShape.length !== 4 || !(axis === -1 || axis === 3 || (Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === 3)))) return null;
+  const b = op.layer as unknown as { gamma?: WeightVar | null; beta?: WeightVar | null; movingMean?: WeightVar; movingVariance?: WeightVar; epsilon: number };
+  if (!b.movingMean || !b.movingVariance) return null;
+  const [filter, bias] = tf.tidy(() => {
+    const mean = (b.movingMean as WeightVar).read();
+    const variance = (b.movingVariance as WeightVar).read();
+    const gamma = b.gamma ? b.gamma.read() : tf.onesLike(mean);
+    const beta = b.beta ? b.beta.read() : tf.zerosLike(mean);
+    const scale = tf.div(gamma, tf.sqrt(tf.add(variance, b.epsilon)));
+    return [tf.reshape(scale, [1, 1, -1, 1]) as tf.Tensor4D, tf.sub(beta, tf.mul(mean, scale)) as tf.Tensor1D];
+  });
+  owned.push(filter, bias);
+  return { kind: 'depthwise', filter, bias, strides: [1, 1], pad: 'valid', dilations: [1, 1] };
+}
+
+/** A Dense layer (kernel [in, out]) as a 1x1 convolution over [n, 1, 1, in]; its activation linear or ReLU (a final softmax is skipped in logits mode). */
+function denseAsConv(op: LayerOp, owned: tf.Tensor[]): gradOps.ConvRun | null {
+  const d = op.layer as unknown as { kernel?: WeightVar; bias?: WeightVar | null };
+  const act = activationName(op.layer);
+  const activation = act === 'relu' || act === 'relu6' ? act : undefined;
+  if (!d.kernel || !(activation || act === 'linear' || act === undefined || op.softmax === 'linear-activation')) return null;
+  const kernel = d.kernel.read();
+  if (kernel.rank !== 2) return null;
+  const filter = tf.reshape(kernel, [1, 1, kernel.shape[0] as number, kernel.shape[1] as number]) as tf.Tensor4D;
+  owned.push(filter);
+  return { kind: 'conv2d', filter, bias: d.bias ? d.bias.read() as tf.Tensor1D : undefined, strides: [1, 1], pad: 'valid', dilations: [1, 1], activation };
 }
 
 function toArray(x: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
@@ -607,13 +714,16 @@ type WeightVar = { read(): tf.Tensor };
  * What a fused kernel needs of a Keras convolution with a linear activation: its geometry, kernel and bias
  * variables; null where the fused kernels cannot run it (another activation, channels first, other padding).
  */
-function convParts(conv: LayerLike, kind: 'conv2d' | 'depthwise'): { geometry: ConvGeometry; kernel: WeightVar; bias: WeightVar | null } | null {
-  if (activationName(conv) !== 'linear' && activationName(conv) !== undefined) return null;
+function convParts(conv: LayerLike, kind: 'conv2d' | 'depthwise', allowActivation = false):
+  { geometry: ConvGeometry; kernel: WeightVar; bias: WeightVar | null; activation?: gradOps.FusableActivation } | null {
+  const act = activationName(conv);
+  const activation = allowActivation && (act === 'relu' || act === 'relu6') ? act : undefined;
+  if (act !== 'linear' && act !== undefined && !activation) return null;
   const geometry = convGeometry(conv, kind);
   const c = conv as unknown as { kernel?: WeightVar; depthwiseKernel?: WeightVar; bias?: WeightVar | null };
   const kernel = kind === 'conv2d' ? c.kernel : c.depthwiseKernel;
   if (!geometry || !kernel) return null;
-  return { geometry, kernel, bias: c.bias ?? null };
+  return { geometry, kernel, bias: c.bias ?? null, activation };
 }
 
 /** Geometry of a Keras convolution that the fused kernels can run, or null. */

@@ -5,7 +5,9 @@
  *
  * Gradients: f(A) = logit_c re-runs only the ops downstream of the target layer, fed with A and the
  * cached values upstream ops produced ("frontier"), so branches and merges after the target are handled
- * and the gradient costs one partial forward plus one partial backward pass.
+ * and the gradient costs one partial forward plus one partial backward pass. On a new image the forward pass
+ * stops at the target layer and that taped run gives the logits too: one forward pass in all, not a whole one
+ * and then the part after the layer again (at MobileNet's first layer that was a second forward pass).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError, throwIfAborted } from './errors';
@@ -150,13 +152,25 @@ export class ImageSession {
 
   /** Probabilities of all model outputs, as the model itself would report them. */
   async probabilities(): Promise<Float32Array> {
+    return this.probabilitiesOf(await this.logits());
+  }
+
+  private probabilitiesOf(logits: Float32Array): Float32Array {
     if (!this.probs) {
-      const logits = await this.logits();
       this.probs = this.model.graph.outputActivation === 'sigmoid'
         ? logits.map((v) => 1 / (1 + Math.exp(-v)))
         : softmax(logits);
     }
     return this.probs;
+  }
+
+  /** The top-1 output from known logits, as `predictions(1)` ranks them (the first of equal probabilities). */
+  private topOutput(logits: Float32Array): number {
+    const p = this.probabilitiesOf(logits);
+    const off = this.model.metadata.labelOffset;
+    let best = off;
+    for (let o = off + 1; o < off + numClasses(this.model); o++) if (p[o] > p[best]) best = o;
+    return best;
   }
 
   async predictions(topK = 5): Promise<Prediction[]> {
@@ -188,7 +202,8 @@ export class ImageSession {
     return this.layerEntry(this.targetOp(layer)).activation;
   }
 
-  private layerEntry(op: GraphOp): LayerEntry {
+  /** `withLogits`: a first forward pass also computes the logits (false: it stops where the layer's values are). */
+  private layerEntry(op: GraphOp, withLogits = true): LayerEntry {
     this.check();
     const hit = this.layers.get(op.name);
     if (hit) {
@@ -201,11 +216,11 @@ export class ImageSession {
     const frontierIds = this.frontierIds(target);
     // The first request for an image computes the logits in the same pass (one forward pass, not two).
     const out = g.outputIds[0];
-    const withLogits = this.logitsData === undefined;
+    const fetchLogits = withLogits && this.logitsData === undefined;
     const fetches = [target, ...frontierIds];
-    if (withLogits && !fetches.includes(out)) fetches.push(out);
+    if (fetchLogits && !fetches.includes(out)) fetches.push(out);
     const res = g.run(new Map([[g.inputIds[0], this.input]]), fetches, { logits: true });
-    if (withLogits) {
+    if (fetchLogits) {
       const t = res.get(out) as tf.Tensor;
       this.logitsData = classLogitValues(this.model, t.dataSync() as Float32Array);
       if (t !== res.get(target) && !frontierIds.includes(out)) t.dispose();
@@ -261,21 +276,31 @@ export class ImageSession {
   /** dlogit_c / dA at the layer (cached). */
   gradient(layer: string | undefined, outputIndex: number): tf.Tensor4D {
     const op = this.targetOp(layer);
-    const key = `${op.name}\u0000${outputIndex}`;
-    const hit = this.grads.get(key);
-    if (hit) return hit;
-    const entry = this.layerEntry(op);
+    return this.grads.get(`${op.name}\u0000${outputIndex}`) ?? this.differentiate(op, () => outputIndex)[0];
+  }
+
+  /**
+   * dlogit_c / dA at `op` for c = pick(), cached; returns it and c. The ops after `op` run once, on the gradient
+   * tape; where the logits are not known yet they are read off that run, before `pick` is called (so it may
+   * use them: the top-1 class).
+   */
+  private differentiate(op: GraphOp, pick: () => number): [tf.Tensor4D, number] {
+    const entry = this.layerEntry(op, false);
     const g = this.model.graph;
     const target = op.outputs[0];
     const out = g.outputIds[0];
     const feedsBase = new Map<string, tf.Tensor>(entry.frontier);
     feedsBase.set(g.inputIds[0], this.input);
     const n = this.model.numOutputs;
+    let outputIndex = -1;
     const score = (a: tf.Tensor): tf.Scalar => {
       const feeds = new Map(feedsBase);
       feeds.set(target, a);
       const res = g.run(feeds, [out], { logits: true, keepIntermediates: true });
-      const logits = tf.reshape(classLogits(this.model, res.get(out) as tf.Tensor), [-1]);
+      const t = res.get(out) as tf.Tensor;
+      if (this.logitsData === undefined) this.logitsData = classLogitValues(this.model, t.dataSync() as Float32Array);
+      outputIndex = pick();
+      const logits = tf.reshape(classLogits(this.model, t), [-1]);
       if (logits.shape[0] !== n) throw new CamLensError('UNSUPPORTED_MODEL', `expected ${n} logits, got ${logits.shape[0]}`);
       return tf.sum(tf.slice(logits, [outputIndex], [1])) as tf.Scalar;
     };
@@ -290,13 +315,19 @@ export class ImageSession {
       }
       throw e;
     }
+    const key = `${op.name}\u0000${outputIndex}`;
+    const hit = this.grads.get(key);
+    if (hit) {
+      grad.dispose();
+      return [hit, outputIndex];
+    }
     this.grads.set(key, grad);
     while (this.grads.size > MAX_CACHED_GRADIENTS) {
       const [oldest] = this.grads.keys();
       this.grads.get(oldest)?.dispose();
       this.grads.delete(oldest);
     }
-    return grad;
+    return [grad, outputIndex];
   }
 
   /** Resolves a class choice to a model output index; undefined → top-1. */
@@ -318,11 +349,16 @@ export class ImageSession {
     }
     const op = this.targetOp(req.layer);
     const hadForward = this.logitsData !== undefined && this.layers.has(op.name);
-    const entry = this.layerEntry(op);
-    const outputIndex = await this.resolveTarget(req.classChoice);
+    // A gradient method on a new image: the forward pass stops at the layer, and the gradient's run of the ops
+    // after it gives the logits (and with them the top-1 class).
+    const shared = method.needsGradients && this.logitsData === undefined;
+    const chosen = shared && req.classChoice !== undefined && req.classChoice !== '' ? resolveClass(this.model, req.classChoice) : undefined;
+    const entry = this.layerEntry(op, !shared);
+    let outputIndex = shared ? -1 : await this.resolveTarget(req.classChoice);
     const t1 = performance.now();
+    if (shared) outputIndex = this.differentiate(op, () => chosen ?? this.topOutput(this.logitsData as Float32Array))[1];
     const gradKey = `${op.name}\u0000${outputIndex}`;
-    const hadGrad = this.grads.has(gradKey);
+    const hadGrad = !shared && this.grads.has(gradKey);
     const gradients = method.needsGradients ? this.gradient(op.name, outputIndex) : undefined;
     const t2 = performance.now();
     throwIfAborted(req.signal, 'the explanation');

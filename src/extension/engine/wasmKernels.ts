@@ -230,17 +230,10 @@ function depthwiseConv2dNativeBackpropInput(args: { inputs: tf.NamedTensorInfoMa
   expectShape(filterShape.slice(2, 3), [inputShape[3]], 'filter in-channels', kernel);
   checkDy(dy.shape, info, kernel);
   const [kh, kw, c, m] = filterShape;
-  const [b, h, w] = inputShape;
   return tf.tidy((): tf.Tensor => {
-    const dyT = adoptDy(dy, backend, info);
     const f = adopt(filter, backend) as tf.Tensor4D;
-    const u = zeroDilate(dyT, info.strideHeight, info.strideWidth);
-    const bigU = frame(u,
-      info.padInfo.top - (info.effectiveFilterHeight - 1), h + info.effectiveFilterHeight - 1,
-      info.padInfo.left - (info.effectiveFilterWidth - 1), w + info.effectiveFilterWidth - 1);
     const rotated = tf.reshape(tf.reverse(f, [0, 1]), [kh, kw, c * m, 1]) as tf.Tensor4D;
-    const z = tf.depthwiseConv2d(bigU, rotated, 1, 'valid', 'NHWC', [info.dilationHeight, info.dilationWidth]);
-    return m === 1 ? z : tf.sum(tf.reshape(z, [b, h, w, c, m]), 4);
+    return convInputGradient(adoptDy(dy, backend, info), rotated, info, true);
   });
 }
 
@@ -342,21 +335,49 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: obj
   const own = backendKernels.get(kernel);
   if (b * h * w < MIN_POSITIONS && own) return own(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   return tf.tidy((): tf.Tensor => {
-    const dyT = adoptDy(dy, backend, info);
     const f = adopt(filter, backend) as tf.Tensor4D;
-    const u = zeroDilate(dyT, info.strideHeight, info.strideWidth);
     // A 1x1 filter needs no rotation (and the wasm Reverse kernel is a slow generic loop).
     const rotated = tf.transpose(info.filterHeight * info.filterWidth === 1 ? f : tf.reverse(f, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-    // U framed as section 1 says: rows from padInfo.top - (kh - 1), h + kh - 1 of them (columns alike). Where
-    // that only adds zeros, the convolution pads by itself (no copy of dy; XNNPACK reads a zero row instead).
-    const top = info.filterHeight - 1 - info.padInfo.top;
-    const left = info.filterWidth - 1 - info.padInfo.left;
-    const bottom = h + info.filterHeight - 1 - top - u.shape[1];
-    const right = w + info.filterWidth - 1 - left - u.shape[2];
-    if (top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
-      return tf.conv2d(u, rotated, 1, [[0, 0], [top, bottom], [left, right], [0, 0]]);
+    return convInputGradient(adoptDy(dy, backend, info), rotated, info, false);
+  });
+}
+
+/**
+ * dx of a convolution (sections 1 and 4) from dy [B, >= Ho, >= Wo, Co] and the filter already rotated 180
+ * degrees: for an ordinary convolution with its channel axes swapped, [kh, kw, Co, Ci]; for a depthwise one
+ * reshaped to one 2-D filter per output channel, [kh, kw, C*M, 1]. Backend-independent (plain tfjs ops), so
+ * the executors' input-only gradients (gradOps.ts) use it on every backend with filters rotated once.
+ *
+ * U, dy zero-dilated by the stride and framed as section 1 says (rows from padInfo.top - (E - 1), H + E - 1 of
+ * them; columns alike), is convolved stride 1, 'valid', with the filter's dilation. Where the frame only adds
+ * zeros the convolution pads by itself (no copy of dy; XNNPACK reads a zero row instead). A 1x1 filter with a
+ * stride needs no zero-dilated copy of dy in the product: dx is the product at dy's resolution, spread out
+ * afterwards (a stride s convolution then does s*s times less work).
+ */
+export function convInputGradient(dy: tf.Tensor4D, rotated: tf.Tensor4D, info: tf.backend_util.Conv2DInfo, depthwise: boolean): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, h, w, c] = info.inShape;
+    const [ho, wo] = [info.outHeight, info.outWidth];
+    const dyT = dy.shape[1] === ho && dy.shape[2] === wo ? dy : tf.slice(dy, 0, [b, ho, wo, dy.shape[3]]);
+    const [eh, ew] = [info.effectiveFilterHeight, info.effectiveFilterWidth];
+    const dil: [number, number] = [info.dilationHeight, info.dilationWidth];
+    const run = (v: tf.Tensor4D, pad: 'valid' | [[number, number], [number, number], [number, number], [number, number]]): tf.Tensor4D =>
+      depthwise ? tf.depthwiseConv2d(v, rotated, 1, pad, 'NHWC', dil) : tf.conv2d(v, rotated, 1, pad, 'NHWC', dil);
+    let z: tf.Tensor4D;
+    if (eh === 1 && ew === 1 && (info.strideHeight > 1 || info.strideWidth > 1)) {
+      z = frame(zeroDilate(run(dyT, 'valid'), info.strideHeight, info.strideWidth), info.padInfo.top, h, info.padInfo.left, w);
+    } else {
+      const u = zeroDilate(dyT, info.strideHeight, info.strideWidth);
+      const top = eh - 1 - info.padInfo.top;
+      const left = ew - 1 - info.padInfo.left;
+      const bottom = h + eh - 1 - top - u.shape[1];
+      const right = w + ew - 1 - left - u.shape[2];
+      z = top >= 0 && left >= 0 && bottom >= 0 && right >= 0
+        ? run(u, [[0, 0], [top, bottom], [left, right], [0, 0]])
+        : run(frame(u, -top, h + eh - 1, -left, w + ew - 1), 'valid');
     }
-    return tf.conv2d(frame(u, -top, h + info.filterHeight - 1, -left, w + info.filterWidth - 1), rotated, 1, 'valid');
+    const m = depthwise ? rotated.shape[2] / c : 1;
+    return m > 1 ? tf.sum(tf.reshape(z, [b, h, w, c, m]), 4) as tf.Tensor4D : z;
   });
 }
 
@@ -443,16 +464,32 @@ function maxPoolGradValues(x: tf.TypedArray, dy: tf.TypedArray, xShape: Shape4, 
   return Float32Array.from(sums);
 }
 
+/**
+ * 6. Identity (a clone). tfjs-backend-wasm 4.22 copies the values into a new buffer; tensors are immutable
+ *    (no kernel writes into an input, a Variable's assign swaps its buffer), so ours shares the buffer and counts
+ *    one more reference to it, as the cpu backend and wasm's own Reshape do. Every op on a gradient tape clones
+ *    the tensors its gradient needs (tfjs-core's `save`), so a tape over a whole network copied each of its
+ *    activations once or more (2.5 ms of a 5.6 ms forward pass for Grad-CAM at MobileNet's first layer).
+ */
+function identity(args: { inputs: tf.NamedTensorInfoMap; backend: object }): tf.TensorInfo {
+  const x = input(args.inputs, 'x', tf.Identity);
+  const own = backendKernels.get(tf.Identity);
+  if (x.dtype === 'string' && own) return own(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  (args.backend as tf.KernelBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 const KERNELS: ReadonlyArray<[string, tf.KernelFunc]> = [
   [tf.Conv2DBackpropFilter, conv2DBackpropFilter as unknown as tf.KernelFunc],
   [tf.DepthwiseConv2dNativeBackpropInput, depthwiseConv2dNativeBackpropInput as unknown as tf.KernelFunc],
   [tf.DepthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropFilter as unknown as tf.KernelFunc],
 ];
 
-/** Kernels the backend has in a slower (Conv2DBackpropInput) or wrong (MaxPoolGrad) form: ours replace them. */
+/** Kernels the backend has in a slower (Conv2DBackpropInput, Identity) or wrong (MaxPoolGrad) form: ours replace them. */
 const REPLACEMENTS: ReadonlyArray<[string, tf.KernelFunc]> = [
   [tf.Conv2DBackpropInput, conv2DBackpropInput as unknown as tf.KernelFunc],
   [tf.MaxPoolGrad, maxPoolGrad as unknown as tf.KernelFunc],
+  [tf.Identity, identity as unknown as tf.KernelFunc],
 ];
 
 /**
