@@ -98,6 +98,9 @@ export function sniffModelBytes(head: Uint8Array, fileName: string): ModelFileFo
     return byExt === 'pytorch' || byExt === 'keras-v3' ? FORMATS[byExt] : FORMATS.zip;
   }
   if (b.length >= 2 && b[0] === 0x80 && b[1] >= 2 && b[1] <= 5) return FORMATS.pytorch;
+  // ONNX has no signature: its extension is the user's word that the file is one (a damaged one, if it reads as
+  // text), so the ONNX reader says what is wrong with it rather than the model.json reader.
+  if (byExt === 'onnx') return FORMATS.onnx;
   let i = b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0;
   while (i < b.length && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0a || b[i] === 0x0d)) i++;
   if (i < b.length && (b[i] === 0x7b || b[i] === 0x5b)) return FORMATS.json;
