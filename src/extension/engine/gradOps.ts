@@ -65,14 +65,38 @@ export function taping(): boolean {
   return s.gradientDepth > 0 && s.kernelDepth === 0;
 }
 
+/** Models whose convolutions hold at most this many filter values get their gradient filters at load (16 MB). */
+export const EAGER_GRAD_FILTERS = 1 << 22;
+
 /**
- * The filters input gradients are computed with, one per forward filter, made on first use (or by `prepare`)
- * and kept until `dispose`: conv2d [kh, kw, Ci, Co] → rotated 180 degrees with the channel axes swapped,
- * [kh, kw, Co, Ci]; depthwise [kh, kw, C, M] → rotated, one 2-D filter per output channel, [kh, kw, C*M, 1].
- * Owned by the graph that owns the forward filters.
+ * The filters input gradients are computed with, one per forward filter, kept until `dispose`: conv2d
+ * [kh, kw, Ci, Co] → rotated 180 degrees with the channel axes swapped, [kh, kw, Co, Ci]; depthwise
+ * [kh, kw, C, M] → rotated, one 2-D filter per output channel, [kh, kw, C*M, 1]. Owned by the graph that owns the
+ * forward filters. An executor registers every convolution a gradient may run through and calls
+ * `prepareIfSmall` once built: a small model gets all of them at load (a few ms), so that its gradients then
+ * allocate no lasting tensors; a large one gets each on its first gradient (load time and memory: a second copy
+ * of every filter).
  */
 export class GradFilters {
   private readonly made = new Map<tf.Tensor4D, tf.Tensor4D>();
+  private readonly known = new Map<tf.Tensor4D, ConvRun['kind']>();
+
+  /** `own`: hands each filter made to an owner that disposes it (then `dispose` leaves them alone). */
+  constructor(private readonly own?: (t: tf.Tensor) => void) {}
+
+  /** Notes a convolution whose input gradient may be asked for. */
+  register(run: ConvRun): void {
+    this.known.set(run.filter, run.kind);
+  }
+
+  /** Makes every registered convolution's gradient filter now if together they hold at most `budget` values. */
+  prepareIfSmall(budget = EAGER_GRAD_FILTERS): boolean {
+    let n = 0;
+    for (const f of this.known.keys()) n += f.size;
+    if (n > budget) return false;
+    for (const [f, kind] of this.known) this.get(f, kind);
+    return true;
+  }
 
   get(filter: tf.Tensor4D, kind: ConvRun['kind']): tf.Tensor4D {
     const [kh, kw, , m] = filter.shape;
@@ -82,25 +106,15 @@ export class GradFilters {
     if (!g) {
       g = tf.keep(rotatedFilter(filter, kind));
       this.made.set(filter, g);
+      this.own?.(g);
     }
     return g;
   }
 
-  /** Makes the gradient filters of `runs` now (so that later gradients allocate no lasting tensors). */
-  prepare(runs: Iterable<ConvRun>): void {
-    for (const r of runs) this.get(r.filter, r.kind);
-  }
-
-  /** Values held, for the size budget of `prepare`. */
-  get size(): number {
-    let n = 0;
-    for (const g of this.made.values()) n += g.size;
-    return n;
-  }
-
   dispose(): void {
-    for (const g of this.made.values()) g.dispose();
+    if (!this.own) for (const g of this.made.values()) g.dispose();
     this.made.clear();
+    this.known.clear();
   }
 }
 

@@ -199,7 +199,7 @@ export class LayerGraph implements ExecGraph {
   /** Value ids the fast op list does not compute (inside a fused op: a conv's pre-BN output, a pre-activation value). */
   private readonly hiddenIds = new Set<string>();
   private readonly ownedTensors: tf.Tensor[] = [];
-  /** The rotated filters of input gradients (gradOps.ts), made at load for models up to EAGER_GRAD_FILTERS values. */
+  /** The rotated filters of input gradients (gradOps.ts). */
   private readonly gradFilters = new gradOps.GradFilters();
   private readonly usedPrefixes = new Set<string>();
   /** The op whose softmax is skipped in logits mode, and the output activation of the model. */
@@ -561,9 +561,8 @@ export class LayerGraph implements ExecGraph {
    * The gradient-only forms of the ops a taped run can meet (see gradOps.ts): convolutions that are not fused
    * (their own weights; a ReLU/ReLU6 activation of their own inside), BatchNormalization over the channels of
    * a 4-D value as a 1x1 depthwise convolution, ReLU/ReLU6 layers, and Dense layers (linear, ReLU, or the
-   * skipped final softmax/sigmoid) as a 1x1 convolution. Then, for models up to EAGER_GRAD_FILTERS filter values,
-   * the rotated filters of every convolution a gradient can run through, so that gradients allocate no lasting
-   * tensors after load; larger models make each one on its first gradient instead (load time and memory).
+   * skipped final softmax/sigmoid) as a 1x1 convolution. Then, for small models, the rotated filters of every
+   * convolution a gradient can run through (gradOps.GradFilters).
    */
   private prepareTapedForms(): void {
     for (const op of this.ops) {
@@ -585,12 +584,11 @@ export class LayerGraph implements ExecGraph {
         if (act) op.taped = { kind: 'activation', activation: act };
       }
     }
-    const runs: gradOps.ConvRun[] = [];
     for (const op of this.foldedOps) {
-      if (op.fused) runs.push(op.fused);
-      else if (op.taped && op.taped.kind !== 'activation') runs.push(op.taped.run);
+      if (op.fused) this.gradFilters.register(op.fused);
+      else if (op.taped && op.taped.kind !== 'activation') this.gradFilters.register(op.taped.run);
     }
-    if (runs.reduce((n, r) => n + r.filter.size, 0) <= EAGER_GRAD_FILTERS) this.gradFilters.prepare(runs);
+    this.gradFilters.prepareIfSmall();
   }
 
   dispose(): void {
@@ -599,9 +597,6 @@ export class LayerGraph implements ExecGraph {
     this.gradFilters.dispose();
   }
 }
-
-/** Models whose convolutions hold at most this many filter values make their gradient filters at load (16 MB). */
-const EAGER_GRAD_FILTERS = 1 << 22;
 
 /** The op replacing `parts` (in order): named and fed as the first, giving the last one's outputs, computed by `fused`. */
 function fusedOp(parts: LayerOp[], fused: FusedConv): LayerOp {

@@ -29,6 +29,7 @@ import { buildConv, type ChannelAffine, type ConvSpec, type LinearInfo } from '.
 import type { CompileCtx, Compiled, NodeDef, RunCtx } from './ops/types';
 import type { HostTensor } from './tensor';
 import type { ModelOutput } from '../../outputs';
+import { GradFilters } from '../../gradOps';
 
 export interface OnnxOp extends GraphOp {
   /** The ONNX node (absent for the input op). */
@@ -89,6 +90,8 @@ export class OnnxGraph implements ExecGraph {
   /** Fused op producing a value (its chain's last output). */
   private readonly fusedProducer = new Map<string, OnnxOp>();
   private readonly owned: tf.Tensor[] = [];
+  /** Rotated filters for input gradients (gradOps.ts), made at load for small models. */
+  private readonly gradFilters = new GradFilters();
 
   constructor(readonly ir: OnnxIr, opts: OnnxGraphOptions) {
     const inputName = ir.input.name;
@@ -129,6 +132,7 @@ export class OnnxGraph implements ExecGraph {
         if (this.batchConsts.has(id)) split ??= `the constant "${id}" changes with the batch and is read once at load`;
       }
       this.fuse();
+      this.gradFilters.prepareIfSmall();
     } catch (e) {
       this.dispose();
       throw e;
@@ -200,6 +204,7 @@ export class OnnxGraph implements ExecGraph {
       perms,
       outShapes,
       own,
+      gradFilters: this.gradFilters,
       staticConst: constant,
       dynamicConst: (i, what) => {
         base.constant(i, what);
@@ -321,7 +326,7 @@ export class OnnxGraph implements ExecGraph {
       const run = buildConv(spec, (t) => {
         this.owned.push(t);
         return t;
-      }, bn, act);
+      }, bn, act, this.gradFilters);
       const get = conv.args[0] as string;
       const fused: OnnxOp = {
         ...conv,
@@ -658,5 +663,6 @@ export class OnnxGraph implements ExecGraph {
   dispose(): void {
     for (const t of this.owned) t.dispose();
     this.owned.length = 0;
+    this.gradFilters.dispose();
   }
 }

@@ -19,6 +19,7 @@ import { hostTensor, isFloatType, sizeOf, type HostTensor } from '../tensor';
 import { constOperand, defaultPerm, runtimeOperand, strides } from '../layout';
 import { broadcast } from './shape';
 import { invalid, unsupported, type CompileCtx, type Compiled, type OpCtx, type OpDef } from './types';
+import { activation as gradActivation } from '../../../gradOps';
 
 // ------------------------------------------------------------------------------------------------ host
 
@@ -212,8 +213,8 @@ const Clip: OpDef = {
     const [lo, hi] = clipBounds(ctx);
     if (lo > hi) throw invalid(ctx.node, `min ${lo} is above max ${hi}`);
     const kind = clipKind(lo, hi);
-    if (kind === 'relu6') return { ...unaryCompile(ctx, (x) => tf.relu6(x)), info: { activation: 'relu6' } };
-    if (kind === 'relu') return { ...unaryCompile(ctx, (x) => tf.relu(x)), info: { activation: 'relu' } };
+    if (kind === 'relu6') return { ...unaryCompile(ctx, (x) => gradActivation(x, 'relu6')), info: { activation: 'relu6' } };
+    if (kind === 'relu') return { ...unaryCompile(ctx, (x) => gradActivation(x, 'relu')), info: { activation: 'relu' } };
     return unaryCompile(ctx, (x) => tf.clipByValue(x, Math.max(lo, LOWEST), Math.min(hi, -LOWEST)));
   },
 };
@@ -305,7 +306,7 @@ export const ELEMENTWISE_OPS: Record<string, OpDef> = {
   Sum: variadic((vs) => vs.reduce((a, b) => a + b, 0), (xs) => tf.addN(xs)),
   Mean: variadic((vs) => vs.reduce((a, b) => a + b, 0) / vs.length, (xs) => tf.div(tf.addN(xs), xs.length)),
   Not: unary((v) => Number(!v), (x) => tf.logicalNot(tf.cast(x, 'bool'))),
-  Relu: { ...unary((v) => Math.max(v, 0), (x) => tf.relu(x)), compile: (ctx) => ({ ...unaryCompile(ctx, (x) => tf.relu(x)), info: { activation: 'relu' } }) },
+  Relu: { ...unary((v) => Math.max(v, 0), (x) => tf.relu(x)), compile: (ctx) => ({ ...unaryCompile(ctx, (x) => gradActivation(x, 'relu')), info: { activation: 'relu' } }) },
   Sigmoid: unary(sigmoid, (x) => tf.sigmoid(x)),
   Tanh: unary(Math.tanh, (x) => tf.tanh(x)),
   Erf: unary(erfHost, (x) => tf.erf(x)),

@@ -22,6 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { hostTensor, sizeOf, type HostTensor } from '../tensor';
 import { constOperand, defaultPerm, hostTranspose, identityPerm, normAxis, relayout } from '../layout';
 import { invalid, unsupported, type NodeDef, type OpCtx, type OpDef } from './types';
+import { activation as gradActivation, conv as gradConv, taping, GradFilters, type ConvRun } from '../../../gradOps';
 
 // ------------------------------------------------------------------------------------------------ geometry
 
@@ -186,8 +187,11 @@ const hostToTensor = (h: HostTensor): tf.Tensor4D => tf.tensor4d(Float32Array.fr
 /**
  * Builds the exec of a convolution [N, H, W, C] → [N, H', W', M], optionally with a BatchNormalization
  * folded in (W' = W * s per output channel, b' = b * s + t) and a ReLU/ReLU6 applied inside the kernel.
+ * The convolutions run through gradOps.ts (under a gradient tape: dx only, with filters rotated once and kept
+ * in `grads`, the graph's; without one, a GradFilters whose tensors go to `own`).
  */
-export function buildConv(spec: ConvSpec, own: <T extends tf.Tensor>(t: T) => T, bn?: ChannelAffine, activation?: 'relu' | 'relu6'): (x: tf.Tensor) => tf.Tensor {
+export function buildConv(spec: ConvSpec, own: <T extends tf.Tensor>(t: T) => T, bn?: ChannelAffine, activation?: 'relu' | 'relu6',
+  grads: GradFilters = ownedGradFilters(own)): (x: tf.Tensor) => tf.Tensor {
   const m = spec.outChannels;
   const bias = new Float32Array(m);
   if (spec.bias) bias.set(spec.bias);
@@ -199,7 +203,6 @@ export function buildConv(spec: ConvSpec, own: <T extends tf.Tensor>(t: T) => T,
     const data = Float32Array.from(f.data, (v, i) => v * scale[channelOf(i % last)]);
     return { ...f, data };
   };
-  const act = activation ?? 'linear';
   const { strides, dilations: specDilations, pad: specPad, prepad } = spec;
   const atrous = specDilations[0] > 1 || specDilations[1] > 1;
   // Dilated: the convolution runs undilated and unpadded inside a space-to-batch rearrangement (below).
@@ -208,9 +211,8 @@ export function buildConv(spec: ConvSpec, own: <T extends tf.Tensor>(t: T) => T,
   const pre = (x: tf.Tensor): tf.Tensor4D => (prepad && !atrous ? tf.pad(x, prepad) : x) as tf.Tensor4D;
   const wrap = (f: (x: tf.Tensor) => tf.Tensor): ((x: tf.Tensor) => tf.Tensor) => (atrous ? (x) => spaceToBatchConv(x, specDilations, spec.pads, f) : f);
   if (spec.kind === 'conv2d') {
-    const filter = own(hostToTensor(scaled(spec.filters[0], (o) => o)));
-    const b = own(tf.tensor1d(bias));
-    return wrap((x) => tf.fused.conv2d({ x: pre(x), filter, strides, pad, dilations, bias: b, activation: act }));
+    const run = registered(grads, { kind: 'conv2d', filter: own(hostToTensor(scaled(spec.filters[0], (o) => o))), bias: own(tf.tensor1d(bias)), strides, pad, dilations, activation });
+    return wrap((x) => gradConv(pre(x), run, grads));
   }
   if (spec.kind === 'depthwise') {
     const mult = spec.filters[0].dims[3];
@@ -218,10 +220,8 @@ export function buildConv(spec: ConvSpec, own: <T extends tf.Tensor>(t: T) => T,
     const c = spec.filters[0].dims[2];
     const f = spec.filters[0];
     const filterHost = scale ? { ...f, data: Float32Array.from(f.data, (v, i) => v * scale[(Math.floor(i / mult) % c) * mult + (i % mult)]) } : f;
-    const filter = own(hostToTensor(filterHost));
-    const b = own(tf.tensor1d(bias));
-    const p = pad as 'valid' | 'same' | number;
-    return wrap((x) => tf.fused.depthwiseConv2d({ x: pre(x), filter, strides, pad: p, dilations, bias: b, activation: act }));
+    const run = registered(grads, { kind: 'depthwise', filter: own(hostToTensor(filterHost)), bias: own(tf.tensor1d(bias)), strides, pad, dilations, activation });
+    return wrap((x) => gradConv(pre(x), run, grads));
   }
   const g = spec.groups;
   const mg = m / g;
@@ -244,23 +244,32 @@ export function buildConv(spec: ConvSpec, own: <T extends tf.Tensor>(t: T) => T,
         }
       }
     });
-    const filter = own(tf.tensor4d(dw, [kh, kw, g * cg, mg]));
+    const run = registered(grads, { kind: 'depthwise', filter: own(tf.tensor4d(dw, [kh, kw, g * cg, mg])), strides, pad, dilations });
     const b = own(tf.tensor1d(bias));
-    const p = pad as 'valid' | 'same' | number;
     return wrap((x) => {
-      const y = tf.depthwiseConv2d(pre(x) as tf.Tensor4D, filter, strides, p, 'NHWC', dilations);
+      const y = gradConv(pre(x), run, grads);
       const [n, h, w] = y.shape;
       const z = tf.add(tf.reshape(tf.sum(tf.reshape(y, [n, h, w, g, cg, mg]), 4), [n, h, w, m]), b);
-      return act === 'relu' ? tf.relu(z) : act === 'relu6' ? tf.relu6(z) : z;
+      return activation ? gradActivation(z, activation) : z;
     });
   }
-  const filters = spec.filters.map((f, gi) => own(hostToTensor(scaled(f, (o) => gi * mg + o))));
-  const biases = filters.map((_, gi) => own(tf.tensor1d(bias.subarray(gi * mg, (gi + 1) * mg))));
+  const runs = spec.filters.map((f, gi): ConvRun => registered(grads, {
+    kind: 'conv2d', filter: own(hostToTensor(scaled(f, (o) => gi * mg + o))), bias: own(tf.tensor1d(bias.subarray(gi * mg, (gi + 1) * mg))),
+    strides, pad, dilations, activation,
+  }));
   return wrap((x) => {
     const parts = tf.split(pre(x), g, 3);
-    return tf.concat(parts.map((p, gi) => tf.fused.conv2d({ x: p as tf.Tensor4D, filter: filters[gi], strides, pad, dilations, bias: biases[gi], activation: act })), 3);
+    return tf.concat(parts.map((p, gi) => gradConv(p as tf.Tensor4D, runs[gi], grads)), 3);
   });
 }
+
+function registered(grads: GradFilters, run: ConvRun): ConvRun {
+  grads.register(run);
+  return run;
+}
+
+/** Gradient filters for a convolution built outside a graph (tests): made on first use, owned through `own`. */
+const ownedGradFilters = (own: <T extends tf.Tensor>(t: T) => T): GradFilters => new GradFilters(own);
 
 /**
  * A stride-1 convolution with dilation d, as TensorFlow runs atrous convolutions: tfjs has no gradient for
@@ -292,7 +301,7 @@ const Conv: OpDef = {
     const spec = convSpec(ctx);
     const x = ctx.data(0);
     const from = ctx.perms[0];
-    const run = buildConv(spec, ctx.own);
+    const run = buildConv(spec, ctx.own, undefined, undefined, ctx.gradFilters);
     const params = spec.filters.reduce((a, f) => a + f.data.length, 0) + (spec.bias?.length ?? 0);
     return { perms: [NHWC], exec: (ins) => [run(relayout(x(ins), from, NHWC))], params, info: { conv: spec } };
   },
@@ -604,7 +613,9 @@ const Gemm: OpDef = {
         info: { linear: info },
         exec: (ins) => {
           const x = relayout(a(ins), aPerm, identityPerm(2)) as tf.Tensor2D;
-          const y = tf.fused.matMul({ a: x, b: wt, transposeA: ta, bias: bias1d });
+          // Under a gradient tape: matMul + add, whose gradients are per input (the fused op's gradient also computes
+          // the weights' and the bias's).
+          const y = taping() ? (bias1d ? tf.add(tf.matMul(x, wt, ta), bias1d) : tf.matMul(x, wt, ta)) : tf.fused.matMul({ a: x, b: wt, transposeA: ta, bias: bias1d });
           return [cTerm ? tf.add(y, cTerm) : y];
         },
       };

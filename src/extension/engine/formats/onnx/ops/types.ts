@@ -19,6 +19,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../../../errors';
 import { AttrType, attrText, type AttributeProto, type NodeProto, type TensorProto } from '../proto';
 import type { HostTensor } from '../tensor';
+import type { GradFilters } from '../../../gradOps';
 
 /** A node as the builder sees it: unique name, and its position in the file. */
 export interface NodeDef {
@@ -139,6 +140,8 @@ export interface CompileCtx extends OpCtx {
   outShapes: number[][];
   /** Registers a tensor the graph owns (disposed with it) and returns it. */
   own<T extends tf.Tensor>(t: T): T;
+  /** The graph's rotated filters for input gradients (gradOps.ts); convolutions register theirs here. */
+  gradFilters?: GradFilters;
   /**
    * A data input: returns a getter of its physical tensor at run time. A constant input becomes a tensor
    * the graph owns (layout identity), created once here.
