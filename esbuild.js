@@ -62,6 +62,7 @@ const builds = [
       extension: 'src/extension/extension.ts',
       worker: 'src/extension/worker.ts',
       scoreWorker: 'src/extension/scoreWorker.ts',
+      scanWorker: 'src/extension/scanWorker.ts',
     },
     platform: 'node',
     format: 'cjs',

@@ -122,6 +122,8 @@ export interface EngineClientOptions {
   lowPriority?: boolean;
   /** Score-CAM's extra threads (default cores - 1 - the engine's threads; see WorkerOptions). */
   scoreWorkers?: number;
+  /** A scan's worker threads (default one per core; see WorkerOptions). */
+  scanWorkers?: number;
   resourceLimits?: ResourceLimits;
   log?: (event: EngineLogEvent) => void;
 }
@@ -327,6 +329,7 @@ export class EngineClient {
       testHooks: this.opts.testHooks,
       lowPriority: this.opts.lowPriority,
       scoreWorkers: this.opts.scoreWorkers,
+      scanWorkers: this.opts.scanWorkers,
       cancelBoard: this.cancelBoard,
       createdAt: performance.timeOrigin + performance.now(),
     };

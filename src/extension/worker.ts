@@ -43,6 +43,7 @@ import { computeFeatureMaps } from './engine/featureMaps';
 import { ScorePool } from './engine/scorePool';
 import { readDataset } from './engine/scan/dataset';
 import { scanDataset, type SampleResult } from './engine/scan/scan';
+import { ScanPool } from './engine/scan/scanPool';
 import { buildReport, markReviewed, readReviewed, reviewedFile } from './engine/scan/report';
 import { classThreshold, isFlagged, rankOrder, score } from './engine/scan/ranking';
 import type { MetadataOverrides } from './engine/metadata';
@@ -93,6 +94,8 @@ const MAX_SESSIONS = Math.max(1, options.maxSessions ?? 4);
 const MAX_LAST_MAPS = 16;
 /** Progress events at most this often (the last one always goes out). */
 const PROGRESS_INTERVAL_MS = 30;
+/** Images per batch of a scan, unless the request says (ScanParams.batchSize). */
+const SCAN_BATCH_SIZE = 16;
 /** A scan's results and progress at most this often by default (the last ones always go out). */
 const SCAN_EVENT_INTERVAL_MS = 100;
 /** Flags of earlier rows are recomputed at most this often, and at most 1/20 of the time (see ScanEvent). */
@@ -113,6 +116,24 @@ let threadsSetting = options.threads ?? 0;
 function scoreWorkers(): number {
   if (options.scoreWorkers !== undefined) return Math.max(0, Math.floor(options.scoreWorkers));
   return Math.max(0, availableCores() - 1 - (currentBackend()?.threads ?? 1));
+}
+
+/** At most this many scan workers, whatever the core count. */
+const MAX_SCAN_WORKERS = 8;
+
+/**
+ * A scan's worker threads (engine/scan/scanPool.ts), each single-threaded and holding its own copy of the model.
+ * While a scan runs this thread only describes and ranks results, and its wasm threads wait, so the scan gets a
+ * worker per core: they are this thread's children and inherit its lower priority, so the host still gets a core
+ * first. Fewer where memory is short (a worker costs about 4x the model's weight bytes, at most half the free
+ * memory goes to them), none on one core or on tfjs-node (whose own thread pools run a batch on every core).
+ */
+function scanWorkers(model: LoadedModel, batches: number): number {
+  if (options.scanWorkers !== undefined) return Math.max(0, Math.min(Math.floor(options.scanWorkers), batches));
+  const cores = availableCores();
+  if (cores < 2 || currentBackend()?.name === 'tensorflow') return 0;
+  const byMemory = Math.floor(os.freemem() / 2 / (4 * model.weightBytes + 64 * 2 ** 20));
+  return Math.max(0, Math.min(cores, MAX_SCAN_WORKERS, byMemory, batches));
 }
 
 /**
@@ -472,6 +493,7 @@ function scanRow(r: SampleResult, seq: number, scoreValue: number, flagged: bool
 async function runScan(req: RequestOf<'scan/run'>, ctx: JobContext): Promise<ResultOf<'scan/run'>> {
   const { entry } = await getModel(req.model);
   pinModel(entry);
+  let pool: ScanPool | undefined;
   try {
     const model = entry.model;
     const labels = model.metadata.labels;
@@ -559,8 +581,12 @@ async function runScan(req: RequestOf<'scan/run'>, ctx: JobContext): Promise<Res
       lastEvent = now;
     };
 
+    const batchSize = req.batchSize ?? SCAN_BATCH_SIZE;
+    const workers = scanWorkers(model, Math.ceil(total / batchSize));
+    pool = workers > 0 ? new ScanPool({ modelPath: model.path, overrides: modelOverrides(req.model), workers }) : undefined;
     const summary = await scanDataset(model, dataset, {
-      batchSize: req.batchSize,
+      pool,
+      batchSize,
       preprocess: req.preprocess,
       maxPixels: req.maxPixels,
       signal: ctx.signal,
@@ -592,6 +618,8 @@ async function runScan(req: RequestOf<'scan/run'>, ctx: JobContext): Promise<Res
     const order = Int32Array.from(rankOrder(summary.results, kind).filter((i) => !hidden[i]));
     return { cancelled: summary.cancelled, seconds: summary.seconds, dataset: info, report, order };
   } finally {
+    // Closed per scan: its workers hold a model copy each, and a scan is rarely repeated at once.
+    void pool?.close();
     unpinModel(entry);
   }
 }

@@ -80,6 +80,11 @@ export interface WorkerOptions {
    * engine's own threads leave, one kept for the host: cores - 1 - threads (none with a thread per core).
    */
   scoreWorkers?: number;
+  /**
+   * Worker threads of a dataset scan (engine/scan/scanPool.ts), each single-threaded with its own model copy;
+   * default: one per core (at most 8), fewer where free memory is short, none on one core or on tfjs-node.
+   */
+  scanWorkers?: number;
   /** Shared cancel flags (see `markCancelled`); without it, cancellation waits for the worker's next idle moment. */
   cancelBoard?: SharedArrayBuffer;
   /**
