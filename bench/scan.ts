@@ -1,47 +1,125 @@
 /**
- * Scan throughput and memory (issue 6): the bundled demo model over a generated labelled folder of N images
- * (default 2,000): images per second, and RSS sampled as the scan goes (it must stay flat, not grow with N).
- *   node --expose-gc --import tsx bench/scan.ts [N]
+ * Scan throughput and memory (issue 6; #13 item 5): the bundled demo model over a generated labelled folder of N
+ * images (default 2,000), in this thread and on 1 and 2 scan workers (engine/scan/scanPool.ts; the workers started
+ * and loaded before the clock starts, their start timed apart): images per second, and RSS sampled as the scan
+ * goes (it must stay flat, not grow with N). Configurations alternate over two rounds (medians), so that drift in
+ * the machine's load hits them alike; the cores this process actually got (a 1 s busy loop on 2 threads) and the
+ * load average are printed with them. Target: 2 workers >= 1.7x one worker.
+ *   node --expose-gc --import tsx bench/scan.ts [N] [--workers 0,1,2] [--rounds 2]
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { Worker } from 'worker_threads';
 import sharp from 'sharp';
 import { initBackend } from '../src/extension/engine/backend';
 import { loadModel } from '../src/extension/engine/model';
 import { readDataset } from '../src/extension/engine/scan/dataset';
 import { scanDataset } from '../src/extension/engine/scan/scan';
+import { ScanPool } from '../src/extension/engine/scan/scanPool';
 import { CLASS_NAMES, IMAGE_SIZE, generateSample } from '../scripts/demo/generator';
 
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback;
+};
+const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 2000);
+const CONFIGS = flag('--workers', '0,1,2').split(',').map(Number);
+const ROUNDS = Math.max(1, Number(flag('--rounds', '2')) || 2);
+const MODEL = path.join(__dirname, '..', 'models', 'demo', 'model.json');
+
+const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** The cores this process gets right now: CPU time over wall time of two busy threads for 1 s. */
+async function coresAvailable(): Promise<number> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all([0, 1].map(() => new Promise<void>((resolve, reject) => {
+    const w = new Worker('const t = Date.now(); let x = 0; while (Date.now() - t < 1000) x++;', { eval: true });
+    w.on('exit', () => resolve());
+    w.on('error', reject);
+  })));
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000 / (performance.now() - t0);
+}
+
+interface Run {
+  ips: number;
+  peak: number;
+  /** RSS after the first tenth of the images and at the end. */
+  first: number;
+  last: number;
+  startMs: number;
+}
+
 async function main(): Promise<void> {
-  const n = Number(process.argv[2] ?? 2000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cam-lens-scan-bench-'));
-  for (let i = 0; i < n; i++) {
-    const s = generateSample(777, i);
-    fs.mkdirSync(path.join(dir, CLASS_NAMES[s.label]), { recursive: true });
-    await sharp(Buffer.from(s.pixels), { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 } }).png().toFile(path.join(dir, CLASS_NAMES[s.label], `${i}.png`));
+  try {
+    for (let i = 0; i < N; i++) {
+      const s = generateSample(777, i);
+      fs.mkdirSync(path.join(dir, CLASS_NAMES[s.label]), { recursive: true });
+      await sharp(Buffer.from(s.pixels), { raw: { width: IMAGE_SIZE, height: IMAGE_SIZE, channels: 3 } }).png().toFile(path.join(dir, CLASS_NAMES[s.label], `${i}.png`));
+    }
+    // One thread here, as the workers have: the configurations differ only in where the batches run.
+    const info = await initBackend('auto', { threads: 1 });
+    const model = await loadModel(MODEL);
+    const ds = readDataset(dir, model.metadata.labels);
+    const loadBefore = os.loadavg()[0];
+    const cores = await coresAvailable();
+    const runs = new Map<number, Run[]>(CONFIGS.map((w) => [w, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const workers of CONFIGS) {
+        const t0 = performance.now();
+        const pool = workers > 0 ? new ScanPool({ modelPath: MODEL, workers }) : undefined;
+        if (pool && (await pool.whenReady()) !== workers) throw new Error(`scan workers failed to start: ${pool.failures().join('; ')}`);
+        const startMs = performance.now() - t0;
+        global.gc?.();
+        let peak = 0;
+        let first = 0;
+        const scan = await scanDataset(model, ds, {
+          batchSize: 32,
+          pool,
+          onProgress: (p) => {
+            const r = process.memoryUsage.rss();
+            peak = Math.max(peak, r);
+            if (!first && p.done >= N / 10) first = r;
+          },
+        });
+        const last = process.memoryUsage.rss();
+        await pool?.close();
+        if (scan.results.length !== N) throw new Error(`scanned ${scan.results.length} of ${N}`);
+        runs.get(workers)?.push({ ips: scan.results.length / scan.seconds, peak, first, last, startMs });
+      }
+    }
+    const coresAfter = await coresAvailable();
+    console.log(`scan of ${N} generated ${IMAGE_SIZE}x${IMAGE_SIZE} PNGs with the demo model on ${info.name}, batch 32, ${ROUNDS} rounds (median); ` +
+      `${os.availableParallelism?.() ?? os.cpus().length} cores, ${cores.toFixed(2)} / ${coresAfter.toFixed(2)} of them free before / after, ` +
+      `load average ${loadBefore.toFixed(2)} / ${os.loadavg()[0].toFixed(2)}`);
+    const base = median((runs.get(1) ?? []).map((r) => r.ips));
+    for (const workers of CONFIGS) {
+      const rs = runs.get(workers) ?? [];
+      const ips = median(rs.map((r) => r.ips));
+      const vsOne = workers > 0 && base ? `, ${(ips / base).toFixed(2)}x one worker` : '';
+      const start = workers > 0 ? `, workers ready in ${median(rs.map((r) => r.startMs)).toFixed(0)} ms` : '';
+      console.log(`${workers === 0 ? 'this thread' : `${workers} worker${workers > 1 ? 's' : ''}`}`.padEnd(12) +
+        `${ips.toFixed(1).padStart(7)} images/s${vsOne}; peak RSS ${mib(Math.max(...rs.map((r) => r.peak)))} MiB, ` +
+        `growth from the first tenth to the end ${mib(median(rs.map((r) => r.last - r.first)))} MiB${start}`);
+    }
+    if (runs.has(1) && runs.has(2)) {
+      const ratio = median((runs.get(2) ?? []).map((r) => r.ips)) / base;
+      console.log(`2 workers / 1 worker = ${ratio.toFixed(2)} (target >= 1.7: ${ratio >= 1.7 ? 'met' : 'NOT met'}; ` +
+        `${cores.toFixed(2)} free cores allow at most ${(Math.min(2, cores) / Math.min(1, cores)).toFixed(2)})`);
+    }
+    model.dispose();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-  const info = await initBackend('auto');
-  const model = await loadModel(path.join(__dirname, '..', 'models', 'demo', 'model.json'));
-  const ds = readDataset(dir, model.metadata.labels);
-  const rss: [number, number][] = [];
-  let peak = 0;
-  const scan = await scanDataset(model, ds, {
-    batchSize: 32,
-    onProgress: (p) => {
-      const r = process.memoryUsage().rss;
-      peak = Math.max(peak, r);
-      if (rss.length === 0 || p.done - rss[rss.length - 1][0] >= n / 10 || p.done === p.total) rss.push([p.done, r]);
-    },
-  });
-  const mb = (b: number) => (b / 2 ** 20).toFixed(0);
-  console.log(`scan of ${n} generated 96x96 PNGs with the demo model on ${info.name}: ${(scan.results.length / scan.seconds).toFixed(1)} images/s (${scan.seconds.toFixed(1)} s), peak RSS ${mb(peak)} MiB`);
-  console.log(`RSS (MiB) after N images: ${rss.map(([d, r]) => `${d}: ${mb(r)}`).join(', ')}`);
-  const first = rss[Math.min(1, rss.length - 1)][1];
-  const last = rss[rss.length - 1][1];
-  console.log(`growth from the first tenth to the end: ${mb(last - first)} MiB`);
-  model.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 main().catch((e) => {
