@@ -22,12 +22,21 @@ export type ModelFormat = 'layers-model' | 'graph-model';
 
 export interface ModelJson {
   format: ModelFormat;
+  /** Topology, weight specs and metadata; no weight bytes (`weights` says where they are). */
   artifacts: io.ModelArtifacts;
   /** Absolute path of model.json and its folder. */
   path: string;
   dir: string;
-  /** Total bytes of weights read. */
+  /** Total bytes of the weights. */
   weightBytes: number;
+  /** The weight shards, in manifest order, each checked to exist with the size its entries need. */
+  weights: WeightShards;
+}
+
+/** Where a model's weights are: the shard files in manifest order, their bytes laid end to end as tfjs expects. */
+export interface WeightShards {
+  shards: { file: string; bytes: number }[];
+  total: number;
 }
 
 /** A manifest larger than this is refused before parsing (model.json holds topology, not weights). */
@@ -110,7 +119,7 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-/** Reads and validates model.json and all weight shards. Nothing is created on a tf backend here. */
+/** Reads and validates model.json and checks its weight shards. Nothing is created on a tf backend here. */
 export function readModelJson(modelPath: string): ModelJson {
   const file = path.resolve(modelPath);
   const dir = path.dirname(file);
@@ -129,9 +138,8 @@ export function readModelJson(modelPath: string): ModelJson {
   if (!Array.isArray(manifest)) throw new CamLensError('MODEL_INVALID', `"weightsManifest" in ${path.basename(file)} must be an array`);
 
   const weightSpecs: io.WeightsManifestEntry[] = [];
-  // Shards are checked first (names, sizes) and then read straight into one buffer: the weights exist once in
-  // this thread's memory, not once per shard, again concatenated and again as an ArrayBuffer slice (3 copies,
-  // 3x the weight bytes of memory while the model loads).
+  // The shards are checked here (names, sizes) but not read: the weights are read from them into tensors one by
+  // one when the model is built (weights.ts), so that they never sit in this thread's memory all at once.
   const shards: { file: string; bytes: number }[] = [];
   let total = 0;
   manifest.forEach((group: unknown, gi: number) => {
@@ -172,20 +180,9 @@ export function readModelJson(modelPath: string): ModelJson {
     total += got;
   });
 
-  const weightData = new ArrayBuffer(total);
-  let offset = 0;
-  for (const shard of shards) {
-    const read = readInto(shard.file, new Uint8Array(weightData, offset, shard.bytes));
-    if (read !== shard.bytes) {
-      throw new CamLensError('SHARD_SIZE_MISMATCH', `weight shard ${path.basename(shard.file)} changed while it was read (${read} of ${shard.bytes} bytes)`,
-        'load the model again once the files are written');
-    }
-    offset += read;
-  }
   const artifacts: io.ModelArtifacts = {
     modelTopology: topology,
     weightSpecs,
-    weightData,
     format: typeof json.format === 'string' ? json.format : format,
     generatedBy: typeof json.generatedBy === 'string' ? json.generatedBy : undefined,
     convertedBy: typeof json.convertedBy === 'string' ? json.convertedBy : undefined,
@@ -196,7 +193,7 @@ export function readModelJson(modelPath: string): ModelJson {
     if (json.modelInitializer !== undefined) artifacts.modelInitializer = json.modelInitializer as object;
     if (json.initializerSignature !== undefined) artifacts.initializerSignature = json.initializerSignature as object;
   }
-  return { format, artifacts, path: file, dir, weightBytes: total };
+  return { format, artifacts, path: file, dir, weightBytes: total, weights: { shards, total } };
 }
 
 function sizeMismatch(gi: number, paths: string[], got: number, expected: number): CamLensError {
@@ -204,22 +201,6 @@ function sizeMismatch(gi: number, paths: string[], got: number, expected: number
     `weight group ${gi} (${paths.join(', ')}) holds ${got} bytes but its manifest entries need ${expected}` +
     (got < expected ? ': the shard looks truncated' : ': the shard has extra bytes'),
     'the weight files do not belong to this model.json, or a download was cut short');
-}
-
-/** Reads a file into `into` (at most its length); returns the bytes read. */
-function readInto(file: string, into: Uint8Array): number {
-  const fd = fs.openSync(file, 'r');
-  try {
-    let done = 0;
-    while (done < into.length) {
-      const n = fs.readSync(fd, into, done, into.length - done, done);
-      if (n === 0) break;
-      done += n;
-    }
-    return done;
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** An IO handler over already-validated artifacts. */

@@ -18,6 +18,7 @@ import { currentBackend, initBackend } from './backend';
 import { readKerasModel, rescalesAtInput, type KerasSource } from './formats/keras/keras';
 import { loadOnnxModel, type LoadedOnnxModel } from './formats/onnx/load';
 import { classesOf, type ModelOutput } from './outputs';
+import { withShardedWeights } from './weights';
 
 export interface LoadedModelBase {
   format: ModelFormat | 'onnx';
@@ -181,7 +182,7 @@ async function loadTfjs(modelPath: string, opts: LoadOptions): Promise<LoadedMod
   const t2 = performance.now();
   let tfModel: LayersModel;
   try {
-    tfModel = await loadLayersModel(artifactsHandler(json.artifacts), { strict: true });
+    tfModel = await withShardedWeights(json.weights, (weightData) => loadLayersModel(artifactsHandler({ ...json.artifacts, weightData }), { strict: true }));
   } catch (e) {
     throw describeLoadError(e, json.path);
   }
@@ -260,7 +261,8 @@ function layersModel(tfModel: LayersModel, info: LayersModelInfo, opts: LoadOpti
 }
 
 async function loadGraph(json: ReturnType<typeof readModelJson>, metadata: ModelMetadata, name: string): Promise<LoadedGraphModel> {
-  const { graphModel, graph } = await loadGraphModelArtifacts(json.artifacts, json.path, { fallbackSize: metadata.inputSize, output: metadata.output });
+  const { graphModel, graph } = await withShardedWeights(json.weights,
+    (weightData) => loadGraphModelArtifacts({ ...json.artifacts, weightData }, json.path, { fallbackSize: metadata.inputSize, output: metadata.output }));
   try {
     const channels = checkInput(graph.inputShape);
     const [mh, mw] = metadata.inputSize ?? [224, 224];
