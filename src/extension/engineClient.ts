@@ -16,6 +16,7 @@
  * It does not import `vscode`, so it runs in plain Node (tests, benchmarks); the extension passes the path of
  * dist/worker.js and a `log` callback that writes to the "CAM Lens" output channel.
  */
+import * as path from 'path';
 import { Worker, type ResourceLimits } from 'worker_threads';
 import type { ErrorPayload } from '../shared/protocol';
 import {
@@ -124,6 +125,8 @@ export interface EngineClientOptions {
   scoreWorkers?: number;
   /** A scan's worker threads (default one per core; see WorkerOptions). */
   scanWorkers?: number;
+  /** How long the worker keeps a released model (see holdModel) without use, ms; default 5 minutes. */
+  modelIdleMs?: number;
   resourceLimits?: ResourceLimits;
   log?: (event: EngineLogEvent) => void;
 }
@@ -167,6 +170,8 @@ export class EngineClient {
   private threads: number;
   private disposed = false;
   private generation = 0;
+  /** Holders per model file (holdModel). */
+  private readonly holds = new Map<string, number>();
   /** Shared with every worker this client starts: cancellation reaches a worker busy in a long method. */
   private readonly cancelBoard = createCancelBoard();
 
@@ -223,6 +228,29 @@ export class EngineClient {
   /** Two maps of one image (given and predicted label) with one method and layer. */
   camPair(params: CamPairParams, call?: CallOptions): Promise<CamPairResult> {
     return this.request('cam/pair', params, call);
+  }
+
+  /**
+   * Says that something (a panel) shows the model file at `modelPath`; the returned function says it no longer does
+   * (once; later calls do nothing). When the last holder of a file lets go, the worker is told (`model/release`)
+   * and frees the model after WorkerOptions.modelIdleMs without use, unless it is asked for again meanwhile.
+   */
+  holdModel(modelPath: string): () => void {
+    const key = path.resolve(modelPath);
+    this.holds.set(key, (this.holds.get(key) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const n = (this.holds.get(key) ?? 1) - 1;
+      if (n > 0) {
+        this.holds.set(key, n);
+        return;
+      }
+      this.holds.delete(key);
+      // Nothing to free in a worker that is not running; a failure only means the model stays cached.
+      if (this.worker && !this.disposed) this.request('model/release', { model: { path: key } }).catch(() => undefined);
+    };
   }
 
   /** tf.memory() inside the worker (leak checks, diagnostics). */
@@ -330,6 +358,7 @@ export class EngineClient {
       lowPriority: this.opts.lowPriority,
       scoreWorkers: this.opts.scoreWorkers,
       scanWorkers: this.opts.scanWorkers,
+      modelIdleMs: this.opts.modelIdleMs,
       cancelBoard: this.cancelBoard,
       createdAt: performance.timeOrigin + performance.now(),
     };

@@ -10,7 +10,8 @@
  * - ImageSessions, LRU (default 4), keyed by (model, absolute image path, preprocessing) and validated by
  *   the image's mtime + size. A session caches the activations of up to 4 layers and 16 (layer, class)
  *   gradients itself, so a new class costs one partial backward pass and a new method only the map.
- *   Evicted sessions and models are disposed (their tensors freed).
+ *   Evicted sessions and models are disposed (their tensors freed). A model the host released (`model/release`:
+ *   the last panel showing it closed) is disposed after WorkerOptions.modelIdleMs (5 minutes) without use.
  * - The last map computed per image path (a small copy), for "Export PNG" (`overlay/render`).
  *
  * Requests run one at a time, in arrival order: an ImageSession is not re-entrant, and a serial queue makes
@@ -166,6 +167,8 @@ interface ModelEntry {
   pins: number;
   /** Dropped from the cache while pinned: dispose when unpinned. */
   retired: boolean;
+  /** When the host released it (`model/release`), if it has not been used since (performance.now()). */
+  releasedAt?: number;
 }
 
 interface SessionEntry {
@@ -266,6 +269,40 @@ function unpinModel(e: ModelEntry): void {
   }
 }
 
+/** How long a released model stays loaded without use (WorkerOptions.modelIdleMs). */
+const MODEL_IDLE_MS = Math.max(0, options.modelIdleMs ?? 5 * 60_000);
+let idleSweep: { timer: NodeJS.Timeout; at: number } | undefined;
+
+/** Sweeps in `ms`, or earlier if a sweep is due before that. */
+function scheduleIdleSweep(ms: number): void {
+  const at = performance.now() + ms;
+  if (idleSweep && idleSweep.at <= at) return;
+  if (idleSweep) clearTimeout(idleSweep.timer);
+  const timer = setTimeout(sweepIdleModels, ms);
+  // A pending sweep must not keep the thread alive.
+  timer.unref();
+  idleSweep = { timer, at };
+}
+
+/**
+ * Frees the released models that have gone unused for MODEL_IDLE_MS. Not while a request runs (it may hold a model
+ * it fetched before the release, a long Score-CAM say) nor while a scan uses the model (pinned): then it looks
+ * again a second later.
+ */
+function sweepIdleModels(): void {
+  idleSweep = undefined;
+  const now = performance.now();
+  let next = Infinity;
+  for (const m of [...models.values()]) {
+    if (m.releasedAt === undefined) continue;
+    const left = m.releasedAt + MODEL_IDLE_MS - now;
+    if (left > 0) next = Math.min(next, left);
+    else if (running || m.pins > 0) next = Math.min(next, 1000);
+    else dropModel(m);
+  }
+  if (next < Infinity) scheduleIdleSweep(next);
+}
+
 function dropAll(): void {
   for (const s of [...sessions.values()]) dropSession(s);
   for (const m of [...models.values()]) dropModel(m);
@@ -295,6 +332,7 @@ async function getModel(ref: ModelRef, timings?: Record<string, number>): Promis
   if (hit && hit.fingerprint === fingerprint) {
     await starting;
     touch(models, key, hit);
+    hit.releasedAt = undefined;
     return { entry: hit, cached: true };
   }
   const inflight = loading.get(key);
@@ -815,6 +853,18 @@ const handlers: { [T in RequestType]: Handler<T> } = {
       backend: me.entry.model.backend,
       cached,
     };
+  },
+
+  async 'model/release'(req) {
+    const file = path.resolve(req.model.path);
+    let released = 0;
+    for (const m of models.values()) {
+      if (m.model.path !== file && !m.key.startsWith(`${file}\u0000`)) continue;
+      m.releasedAt = performance.now();
+      released++;
+    }
+    if (released) scheduleIdleSweep(MODEL_IDLE_MS);
+    return { released };
   },
 
   async 'debug/memory'() {

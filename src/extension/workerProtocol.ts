@@ -85,6 +85,11 @@ export interface WorkerOptions {
    * default: one per core (at most 8), fewer where free memory is short, none on one core or on tfjs-node.
    */
   scanWorkers?: number;
+  /**
+   * How long a model stays loaded after the host released it (`model/release`: the last panel showing it closed)
+   * without being used again, in ms; default 5 minutes. Then its tensors, sessions and worker threads are freed.
+   */
+  modelIdleMs?: number;
   /** Shared cancel flags (see `markCancelled`); without it, cancellation waits for the worker's next idle moment. */
   cancelBoard?: SharedArrayBuffer;
   /**
@@ -355,6 +360,11 @@ export interface RequestMap {
   /** Marks a sample "label is correct" in `<root>/.cam-lens/reviewed.json`; later scans hide it. */
   'scan/reviewed': { params: { root: string; relPath: string; givenLabel: string }; result: ReviewedResult };
   'cam/pair': { params: CamPairParams; result: CamPairResult };
+  /**
+   * No panel shows this model file any more (any overrides): the worker frees it once it has gone unused for
+   * WorkerOptions.modelIdleMs. A request for it before then keeps it. Replies how many cached models it marked.
+   */
+  'model/release': { params: { model: ModelRef }; result: { released: number } };
   /** tf.memory() in the worker: leak checks in tests, diagnostics in the output channel. */
   'debug/memory': { params: Record<string, never>; result: MemoryResult };
   /** Test hook (only with WorkerOptions.testHooks): the worker dies, by exit or by an uncaught error. */
@@ -489,6 +499,8 @@ export function requestProblem(m: unknown): string | undefined {
       return isModelRef(m.model) && isImageRef(m.image) && isStr(m.method) && optStr(m.layer) &&
         Array.isArray(m.classes) && m.classes.length === 2 && m.classes.every((c) => optNat(c) && c !== undefined) &&
         (m.options === undefined || isObj(m.options)) ? undefined : 'cam/pair needs model, image, method, classes: [index, index] and optional layer, options';
+    case 'model/release':
+      return isModelRef(m.model) ? undefined : 'model/release needs model: { path }';
     case 'debug/memory':
       return undefined;
     case 'debug/crash':

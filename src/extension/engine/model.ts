@@ -184,7 +184,8 @@ async function loadTfjs(modelPath: string, opts: LoadOptions): Promise<LoadedMod
   try {
     tfModel = await withShardedWeights(json.weights, (weightData) => loadLayersModel(artifactsHandler({ ...json.artifacts, weightData }), { strict: true }));
   } catch (e) {
-    throw describeLoadError(e, json.path);
+    // A shard that changed while it was read says so itself.
+    throw e instanceof CamLensError ? e : describeLoadError(e, json.path);
   }
   const t3 = performance.now();
   const model = layersModel(tfModel, { path: json.path, name, metadata, weightBytes: json.weightBytes }, opts);

@@ -123,8 +123,11 @@ class ExplainPanel {
   private ready = false;
   /** When this panel was last active (ExplainPanels' activation counter). */
   lastActive = 0;
+  /** Lets go of the model this panel shows (the engine frees it a while after its last panel closed). */
+  private releaseModel: () => void;
 
   constructor(private readonly s: Services, readonly panel: vscode.WebviewPanel, readonly image: vscode.Uri, public modelPath: string, state?: ExplainViewState) {
+    this.releaseModel = s.engine.holdModel(modelPath);
     const cfg = vscode.workspace.getConfiguration('camLens', image);
     this.state = state ?? {
       version: 1,
@@ -211,6 +214,9 @@ class ExplainPanel {
   }
 
   useModel(modelPath: string, output?: string): void {
+    const release = this.releaseModel;
+    this.releaseModel = this.s.engine.holdModel(modelPath);
+    release();
     this.modelPath = modelPath;
     this.state = { ...this.state, modelPath, layer: undefined, classIndex: undefined, preprocess: undefined, output };
     this.reinit();
@@ -370,5 +376,6 @@ class ExplainPanel {
 
   dispose(): void {
     for (const d of this.disposables) d.dispose();
+    this.releaseModel();
   }
 }

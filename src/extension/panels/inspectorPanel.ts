@@ -50,7 +50,11 @@ class InspectorPanel {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly key = `inspect:${Math.random().toString(36).slice(2)}`;
 
+  /** Lets go of the model this panel shows (the engine frees it a while after its last panel closed). */
+  private readonly releaseModel: () => void;
+
   constructor(private readonly s: Services, readonly panel: vscode.WebviewPanel, readonly modelPath: string) {
+    this.releaseModel = s.engine.holdModel(modelPath);
     panel.iconPath = vscode.Uri.joinPath(s.context.extensionUri, 'media', 'icon.svg');
     panel.webview.html = renderPanel(s.context, panel.webview, 'inspector', `Layers of ${modelDisplayName(modelPath)}`);
     this.disposables.push(panel.webview.onDidReceiveMessage((m: unknown) => this.onMessage(m)));
@@ -139,5 +143,6 @@ class InspectorPanel {
 
   dispose(): void {
     for (const d of this.disposables) d.dispose();
+    this.releaseModel();
   }
 }

@@ -173,8 +173,11 @@ class TriagePanel {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly key = `triage:${Math.random().toString(36).slice(2)}`;
   private readonly pairs = new Map<string, CamPairResult>();
+  /** Lets go of the model this panel scans with (the engine frees it a while after its last panel closed). */
+  private releaseModel: () => void;
 
   constructor(private readonly s: Services, readonly panel: vscode.WebviewPanel, readonly source: string, public modelPath: string, state?: TriageViewState) {
+    this.releaseModel = s.engine.holdModel(modelPath);
     this.state = state ?? { version: 1, source, modelPath, flaggedOnly: false };
     this.state.modelPath = modelPath;
     this.modelName = modelDisplayName(modelPath);
@@ -271,6 +274,9 @@ class TriagePanel {
   }
 
   useModel(modelPath: string): void {
+    const release = this.releaseModel;
+    this.releaseModel = this.s.engine.holdModel(modelPath);
+    release();
     this.modelPath = modelPath;
     this.modelName = modelDisplayName(modelPath);
     this.state = { ...this.state, modelPath, output: undefined };
@@ -727,5 +733,6 @@ class TriagePanel {
     this.scan?.abort.abort();
     this.scan = undefined;
     for (const d of this.disposables) d.dispose();
+    this.releaseModel();
   }
 }
