@@ -206,7 +206,10 @@ async function threadedWasmBackend(threads: number): Promise<tf.KernelBackend> {
   let restorePool: (() => void) | undefined;
   try {
     const files = threadedWasmFiles();
-    const binary = await fs.promises.readFile(files.wasm);
+    // Read synchronously (0.4 MB): everything up to the glue's start of its pthread workers and of the module's
+    // compilation then runs inside the initBackend call, so an engine worker that starts its backend before it has
+    // loaded its other modules (workerBoot.ts) has those threads booting while it loads them.
+    const binary = fs.readFileSync(files.wasm);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const factory = require(files.glue) as (config: FactoryConfig) => Promise<ThreadedModule>;
     config = {

@@ -68,6 +68,7 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
     const panel = vscode.window.createWebviewPanel(EXPLAIN_VIEW_TYPE, `CAM: ${path.basename(image.fsPath)}`, { viewColumn: column ?? vscode.ViewColumn.Beside, preserveFocus: false },
       panelOptions(this.s.context, [vscode.Uri.file(path.dirname(image.fsPath))]));
     this.attach(panel, image, model, undefined, output);
+    this.open.get(image.fsPath)?.startEarly();
   }
 
   async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
@@ -160,6 +161,15 @@ class ExplainPanel {
   private imageRef(preprocess = this.state.preprocess) {
     return { path: this.image.fsPath, preprocess, maxPixels: vscode.workspace.getConfiguration('camLens').get<number>('maxImagePixels') };
   }
+  /**
+   * Starts the model's load and the image's forward pass while the webview boots (0.3-1 s), so that its
+   * panel/ready requests (describe, predict) find both done. For a panel the user just opened, not for panels
+   * restored at start-up. A failure is reported by those requests.
+   */
+  startEarly(): void {
+    this.s.engine.predict({ model: this.modelRef, image: this.imageRef(), topK: 1 }).catch(() => undefined);
+  }
+
 
   private async onMessage(raw: unknown): Promise<void> {
     if (!isExplainWebviewMessage(raw)) {
