@@ -748,11 +748,13 @@ const handlers: { [T in RequestType]: Handler<T> } = {
     touch(lastMaps, entry.imagePath, { width: res.heatmap.width, height: res.heatmap.height, values: values.slice() });
     while (lastMaps.size > MAX_LAST_MAPS) lastMaps.delete(lastMaps.keys().next().value as string);
     Object.assign(ctx.log, { layer: res.layer, classIndex: res.target.index, cached: res.cached.forward });
+    const { details, ...heatmap } = res.heatmap;
     return {
       method: res.method,
       layer: res.layer,
       target: res.target,
-      heatmap: { ...res.heatmap },
+      heatmap,
+      ...(details ? { details } : {}),
       timingsMs: { ...phases, model: t1 - t0, image: t2 - t1, ...res.timingsMs, total: performance.now() - t0 },
       backend: me.entry.model.backend,
       cached: res.cached.forward,
@@ -841,7 +843,8 @@ const handlers: { [T in RequestType]: Handler<T> } = {
       });
       if (maps.length === 0) cached = res.cached.forward;
       layer = res.layer;
-      maps.push({ target: res.target, heatmap: { ...res.heatmap } });
+      const { details, ...heatmap } = res.heatmap;
+      maps.push({ target: res.target, heatmap, ...(details ? { details } : {}) });
     }
     Object.assign(ctx.log, { layer, cached });
     return {

@@ -35,6 +35,7 @@ import type {
   FeatureMapsPayload,
   HeatmapPayload,
   LayerSummary,
+  MapDetails,
   MethodInfo,
   ModelInfo,
   PreprocessId,
@@ -247,6 +248,8 @@ export interface CamResult {
   /** The gradients came from the cache (false for methods without gradients). */
   cachedGradients: boolean;
   imageSize: [number, number];
+  /** What the map was made from where the method chose (Score-CAM: which channels were scored). */
+  details?: MapDetails;
 }
 
 export interface FeaturesResult extends FeatureMapsPayload {
@@ -266,6 +269,8 @@ export interface OverlayResult {
 export interface CamPairMap {
   target: ClassPrediction;
   heatmap: HeatmapPayload;
+  /** As CamResult.details. */
+  details?: MapDetails;
 }
 
 export interface CamPairResult {

@@ -15,6 +15,18 @@ export function formatMs(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
+/** A duration for estimates and time left: "0.4 s", "12 s", "3 min 05 s", "1 h 02 min". */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return '–';
+  const s = Math.max(0, ms) / 1000;
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 59.5) return `${Math.round(s)} s`;
+  const m = Math.floor(Math.round(s) / 60);
+  if (m < 60) return `${m} min ${String(Math.round(s) - m * 60).padStart(2, '0')} s`;
+  const h = Math.floor(m / 60);
+  return `${h} h ${String(m - h * 60).padStart(2, '0')} min`;
+}
+
 /** Total time of a computation: `total` where the host gives it, else the sum of the phases. */
 export function totalMs(timings: Record<string, number>): number {
   if (typeof timings.total === 'number') return timings.total;

@@ -132,12 +132,44 @@ export interface HeatmapPayload {
   rawMax: number;
 }
 
+/**
+ * What a map was made from, where the method had a choice (the engine's MapResult.details): today Score-CAM's
+ * channel budget. The panels show `note` in the map's caption; `cam-lens cam --json` writes the object.
+ */
+export interface MapDetails {
+  /** One line for captions: "top 32 of 256 channels by mean activation", "all 250 channels (6 constant skipped)". */
+  note: string;
+  /** Score-CAM: the channels masked and scored, one forward pass each. */
+  channels?: {
+    scored: number;
+    /** Channels that are not constant over the map: what scoring "all" scores. */
+    usable: number;
+    /** Channels of the target layer. */
+    total: number;
+    /** 'all', or the criterion the scored channels rank highest by ('mean', 'std'). */
+    by: string;
+    /** Wall time of the masked passes, ms. */
+    ms: number;
+    /** Estimated wall time of scoring all `usable` channels at this run's rate, ms. */
+    allMs: number;
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Explain panel
 
 export type ExplainWebviewMessage =
   | { type: 'panel/ready' }
-  | { type: 'cam/compute'; requestId: number; method: CamMethodId; classIndex?: number; layer?: string; preprocess?: PreprocessId }
+  /**
+   * `allChannels`: this one map scores every channel with Score-CAM, whatever the channel budget
+   * (camLens.scoreCam.channels); the next request goes back to the budget.
+   */
+  | { type: 'cam/compute'; requestId: number; method: CamMethodId; classIndex?: number; layer?: string; preprocess?: PreprocessId; allChannels?: boolean }
+  /**
+   * Stops the `cam/compute` with this id (Score-CAM's Cancel). Not answered itself: the request it names is
+   * answered `request/didFail` with code CANCELLED (or its map, when it had finished already).
+   */
+  | { type: 'cam/cancel'; requestId: number }
   | { type: 'export/png'; requestId: number; colormap: ColormapId; opacity: number }
   | { type: 'export/json'; requestId: number }
   | { type: 'model/select'; requestId: number }
@@ -179,6 +211,8 @@ export type ExplainHostMessage =
       timingsMs: Record<string, number>;
       backend: string;
       cached: boolean;
+      /** What the map was made from (Score-CAM: which channels were scored), for its caption. */
+      details?: MapDetails;
     }
   | { type: 'cam/didProgress'; requestId: number; done: number; total: number }
   | { type: 'export/didSave'; requestId: number; path: string }
@@ -401,7 +435,8 @@ export type TriageHostMessage =
       flagged: Int32Array;
     }
   | { type: 'scan/didFail'; scanId: number; error: ErrorPayload }
-  | { type: 'cam/didComputePair'; requestId: number; path: string; method: CamMethodId; methodLabel: string; layer: string; given: TriageMap; predicted: TriageMap }
+  /** `note`: what the maps were made from, where the method chose (MapDetails.note: Score-CAM's channels). */
+  | { type: 'cam/didComputePair'; requestId: number; path: string; method: CamMethodId; methodLabel: string; layer: string; given: TriageMap; predicted: TriageMap; note?: string }
   | { type: 'sample/didOpen'; requestId: number; path: string }
   | { type: 'sample/didMarkCorrect'; requestId: number; path: string; counts: TriageCounts }
   /**
@@ -440,7 +475,10 @@ export function isExplainWebviewMessage(x: unknown): x is ExplainWebviewMessage 
     case 'panel/ready':
       return true;
     case 'cam/compute':
-      return isInt(m.requestId) && isMethod(m.method) && optInt(m.classIndex) && optStr(m.layer) && (m.preprocess === undefined || isPreprocess(m.preprocess));
+      return isInt(m.requestId) && isMethod(m.method) && optInt(m.classIndex) && optStr(m.layer) && (m.preprocess === undefined || isPreprocess(m.preprocess)) &&
+        (m.allChannels === undefined || typeof m.allChannels === 'boolean');
+    case 'cam/cancel':
+      return isInt(m.requestId);
     case 'export/png':
       return isInt(m.requestId) && isColormap(m.colormap) && typeof m.opacity === 'number' && m.opacity >= 0 && m.opacity <= 1;
     case 'export/json':

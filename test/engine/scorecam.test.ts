@@ -263,7 +263,7 @@ describe('Score-CAM', () => {
         return Math.sqrt(v.reduce((x, y) => x + (y - m) ** 2, 0) / 4);
       });
       const keep = std[0] >= std[1] ? 0 : 1;
-      const r = await s.explain({ method: 'scorecam', layer: 'feat', classChoice: 0, options: { topChannels: 1 } });
+      const r = await s.explain({ method: 'scorecam', layer: 'feat', classChoice: 0, options: { topChannels: 1, rankChannelsBy: 'std' } });
       assertClose(r.heatmap.values, handMap(feat, 2, [keep === 0 ? prob[0] : 0, keep === 1 ? prob[1] : 0]), 1e-4, 'top-1 by std');
     } finally {
       s.dispose();

@@ -9,6 +9,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../errors';
 import type { ScorePool } from '../scorePool';
+import type { MapDetails } from '../../../shared/protocol';
+
+export type { MapDetails };
 
 export const NORMALIZE_EPS = 1e-7;
 
@@ -51,8 +54,10 @@ export interface CamContext {
   scorePool?: ScorePool;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
-  /** Method options (batch size, top-N channels…). */
+  /** Method options (batch size, channel budget…). */
   options?: Record<string, unknown>;
+  /** Set by the method: what the map was made from (Score-CAM's scored channels); `runMethod` returns it with the map. */
+  details?: MapDetails;
 }
 
 export interface CamMethod {
@@ -77,6 +82,8 @@ export interface MapResult {
   /** Min and max of the map after the ReLU and before normalisation. */
   rawMin: number;
   rawMax: number;
+  /** What the method reports about the map (CamContext.details), for captions and the JSON. */
+  details?: MapDetails;
 }
 
 /** sum_k w_k * A[:, :, k] for per-channel weights w [K]: the step every weight-based method shares. */
@@ -142,7 +149,8 @@ export async function runMethod(method: CamMethod, ctx: CamContext): Promise<Map
     : tf.tidy(() => method.compute(ctx) as tf.Tensor2D);
   try {
     if (raw.rank !== 2) throw new CamLensError('BAD_ARGUMENT', `${method.id} returned a map of rank ${raw.rank}`);
-    return await finalizeMap(raw);
+    const map = await finalizeMap(raw);
+    return ctx.details ? { ...map, details: ctx.details } : map;
   } finally {
     raw.dispose();
   }

@@ -26,11 +26,19 @@
  *   reproduces that; the default `'probability'` is the paper's weight.
  *
  * Options: `batchSize` (at most this many masked inputs per forward pass, default 8; with a pool, smaller
- * where that gives every thread two batches, see batchPlan); `topChannels` N ("Faster Score-CAM" of
- * tf-keras-vis: only the N channels with the largest spatial standard deviation, as tf-keras-vis ranks them, or
- * by mean activation with `rankChannelsBy: 'mean'`; the others get weight 0); `weighting` (above).
+ * where that gives every thread two batches, see batchPlan); `channels` N (default 32; 0 or 'all' for every
+ * channel; `topChannels` is its older name): only the N channels ranked highest by `rankChannelsBy` are scored,
+ * the others get weight 0 ("Faster Score-CAM" of tf-keras-vis, which ranks by spatial standard deviation,
+ * `'std'`; the default `'mean'` ranks by mean activation); `weighting` (above).
  *
- * Cost: one forward pass per non-constant channel, in batches, spread over the context's worker pool when
+ * Why a budget by default: the full method costs a forward pass per channel, 2,048 on an Inception-v3 layer
+ * (minutes on two cores). With 32 channels it costs what 32 forward passes do on any model, and the map stays
+ * close to the full one where a few channels carry the map (r 0.98 on MobileNet and the demo model); the
+ * channels that weigh most in sum_k w_k A^k are the ones with large activations whatever their w_k, hence the
+ * mean. The map's `details` say which channels were scored ("top 32 of 256 channels by mean activation") and
+ * estimate the time of the full method from this run's rate.
+ *
+ * Cost: one forward pass per scored channel (at most the budget, never a constant one), in batches, spread over the context's worker pool when
  * there is one. Progress is reported per batch; the AbortSignal is checked before each batch is taken, so a
  * cancellation stops within one batch per thread.
  */
@@ -40,13 +48,32 @@ import { bilinearWeights, sourceCoord } from '../../../shared/heatmap';
 import { runInThread, type ScoreRequest, type ScoreTask } from '../scorePool';
 import { weightedChannelSum, type BatchScores, type CamContext, type CamMethod } from './base';
 
+/**
+ * How the channels to score are chosen when not all of them are: the N largest by
+ * - 'mean': mean activation over the map (the channels that weigh most in sum_k w_k A^k whatever their w_k);
+ * - 'std': spatial standard deviation (tf-keras-vis's "Faster Score-CAM").
+ * bench/scorecam.ts --agreement measures each against the full method.
+ */
+export type ChannelCriterion = 'mean' | 'std';
+export const CHANNEL_CRITERIA: readonly ChannelCriterion[] = ['mean', 'std'];
+const CRITERION_WORDS: Record<ChannelCriterion, string> = { mean: 'mean activation', std: 'spatial std' };
+
 export interface ScoreCamOptions {
   batchSize: number;
-  /** Use only this many channels (all when undefined). */
-  topChannels?: number;
-  rankChannelsBy: 'std' | 'mean';
+  /** At most this many channels are scored, the best by `rankChannelsBy`; Infinity: every non-constant channel. */
+  channels: number;
+  rankChannelsBy: ChannelCriterion;
   weighting: 'probability' | 'channel-softmax';
 }
+
+/**
+ * Default channel budget: 32 masked passes (one batch-1 forward pass each at most) whatever the layer's width,
+ * so that a 2,048-channel Inception layer costs what a 256-channel MobileNet one does. Over the bench models
+ * the 32 channels of largest mean activation give a map within r = 0.98 of the full method on average
+ * (bench/scorecam.ts --agreement; README "Speed").
+ */
+export const SCORECAM_DEFAULT_CHANNELS = 32;
+export const SCORECAM_DEFAULT_CRITERION: ChannelCriterion = 'mean';
 
 /**
  * Default batch: 8. A masked input costs the same at batch 8 as at 16 or 32 on wasm (bench/scorecam.ts,
@@ -54,6 +81,12 @@ export interface ScoreCamOptions {
  * still in its last batch); progress and cancellation come twice as often.
  */
 export const SCORECAM_DEFAULT_BATCH = 8;
+
+/**
+ * One masked pass in one thread costs 0.97-0.99 of a batch-1 forward pass (docs/scorecam-speed.md: 0.93 for
+ * the network at batch 8, the mask the rest): the factor of `estimateScoreCamMs`.
+ */
+export const MASKED_PASS_COST = 0.98;
 
 /** Smallest max-min range divided by in the mask normalisation; constant channels never get here. */
 const MIN_RANGE = 1e-12;
@@ -76,11 +109,37 @@ function enumOption<T extends string>(o: Record<string, unknown>, name: string, 
   return v as T;
 }
 
+const MAX_CHANNELS = 1 << 20;
+
+/**
+ * The channel budget from `channels` (an integer, 0 or 'all' for every channel; default
+ * SCORECAM_DEFAULT_CHANNELS) or its older name `topChannels` (an integer; given alone it wins over the default).
+ */
+function channelBudget(o: Record<string, unknown>): number {
+  const c = o.channels;
+  const top = intOption(o, 'topChannels', 1, MAX_CHANNELS);
+  if (c === undefined || c === null) return top ?? SCORECAM_DEFAULT_CHANNELS;
+  let n: number;
+  if (c === 'all' || c === 0) n = Infinity;
+  else {
+    const v = intOption(o, 'channels', 0, MAX_CHANNELS);
+    if (v === undefined) throw new CamLensError('BAD_ARGUMENT', `Score-CAM option channels must be an integer or "all", got ${JSON.stringify(c)}`);
+    n = v;
+  }
+  if (top !== undefined && top !== n) {
+    throw new CamLensError('BAD_ARGUMENT', `Score-CAM options channels (${JSON.stringify(c)}) and topChannels (${top}) disagree: topChannels is the older name of channels, give one`);
+  }
+  return n;
+}
+
 export function scoreCamOptions(o: Record<string, unknown> = {}): ScoreCamOptions {
+  if (typeof o.channels === 'string' && o.channels !== 'all') {
+    throw new CamLensError('BAD_ARGUMENT', `Score-CAM option channels must be an integer or "all", got ${JSON.stringify(o.channels)}`);
+  }
   return {
     batchSize: intOption(o, 'batchSize', 1, 1024) ?? SCORECAM_DEFAULT_BATCH,
-    topChannels: intOption(o, 'topChannels', 1, 1 << 20),
-    rankChannelsBy: enumOption(o, 'rankChannelsBy', ['std', 'mean'] as const, 'std'),
+    channels: channelBudget(o),
+    rankChannelsBy: enumOption(o, 'rankChannelsBy', CHANNEL_CRITERIA, SCORECAM_DEFAULT_CRITERION),
     weighting: enumOption(o, 'weighting', ['probability', 'channel-softmax'] as const, 'probability'),
   };
 }
@@ -128,14 +187,45 @@ export function channelStats(a: ArrayLike<number>, positions: number, k: number)
   return { min, max, mean, std, usable };
 }
 
-/** The channels Score-CAM scores: the usable ones, the N highest-ranked of them with `topChannels`, in index order. */
-export function selectChannels(stats: ChannelStats, opts: Pick<ScoreCamOptions, 'topChannels' | 'rankChannelsBy'>): number[] {
+/**
+ * The channels Score-CAM scores, in index order: the usable ones, or the `channels` (older name `topChannels`)
+ * highest-ranked of them by `rankChannelsBy`. Without a budget, all usable ones.
+ */
+export function selectChannels(stats: ChannelStats, opts: { channels?: number; topChannels?: number; rankChannelsBy: ChannelCriterion }): number[] {
   const usable = stats.usable.flatMap((u, c) => (u ? [c] : []));
-  if (opts.topChannels === undefined || opts.topChannels >= usable.length) return usable;
+  const budget = opts.channels ?? opts.topChannels;
+  if (budget === undefined || budget >= usable.length) return usable;
   const key = opts.rankChannelsBy === 'mean' ? stats.mean : stats.std;
   // Stable: ties keep the lower channel index.
   const ranked = [...usable].sort((x, y) => key[y] - key[x] || x - y);
-  return ranked.slice(0, opts.topChannels).sort((x, y) => x - y);
+  return ranked.slice(0, budget).sort((x, y) => x - y);
+}
+
+/** The words of a selection for captions: "top 32 of 256 channels by mean activation", "all 250 channels". */
+export function selectionNote(scored: number, usable: number, total: number, by: ChannelCriterion | 'all'): string {
+  if (by !== 'all') return `top ${scored} of ${total} channels by ${CRITERION_WORDS[by]}`;
+  const constant = total - usable;
+  return `all ${usable} channels` + (constant > 0 ? ` (${constant} constant skipped)` : '');
+}
+
+/**
+ * Wall time of scoring `channels` masked inputs, estimated from one batch-1 forward pass of `forwardMs` on
+ * `threads` threads (the pool's parallelism): each costs MASKED_PASS_COST of a forward pass in one thread, and
+ * the threads share them.
+ */
+export function estimateScoreCamMs(channels: number, forwardMs: number, threads = 1): number {
+  return (channels * forwardMs * MASKED_PASS_COST) / Math.max(1, threads);
+}
+
+/** What a Score-CAM with `options` would score at `activation` [1, h, w, K], without scoring anything. */
+export async function planScoreCam(activation: tf.Tensor4D, options: Record<string, unknown> = {}): Promise<{ total: number; usable: number; scored: number; by: ChannelCriterion | 'all'; note: string }> {
+  const opts = scoreCamOptions(options);
+  const [, h, w, k] = activation.shape;
+  const stats = channelStats((await activation.data()) as Float32Array, h * w, k);
+  const usable = stats.usable.filter(Boolean).length;
+  const scored = selectChannels(stats, opts).length;
+  const by = scored < usable ? opts.rankChannelsBy : 'all';
+  return { total: k, usable, scored, by, note: selectionNote(scored, usable, k, by) };
 }
 
 /** Channels `channels` of a channels-last activation [positions, K], as [positions, n]. */
@@ -351,8 +441,17 @@ export const scorecam: CamMethod = {
     const opts = scoreCamOptions(ctx.options);
     const [, h, w, k] = ctx.activation.shape;
     const data = (await ctx.activation.data()) as Float32Array;
-    const channels = selectChannels(channelStats(data, h * w, k), opts);
+    const stats = channelStats(data, h * w, k);
+    const usable = stats.usable.filter(Boolean).length;
+    const channels = selectChannels(stats, opts);
+    const t0 = performance.now();
     const scores = channels.length > 0 ? await scoreChannels(ctx, data, channels, opts) : { probabilities: new Float32Array(0), logits: new Float32Array(0) };
+    const ms = performance.now() - t0;
+    const by = channels.length < usable ? opts.rankChannelsBy : 'all';
+    ctx.details = {
+      note: selectionNote(channels.length, usable, k, by),
+      channels: { scored: channels.length, usable, total: k, by, ms, allMs: channels.length > 0 ? (ms / channels.length) * usable : 0 },
+    };
     const weights = channelWeights(k, channels, scores, opts.weighting);
     return tf.tidy(() => weightedChannelSum(ctx.activation, tf.tensor1d(weights)));
   },
