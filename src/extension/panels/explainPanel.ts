@@ -116,6 +116,8 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
 class ExplainPanel {
   private state: ExplainViewState;
   private last?: CamResult;
+  /** The `cam/compute` running now, so that `cam/cancel` can stop it. */
+  private camRun?: { requestId: number; abort: AbortController };
   private lastPredictions?: ExplainHostMessage & { type: 'predictions/didCompute' };
   /** The output the model explains (its name), where it has several; for the JSON export. */
   private outputName?: string;
@@ -184,6 +186,9 @@ class ExplainPanel {
         return;
       case 'cam/compute':
         await this.compute(m);
+        return;
+      case 'cam/cancel':
+        if (this.camRun?.requestId === m.requestId) this.camRun.abort.abort();
         return;
       case 'export/png':
         await this.answer(m.requestId, () => this.exportPng(m.colormap, m.opacity));
@@ -321,10 +326,15 @@ class ExplainPanel {
         this.lastPredictions = this.predictionsMessage(pred.predictions);
         this.post(this.lastPredictions);
       }
-      const batchSize = vscode.workspace.getConfiguration('camLens').get<number>('scoreCam.batchSize');
+      const cfg = vscode.workspace.getConfiguration('camLens');
+      const batchSize = cfg.get<number>('scoreCam.batchSize');
+      // camLens.scoreCam.channels: the budget (0 = every channel); "Score all channels" asks for all once.
+      const channels = m.allChannels ? 'all' : cfg.get<number>('scoreCam.channels');
+      const abort = new AbortController();
+      this.camRun = { requestId: m.requestId, abort };
       const r = await this.s.engine.computeCam(
-        { model: this.modelRef, image: this.imageRef(m.preprocess), method: m.method, layer: m.layer, classIndex: m.classIndex, options: { batchSize } },
-        { supersedeKey: `${this.key}:cam`, onProgress: (done, total) => this.post({ type: 'cam/didProgress', requestId: m.requestId, done, total }) },
+        { model: this.modelRef, image: this.imageRef(m.preprocess), method: m.method, layer: m.layer, classIndex: m.classIndex, options: { batchSize, channels } },
+        { supersedeKey: `${this.key}:cam`, signal: abort.signal, onProgress: (done, total) => this.post({ type: 'cam/didProgress', requestId: m.requestId, done, total }) },
       );
       this.last = r;
       this.post({
@@ -337,10 +347,13 @@ class ExplainPanel {
         timingsMs: r.timingsMs,
         backend: r.backend,
         cached: r.cached,
+        ...(r.details ? { details: r.details } : {}),
       });
     } catch (e) {
       if (!isCancellation(e)) this.s.log.error(`${m.method} on ${this.image.fsPath}`, e);
       this.post({ type: 'request/didFail', requestId: m.requestId, error: toPayload(e) });
+    } finally {
+      if (this.camRun?.requestId === m.requestId) this.camRun = undefined;
     }
   }
 
@@ -377,6 +390,7 @@ class ExplainPanel {
       target: r.target,
       predictions: this.lastPredictions?.predictions ?? [],
       heatmap: { width: r.heatmap.width, height: r.heatmap.height, values: Array.from(r.heatmap.values, (v) => Number(v.toPrecision(6))), rawMin: r.heatmap.rawMin, rawMax: r.heatmap.rawMax },
+      ...(r.details ? { details: r.details } : {}),
       timingsMs: r.timingsMs,
     };
     await vscode.workspace.fs.writeFile(target, Buffer.from(JSON.stringify(json, null, 2) + '\n'));

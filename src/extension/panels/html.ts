@@ -113,9 +113,11 @@ ${ERROR_REGION}
       <div id="progress" class="progress stage-progress" role="status" hidden>
         <vscode-progress-bar aria-label="Computing the map"></vscode-progress-bar>
         <span class="progress-text"></span>
+        <vscode-button id="cancel-cam" secondary hidden>Cancel</vscode-button>
       </div>
     </div>
     <p id="status" class="status" aria-live="polite"></p>
+    <p id="scorecam-full" class="scorecam-full" hidden><vscode-button id="score-all" secondary></vscode-button></p>
     <p id="readout" class="readout">Point at the image to read the heat value.</p>
     <p id="notice" class="notice" aria-live="polite"></p>
   </section>

@@ -518,13 +518,14 @@ class TriagePanel {
     if (!r) {
       r = await this.s.engine.camPair(
         { model: this.modelRef, image: { path: file, maxPixels: this.config.get<number>('maxImagePixels') }, method, classes: [row.givenIndex, row.predictedIndex],
-          options: { batchSize: this.config.get<number>('scoreCam.batchSize') } },
+          options: { batchSize: this.config.get<number>('scoreCam.batchSize'), channels: this.config.get<number>('scoreCam.channels') } },
         { supersedeKey: `${this.key}:pair` },
       );
       this.pairs.set(cacheKey, r);
       while (this.pairs.size > PAIR_CACHE_SIZE) this.pairs.delete(this.pairs.keys().next().value as string);
     }
-    this.post({ type: 'cam/didComputePair', requestId, path: relPath, method: r.method, methodLabel: r.methodLabel, layer: r.layer, given: r.maps[0], predicted: r.maps[1] });
+    this.post({ type: 'cam/didComputePair', requestId, path: relPath, method: r.method, methodLabel: r.methodLabel, layer: r.layer, given: r.maps[0], predicted: r.maps[1],
+      ...(r.maps[0].details ? { note: r.maps[0].details.note } : {}) });
   }
 
   private async markCorrect(requestId: number, relPath: string): Promise<void> {

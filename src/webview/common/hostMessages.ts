@@ -14,6 +14,7 @@ import type {
   HeatmapPayload,
   InspectorHostMessage,
   LayerSummary,
+  MapDetails,
   MethodInfo,
   ModelInfo,
 } from '../../shared/protocol';
@@ -74,6 +75,21 @@ export function lengthOf(x: unknown, what: string): number {
   if (Array.isArray(x)) return x.length;
   if (isObj(x)) return Object.keys(x).filter((k) => /^\d+$/.test(k)).length;
   return fail(`${what} is not a typed array`);
+}
+
+/** MapDetails: the note, and Score-CAM's channel counts where present (a malformed count drops them, not the map). */
+export function mapDetails(x: unknown): MapDetails {
+  const d = obj(x, 'details');
+  const out: MapDetails = { note: str(d.note, 'details.note') };
+  const c = d.channels;
+  if (isObj(c)) {
+    const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
+    const [scored, usable, total, ms, allMs] = [c.scored, c.usable, c.total, c.ms, c.allMs].map(n);
+    if (scored !== undefined && usable !== undefined && total !== undefined && ms !== undefined && allMs !== undefined && typeof c.by === 'string') {
+      out.channels = { scored, usable, total, by: c.by, ms, allMs };
+    }
+  }
+  return out;
 }
 
 export function error(x: unknown): ErrorPayload {
@@ -230,6 +246,7 @@ export function parseExplainHostMessage(x: unknown): Parsed<ExplainHostMessage> 
           timingsMs,
           backend: str(m.backend, 'backend'),
           cached: Boolean(m.cached),
+          ...(m.details !== undefined ? { details: mapDetails(m.details) } : {}),
         };
       }
       case 'cam/didProgress':

@@ -33,7 +33,7 @@ import type {
 } from '../../shared/protocol';
 import { PREPROCESS_IDS, outputLabel } from '../../shared/protocol';
 import { Listbox, byId, fillSelect, h, isCancellation, setProgress, showError, type SingleSelect } from '../common/dom';
-import { formatMs, formatPercent, totalMs } from '../../shared/format';
+import { formatDuration, formatMs, formatPercent, totalMs } from '../../shared/format';
 import { parseExplainHostMessage } from '../common/hostMessages';
 import { RequestTracker } from '../common/requests';
 import { onHostMessage, vscodeApi } from '../common/vscodeApi';
@@ -79,6 +79,9 @@ const ui = {
   classNote: byId('class-note'),
   preprocessNote: byId('preprocess-note'),
   labelsNote: byId('labels-note'),
+  scoreAllRow: byId('scorecam-full'),
+  scoreAll: byId<HTMLElement & { disabled: boolean }>('score-all'),
+  cancelCam: byId<HTMLElement & { disabled: boolean }>('cancel-cam'),
 };
 
 const overlay = new OverlayView(ui.stage, ui.canvas, ui.image, byId('probe'), byId('readout'), byId('image-note'));
@@ -132,9 +135,21 @@ function selectedClass(): number | undefined {
 // ---------------------------------------------------------------------------------------------------------
 // Requests
 
-function compute(): void {
+/** The `cam/compute` in flight (what Cancel stops), and whether it scores every channel ("Score all"). */
+let camRequest: { id: number; allChannels: boolean } | undefined;
+/** The in-flight request's first progress report (time, count): the time left is measured from it. */
+let progressClock: { id: number; t0: number; done0: number } | undefined;
+
+/**
+ * Asks for the map of the current choices. `allChannels`: Score-CAM scores every channel this once (the
+ * "Score all N channels" button), not the channel budget.
+ */
+function compute(opts: { allChannels?: boolean } = {}): void {
   if (!session || !state) return;
   const requestId = requests.issue('cam');
+  const allChannels = opts.allChannels === true && state.method === 'scorecam';
+  camRequest = { id: requestId, allChannels };
+  progressClock = undefined;
   post({
     type: 'cam/compute',
     requestId,
@@ -142,14 +157,18 @@ function compute(): void {
     classIndex: state.classIndex,
     layer: state.layer,
     preprocess: state.preprocess,
+    ...(allChannels ? { allChannels: true } : {}),
   });
+  ui.scoreAll.disabled = true;
+  ui.cancelCam.hidden = true;
+  ui.cancelCam.disabled = false;
   showError(ui.error, undefined);
   // The map shown stays on the canvas, dimmed (CSS: data-state="computing"), until the new one arrives: a
   // Score-CAM takes seconds, and a blank image in the meantime says nothing. The caption names what is coming.
   ui.canvas.dataset.state = 'computing';
   ui.stage.setAttribute('aria-busy', 'true');
   document.body.classList.add('busy');
-  const pending = pendingCaption(state.method, state.classIndex);
+  const pending = pendingCaption(state.method, state.classIndex) + (allChannels ? ' over all channels' : '');
   setProgress(ui.progress, true, `Computing ${pending}…`);
   ui.status.textContent = shown && shown.method !== state.method
     ? `Computing ${pending}… (the ${methodLabel(shown.method)} map stays, dimmed, until then)`
@@ -168,6 +187,10 @@ function endBusy(): void {
   ui.stage.removeAttribute('aria-busy');
   document.body.classList.remove('busy');
   setProgress(ui.progress, false);
+  ui.cancelCam.hidden = true;
+  ui.scoreAll.disabled = false;
+  camRequest = undefined;
+  progressClock = undefined;
 }
 
 function explainClass(index: number): void {
@@ -327,6 +350,7 @@ function setExportsEnabled(on: boolean): void {
 
 function clearMap(canvasState: 'empty' | 'error'): void {
   shown = undefined;
+  renderScoreAll(undefined);
   overlay.setMap(undefined);
   ui.canvas.dataset.state = canvasState;
   delete ui.canvas.dataset.classIndex;
@@ -374,11 +398,7 @@ function onCam(m: CamResult): void {
   ui.canvas.dataset.method = m.method;
   ui.canvas.dataset.layer = m.layer;
   // A class-independent map (Eigen-CAM) is not "for" the class the engine happened to resolve.
-  const what = isClassIndependent(m.method)
-    ? `${methodLabel(m.method)} (class-independent)`
-    : `${methodLabel(m.method)} for ${m.target.label} (${formatPercent(m.target.probability)})`;
-  ui.status.textContent = `${what} at ${m.layer} · ${formatMs(totalMs(m.timingsMs))} · ${m.backend}`;
-  ui.status.title = m.cached ? 'Activations and gradients came from the cache.' : '';
+  showCaption(m);
   delete ui.status.dataset.pending;
   ui.backend.textContent = m.backend;
   if (state.layer !== m.layer) {
@@ -392,9 +412,51 @@ function onCam(m: CamResult): void {
   renderMethodNote();
 }
 
+/**
+ * The map's caption: method, class, layer, what the map was made from where the method chose (Score-CAM:
+ * "top 32 of 256 channels by mean activation"), time and backend.
+ */
+function showCaption(m: CamResult): void {
+  // A class-independent map (Eigen-CAM) is not "for" the class the engine happened to resolve.
+  const what = isClassIndependent(m.method)
+    ? `${methodLabel(m.method)} (class-independent)`
+    : `${methodLabel(m.method)} for ${m.target.label} (${formatPercent(m.target.probability)})`;
+  const note = m.details ? ` · ${m.details.note}` : '';
+  ui.status.textContent = `${what} at ${m.layer}${note} · ${formatMs(totalMs(m.timingsMs))} · ${m.backend}`;
+  ui.status.title = m.cached ? 'Activations and gradients came from the cache.' : '';
+  renderScoreAll(m);
+}
+
+/**
+ * "Score all N channels (about X)": offered under a Score-CAM map that scored fewer channels than the layer has
+ * (the channel budget), with the time the engine estimated from this map's own rate, so the cost is known
+ * before it starts.
+ */
+function renderScoreAll(m: CamResult | undefined): void {
+  const c = m?.method === 'scorecam' ? m.details?.channels : undefined;
+  const offer = c !== undefined && c.scored < c.usable;
+  ui.scoreAllRow.hidden = !offer;
+  if (!offer || !c) {
+    delete ui.scoreAll.dataset.estimateMs;
+    return;
+  }
+  ui.scoreAll.textContent = `Score all ${c.usable} channels (about ${formatDuration(c.allMs)})`;
+  ui.scoreAll.title = `This map scores ${c.scored} of the layer's ${c.total} channels, one forward pass each; all ${c.usable} that vary take about ${formatDuration(c.allMs)} at this map's rate.`;
+  ui.scoreAll.dataset.estimateMs = String(Math.round(c.allMs));
+  ui.scoreAll.disabled = camRequest !== undefined;
+}
+
 function onProgress(m: Extract<ExplainHostMessage, { type: 'cam/didProgress' }>): void {
   if (!requests.isCurrent(m.requestId) || requests.laneOf(m.requestId) !== 'cam' || !state) return;
-  setProgress(ui.progress, true, `${methodLabel(state.method)}: ${m.done} / ${m.total}`, m.done, m.total);
+  // Time left: the rate since the first report of this request (the forward pass before it is not counted).
+  const now = performance.now();
+  if (progressClock?.id !== m.requestId) progressClock = { id: m.requestId, t0: now, done0: m.done };
+  const c = progressClock;
+  const left = m.done > c.done0 && m.done < m.total ? ` · about ${formatDuration(((now - c.t0) / (m.done - c.done0)) * (m.total - m.done))} left` : '';
+  const unit = state.method === 'scorecam' ? ' channels' : '';
+  setProgress(ui.progress, true, `${methodLabel(state.method)}: ${m.done} / ${m.total}${unit}${left}`, m.done, m.total);
+  // A method that reports progress runs long enough to want a way out.
+  ui.cancelCam.hidden = false;
 }
 
 function onRequestFailed(m: Extract<ExplainHostMessage, { type: 'request/didFail' }>): void {
@@ -403,12 +465,16 @@ function onRequestFailed(m: Extract<ExplainHostMessage, { type: 'request/didFail
   if (isCancellation(m.error)) {
     // A dismissed dialog or a request replaced on the host: not an error; the map shown stays valid.
     if (lane === 'cam') {
+      const wasAll = camRequest?.id === m.requestId && camRequest.allChannels;
       endBusy();
       ui.canvas.dataset.state = shown ? 'drawn' : 'empty';
       if (ui.status.dataset.pending !== undefined) {
-        ui.status.textContent = '';
+        // The map shown stays: its caption comes back.
+        if (shown) showCaption(shown);
+        else ui.status.textContent = '';
         delete ui.status.dataset.pending;
       }
+      if (m.error.code === 'CANCELLED') ui.notice.textContent = wasAll ? 'Scoring all channels was cancelled; the map shown is unchanged.' : 'Cancelled.';
     } else if (lane === 'export') {
       ui.notice.textContent = 'Export cancelled.';
     } else if (lane === 'model' && session?.model.output) {
@@ -542,6 +608,18 @@ ui.overlayToggle.addEventListener('change', () => {
   state.overlay = ui.overlayToggle.checked;
   overlay.setStyle({ colormap: state.colormap, opacity: state.opacity, visible: state.overlay });
   persist();
+});
+
+ui.scoreAll.addEventListener('click', () => {
+  if (ui.scoreAll.disabled || !state || state.method !== 'scorecam') return;
+  ui.notice.textContent = '';
+  compute({ allChannels: true });
+});
+
+ui.cancelCam.addEventListener('click', () => {
+  if (!camRequest) return;
+  ui.cancelCam.disabled = true;
+  post({ type: 'cam/cancel', requestId: camRequest.id });
 });
 
 ui.changeModel.addEventListener('click', () => {

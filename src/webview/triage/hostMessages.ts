@@ -190,6 +190,7 @@ export function parseTriageHostMessage(x: unknown): Parsed<TriageHostMessage> {
           layer: str(m.layer, 'layer'),
           given: map(m.given, 'given'),
           predicted: map(m.predicted, 'predicted'),
+          ...(typeof m.note === 'string' && m.note ? { note: m.note } : {}),
         };
         break;
       case 'sample/didOpen':

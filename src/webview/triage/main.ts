@@ -124,7 +124,7 @@ let frame = 0;
 let pairTimer: ReturnType<typeof setTimeout> | undefined;
 /** Paths of requests in flight, by request id: which row a reply is about. */
 const pending = new Map<number, { path: string; seq: number }>();
-const pairCache = new Map<string, { given: TriageMap; predicted: TriageMap; method: string; layer: string }>();
+const pairCache = new Map<string, { given: TriageMap; predicted: TriageMap; method: string; layer: string; note?: string }>();
 
 function post(m: TriageWebviewMessage): void {
   vscode.postMessage(m);
@@ -334,10 +334,11 @@ function requestPair(): void {
   }, PAIR_DEBOUNCE_MS);
 }
 
-function showPair(path: string, p: { given: TriageMap; predicted: TriageMap; method: string; layer: string }): void {
+function showPair(path: string, p: { given: TriageMap; predicted: TriageMap; method: string; layer: string; note?: string }): void {
   given.setMap(p.given, 'drawn', '', path);
   predicted.setMap(p.predicted, 'drawn', '', path);
-  ui.pairStatus.textContent = `${p.method} at ${p.layer}`;
+  // "Score-CAM (top 32 of 256 channels by mean activation) at conv_pw_13_relu": what a budgeted map was made from.
+  ui.pairStatus.textContent = `${p.method}${p.note ? ` (${p.note})` : ''} at ${p.layer}`;
 }
 
 function onPair(m: Extract<TriageHostMessage, { type: 'cam/didComputePair' }>): void {
@@ -347,7 +348,7 @@ function onPair(m: Extract<TriageHostMessage, { type: 'cam/didComputePair' }>): 
   setProgress(ui.pairProgress, false);
   const r = store.get(info.seq);
   if (!r) return;
-  const entry = { given: m.given, predicted: m.predicted, method: m.methodLabel, layer: m.layer };
+  const entry = { given: m.given, predicted: m.predicted, method: m.methodLabel, layer: m.layer, note: m.note };
   pairCache.set(pairKey(r), entry);
   while (pairCache.size > PAIR_CACHE_SIZE) pairCache.delete(pairCache.keys().next().value as string);
   if (selectedSeq === r.seq) showPair(r.path, entry);
