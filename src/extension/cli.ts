@@ -4,7 +4,7 @@
  *   cam-lens predict --model <model.json> --image <file> [--top <k>] [--json <file|->]
  *   cam-lens cam     --model <model.json> --image <file> [--method <id>] [--class <index|label>] [--layer <name>]
  *                    [--top <k>] [--json <file|->] [--png <file>] [--backend auto|node|wasm|cpu] [--threads <n>]
- *                    [--batch-size <n>] [--top-channels <n>] [--workers <n>] [--metrics]
+ *                    [--batch-size <n>] [--channels <n|all>] [--workers <n>] [--metrics]
  *   cam-lens layers  --model <model.json> [--json <file|->]
  *                    [--recommend --image <file> [--class <index|label>] [--candidates <n|all>]]
  *   cam-lens scan    --model <model.json> --data <folder> [--labels <csv|json>] [--json <file|->] [--csv <file>]
@@ -13,6 +13,10 @@
  *
  * Exit codes: 0 success; 2 bad usage; 1 any other bad input or failure. Errors are one line on stderr:
  * `cam-lens: <reason>`.
+ *
+ * Progress (cliProgress.ts): steps that run over a second (Score-CAM, --metrics, --recommend, scan) report on
+ * stderr, a bar on a terminal and plain lines otherwise; nothing with --quiet, nor with --json - (stdout is
+ * then the JSON, and scripts often merge stderr into it).
  *
  * Bad usage is what the command line alone shows to be wrong, without reading any file: an unknown command
  * or option, an option of another command or method, a missing option or value, a value outside the
@@ -28,13 +32,17 @@ import { BACKEND_CHOICES, MAX_WASM_THREADS, availableCores, defaultThreads, init
 import { CamLensError } from './engine/errors';
 import { loadModel, type LoadedModel } from './engine/model';
 import { describeModel, openImage } from './engine/pipeline';
+import type { ImageSession } from './engine/session';
+import type { MapDetails } from './engine/cam/base';
 import { METHODS, METHOD_IDS } from './engine/cam/registry';
 import { PREPROCESS_PRESETS, type PreprocessPreset } from './engine/preprocess';
 import { renderOverlayPng } from './engine/overlay';
 import { faithfulness, type FaithfulnessReport, type MapScores } from './engine/faithfulness';
 import { DEFAULT_CANDIDATES, recommendLayer, type Recommendation } from './engine/recommend';
 import { ScorePool, defaultWorkerCount } from './engine/scorePool';
-import { SCORECAM_DEFAULT_BATCH } from './engine/cam/scorecam';
+import { SCORECAM_DEFAULT_BATCH, SCORECAM_DEFAULT_CHANNELS, estimateScoreCamMs, planScoreCam } from './engine/cam/scorecam';
+import { CliProgress } from './cliProgress';
+import { formatDuration } from '../shared/format';
 import { closestLabels, type MetadataOverrides } from './engine/metadata';
 import { labelOf, numClasses } from './engine/model';
 import { oneLine } from './engine/modelFormat';
@@ -67,13 +75,16 @@ Options for every command:
                                  (not for labels)
   --max-pixels <n>               refuse images larger than this many pixels (default 100000000)
                                  (where images are read: predict, cam, layers --recommend, scan)
+  --quiet, -q                    no progress on stderr (errors still go there)
 cam options:
   --method <id>                  ${METHOD_IDS.join(' | ')} (default gradcam)
   --class <index|label>          the class to explain (labels: cam-lens labels --model <model.json>)
   --colormap <name>              ${COLORMAPS.join(' | ')} (default turbo), for --png
   --opacity <0..1>               heatmap opacity in --png (default 0.5)
   --batch-size <n>               inputs per forward pass for scorecam and --metrics (default ${SCORECAM_DEFAULT_BATCH})
-  --top-channels <n>             scorecam: only the n channels of largest spatial std ("Faster Score-CAM")
+  --channels <n|all>             scorecam: score the n channels of largest mean activation (default ${SCORECAM_DEFAULT_CHANNELS});
+                                 all (or 0): every channel, one forward pass each, with an estimate of the
+                                 time on stderr first (--top-channels <n> is the older name)
   --workers <n>                  worker threads for scorecam, --metrics and --recommend, besides this one
                                  (default: the cores --threads leaves, cores - threads: ${Math.max(0, availableCores() - defaultThreads())} here,
                                  ${defaultWorkerCount()} with --threads 1; 0: compute in this thread only)
@@ -89,6 +100,9 @@ scan options (find likely mislabeled samples):
   --score <kind>                 self_confidence (default) | normalized_margin: the rank order
   --csv <file>                   the report as CSV (--json writes { model, data, counts, samples })
   --show <n>                     how many of the most doubtful samples to print (default 20)
+Progress: steps that run over a second (scorecam, --metrics, --recommend, scan) report on stderr, as a bar on
+a terminal and as plain lines otherwise. --quiet (any command) turns it off; with --json - (JSON on stdout)
+there is none either.
 Without --class the top-1 class is explained; without --layer the recommended layer is used.
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
@@ -114,6 +128,8 @@ const OPTIONS = {
   'max-pixels': { type: 'string' },
   'batch-size': { type: 'string' },
   'top-channels': { type: 'string' },
+  channels: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
   workers: { type: 'string' },
   metrics: { type: 'boolean' },
   recommend: { type: 'boolean' },
@@ -132,12 +148,12 @@ const COMMANDS = ['predict', 'cam', 'layers', 'scan', 'labels'] as const;
 type Command = (typeof COMMANDS)[number];
 
 const ALLOWED: Record<Command, string[]> = {
-  predict: ['model', 'image', 'top', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels'],
+  predict: ['model', 'image', 'top', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'quiet'],
   cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'colormap', 'opacity', 'max-pixels',
-    'batch-size', 'top-channels', 'workers', 'metrics'],
-  layers: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels'],
-  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels'],
-  labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output'],
+    'batch-size', 'channels', 'top-channels', 'workers', 'metrics', 'quiet'],
+  layers: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels', 'quiet'],
+  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'quiet'],
+  labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'quiet'],
 };
 
 function need(v: Values, name: string): string {
@@ -254,6 +270,30 @@ function fileOption(v: Values, name: string): string | undefined {
   return s;
 }
 
+/** The progress printer of a command (stderr): off with --quiet, and when the JSON goes to stdout (--json -). */
+function progressFor(v: Values): CliProgress {
+  return new CliProgress({ stream: process.stderr, enabled: v.quiet !== true && v.json !== '-' });
+}
+
+/**
+ * The Score-CAM channel budget of --channels (n, 0 or all) or its older name --top-channels (n): a number, or
+ * 'all'; undefined when neither is given (the engine's default).
+ */
+function channelsOption(v: Values, methodId: string): number | 'all' | undefined {
+  for (const k of ['channels', 'top-channels']) {
+    if (v[k] !== undefined && methodId !== 'scorecam') throw new UsageError(`--${k} applies to --method scorecam only`);
+  }
+  if (v.channels !== undefined && v['top-channels'] !== undefined) {
+    throw new UsageError('--top-channels is the older name of --channels: give one of them');
+  }
+  if (v['top-channels'] !== undefined) return intOption(v, 'top-channels', 0, 1, 1 << 20);
+  const c = v.channels as string | undefined;
+  if (c === undefined) return undefined;
+  if (c.trim().toLowerCase() === 'all') return 'all';
+  if (!/^\s*\+?\d+\s*$/.test(c) || Number(c) > 1 << 20) throw new UsageError(`--channels must be all or an integer from 0 (all) to ${1 << 20}, got "${c}"`);
+  return Number(c) === 0 ? 'all' : Number(c);
+}
+
 /** Rounds to 6 significant digits: maps are in [0,1]; JSON stays readable and small. */
 function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(6)) : 0;
@@ -293,6 +333,29 @@ async function setup(f: CommonFlags, outputs: (string | undefined)[] = []): Prom
 function makePool(workers: number | undefined, backend: BackendInfo, model: LoadedModel, overrides: MetadataOverrides): ScorePool | undefined {
   const n = workers ?? Math.max(0, availableCores() - backend.threads);
   return n > 0 ? new ScorePool({ modelPath: model.path, overrides, workers: n }) : undefined;
+}
+
+/** `details` of `cam --json`: what the map was made from (Score-CAM's channels), times rounded. */
+function detailsJson(d: MapDetails): Record<string, unknown> {
+  return d.channels ? { note: d.note, channels: { ...d.channels, ms: round(d.channels.ms), allMs: round(d.channels.allMs) } } : { note: d.note };
+}
+
+/**
+ * The line said before a Score-CAM of more channels than the default budget: how many channels and about how
+ * long, from one forward pass timed here (a masked pass costs about one, engine/cam/scorecam.ts
+ * estimateScoreCamMs) shared over the pool's threads.
+ */
+async function scoreCamEstimate(session: ImageSession, layer: string | undefined, classChoice: string | undefined, options: Record<string, unknown>, pool: ScorePool | undefined): Promise<string> {
+  const op = session.targetOp(layer);
+  const plan = await planScoreCam(session.activation(op.name), options);
+  const outputIndex = await session.resolveTarget(classChoice);
+  const t = performance.now();
+  await session.scoreBatch(session.input, outputIndex);
+  const forwardMs = performance.now() - t;
+  const threads = pool?.parallelism ?? 1;
+  const ms = estimateScoreCamMs(plan.scored, forwardMs, threads);
+  return `Score-CAM at ${op.name}: ${plan.note}, one forward pass each: about ${formatDuration(ms)} ` +
+    `(a forward pass takes ${formatDuration(forwardMs)} here, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
 function metricsJson(r: FaithfulnessReport): Record<string, unknown> {
@@ -385,9 +448,8 @@ async function cmdCam(v: Values): Promise<void> {
   const image = need(v, 'image');
   const manyPasses = methodId === 'scorecam' || v.metrics === true;
   const batchSize = intOption(v, 'batch-size', SCORECAM_DEFAULT_BATCH, 1, 1024);
-  const topChannels = v['top-channels'] === undefined ? undefined : intOption(v, 'top-channels', 0, 1, 1 << 20);
+  const channels = channelsOption(v, methodId);
   const workers = v.workers === undefined ? undefined : intOption(v, 'workers', 0, 0, 256);
-  if (topChannels !== undefined && methodId !== 'scorecam') throw new UsageError('--top-channels applies to --method scorecam only');
   for (const k of ['batch-size', 'workers']) {
     if (v[k] !== undefined && !manyPasses) throw new UsageError(`--${k} applies to --method scorecam and to --metrics only`);
   }
@@ -406,20 +468,29 @@ async function cmdCam(v: Values): Promise<void> {
   const t1 = performance.now();
   const opened = await openImage(model, image, { maxPixels: common.maxPixels });
   const pool = manyPasses ? makePool(workers, backend, model, common.overrides) : undefined;
+  const progress = progressFor(v);
   try {
     const predictions = await opened.session.predictions(top);
+    const options = methodId === 'scorecam' ? { batchSize, ...(channels !== undefined ? { channels } : {}) } : undefined;
+    // More channels than the default budget: say what it will cost before it starts.
+    if (options && progress.enabled && (channels === 'all' || (typeof channels === 'number' && channels > SCORECAM_DEFAULT_CHANNELS))) {
+      progress.note(await scoreCamEstimate(opened.session, v.layer as string | undefined, v.class as string | undefined, options, pool));
+    }
     const r = await opened.session.explain({
       method: methodId,
       layer: v.layer as string | undefined,
       classChoice: v.class as string | undefined,
-      options: methodId === 'scorecam' ? { batchSize, topChannels } : undefined,
+      options,
       pool,
+      onProgress: progress.task(METHODS.find((m) => m.id === methodId)?.label ?? methodId, methodId === 'scorecam' ? 'channels' : 'steps'),
     });
+    progress.end();
     let metrics: FaithfulnessReport | undefined;
     let metricsMs: number | undefined;
     if (v.metrics) {
       const tm = performance.now();
-      metrics = await faithfulness(opened.session, r.heatmap, r.target.index + model.metadata.labelOffset, { batchSize, pool });
+      metrics = await faithfulness(opened.session, r.heatmap, r.target.index + model.metadata.labelOffset, { batchSize, pool, onProgress: progress.task('Faithfulness metrics', 'passes') });
+      progress.end();
       metricsMs = performance.now() - tm;
     }
     let pngMs: number | undefined;
@@ -447,6 +518,7 @@ async function cmdCam(v: Values): Promise<void> {
         rawMin: round(r.heatmap.rawMin),
         rawMax: round(r.heatmap.rawMax),
       },
+      ...(r.heatmap.details ? { details: detailsJson(r.heatmap.details) } : {}),
       ...(metrics ? { metrics: metricsJson(metrics) } : {}),
       timingsMs: {
         load: round(t1 - t0),
@@ -460,13 +532,15 @@ async function cmdCam(v: Values): Promise<void> {
     if (v.json !== undefined) writeJson(v.json as string, out);
     if (v.json !== '-') {
       const m = METHODS.find((x) => x.id === r.method);
-      console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
+      const note = r.heatmap.details ? ` (${r.heatmap.details.note})` : '';
+      console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer}${note}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
       if (metrics) console.log(metricsLine(metrics));
       if (png !== undefined) console.log(`overlay written to ${png}`);
       const line = outputLine(model);
       if (line) console.log(line);
     }
   } finally {
+    progress.stop();
     await pool?.close();
     opened.session.dispose();
     model.dispose();
@@ -512,9 +586,12 @@ async function cmdLayers(v: Values): Promise<void> {
     if (image) {
       const opened = await openImage(model, image, { maxPixels: common.maxPixels });
       const pool = makePool(workers, backend, model, common.overrides);
+      const progress = progressFor(v);
       try {
-        rec = await recommendLayer(opened.session, { classChoice: v.class as string | undefined, lastN, batchSize, pool });
+        rec = await recommendLayer(opened.session, { classChoice: v.class as string | undefined, lastN, batchSize, pool, onProgress: progress.task('Layer recommendation', 'steps') });
+        progress.end();
       } finally {
+        progress.stop();
         await pool?.close();
         opened.session.dispose();
       }
@@ -564,17 +641,19 @@ async function cmdScan(v: Values): Promise<void> {
     const labels = model.metadata.labels;
     const dataset = readDataset(data, labels, v.labels as string | undefined);
     const quiet = v.json === '-';
-    let lastLine = 0;
-    const scan = await scanDataset(model, dataset, {
-      batchSize,
-      maxPixels: common.maxPixels,
-      onProgress: (p) => {
-        if (quiet || !process.stderr.isTTY || performance.now() - lastLine < 500) return;
-        lastLine = performance.now();
-        process.stderr.write(`\rscanned ${p.done}/${p.total} · ${p.imagesPerSecond.toFixed(1)} images/s · ${Math.ceil(p.secondsLeft)} s left   `);
-      },
-    });
-    if (!quiet && process.stderr.isTTY) process.stderr.write('\n');
+    const progress = progressFor(v);
+    const onScanProgress = progress.task('Scan', 'images');
+    let scan;
+    try {
+      scan = await scanDataset(model, dataset, {
+        batchSize,
+        maxPixels: common.maxPixels,
+        onProgress: (p) => onScanProgress(p.done, p.total),
+      });
+      progress.end();
+    } finally {
+      progress.stop();
+    }
     const report = buildReport(model.path, labels, dataset, scan, kind, readReviewed(dataset.root));
     if (v.json !== undefined) writeJson(v.json as string, { ...report, ...outputJson(model), backend: backend.name, threads: backend.threads, seconds: round(scan.seconds) });
     if (csv !== undefined) writeFileSafely(csv, reportToCsv(report));
