@@ -284,12 +284,12 @@ async function agreementOf(m: AgreementModel): Promise<void> {
     model.dispose();
   }
   console.log(`\n${m.name} at ${layer} (${shape}), ${m.images.length} images, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  console.log(`  ${'channels'.padEnd(9)}${[...CHANNEL_CRITERIA, 'random'].map((c) => `${c} r mean / min`.padStart(22)).join('')}`);
+  console.log(`  ${'channels'.padEnd(9)}${[...CHANNEL_CRITERIA.map((c) => `by ${c}`), 'random'].map((c) => `${c}: r mean / min`.padStart(24)).join('')}`);
   for (const n of BUDGETS) {
     const cells = [...CHANNEL_CRITERIA, 'random'].map((c) => {
       const rs = rows.get(`${c} ${n}`) ?? [];
       const mean = rs.reduce((x, y) => x + y, 0) / Math.max(1, rs.length);
-      return `${mean.toFixed(3)} / ${Math.min(...rs).toFixed(3)}`.padStart(22);
+      return `${mean.toFixed(3)} / ${Math.min(...rs).toFixed(3)}`.padStart(24);
     });
     console.log(`  ${String(n).padEnd(9)}${cells.join('')}${n === SCORECAM_DEFAULT_CHANNELS ? '   <- default' : ''}`);
   }
