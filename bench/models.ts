@@ -179,31 +179,44 @@ function seeded(seed: number): () => number {
 }
 
 /**
- * Random gamma and beta, then moving statistics measured on the test image (see "Models" above): one pass in
- * training mode, where every normalisation uses its own input's batch statistics, gives each normalisation's
- * input as inference will see it once the moving statistics equal those statistics.
+ * Random gamma and beta, then moving statistics measured on the test image (see "Models" above): one pass through
+ * the layers in order, in which each normalisation's moving statistics are set to its input's mean and variance
+ * just before it runs. (tfjs-layers' training mode would do the same, but fails on a normalisation without
+ * gamma, as Inception's are.)
  */
 function calibrateBatchNorm(model: tfl.LayersModel, seed: number): void {
   const rand = seeded(seed);
   const bns = model.layers.filter((l) => l.getClassName() === 'BatchNormalization');
+  // Weights in Keras' order: gamma (when `scale`), beta (when `center`), moving mean, moving variance.
+  const affine = (l: tfl.layers.Layer) => {
+    const cfg = l.getConfig();
+    return [cfg.scale !== false, cfg.center !== false];
+  };
   for (const l of bns) {
     const ws = l.getWeights();
     const c = ws[0].shape[0];
-    const gamma = tf.tensor1d(Array.from({ length: c }, () => 0.7 + 0.6 * rand()));
-    const beta = tf.tensor1d(Array.from({ length: c }, () => 0.4 * rand() - 0.2));
-    l.setWeights([gamma, beta, ws[2], ws[3]]);
-    tf.dispose([gamma, beta]);
+    const [scale, center] = affine(l);
+    const made = [
+      ...(scale ? [tf.tensor1d(Array.from({ length: c }, () => 0.7 + 0.6 * rand()))] : []),
+      ...(center ? [tf.tensor1d(Array.from({ length: c }, () => 0.4 * rand() - 0.2))] : []),
+    ];
+    l.setWeights([...made, ...ws.slice(-2)]);
+    tf.dispose(made);
   }
   const [h, w] = model.inputs[0].shape.slice(1, 3) as number[];
-  const probe = tfl.model({ inputs: model.inputs, outputs: bns.map((l) => l.input as T) });
   tf.tidy(() => {
-    const x = tf.tensor4d(pattern(h, w, 0.3), [1, h, w, 3]);
-    const ins = probe.apply(x, { training: true }) as tf.Tensor[];
-    bns.forEach((l, i) => {
-      const { mean, variance } = tf.moments(ins[i], [0, 1, 2]);
-      const [gamma, beta] = l.getWeights();
-      l.setWeights([gamma, beta, mean, variance]);
-    });
+    const values = new Map<number, tf.Tensor>([[model.inputs[0].id, tf.tensor4d(pattern(h, w, 0.3), [1, h, w, 3])]]);
+    for (const l of model.layers) {
+      if (l.getClassName() === 'InputLayer') continue;
+      const node = l.inboundNodes[0];
+      const ins = node.inputTensors.map((t) => values.get(t.id) as tf.Tensor);
+      if (l.getClassName() === 'BatchNormalization') {
+        const { mean, variance } = tf.moments(ins[0], [0, 1, 2]);
+        l.setWeights([...l.getWeights().slice(0, -2), mean, variance]);
+      }
+      const out = l.apply(ins.length === 1 ? ins[0] : ins, { training: false });
+      (Array.isArray(out) ? out : [out]).forEach((t, i) => values.set(node.outputTensors[i].id, t as tf.Tensor));
+    }
   });
 }
 

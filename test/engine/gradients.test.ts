@@ -182,9 +182,11 @@ function relError(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 /**
- * Covers what gradOps handles beyond bnModel: a conv with its own ReLU, a strided 1x1 convolution, a dilated
- * 5x5 one, a depthwise multiplier with a 'valid' stride 2, a standalone BatchNormalization after a merge,
- * Activation('relu6'), a hidden Dense layer with ReLU, and a softmax layer of its own.
+ * Covers what gradOps handles beyond bnModel: a conv with its own ReLU, a strided 1x1 convolution, a 5x5 one, a
+ * depthwise multiplier with a 'valid' stride 2, a standalone BatchNormalization after a merge, an average
+ * pooling (wasm: our AvgPoolGrad), squeeze-and-excitation convolutions with a swish and a sigmoid of their own,
+ * Activation('relu6'), a hidden Dense layer with ReLU, and a softmax layer of its own. (No dilated convolution:
+ * the old path cannot differentiate one; the building blocks below check those.)
  */
 function coverageModel(): tfl.LayersModel {
   type T = tfl.SymbolicTensor;
@@ -197,7 +199,14 @@ function coverageModel(): tfl.LayersModel {
   const cr = tfl.layers.activation({ activation: 'relu6', name: 'dil_relu6' }).apply(cb) as T;
   const s = tfl.layers.add({ name: 'sum' }).apply([b, cr]) as T;
   const sb = tfl.layers.batchNormalization({ name: 'sum_bn' }).apply(s) as T;
-  const d = tfl.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, depthMultiplier: 2, padding: 'valid', depthwiseInitializer: init(6), biasInitializer: init(7), name: 'dw_m2' }).apply(sb) as T;
+  const ap = tfl.layers.averagePooling2d({ poolSize: 3, strides: 1, padding: 'same', name: 'avg' }).apply(sb) as T;
+  // Squeeze and excitation: convolutions with a swish and a sigmoid of their own.
+  let se = tfl.layers.globalAveragePooling2d({ name: 'se_squeeze' }).apply(ap) as T;
+  se = tfl.layers.reshape({ targetShape: [1, 1, 8], name: 'se_reshape' }).apply(se) as T;
+  se = tfl.layers.conv2d({ filters: 2, kernelSize: 1, activation: 'swish', kernelInitializer: init(11), name: 'se_reduce' }).apply(se) as T;
+  se = tfl.layers.conv2d({ filters: 8, kernelSize: 1, activation: 'sigmoid', kernelInitializer: init(12), name: 'se_expand' }).apply(se) as T;
+  const ex = tfl.layers.multiply({ name: 'se_excite' }).apply([ap, se]) as T;
+  const d = tfl.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, depthMultiplier: 2, padding: 'valid', depthwiseInitializer: init(6), biasInitializer: init(7), name: 'dw_m2' }).apply(ex) as T;
   const dr = tfl.layers.reLU({ maxValue: 6, name: 'dw_relu' }).apply(d) as T;
   const gp = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(dr) as T;
   const h = tfl.layers.dense({ units: 12, activation: 'relu', kernelInitializer: init(8), biasInitializer: init(9), name: 'hidden' }).apply(gp) as T;

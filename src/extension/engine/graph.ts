@@ -103,7 +103,7 @@ export interface LayerOp extends GraphOp {
 
 /** An op's gradient-only form: a convolution (also a BatchNormalization as a 1x1 depthwise one, or a Dense layer as a 1x1 convolution), or an activation. */
 type TapedForm =
-  | { kind: 'conv'; run: gradOps.ConvRun }
+  | { kind: 'conv'; run: gradOps.ConvRun; then?: { apply(x: tf.Tensor): tf.Tensor } }
   | { kind: 'dense'; run: gradOps.ConvRun; skipsSoftmax: boolean }
   | { kind: 'activation'; activation: gradOps.FusableActivation };
 
@@ -551,7 +551,11 @@ export class LayerGraph implements ExecGraph {
   /** An op's gradient-only form (null where it does not apply to this call: the layer runs as itself). */
   private runTaped(form: TapedForm, x: tf.Tensor, logits: boolean): tf.Tensor | null {
     if (form.kind === 'activation') return gradOps.activation(x, form.activation);
-    if (form.kind === 'conv') return x.rank === 4 ? gradOps.conv(x as tf.Tensor4D, form.run, this.gradFilters) : null;
+    if (form.kind === 'conv') {
+      if (x.rank !== 4) return null;
+      const y = gradOps.conv(x as tf.Tensor4D, form.run, this.gradFilters);
+      return form.then ? form.then.apply(y) : y;
+    }
     if (x.rank !== 2 || (form.skipsSoftmax && !logits)) return null;
     const [n, k] = x.shape;
     return tf.reshape(gradOps.conv(tf.reshape(x, [n, 1, 1, k]), form.run, this.gradFilters), [n, -1]);
@@ -568,10 +572,16 @@ export class LayerGraph implements ExecGraph {
     for (const op of this.ops) {
       const kind = op.className === 'Conv2D' ? 'conv2d' : op.className === 'DepthwiseConv2D' ? 'depthwise' : undefined;
       if (kind && !op.softmax) {
-        const parts = convParts(op.layer, kind, true);
+        // A convolution's own activation: ReLU/ReLU6 inside the kernel; another (swish, sigmoid: squeeze-and-
+        // excitation) applied after it, as tfjs-layers does.
+        const parts = convParts(op.layer, kind, true) ?? convParts(op.layer, kind, 'any');
         if (parts) {
           const bias = parts.bias ? parts.bias.read() as tf.Tensor1D : undefined;
-          op.taped = { kind: 'conv', run: { kind, filter: parts.kernel.read() as tf.Tensor4D, bias, ...parts.geometry, activation: parts.activation } };
+          const own = parts.activation ? undefined : op.layer.activation;
+          op.taped = {
+            kind: 'conv', run: { kind, filter: parts.kernel.read() as tf.Tensor4D, bias, ...parts.geometry, activation: parts.activation },
+            then: own && own.getClassName() !== 'linear' && own.getClassName() !== 'Linear' ? own : undefined,
+          };
         }
       } else if (op.className === 'BatchNormalization') {
         const run = batchNormAsConv(op, this.ownedTensors);
@@ -709,11 +719,11 @@ type WeightVar = { read(): tf.Tensor };
  * What a fused kernel needs of a Keras convolution with a linear activation: its geometry, kernel and bias
  * variables; null where the fused kernels cannot run it (another activation, channels first, other padding).
  */
-function convParts(conv: LayerLike, kind: 'conv2d' | 'depthwise', allowActivation = false):
+function convParts(conv: LayerLike, kind: 'conv2d' | 'depthwise', allowActivation: boolean | 'any' = false):
   { geometry: ConvGeometry; kernel: WeightVar; bias: WeightVar | null; activation?: gradOps.FusableActivation } | null {
   const act = activationName(conv);
-  const activation = allowActivation && (act === 'relu' || act === 'relu6') ? act : undefined;
-  if (act !== 'linear' && act !== undefined && !activation) return null;
+  const activation = allowActivation === true && (act === 'relu' || act === 'relu6') ? act : undefined;
+  if (act !== 'linear' && act !== undefined && !activation && allowActivation !== 'any') return null;
   const geometry = convGeometry(conv, kind);
   const c = conv as unknown as { kernel?: WeightVar; depthwiseKernel?: WeightVar; bias?: WeightVar | null };
   const kernel = kind === 'conv2d' ? c.kernel : c.depthwiseKernel;

@@ -4,9 +4,10 @@
  * through a (depthwise) convolution fails on wasm with "Kernel ... not registered", which rules out
  * Grad-CAM on MobileNet-style models and training the demo model. Each kernel here is composed from ops
  * the wasm backend does have (pad, slice, reverse, depthwiseConv2d, matMul, mul, sum, transpose), so all the
- * arithmetic still runs in WebAssembly, most of it in XNNPACK. Two kernels the backend does ship are replaced:
- * `Conv2DBackpropInput` (section 4: too slow) and `MaxPoolGrad` (section 5: wrong where windows tie or have a
- * maximum <= 0; computed in JS).
+ * arithmetic still runs in WebAssembly, most of it in XNNPACK. Kernels the backend does ship are replaced:
+ * `Conv2DBackpropInput` (section 4: too slow), `MaxPoolGrad` (section 5: wrong where windows tie or have a
+ * maximum <= 0; computed in JS), `Identity` and same-dtype `Cast` (section 6: a copy where none is needed) and
+ * `AvgPoolGrad` (section 7: too slow).
  *
  * Notation (one spatial axis; the other is identical). Forward convolution, NHWC, with stride s,
  * dilation d, kernel size k, effective kernel size E = (k - 1)d + 1, top/left padding `pad` taken from
@@ -465,18 +466,59 @@ function maxPoolGradValues(x: tf.TypedArray, dy: tf.TypedArray, xShape: Shape4, 
 }
 
 /**
- * 6. Identity (a clone). tfjs-backend-wasm 4.22 copies the values into a new buffer; tensors are immutable
- *    (no kernel writes into an input, a Variable's assign swaps its buffer), so ours shares the buffer and counts
- *    one more reference to it, as the cpu backend and wasm's own Reshape do. Every op on a gradient tape clones
- *    the tensors its gradient needs (tfjs-core's `save`), so a tape over a whole network copied each of its
- *    activations once or more (2.5 ms of a 5.6 ms forward pass for Grad-CAM at MobileNet's first layer).
+ * 6. Identity (a clone) and Cast to the same dtype. tfjs-backend-wasm 4.22 copies the values into a new buffer
+ *    for both; tensors are immutable (no kernel writes into an input, a Variable's assign swaps its buffer), so
+ *    ours share the buffer and count one more reference to it, as the cpu backend and wasm's own Reshape do. Every
+ *    op on a gradient tape clones the tensors its gradient needs (tfjs-core's `save`), and a product's gradient
+ *    casts the other factor to float32 even when it is one already: a tape over a whole network copied each of
+ *    its activations once or more (2.5 ms of a 5.6 ms forward pass for Grad-CAM at MobileNet's first layer;
+ *    EfficientNet's swish and squeeze-and-excitation products cast 200 times per gradient).
  */
+function shareBuffer(x: tf.TensorInfo, backend: object): tf.TensorInfo {
+  (backend as tf.KernelBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 function identity(args: { inputs: tf.NamedTensorInfoMap; backend: object }): tf.TensorInfo {
   const x = input(args.inputs, 'x', tf.Identity);
   const own = backendKernels.get(tf.Identity);
   if (x.dtype === 'string' && own) return own(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
-  (args.backend as tf.KernelBackend).incRef(x.dataId);
-  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  return shareBuffer(x, args.backend);
+}
+
+function cast(args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const x = input(args.inputs, 'x', tf.Cast);
+  const dtype = (args.attrs as unknown as tf.CastAttrs).dtype;
+  const own = backendKernels.get(tf.Cast);
+  if ((x.dtype !== dtype || dtype === 'string') && own) return own(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  return shareBuffer(x, args.backend);
+}
+
+/**
+ * 7. AvgPoolGrad. tfjs' gradient of an average pooling spreads dy[o] / (kh * kw) over window(o), the divisor
+ *    the whole window's size even where the window hangs over the padding (the forward pass divides by the
+ *    values inside; cpu's kernel and wasm's do the same, and so does this one):
+ *
+ *     dx[i] = sum over o with i in window(o)  of  dy[o] / (kh * kw),
+ *
+ *    a depthwise convolution's input gradient with a constant filter 1 / (kh * kw) (sections 1 and 4, through
+ *    `convInputGradient`: one XNNPACK depthwise convolution at stride 1). tfjs-backend-wasm's kernel is a plain
+ *    loop: 21 ms per 3x3 stride-1 pooling of Inception v3's 35x35x288 blocks, nine of them 189 ms of a 2.2 s
+ *    gradient. As with MaxPoolGrad, dy rows and columns beyond the attributes' geometry are not read.
+ */
+function avgPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: object; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const kernel = tf.AvgPoolGrad;
+  const dy = input(args.inputs, 'dy', kernel);
+  const x = input(args.inputs, 'input', kernel);
+  const attrs = args.attrs as unknown as tf.AvgPoolGradAttrs;
+  const backend = args.backend as tf.KernelBackend;
+  const xShape = asShape4(x.shape, 'input', kernel);
+  const info = tf.backend_util.computePool2DInfo(xShape, attrs.filterSize, attrs.strides, 1, attrs.pad);
+  checkDy(dy.shape, info, kernel);
+  return tf.tidy(() => {
+    const average = tf.fill([info.filterHeight, info.filterWidth, xShape[3], 1], 1 / (info.filterHeight * info.filterWidth)) as tf.Tensor4D;
+    return convInputGradient(adopt(dy, backend) as tf.Tensor4D, average, info, true);
+  });
 }
 
 const KERNELS: ReadonlyArray<[string, tf.KernelFunc]> = [
@@ -485,11 +527,13 @@ const KERNELS: ReadonlyArray<[string, tf.KernelFunc]> = [
   [tf.DepthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropFilter as unknown as tf.KernelFunc],
 ];
 
-/** Kernels the backend has in a slower (Conv2DBackpropInput, Identity) or wrong (MaxPoolGrad) form: ours replace them. */
+/** Kernels the backend has in a slower (Conv2DBackpropInput, Identity, Cast, AvgPoolGrad) or wrong (MaxPoolGrad) form: ours replace them. */
 const REPLACEMENTS: ReadonlyArray<[string, tf.KernelFunc]> = [
   [tf.Conv2DBackpropInput, conv2DBackpropInput as unknown as tf.KernelFunc],
   [tf.MaxPoolGrad, maxPoolGrad as unknown as tf.KernelFunc],
   [tf.Identity, identity as unknown as tf.KernelFunc],
+  [tf.Cast, cast as unknown as tf.KernelFunc],
+  [tf.AvgPoolGrad, avgPoolGrad as unknown as tf.KernelFunc],
 ];
 
 /**
