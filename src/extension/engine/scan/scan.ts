@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError, toErrorInfo } from '../errors';
 import { decodeImage } from '../image';
-import { resizeBilinearLikeTf } from '../pipeline';
+import { dicomOptionsFor, resizeImageLikeTf } from '../pipeline';
+import type { DicomSelection } from '../../../shared/dicom';
 import { applyPreprocess, type PreprocessPreset } from '../preprocess';
 import { labelOf, type LoadedModel } from '../model';
 import { classLogitValues } from '../outputs';
@@ -50,6 +51,8 @@ export interface ScanOptions {
   batchSize?: number;
   preprocess?: PreprocessPreset;
   maxPixels?: number;
+  /** DICOM files: the frame and window (default: frame 0, the model's window, else each file's first). */
+  dicom?: DicomSelection;
   signal?: AbortSignal;
   onResult?: (r: SampleResult) => void;
   onFailure?: (f: ScanFailure) => void;
@@ -72,12 +75,13 @@ export interface ScanSummary {
 export type Prepared<S extends { path: string } = DatasetSample> = { sample: S; data?: Float32Array; error?: string };
 
 /** Decodes, resizes and preprocesses a batch of images for the model (decodes run in parallel on libuv's threads). */
-export async function prepareBatch<S extends { path: string }>(model: LoadedModel, batch: S[], opts: { preprocess?: PreprocessPreset; maxPixels?: number }): Promise<Prepared<S>[]> {
+export async function prepareBatch<S extends { path: string }>(model: LoadedModel, batch: S[], opts: { preprocess?: PreprocessPreset; maxPixels?: number; dicom?: DicomSelection }): Promise<Prepared<S>[]> {
   const preset = opts.preprocess ?? model.metadata.preprocess;
+  const dicom = dicomOptionsFor(model, opts.dicom);
   return Promise.all(batch.map(async (sample) => {
     try {
-      const img = await decodeImage(sample.path, { maxPixels: opts.maxPixels });
-      const px = resizeBilinearLikeTf(img.data, img.width, img.height, model.inputWidth, model.inputHeight, model.inputChannels);
+      const img = await decodeImage(sample.path, { maxPixels: opts.maxPixels, dicom });
+      const px = resizeImageLikeTf(img, model.inputWidth, model.inputHeight, model.inputChannels);
       return { sample, data: applyPreprocess(px, model.inputChannels, preset) };
     } catch (e) {
       return { sample, error: toErrorInfo(e).message };
@@ -246,12 +250,20 @@ async function scanPooled(model: LoadedModel, batches: DatasetSample[][], pool: 
   const n = batches.length;
   const workers = pool.workers;
   const window = 2 * Math.max(1, workers.length) + 2;
-  const finished = batches.map(() => {
-    let settle: { resolve(o: Outcome[]): void; reject(e: unknown): void } = { resolve: () => undefined, reject: () => undefined };
-    const promise = new Promise<Outcome[]>((resolve, reject) => (settle = { resolve, reject }));
-    promise.catch(() => undefined); // a batch beyond a failure or a cancel is never awaited
-    return { promise, ...settle };
-  });
+  // Each batch's outcome, from when it is taken until it is handed on (then dropped: memory stays flat).
+  type Pending = { promise: Promise<Outcome[]>; resolve(o: Outcome[]): void; reject(e: unknown): void };
+  const pending = new Map<number, Pending>();
+  const finished = (b: number): Pending => {
+    let p = pending.get(b);
+    if (!p) {
+      let settle: Omit<Pending, 'promise'> = { resolve: () => undefined, reject: () => undefined };
+      const promise = new Promise<Outcome[]>((resolve, reject) => (settle = { resolve, reject }));
+      promise.catch(() => undefined); // a batch beyond a failure or a cancel is never awaited
+      p = { promise, ...settle };
+      pending.set(b, p);
+    }
+    return p;
+  };
   const requeued: number[] = [];
   let taken = 0;
   let emitted = 0;
@@ -277,12 +289,12 @@ async function scanPooled(model: LoadedModel, batches: DatasetSample[][], pool: 
     if (!(await w.ready)) return;
     for (let b = await take(); b !== undefined; b = await take()) {
       try {
-        finished[b].resolve(outcomesOf(await w.score(paths(b), opts)));
+        finished(b).resolve(outcomesOf(await w.score(paths(b), opts)));
       } catch (e) {
         if (e instanceof ScanWorkerLostError) {
           requeued.push(b);
           wake();
-        } else finished[b].reject(e);
+        } else finished(b).reject(e);
         return;
       }
     }
@@ -296,9 +308,9 @@ async function scanPooled(model: LoadedModel, batches: DatasetSample[][], pool: 
       const b = await take();
       if (b === undefined) return;
       try {
-        finished[b].resolve(await scoreInThread(model, batches[b], opts));
+        finished(b).resolve(await scoreInThread(model, batches[b], opts));
       } catch (e) {
-        finished[b].reject(e);
+        finished(b).reject(e);
         return;
       }
       // Lets the workers' ready messages (and the emitter) in between two batches.
@@ -309,9 +321,9 @@ async function scanPooled(model: LoadedModel, batches: DatasetSample[][], pool: 
     // No worker left to run what remains (none started, or all were lost): this thread does.
     for (let b = await take(); b !== undefined; b = await take()) {
       try {
-        finished[b].resolve(await scoreInThread(model, batches[b], opts));
+        finished(b).resolve(await scoreInThread(model, batches[b], opts));
       } catch (e) {
-        finished[b].reject(e);
+        finished(b).reject(e);
         return;
       }
     }
@@ -322,7 +334,8 @@ async function scanPooled(model: LoadedModel, batches: DatasetSample[][], pool: 
   try {
     for (let b = 0; b < n; b++) {
       if (opts.signal?.aborted) return true;
-      const outcomes = await Promise.race([finished[b].promise, aborted]);
+      const outcomes = await Promise.race([finished(b).promise, aborted]);
+      pending.delete(b);
       if (outcomes === 'aborted') return true;
       await emit(batches[b], outcomes);
       emitted = b + 1;
