@@ -109,7 +109,8 @@ describe('cam-lens CLI', function () {
     const a = run(['cam', '--model', modelJson, '--image', image, '--method', 'scorecam', '--class', 'cherry', '--batch-size', '3', '--workers', '0', '--json', '-']);
     assert.strictEqual(a.code, 0, a.stderr);
     const j = JSON.parse(a.stdout);
-    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'threads', 'method', 'layer', 'target', 'predictions', 'heatmap', 'timingsMs']);
+    // Score-CAM's map says which channels it scored (`details`, #13 item 3).
+    assert.deepStrictEqual(Object.keys(j), ['model', 'image', 'backend', 'threads', 'method', 'layer', 'target', 'predictions', 'heatmap', 'details', 'timingsMs']);
     assert.strictEqual(j.method, 'scorecam');
     assert.ok(j.heatmap.values.every((v: number) => v >= 0 && v <= 1) && Math.max(...j.heatmap.values) > 0.999);
     // The same map with one worker thread (or in this thread where the worker bundle is absent).

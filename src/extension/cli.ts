@@ -42,7 +42,7 @@ import { DEFAULT_CANDIDATES, recommendLayer, type Recommendation } from './engin
 import { ScorePool, defaultWorkerCount } from './engine/scorePool';
 import { SCORECAM_DEFAULT_BATCH, SCORECAM_DEFAULT_CHANNELS, estimateScoreCamMs, planScoreCam } from './engine/cam/scorecam';
 import { CliProgress } from './cliProgress';
-import { formatDuration } from '../shared/format';
+import { formatDuration, formatMs } from '../shared/format';
 import { closestLabels, type MetadataOverrides } from './engine/metadata';
 import { labelOf, numClasses } from './engine/model';
 import { oneLine } from './engine/modelFormat';
@@ -189,7 +189,8 @@ function parseOptions(command: Command, args: string[]): Values {
     values = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values as Values;
   } catch (e) {
     const err = e as Error & { code?: string };
-    const name = /'(--?[^' ]+)/.exec(err.message)?.[1] ?? '';
+    // "'--json'", or "'-q, --quiet'" for an option with a short name: the long name.
+    const name = /'(?:-[^-' ], )?(--?[^' ]+)/.exec(err.message)?.[1] ?? '';
     const flag = name.replace(/^-+/, '');
     if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       const near = closestLabels(Object.keys(OPTIONS), flag, 1)[0];
@@ -355,7 +356,7 @@ async function scoreCamEstimate(session: ImageSession, layer: string | undefined
   const threads = pool?.parallelism ?? 1;
   const ms = estimateScoreCamMs(plan.scored, forwardMs, threads);
   return `Score-CAM at ${op.name}: ${plan.note}, one forward pass each: about ${formatDuration(ms)} ` +
-    `(a forward pass takes ${formatDuration(forwardMs)} here, ${threads} thread${threads === 1 ? '' : 's'})`;
+    `(a forward pass takes ${formatMs(forwardMs)} here, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
 function metricsJson(r: FaithfulnessReport): Record<string, unknown> {
@@ -532,7 +533,7 @@ async function cmdCam(v: Values): Promise<void> {
     if (v.json !== undefined) writeJson(v.json as string, out);
     if (v.json !== '-') {
       const m = METHODS.find((x) => x.id === r.method);
-      const note = r.heatmap.details ? ` (${r.heatmap.details.note})` : '';
+      const note = r.heatmap.details ? `, ${r.heatmap.details.note}` : '';
       console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer}${note}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
       if (metrics) console.log(metricsLine(metrics));
       if (png !== undefined) console.log(`overlay written to ${png}`);

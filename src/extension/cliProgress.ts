@@ -142,7 +142,8 @@ export class CliProgress {
       return;
     }
     const fraction = total > 0 ? done / total : 0;
-    if (first || fraction - s.lastFraction >= this.opts.lineEveryFraction || t - s.lastLine >= this.opts.lineEveryMs) {
+    // (The epsilon: 0.3 - 0.2 < 0.1 in floating point.)
+    if (first || fraction - s.lastFraction >= this.opts.lineEveryFraction - 1e-9 || t - s.lastLine >= this.opts.lineEveryMs) {
       s.lastLine = t;
       s.lastFraction = fraction;
       this.o.stream.write(`${this.describe(s, false)}\n`);
