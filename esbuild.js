@@ -30,6 +30,11 @@ function copyWasm() {
   fs.copyFileSync(path.join(pkg, 'wasm-out', glue), path.join(outdir, glue));
   const { wasmWorkerContents } = require(path.join(pkg, 'wasm-out', 'tfjs-backend-wasm-threaded-simd.worker.js'));
   fs.writeFileSync(path.join(outdir, 'tfjs-backend-wasm-threaded-simd.worker.js'), wasmWorkerContents.replace(/\n/g, '\\n'));
+  // The DICOM codecs' decoder builds (engine/dicom/codecs.ts reads them next to the bundle): CharLS for JPEG-LS,
+  // OpenJPEG for JPEG 2000. Their Emscripten glue is bundled; only the .wasm binaries are files.
+  for (const [name, file] of [['codec-charls', 'charlswasm_decode.wasm'], ['codec-openjpeg', 'openjpegwasm_decode.wasm']]) {
+    fs.copyFileSync(path.join(__dirname, 'node_modules', '@cornerstonejs', name, 'dist', file), path.join(outdir, file));
+  }
 }
 
 /** Prints build errors in the problem-matcher friendly form VS Code's esbuild tasks expect. */

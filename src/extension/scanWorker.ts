@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   port.on('message', (m: ScanToWorker) => {
     // Decoding starts on arrival; the forward passes run in order.
     const prepared = m.type === 'batch'
-      ? prepareBatch(model, m.paths.map((p) => ({ path: p })), { preprocess: m.preprocess, maxPixels: m.maxPixels })
+      ? prepareBatch(model, m.paths.map((p) => ({ path: p })), { preprocess: m.preprocess, maxPixels: m.maxPixels, dicom: m.dicom })
       : undefined;
     chain = chain.then(async () => {
       if (m.type === 'close') {

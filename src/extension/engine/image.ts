@@ -18,6 +18,12 @@
  * - animated GIF/WebP and multi-page TIFF: the first frame/page only;
  * - colour-managed inputs (ICC profiles, CMYK JPEG) are converted to sRGB.
  *
+ * Beyond 8 bits (`pixels`): what the model sees keeps the source's depth. A 16-bit PNG or TIFF is read at 16 bits
+ * and scaled by the format's maximum (v * 255 / 65535, floats), and a DICOM file (dicom/dicom.ts: Part 10 or legacy,
+ * any frame, compressed or not) goes from stored values through its Modality LUT and a VOI window to 0..255 floats
+ * (MONOCHROME1 inverted); `data` then holds the same image rounded to bytes, for display. Grayscale sources keep one
+ * channel in `pixels`: a 3-channel model gets it repeated, a 1-channel model gets it as is (pipeline.ts).
+ *
  * Errors (CamLensError): FILE_NOT_FOUND for a missing or unreadable path; NOT_AN_IMAGE for anything that is not a
  * decodable image of a supported format (including truncated files), with the decoder's reason; IMAGE_TOO_LARGE
  * when the header declares more than `maxPixels` pixels, detected from the header before any pixel is decoded.
@@ -26,6 +32,8 @@ import { promises as fsp } from 'fs';
 import sharp from 'sharp';
 import { decodeBmp, looksLikeBmp } from './bmp';
 import { CamLensError } from './errors';
+import { decodeDicom, looksLikeDicom } from './dicom/dicom';
+import type { DicomImageInfo, DicomSelection, DicomWindowChoice } from '../../shared/dicom';
 
 export interface DecodedImage {
   width: number;
@@ -35,10 +43,19 @@ export interface DecodedImage {
   data: Uint8Array;
   /** Channels of the source before conversion: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA or CMYK. */
   originalChannels: number;
-  /** Source format: 'png', 'jpeg', 'webp', 'gif', 'tiff', 'heif' or 'bmp'. */
+  /** Source format: 'png', 'jpeg', 'webp', 'gif', 'tiff', 'heif', 'bmp' or 'dicom'. */
   format: string;
   /** Whether the source had an alpha channel (flattened onto white in `data`). */
   hadAlpha: boolean;
+  /**
+   * The model's pixels where the source is finer than `data`: 0..255 floats, row-major, `channels` per pixel (1
+   * gray, 3 RGB). Set for 16-bit PNG/TIFF and for DICOM; absent, `data` is the model's pixels.
+   */
+  pixels?: { data: Float32Array; channels: 1 | 3 };
+  /** Bits per sample of a PNG/TIFF source read beyond 8 (16); absent for 8-bit sources. DICOM's are in `dicom`. */
+  bitDepth?: number;
+  /** DICOM: how the stored values became the pixels (a whitelist of image attributes; never patient data). */
+  dicom?: DicomImageInfo;
 }
 
 export interface DecodeOptions {
@@ -46,6 +63,11 @@ export interface DecodeOptions {
   maxPixels?: number;
   /** Name used in error messages when the input is a Buffer (default "image data"). */
   name?: string;
+  /**
+   * DICOM: the frame and window to decode (default frame 0, the file's first window), and the model's window
+   * (cam-lens.json `dicom.window`) used where the selection names none. Ignored for other formats.
+   */
+  dicom?: DicomSelection & { modelWindow?: DicomWindowChoice };
 }
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
@@ -100,6 +122,8 @@ export async function decodeImage(input: string | Buffer, opts: DecodeOptions = 
   const buf = await readInput(input, label);
   if (buf.length === 0) throw new CamLensError('NOT_AN_IMAGE', `"${label}" is empty (0 bytes)`);
 
+  if (looksLikeDicom(buf, label)) return decodeDicomImage(buf, label, typeof input === 'string' ? input : undefined, maxPixels, opts);
+
   if (looksLikeBmp(buf)) {
     const bmp = decodeBmp(buf, label, maxPixels);
     if (bmp.alpha) flattenOntoWhite(bmp.rgb, bmp.alpha);
@@ -136,6 +160,7 @@ export async function decodeImage(input: string | Buffer, opts: DecodeOptions = 
   // 2. Pixels. failOn 'truncated' refuses cut-off files but tolerates the harmless warnings many camera
   //    JPEGs trigger (extraneous bytes, odd markers) that every viewer ignores.
   try {
+    if (meta.depth === 'ushort' && (format === 'png' || format === 'tiff')) return await decode16(buf, meta, format, maxPixels);
     const { data, info } = await sharp(buf, { limitInputPixels: maxPixels, pages: 1, page: 0, failOn: 'truncated' })
       .rotate() // EXIF orientation
       .flatten({ background: { r: 255, g: 255, b: 255 } })
@@ -160,6 +185,84 @@ export async function decodeImage(input: string | Buffer, opts: DecodeOptions = 
     if (/pixel limit/i.test(reason)) throw tooLarge(label, width, height, maxPixels);
     throw new CamLensError('NOT_AN_IMAGE', `"${label}" could not be decoded as ${format.toUpperCase()}: ${reason}`);
   }
+}
+
+/**
+ * A 16-bit PNG or TIFF at full depth: `pixels` = v * 255 / 65535 (floats), alpha flattened onto white here (sharp's
+ * own flatten takes white as 255 * 256 at 16 bits), gray kept as one channel; `data` is the same rounded to bytes.
+ */
+async function decode16(buf: Buffer, meta: sharp.Metadata, format: string, maxPixels: number): Promise<DecodedImage> {
+  const gray = (meta.channels ?? 3) <= 2;
+  const { data, info } = await sharp(buf, { limitInputPixels: maxPixels, pages: 1, page: 0, failOn: 'truncated' })
+    .rotate() // EXIF orientation
+    .toColourspace(gray ? 'grey16' : 'rgb16')
+    .raw({ depth: 'ushort' })
+    .toBuffer({ resolveWithObject: true });
+  const colour = gray ? 1 : 3;
+  const stride = info.channels;
+  const alpha = stride === colour + 1;
+  const n = info.width * info.height;
+  if (stride < colour || data.length !== n * stride * 2) {
+    throw new Error(`unexpected decoder output: ${info.width}x${info.height}x${info.channels}, ${data.length} bytes at 16 bits`);
+  }
+  const words = data.byteOffset % 2 === 0 ? new Uint16Array(data.buffer, data.byteOffset, n * stride) : new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
+  const pixels = new Float32Array(n * colour);
+  const scale = 255 / 65535;
+  for (let i = 0; i < n; i++) {
+    const a = alpha ? words[i * stride + colour] / 65535 : 1;
+    for (let c = 0; c < colour; c++) pixels[i * colour + c] = a * words[i * stride + c] * scale + (1 - a) * 255;
+  }
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) rgb[3 * i + c] = Math.round(pixels[i * colour + (gray ? 0 : c)]);
+  }
+  return {
+    width: info.width,
+    height: info.height,
+    channels: 3,
+    data: rgb,
+    pixels: { data: pixels, channels: colour },
+    originalChannels: meta.channels ?? colour,
+    format,
+    hadAlpha: meta.hasAlpha ?? false,
+    bitDepth: 16,
+  };
+}
+
+/** A DICOM file (dicom/dicom.ts) as a DecodedImage: `pixels` for the model, `data` the same rounded for display. */
+async function decodeDicomImage(buf: Buffer, label: string, file: string | undefined, maxPixels: number, opts: DecodeOptions): Promise<DecodedImage> {
+  // The frame cache is keyed by the file's identity and state, so a changed file is decoded afresh.
+  let cacheKey: string | undefined;
+  if (file !== undefined) {
+    const st = await fsp.stat(file).catch(() => undefined);
+    if (st) cacheKey = `${file}\u0000${st.size}\u0000${st.mtimeMs}`;
+  }
+  let d: Awaited<ReturnType<typeof decodeDicom>>;
+  try {
+    d = await decodeDicom(new Uint8Array(buf.buffer, buf.byteOffset, buf.length), label, { ...opts.dicom, maxPixels, cacheKey });
+  } catch (e) {
+    if (e instanceof CamLensError) throw e;
+    // A fault inside the parser or a codec on a hostile file: its first line only (no values of the file in it).
+    throw new CamLensError('NOT_AN_IMAGE', `"${label}" could not be decoded as DICOM: ${oneLine(e).slice(0, 160)}`);
+  }
+  const n = d.width * d.height;
+  const rgb = new Uint8Array(n * 3);
+  if (d.channels === 1) {
+    for (let i = 0; i < n; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = Math.round(d.pixels[i]);
+  } else {
+    for (let i = 0; i < 3 * n; i++) rgb[i] = Math.round(d.pixels[i]);
+  }
+  return {
+    width: d.width,
+    height: d.height,
+    channels: 3,
+    data: rgb,
+    pixels: { data: d.pixels, channels: d.channels },
+    originalChannels: d.channels,
+    format: 'dicom',
+    hadAlpha: false,
+    dicom: d.info,
+  };
 }
 
 /** In place: rgb = alpha * rgb + (1 - alpha) * white, in 8-bit sRGB values like sharp's flatten. */

@@ -7,8 +7,10 @@
  * ```json
  * { "name": "…", "labels": ["cat", …], "inputSize": [height, width], "channels": 3,
  *   "preprocess": "[0,1]" | "[-1,1]" | "[0,255]" | "caffe" | "imagenet",
- *   "labelOffset": 0, "output": "gender" | 1 }
+ *   "labelOffset": 0, "output": "gender" | 1, "dicom": { "window": [center, width] | "file" | "minmax" } }
  * ```
+ * `dicom.window` fixes the VOI window DICOM images are shown to this model with, as it was trained (a CT model
+ * trained on a lung window sees a lung window); a window chosen in the panel or with `--window` still wins.
  * `labelOffset` is the number of leading model outputs that are not classes (1 for TF-Hub models with a
  * "background" output): label i belongs to output i + labelOffset.
  *
@@ -22,6 +24,7 @@ import * as path from 'path';
 import { CamLensError } from './errors';
 import { PREPROCESS_PRESETS, type PreprocessPreset } from './preprocess';
 import { oneLine } from './modelFormat';
+import { isDicomWindowChoice, type DicomWindowChoice } from '../../shared/dicom';
 
 export type MetadataSource = 'cam-lens.json' | 'metadata.json' | 'labels.txt' | 'classes.txt' | 'override' | 'none'
   /** Read from an ONNX model's own metadata_props; 'imagenet': the ImageNet class names assumed from 1000 (1001) outputs. */
@@ -47,6 +50,8 @@ export interface ModelMetadata {
   output?: string | number;
   /** Labels per output name (cam-lens.json's `"labels": { "<output>": [...] }`); `labels` is set from it once the output is chosen. */
   labelsByOutput?: Record<string, string[]>;
+  /** The VOI window DICOM images get for this model (cam-lens.json `"dicom": { "window": ... }`). */
+  dicomWindow?: DicomWindowChoice;
 }
 
 /** Values that win over the metadata files: CLI flags (`--labels`, `--preprocess`, `--label-offset`), pickers, tests. */
@@ -117,6 +122,21 @@ function checkOutput(file: string, o: unknown): string | number {
   throw bad(file, `"output" must be an output name or index, got ${JSON.stringify(o)}`);
 }
 
+/** cam-lens.json's `dicom`: `{ "window": [center, width] | "file" | "minmax" }`. */
+function checkDicom(file: string, d: unknown): DicomWindowChoice | undefined {
+  if (!d || typeof d !== 'object' || Array.isArray(d)) throw bad(file, `"dicom" must be an object such as { "window": [40, 400] }, got ${JSON.stringify(d)}`);
+  const w = (d as Record<string, unknown>).window;
+  if (w === undefined) return undefined;
+  if (Array.isArray(w) && w.length === 2 && w.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    const choice: DicomWindowChoice = { kind: 'custom', center: w[0] as number, width: w[1] as number };
+    if (!isDicomWindowChoice(choice)) throw bad(file, `"dicom.window" [center, width] needs a width of at least 1, got ${JSON.stringify(w)}`);
+    return choice;
+  }
+  if (w === 'file') return { kind: 'file' };
+  if (w === 'minmax') return { kind: 'minmax' };
+  throw bad(file, `"dicom.window" must be [center, width], "file" or "minmax", got ${JSON.stringify(w)}`);
+}
+
 function checkSize(file: string, s: unknown): [number, number] {
   if (typeof s === 'number' && Number.isInteger(s) && s > 0) return [s, s];
   if (Array.isArray(s) && s.length === 2 && s.every((d) => Number.isInteger(d) && d > 0)) return [s[0], s[1]];
@@ -180,6 +200,7 @@ export function readMetadata(modelDir: string, overrides: MetadataOverrides = {}
       labels: labels.labels,
       ...(labels.byOutput ? { labelsByOutput: labels.byOutput } : {}),
       ...(j.output !== undefined ? { output: checkOutput(ours, j.output) } : {}),
+      ...(j.dicom !== undefined && checkDicom(ours, j.dicom) ? { dicomWindow: checkDicom(ours, j.dicom) } : {}),
       inputSize: j.inputSize === undefined ? undefined : checkSize(ours, j.inputSize),
       channels: j.channels === undefined ? undefined : j.channels === 1 || j.channels === 3 ? j.channels : (() => { throw bad(ours, `"channels" must be 1 or 3, got ${JSON.stringify(j.channels)}`); })(),
       preprocess: j.preprocess === undefined ? DEFAULT_PREPROCESS : checkPreset(ours, j.preprocess),

@@ -3,7 +3,8 @@
  * image, resize and preprocess it for a model, open an ImageSession, and describe a model's layers.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { decodeImage, type DecodedImage } from './image';
+import { decodeImage, type DecodedImage, type DecodeOptions } from './image';
+import type { DicomSelection } from '../../shared/dicom';
 import { applyPreprocess, type PreprocessPreset } from './preprocess';
 import { ImageSession } from './session';
 import { isSpatialShape } from './graph';
@@ -14,9 +15,14 @@ import type { LoadedModel } from './model';
  * halfPixelCenters false): source = destination * (in / out). This is what a tfjs app feeds its model
  * (`tf.image.resizeBilinear(tf.browser.fromPixels(img), [h, w])`), so predictions match the user's own
  * app and published reference tables; the result stays in floats, like tfjs', without rounding to bytes.
- * Grayscale (1-channel models) is ITU-R 601 luma of the resized RGB.
+ *
+ * `src` is RGB (srcChannels 3: bytes, or 0..255 floats from a 16-bit or DICOM source) or one gray value per pixel
+ * (srcChannels 1). Channels meet as the panel says: a 1-channel model gets ITU-R 601 luma (0.299 R + 0.587 G +
+ * 0.114 B) of resized RGB, or the gray value as is; a 3-channel model gets RGB, or the gray value repeated.
  */
-export function resizeBilinearLikeTf(rgb: Uint8Array, w: number, h: number, outW: number, outH: number, channels: 1 | 3): Float32Array {
+export function resizeBilinearLikeTf(src: ArrayLike<number>, w: number, h: number, outW: number, outH: number, channels: 1 | 3, srcChannels: 1 | 3 = 3): Float32Array {
+  if (srcChannels === 1) return resizeGrayLikeTf(src, w, h, outW, outH, channels);
+  const rgb = src;
   const out = new Float32Array(outW * outH * channels);
   const sy = h / outH;
   const sx = w / outW;
@@ -60,11 +66,51 @@ export function resizeBilinearLikeTf(rgb: Uint8Array, w: number, h: number, outW
   return out;
 }
 
+/** resizeBilinearLikeTf for one gray value per pixel: the same sampling, the value repeated for a 3-channel model. */
+function resizeGrayLikeTf(gray: ArrayLike<number>, w: number, h: number, outW: number, outH: number, channels: 1 | 3): Float32Array {
+  const out = new Float32Array(outW * outH * channels);
+  const sy = h / outH;
+  const sx = w / outW;
+  for (let y = 0; y < outH; y++) {
+    const srcY = y * sy;
+    const y0 = Math.min(Math.floor(srcY), h - 1);
+    const y1 = Math.min(y0 + 1, h - 1);
+    const fy = srcY - y0;
+    for (let x = 0; x < outW; x++) {
+      const srcX = x * sx;
+      const x0 = Math.min(Math.floor(srcX), w - 1);
+      const x1 = Math.min(x0 + 1, w - 1);
+      const fx = srcX - x0;
+      const a = gray[y0 * w + x0];
+      const top = a + (gray[y0 * w + x1] - a) * fx;
+      const c = gray[y1 * w + x0];
+      const bottom = c + (gray[y1 * w + x1] - c) * fx;
+      const v = top + (bottom - top) * fy;
+      const o = (y * outW + x) * channels;
+      out[o] = v;
+      if (channels === 3) out[o + 1] = out[o + 2] = v;
+    }
+  }
+  return out;
+}
+
+/** A decoded image resized for a model: its full-depth `pixels` where it has them, else its bytes. */
+export function resizeImageLikeTf(img: DecodedImage, outW: number, outH: number, channels: 1 | 3): Float32Array {
+  if (img.pixels) return resizeBilinearLikeTf(img.pixels.data, img.width, img.height, outW, outH, channels, img.pixels.channels);
+  return resizeBilinearLikeTf(img.data, img.width, img.height, outW, outH, channels);
+}
+
 /** The model input [1, H, W, C] for a decoded image, with the model's (or the given) preprocessing. */
 export async function prepareInput(model: LoadedModel, img: DecodedImage, preset?: PreprocessPreset): Promise<tf.Tensor4D> {
-  const pixels = resizeBilinearLikeTf(img.data, img.width, img.height, model.inputWidth, model.inputHeight, model.inputChannels);
+  const pixels = resizeImageLikeTf(img, model.inputWidth, model.inputHeight, model.inputChannels);
   const data = applyPreprocess(pixels, model.inputChannels, preset ?? model.metadata.preprocess);
   return tf.tensor4d(data, [1, model.inputHeight, model.inputWidth, model.inputChannels]);
+}
+
+/** The DICOM options of a decode for a model: the request's frame and window, the model's window as default. */
+export function dicomOptionsFor(model: LoadedModel, sel?: DicomSelection): DecodeOptions['dicom'] {
+  const modelWindow = model.metadata.dicomWindow;
+  return { ...sel, ...(modelWindow ? { modelWindow } : {}) };
 }
 
 export interface OpenedImage {
@@ -73,9 +119,9 @@ export interface OpenedImage {
   timingsMs: { decode: number; preprocess: number };
 }
 
-export async function openImage(model: LoadedModel, imagePath: string, opts: { maxPixels?: number; preprocess?: PreprocessPreset } = {}): Promise<OpenedImage> {
+export async function openImage(model: LoadedModel, imagePath: string, opts: { maxPixels?: number; preprocess?: PreprocessPreset; dicom?: DicomSelection } = {}): Promise<OpenedImage> {
   const t0 = performance.now();
-  const image = await decodeImage(imagePath, { maxPixels: opts.maxPixels });
+  const image = await decodeImage(imagePath, { maxPixels: opts.maxPixels, dicom: dicomOptionsFor(model, opts.dicom) });
   const t1 = performance.now();
   const input = await prepareInput(model, image, opts.preprocess);
   const t2 = performance.now();

@@ -14,7 +14,8 @@ import { CamLensError } from '../errors';
 import { confinedPath } from '../paths';
 import { oneLine } from '../modelFormat';
 
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff'];
+/** Image files by name; DICOM files without an extension count too, by the "DICM" marker at byte 128 (isImage). */
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.dcm', '.dicom'];
 
 export interface DatasetSample {
   /** Absolute path. */
@@ -61,7 +62,22 @@ export function makeClassMatcher(labels: string[]): (name: string) => number {
 }
 
 function isImage(file: string): boolean {
-  return IMAGE_EXTENSIONS.includes(path.extname(file).toLowerCase());
+  const ext = path.extname(file).toLowerCase();
+  return IMAGE_EXTENSIONS.includes(ext) || (ext === '' && hasDicmMarker(file));
+}
+
+/** A DICOM Part 10 file whatever its name (scanners write files such as IM000001): "DICM" at byte 128. */
+export function hasDicmMarker(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const b = Buffer.alloc(4);
+    return fs.readSync(fd, b, 0, 4, 128) === 4 && b.toString('latin1') === 'DICM';
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
 }
 
 /** The pseudo class of images directly in a dataset folder, outside any class folder. */

@@ -8,7 +8,7 @@
  *
  * Messages (structured clone; a worker keeps nothing between batches but its model):
  *   worker → main, once:  {type: 'ready'} | {type: 'failed', message}
- *   main → worker:        {type: 'batch', id, paths, preprocess?, maxPixels?}
+ *   main → worker:        {type: 'batch', id, paths, preprocess?, maxPixels?, dicom?}
  *                           → {type: 'scored', id, probs, cols, errors}: `errors[i]` is the message of image i
  *                             (null when it was scored); the scored images' probabilities are the rows of `probs`
  *                             (cols each), in batch order
@@ -27,6 +27,7 @@ import { CamLensError } from '../errors';
 import type { BackendChoice } from '../backend';
 import type { MetadataOverrides } from '../metadata';
 import type { PreprocessPreset } from '../preprocess';
+import type { DicomSelection } from '../../../shared/dicom';
 
 /** What a scan worker is told at start (workerData). */
 export interface ScanWorkerData {
@@ -41,6 +42,8 @@ export interface ScanBatchRequest {
   paths: string[];
   preprocess?: PreprocessPreset;
   maxPixels?: number;
+  /** DICOM frame and window (scan.ts ScanOptions.dicom). */
+  dicom?: DicomSelection;
 }
 
 /** One scored batch: per image an error message or null; the scored images' rows in `probs`. */
@@ -158,8 +161,8 @@ export class ScanWorker {
   }
 
   /** Scores one batch of image paths. */
-  score(paths: string[], opts: { preprocess?: PreprocessPreset; maxPixels?: number }): Promise<ScanBatchResult> {
-    return this.call<ScanBatchResult>({ type: 'batch', paths, preprocess: opts.preprocess, maxPixels: opts.maxPixels });
+  score(paths: string[], opts: { preprocess?: PreprocessPreset; maxPixels?: number; dicom?: DicomSelection }): Promise<ScanBatchResult> {
+    return this.call<ScanBatchResult>({ type: 'batch', paths, preprocess: opts.preprocess, maxPixels: opts.maxPixels, ...(opts.dicom ? { dicom: opts.dicom } : {}) });
   }
 
   /** `tf.memory().numTensors` in the worker (leak checks). */
