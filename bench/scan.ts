@@ -4,7 +4,9 @@
  * and loaded before the clock starts, their start timed apart): images per second, and RSS sampled as the scan
  * goes (it must stay flat, not grow with N). Configurations alternate over two rounds (medians), so that drift in
  * the machine's load hits them alike; the cores this process actually got (a 1 s busy loop on 2 threads) and the
- * load average are printed with them. Target: 2 workers >= 1.7x one worker.
+ * load average are printed with them, and the CPU time per image of this thread, of the workers' threads and of
+ * the rest (libuv's decode threads, V8's helpers): this thread's share bounds what more workers can give.
+ * Target: 2 workers >= 1.7x one worker.
  *   node --expose-gc --import tsx bench/scan.ts [N] [--workers 0,1,2] [--rounds 2]
  */
 import * as fs from 'fs';
@@ -49,6 +51,22 @@ async function coresAvailable(): Promise<number> {
   return (c.user + c.system) / 1000 / (performance.now() - t0);
 }
 
+/** CPU time (ms) of each thread of this process, by thread id (Linux /proc; empty elsewhere). */
+function threadTimes(): Map<number, number> {
+  const out = new Map<number, number>();
+  try {
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), ((Number(f[11]) + Number(f[12])) * 1000) / 100);
+    }
+  } catch {
+    // Not Linux.
+  }
+  return out;
+}
+
 interface Run {
   ips: number;
   peak: number;
@@ -56,6 +74,8 @@ interface Run {
   first: number;
   last: number;
   startMs: number;
+  /** CPU ms per image: this thread, the pool's threads (those that appeared with it), all the others. */
+  cpu: { main: number; pool: number; other: number };
 }
 
 async function main(): Promise<void> {
@@ -76,10 +96,12 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const workers of CONFIGS) {
         const t0 = performance.now();
+        const existing = new Set(threadTimes().keys());
         const pool = workers > 0 ? new ScanPool({ modelPath: MODEL, workers }) : undefined;
         if (pool && (await pool.whenReady()) !== workers) throw new Error(`scan workers failed to start: ${pool.failures().join('; ')}`);
         const startMs = performance.now() - t0;
         global.gc?.();
+        const cpu0 = threadTimes();
         let peak = 0;
         let first = 0;
         const scan = await scanDataset(model, ds, {
@@ -92,9 +114,16 @@ async function main(): Promise<void> {
           },
         });
         const last = process.memoryUsage.rss();
+        const cpu = { main: 0, pool: 0, other: 0 };
+        for (const [tid, ms] of threadTimes()) {
+          const used = (ms - (cpu0.get(tid) ?? 0)) / N;
+          if (tid === process.pid) cpu.main += used;
+          else if (!existing.has(tid)) cpu.pool += used;
+          else cpu.other += used;
+        }
         await pool?.close();
         if (scan.results.length !== N) throw new Error(`scanned ${scan.results.length} of ${N}`);
-        runs.get(workers)?.push({ ips: scan.results.length / scan.seconds, peak, first, last, startMs });
+        runs.get(workers)?.push({ ips: scan.results.length / scan.seconds, peak, first, last, startMs, cpu });
       }
     }
     const coresAfter = await coresAvailable();
@@ -107,9 +136,11 @@ async function main(): Promise<void> {
       const ips = median(rs.map((r) => r.ips));
       const vsOne = workers > 0 && base ? `, ${(ips / base).toFixed(2)}x one worker` : '';
       const start = workers > 0 ? `, workers ready in ${median(rs.map((r) => r.startMs)).toFixed(0)} ms` : '';
+      const cpu = (k: keyof Run['cpu']) => median(rs.map((r) => r.cpu[k])).toFixed(2);
       console.log(`${workers === 0 ? 'this thread' : `${workers} worker${workers > 1 ? 's' : ''}`}`.padEnd(12) +
         `${ips.toFixed(1).padStart(7)} images/s${vsOne}; peak RSS ${mib(Math.max(...rs.map((r) => r.peak)))} MiB, ` +
-        `growth from the first tenth to the end ${mib(median(rs.map((r) => r.last - r.first)))} MiB${start}`);
+        `growth from the first tenth to the end ${mib(median(rs.map((r) => r.last - r.first)))} MiB${start}; ` +
+        `CPU ms per image: this thread ${cpu('main')}, the workers ${cpu('pool')}, other threads ${cpu('other')}`);
     }
     if (runs.has(1) && runs.has(2)) {
       const ratio = median((runs.get(2) ?? []).map((r) => r.ips)) / base;
