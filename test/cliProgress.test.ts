@@ -178,7 +178,7 @@ describe('cam-lens progress on stderr', function () {
     assert.strictEqual(r.code, 0, r.stderr);
     const lines = r.stderr.trimEnd().split('\n');
     assert.ok(!r.stderr.includes('\r'), 'stderr is a pipe: plain lines, no bar');
-    assert.match(lines[0], /^Score-CAM at feat: all \d+ channels( \(\d+ constant skipped\))?, one forward pass each: about \d+(\.\d)? (s|min \d\d s) \(a forward pass takes (\d+ ms|\d+\.\d s) here, 1 thread\)$/);
+    assert.match(lines[0], /^Score-CAM at feat: all \d+ channels( \(\d+ constant skipped\))?, one forward pass each: about \d+(\.\d)? (s|min \d\d s) \(a forward pass takes (\d+ ms|\d+\.\d s) here\)$/);
     const usable = Number(/all (\d+) channels/.exec(lines[0])?.[1]);
     assert.ok(usable > 64, `${usable} channels to score`);
     // The run takes seconds, so progress lines follow, ending with the last one.

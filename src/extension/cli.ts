@@ -11,6 +11,8 @@
  *                    [--score self_confidence|normalized_margin] [--batch-size <n>] [--show <n>]
  *   cam-lens labels  --model <model.json> [--json <file|->]
  *
+ * DICOM images (predict, cam, layers --recommend, scan) take [--frame <n>] [--window <center,width|file|file:n|minmax>].
+ *
  * Exit codes: 0 success; 2 bad usage; 1 any other bad input or failure. Errors are one line on stderr:
  * `cam-lens: <reason>`.
  *
@@ -51,6 +53,8 @@ import { scanDataset } from './engine/scan/scan';
 import { buildReport, readReviewed, reportToCsv } from './engine/scan/report';
 import { SCORE_KINDS } from './engine/scan/ranking';
 import { COLORMAPS, type ColormapName } from '../shared/colormaps';
+import { channelNote, dicomJson, dicomLine, formatWindowChoice, parseWindowChoice, type DicomSelection, type DicomWindowChoice } from '../shared/dicom';
+import type { DecodedImage } from './engine/image';
 
 const USAGE = `cam-lens — Class Activation Maps for TensorFlow.js image classifiers
 
@@ -74,6 +78,11 @@ Options for every command:
   --preprocess <preset>          ${PREPROCESS_PRESETS.join(' | ')} (default: the model's metadata, else [0,1])
                                  (not for labels)
   --max-pixels <n>               refuse images larger than this many pixels (default 100000000)
+                                 (where images are read: predict, cam, layers --recommend, scan)
+  --frame <n>                    DICOM: the frame of a multi-frame file, from 0 (default 0)
+  --window <w>                   DICOM: the VOI window onto the model's pixels: <center,width> (e.g. 40,400),
+                                 file (the file's first window), file:<n> (its n-th), minmax (the frame's range);
+                                 default: the model's cam-lens.json "dicom": {"window": …}, else file
                                  (where images are read: predict, cam, layers --recommend, scan)
   --quiet, -q                    no progress on stderr (errors still go there)
 cam options:
@@ -126,6 +135,8 @@ const OPTIONS = {
   colormap: { type: 'string' },
   opacity: { type: 'string' },
   'max-pixels': { type: 'string' },
+  frame: { type: 'string' },
+  window: { type: 'string' },
   'batch-size': { type: 'string' },
   'top-channels': { type: 'string' },
   channels: { type: 'string' },
@@ -148,11 +159,11 @@ const COMMANDS = ['predict', 'cam', 'layers', 'scan', 'labels'] as const;
 type Command = (typeof COMMANDS)[number];
 
 const ALLOWED: Record<Command, string[]> = {
-  predict: ['model', 'image', 'top', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'quiet'],
+  predict: ['model', 'image', 'top', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet'],
   cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'colormap', 'opacity', 'max-pixels',
-    'batch-size', 'channels', 'top-channels', 'workers', 'metrics', 'quiet'],
-  layers: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels', 'quiet'],
-  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'quiet'],
+    'batch-size', 'channels', 'top-channels', 'workers', 'metrics', 'frame', 'window', 'quiet'],
+  layers: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels', 'frame', 'window', 'quiet'],
+  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet'],
   labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'quiet'],
 };
 
@@ -235,6 +246,34 @@ interface CommonFlags {
   overrides: MetadataOverrides;
   maxPixels: number;
   json?: string;
+  /** DICOM frame and window (`--frame`, `--window`); undefined where neither is given. */
+  dicom?: DicomSelection;
+}
+
+/** `--frame` and `--window`, checked as usage (their text); whether the image is DICOM and has them, it says. */
+function dicomFlags(v: Values): DicomSelection | undefined {
+  if (v.frame === undefined && v.window === undefined) return undefined;
+  const frame = v.frame === undefined ? undefined : intOption(v, 'frame', 0, 0, 99_999);
+  let window: DicomWindowChoice | undefined;
+  if (v.window !== undefined) {
+    window = parseWindowChoice(v.window as string);
+    if (!window) throw new UsageError(`--window must be <center,width> with a width of at least 1 (e.g. 40,400), file, file:<n> or minmax, got "${v.window}"`);
+  }
+  return { ...(frame !== undefined ? { frame } : {}), ...(window ? { window } : {}) };
+}
+
+/** The DICOM selection applies to DICOM images only: given for another image, it is bad input, said so. */
+function checkDicomUse(f: CommonFlags, image: DecodedImage, file: string): void {
+  if (f.dicom && !image.dicom) {
+    throw new CamLensError('BAD_ARGUMENT', `--frame and --window apply to DICOM images; ${path.basename(file)} is a ${image.format.toUpperCase()} image`);
+  }
+}
+
+/** `dicom` of --json, and the channels note, for a DICOM image; nothing for others (the contract object is unchanged). */
+function imageJson(image: DecodedImage, model: LoadedModel): Record<string, unknown> {
+  if (!image.dicom) return {};
+  const note = channelNote(image.pixels?.channels ?? 3, model.inputChannels);
+  return { dicom: { ...dicomJson(image.dicom), ...(note ? { channels: note } : {}) } };
 }
 
 function commonFlags(v: Values): CommonFlags {
@@ -261,6 +300,7 @@ function commonFlags(v: Values): CommonFlags {
     overrides: { labelsFile: v['class-names'] as string | undefined, preprocess, labelOffset: offset === undefined ? undefined : Number(offset), output: output?.trim() },
     maxPixels,
     json: v.json as string | undefined,
+    dicom: dicomFlags(v),
   };
 }
 
@@ -356,7 +396,7 @@ async function scoreCamEstimate(session: ImageSession, layer: string | undefined
   const threads = pool?.parallelism ?? 1;
   const ms = estimateScoreCamMs(plan.scored, forwardMs, threads);
   return `Score-CAM at ${op.name}: ${plan.note}, one forward pass each: about ${formatDuration(ms)} ` +
-    `(a forward pass takes ${formatMs(forwardMs)} here, ${threads} thread${threads === 1 ? '' : 's'})`;
+    `(a forward pass takes ${formatMs(forwardMs)} here${threads > 1 ? `, and ${threads} threads share the passes` : ''})`;
 }
 
 function metricsJson(r: FaithfulnessReport): Record<string, unknown> {
@@ -411,8 +451,9 @@ async function cmdPredict(v: Values): Promise<void> {
   const t0 = performance.now();
   const { backend, model } = await setup(common);
   const t1 = performance.now();
-  const opened = await openImage(model, image, { maxPixels: common.maxPixels });
+  const opened = await openImage(model, image, { maxPixels: common.maxPixels, dicom: common.dicom });
   try {
+    checkDicomUse(common, opened.image, image);
     const t2 = performance.now();
     const predictions = await opened.session.predictions(top);
     const t3 = performance.now();
@@ -420,6 +461,7 @@ async function cmdPredict(v: Values): Promise<void> {
       model: model.path,
       ...outputJson(model),
       image: path.resolve(image),
+      ...imageJson(opened.image, model),
       backend: backend.name,
       threads: backend.threads,
       predictions: predictions.map((p) => ({ index: p.index, label: p.label, probability: round(p.probability) })),
@@ -428,6 +470,7 @@ async function cmdPredict(v: Values): Promise<void> {
     if (v.json !== undefined) writeJson(v.json as string, out);
     if (v.json !== '-') {
       console.log(`${path.basename(image)} — ${model.name} on ${backend.name}`);
+      if (opened.image.dicom) console.log(`  ${dicomLine(opened.image.dicom)}`);
       for (const p of predictions) console.log(`  ${(p.probability * 100).toFixed(2).padStart(6)}%  ${p.label} (${p.index})`);
       const line = outputLine(model);
       if (line) console.log(line);
@@ -467,10 +510,11 @@ async function cmdCam(v: Values): Promise<void> {
   const t0 = performance.now();
   const { backend, model } = await setup(common, [png]);
   const t1 = performance.now();
-  const opened = await openImage(model, image, { maxPixels: common.maxPixels });
+  const opened = await openImage(model, image, { maxPixels: common.maxPixels, dicom: common.dicom });
   const pool = manyPasses ? makePool(workers, backend, model, common.overrides) : undefined;
   const progress = progressFor(v);
   try {
+    checkDicomUse(common, opened.image, image);
     const predictions = await opened.session.predictions(top);
     const options = methodId === 'scorecam' ? { batchSize, ...(channels !== undefined ? { channels } : {}) } : undefined;
     // More channels than the default budget: say what it will cost before it starts.
@@ -506,6 +550,7 @@ async function cmdCam(v: Values): Promise<void> {
       model: model.path,
       ...outputJson(model),
       image: path.resolve(image),
+      ...imageJson(opened.image, model),
       backend: backend.name,
       threads: backend.threads,
       method: r.method,
@@ -535,6 +580,7 @@ async function cmdCam(v: Values): Promise<void> {
       const m = METHODS.find((x) => x.id === r.method);
       const note = r.heatmap.details ? `, ${r.heatmap.details.note}` : '';
       console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer}${note}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
+      if (opened.image.dicom) console.log(dicomLine(opened.image.dicom));
       if (metrics) console.log(metricsLine(metrics));
       if (png !== undefined) console.log(`overlay written to ${png}`);
       const line = outputLine(model);
@@ -570,7 +616,7 @@ function recommendationJson(r: Recommendation, image: string): Record<string, un
 async function cmdLayers(v: Values): Promise<void> {
   const common = commonFlags(v);
   if (!v.recommend) {
-    for (const k of ['image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels']) {
+    for (const k of ['image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels', 'frame', 'window']) {
       if (v[k] !== undefined) throw new UsageError(`--${k} applies to "layers --recommend" only`);
     }
   }
@@ -585,7 +631,8 @@ async function cmdLayers(v: Values): Promise<void> {
   let rec: Recommendation | undefined;
   try {
     if (image) {
-      const opened = await openImage(model, image, { maxPixels: common.maxPixels });
+      const opened = await openImage(model, image, { maxPixels: common.maxPixels, dicom: common.dicom });
+      checkDicomUse(common, opened.image, image);
       const pool = makePool(workers, backend, model, common.overrides);
       const progress = progressFor(v);
       try {
@@ -649,6 +696,8 @@ async function cmdScan(v: Values): Promise<void> {
       scan = await scanDataset(model, dataset, {
         batchSize,
         maxPixels: common.maxPixels,
+        // DICOM files of the dataset: this frame and window (other images ignore them).
+        ...(common.dicom ? { dicom: common.dicom } : {}),
         onProgress: (p) => onScanProgress(p.done, p.total),
       });
       progress.end();
@@ -656,7 +705,9 @@ async function cmdScan(v: Values): Promise<void> {
       progress.stop();
     }
     const report = buildReport(model.path, labels, dataset, scan, kind, readReviewed(dataset.root));
-    if (v.json !== undefined) writeJson(v.json as string, { ...report, ...outputJson(model), backend: backend.name, threads: backend.threads, seconds: round(scan.seconds) });
+    const dicomUsed = common.dicom ? { dicom: { frame: common.dicom.frame ?? 0, window: common.dicom.window ? formatWindowChoice(common.dicom.window) : 'file' } }
+      : model.metadata.dicomWindow ? { dicom: { frame: 0, window: formatWindowChoice(model.metadata.dicomWindow) } } : {};
+    if (v.json !== undefined) writeJson(v.json as string, { ...report, ...outputJson(model), ...dicomUsed, backend: backend.name, threads: backend.threads, seconds: round(scan.seconds) });
     if (csv !== undefined) writeFileSafely(csv, reportToCsv(report));
     if (!quiet) {
       const c = report.counts;
