@@ -153,3 +153,50 @@ export function describeWindow(w: AppliedWindow, fileWindows = 0): string {
       return cw;
   }
 }
+
+/**
+ * How an image's channels meet the model's, in words, where they differ: a grayscale image is repeated into a
+ * 3-channel model's channels, a colour image reaches a 1-channel model as luma (the weights of ITU-R BT.601, as
+ * PIL's convert('L') and tf.image.rgb_to_grayscale). Undefined where they match.
+ */
+export function channelNote(imageChannels: number, modelChannels: number): string | undefined {
+  const gray = imageChannels <= 2;
+  if (gray && modelChannels === 3) return 'grayscale image: its value repeated into the model\'s 3 channels';
+  if (!gray && modelChannels === 1) return 'colour image: turned into the model\'s 1 channel as luma 0.299 R + 0.587 G + 0.114 B';
+  return undefined;
+}
+
+/** The DICOM part of `cam-lens … --json` and of the panel's JSON export: which frame and window fed the model. */
+export function dicomJson(info: DicomImageInfo): Record<string, unknown> {
+  return {
+    frame: info.frame,
+    frames: info.frames,
+    transferSyntax: info.transferSyntax,
+    photometric: info.photometric,
+    bitsStored: info.bitsStored,
+    ...(info.modality ? { modality: info.modality } : {}),
+    rescale: info.rescale,
+    window: info.window,
+    fileWindows: info.windows,
+    inverted: info.inverted,
+    ...(info.colourNote ? { colour: info.colourNote } : {}),
+    ...(info.notes.length ? { notes: info.notes } : {}),
+  };
+}
+
+/** "value x 1 - 1024 (HU)": the Modality LUT as the panel and the CLI write it. */
+export function rescaleText(r: { slope: number; intercept: number; type?: string }): string {
+  const sign = r.intercept < 0 ? '-' : '+';
+  return `value x ${num(r.slope)} ${sign} ${num(Math.abs(r.intercept))}${r.type ? ` (${r.type})` : ''}`;
+}
+
+/** One line for the CLI's text output and logs: "frame 1 of 30; rescale …; window …". No patient data. */
+export function dicomLine(info: DicomImageInfo): string {
+  const parts = [`DICOM ${info.photometric}${info.modality ? ` ${info.modality}` : ''}, ${info.transferSyntax}`];
+  if (info.frames > 1) parts.push(`frame ${info.frame} of 0-${info.frames - 1}`);
+  if (info.rescale) parts.push(`rescale ${rescaleText(info.rescale)}`);
+  if (info.window) parts.push(`window: ${describeWindow(info.window, info.windows.length)}`);
+  if (info.inverted) parts.push('MONOCHROME1 inverted');
+  if (info.colourNote) parts.push(info.colourNote);
+  return parts.join('; ');
+}

@@ -6,7 +6,9 @@
  * value; frames, windows, MONOCHROME1, damaged files; and 16-bit PNG/TIFF at full depth.
  */
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { CamLensError, type ErrorCode } from '../../src/extension/engine/errors';
 import { decodeImage, type DecodedImage } from '../../src/extension/engine/image';
@@ -391,5 +393,94 @@ describe('model channels: gray repeated for a 3-channel model, colour to luma fo
     const luma = resizeImageLikeTf(img, img.width, img.height, 1);
     const p = img.pixels!.data;
     for (let i = 0; i < luma.length; i++) assert.ok(Math.abs(luma[i] - (0.299 * p[3 * i] + 0.587 * p[3 * i + 1] + 0.114 * p[3 * i + 2])) < 1e-3);
+  });
+});
+
+describe('cam-lens on DICOM: --frame, --window, the model\'s window, a DICOM folder scan', function () {
+  const ROOT = path.resolve(__dirname, '..', '..');
+  const CLI = path.join(ROOT, 'dist', 'cli.js');
+  let dir = '';
+  let gray = '';
+  let keras = '';
+  const run = (args: string[]) => {
+    const r = spawnSync(process.execPath, [CLI, ...args, '--backend', 'cpu', '--quiet'], { encoding: 'utf8', timeout: 120000 });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  };
+  before(function () {
+    if (!fs.existsSync(CLI)) {
+      const b = spawnSync(process.execPath, [path.join(ROOT, 'esbuild.js')], { cwd: ROOT, encoding: 'utf8' });
+      assert.equal(b.status, 0, b.stderr);
+    }
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cam-lens-dicom-'));
+    // A 1-channel ONNX classifier trained (here: fixed) on a lung window, as cam-lens.json says.
+    fs.mkdirSync(path.join(dir, 'onnx'));
+    gray = path.join(dir, 'onnx', 'gray_mini.onnx');
+    fs.copyFileSync(path.join(ROOT, 'test/fixtures/onnx/gray_mini/gray_mini.onnx'), gray);
+    fs.writeFileSync(`${gray}.cam-lens.json`, JSON.stringify({ preprocess: '[0,1]', labels: Array.from({ length: 10 }, (_, i) => `c${i}`), dicom: { window: [-600, 1500] } }));
+    // A 3-channel Keras classifier without a window of its own.
+    fs.mkdirSync(path.join(dir, 'keras'));
+    keras = path.join(dir, 'keras', 'model.keras');
+    fs.copyFileSync(path.join(ROOT, 'test/fixtures/keras/functional/model.keras'), keras);
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('cam on a CT slice with an ONNX model: the model\'s window feeds it, --window wins, the JSON says which', () => {
+    const r = run(['cam', '--model', gray, '--image', fix('ct16_windows.dcm'), '--json', '-']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepEqual(j.dicom.window, { kind: 'custom', center: -600, width: 1500, function: 'LINEAR', source: 'model' });
+    assert.deepEqual(j.dicom.rescale, { slope: 1, intercept: -1024, type: 'HU' });
+    assert.equal(j.dicom.frame, 0);
+    assert.equal(j.dicom.channels, undefined, 'gray into a 1-channel model: nothing to note');
+    const u = JSON.parse(run(['cam', '--model', gray, '--image', fix('ct16_windows.dcm'), '--window', 'file:1', '--json', '-']).stdout);
+    assert.equal(u.dicom.window.source, 'user');
+    assert.equal(u.dicom.window.name, 'SOFT TISSUE');
+    assert.notDeepEqual(u.heatmap.values, j.heatmap.values, 'another window, another map');
+    const text = run(['predict', '--model', gray, '--image', fix('ct16_windows.dcm')]);
+    assert.match(text.stdout, /DICOM MONOCHROME2 CT, Explicit VR Little Endian; rescale value x 1 - 1024 \(HU\); window: custom window: centre -600, width 1500 \(LINEAR, fixed by the model's cam-lens\.json\)/);
+  });
+
+  it('a Keras model gets a grayscale DICOM repeated into 3 channels; frames of a multi-frame file', () => {
+    const j = JSON.parse(run(['predict', '--model', keras, '--image', fix('multiframe3_jpegls.dcm'), '--frame', '2', '--json', '-']).stdout);
+    assert.equal(j.dicom.frame, 2);
+    assert.equal(j.dicom.frames, 3);
+    assert.match(j.dicom.channels, /repeated into the model's 3 channels/);
+    const f0 = JSON.parse(run(['predict', '--model', keras, '--image', fix('multiframe3_jpegls.dcm'), '--json', '-']).stdout);
+    assert.equal(f0.dicom.frame, 0);
+    assert.notDeepEqual(f0.predictions, j.predictions);
+  });
+
+  it('usage errors exit 2 before reading; bad input exits 1 with one line', () => {
+    for (const args of [['--window', 'lung'], ['--window', '40,0'], ['--frame', '-1'], ['--frame', 'two']]) {
+      const r = run(['predict', '--model', gray, '--image', fix('ct16_windows.dcm'), ...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^cam-lens: --(window|frame)/);
+    }
+    const frame = run(['predict', '--model', gray, '--image', fix('ct16_windows.dcm'), '--frame', '1']);
+    assert.equal(frame.code, 1);
+    assert.match(frame.stderr, /has 1 frame \(0\); there is no frame 1/);
+    const png = run(['predict', '--model', keras, '--image', fix('gray16.png'), '--window', 'minmax']);
+    assert.equal(png.code, 1);
+    assert.match(png.stderr, /--frame and --window apply to DICOM images; gray16\.png is a PNG image/);
+    const broken = run(['cam', '--model', gray, '--image', fix('unknown_ts.dcm')]);
+    assert.equal(broken.code, 1);
+    assert.equal(broken.stderr.trim().split('\n').length, 1);
+    assert.match(broken.stderr, /unknown transfer syntax/);
+  });
+
+  it('scan: a folder of DICOM files, extensionless ones included, is scanned with the window given', () => {
+    const data = path.join(dir, 'data');
+    for (const [cls, files] of [['c0', ['ct16_windows.dcm', 'ct16_j2k.dcm', 'IM000001']], ['c1', ['mono1.dcm', 'legacy_nopreamble.dcm', 'truncated.dcm']]] as const) {
+      fs.mkdirSync(path.join(data, cls), { recursive: true });
+      for (const f of files) fs.copyFileSync(fix(f), path.join(data, cls, f));
+    }
+    fs.writeFileSync(path.join(data, 'c1', 'README'), 'not an image');
+    const r = run(['scan', '--model', gray, '--data', data, '--window', 'minmax', '--json', '-']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.counts.images, 6, 'five DICOM files and one damaged, the README left out');
+    assert.equal(j.counts.scanned, 5);
+    assert.equal(j.counts.failed, 1);
+    assert.deepEqual(j.dicom, { frame: 0, window: 'minmax' });
   });
 });
