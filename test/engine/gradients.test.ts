@@ -409,6 +409,12 @@ describe('input-only gradients: the building blocks', function () {
     { name: 'depthwise 3x3 stride 2 same', x: [2, 12, 11, 4], k: 3, c: 4, m: 1, stride: 2, pad: 'same', dilation: 1, depthwise: true },
     { name: 'depthwise 5x5 multiplier 3', x: [1, 9, 10, 3], k: 5, c: 3, m: 3, stride: 1, pad: 'same', dilation: 1, depthwise: true },
     { name: 'depthwise 3x3 dilation 2 valid', x: [1, 12, 12, 2], k: 3, c: 2, m: 2, stride: 1, pad: 'valid', dilation: 2, depthwise: true },
+    // Strided: dx by phases (wasmKernels.ts phasedInputGradient).
+    { name: '3x3 stride 2 same, even size', x: [2, 10, 12, 3], k: 3, c: 3, m: 4, stride: 2, pad: 'same', dilation: 1, depthwise: false },
+    { name: '5x5 stride 3 explicit pad 1', x: [1, 14, 13, 2], k: 5, c: 2, m: 3, stride: 3, pad: 1, dilation: 1, depthwise: false },
+    { name: '2x2 stride 2 valid (a phase per tap)', x: [1, 9, 8, 3], k: 2, c: 3, m: 5, stride: 2, pad: 'valid', dilation: 1, depthwise: false },
+    { name: 'depthwise 5x5 stride 2 valid multiplier 2', x: [1, 13, 12, 3], k: 5, c: 3, m: 2, stride: 2, pad: 'valid', dilation: 1, depthwise: true },
+    { name: 'depthwise 3x3 stride 2 explicit pad 0', x: [2, 11, 11, 4], k: 3, c: 4, m: 1, stride: 2, pad: 0, dilation: 1, depthwise: true },
   ];
   for (const backend of BACKENDS) {
     for (const gm of geometries) {

@@ -39,7 +39,7 @@
  * else (other activations, pooling, merges) keeps tfjs-core's own gradients, which are already lazy per input.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { convInputGradient } from './wasmKernels';
+import { convInputGradient, phasedInputGradient } from './wasmKernels';
 
 export type TfPad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
 export type FusableActivation = 'relu' | 'relu6';
@@ -79,14 +79,15 @@ export const EAGER_GRAD_FILTERS = 1 << 22;
  */
 export class GradFilters {
   private readonly made = new Map<tf.Tensor4D, tf.Tensor4D>();
-  private readonly known = new Map<tf.Tensor4D, ConvRun['kind']>();
+  private readonly phased = new Map<tf.Tensor4D, (tf.Tensor4D | null)[]>();
+  private readonly known = new Map<tf.Tensor4D, { kind: ConvRun['kind']; strides: [number, number] }>();
 
   /** `own`: hands each filter made to an owner that disposes it (then `dispose` leaves them alone). */
   constructor(private readonly own?: (t: tf.Tensor) => void) {}
 
   /** Notes a convolution whose input gradient may be asked for. */
   register(run: ConvRun): void {
-    this.known.set(run.filter, run.kind);
+    this.known.set(run.filter, { kind: run.kind, strides: run.strides });
   }
 
   /** Makes every registered convolution's gradient filter now if together they hold at most `budget` values. */
@@ -94,7 +95,10 @@ export class GradFilters {
     let n = 0;
     for (const f of this.known.keys()) n += f.size;
     if (n > budget) return false;
-    for (const [f, kind] of this.known) this.get(f, kind);
+    for (const [f, { kind, strides }] of this.known) {
+      if (usesPhases(f, strides, [1, 1])) this.phases(f, kind, strides);
+      else this.get(f, kind);
+    }
     return true;
   }
 
@@ -111,9 +115,24 @@ export class GradFilters {
     return g;
   }
 
+  /**
+   * A strided convolution's taps by phase (wasmKernels.ts phasedInputGradient): for tap phase (ry, rx), the taps
+   * f[ry + s*j, rx + s*l] rotated 180 degrees (ordinary convolutions: channels swapped), at index ry * sw + rx.
+   */
+  phases(filter: tf.Tensor4D, kind: ConvRun['kind'], strides: [number, number]): (tf.Tensor4D | null)[] {
+    let list = this.phased.get(filter);
+    if (!list) {
+      list = phaseFilters(filter, kind, strides).map((g) => (g ? tf.keep(g) : null));
+      this.phased.set(filter, list);
+      for (const g of list) if (g) this.own?.(g);
+    }
+    return list;
+  }
+
   dispose(): void {
-    if (!this.own) for (const g of this.made.values()) g.dispose();
+    if (!this.own) for (const g of [...this.made.values(), ...[...this.phased.values()].flat()]) g?.dispose();
     this.made.clear();
+    this.phased.clear();
     this.known.clear();
   }
 }
@@ -140,6 +159,45 @@ function rotatedFilter(filter: tf.Tensor4D, kind: ConvRun['kind']): tf.Tensor4D 
   return tf.tensor4d(out, [kh, kw, co, ci]);
 }
 
+/** Whether dx goes by phases: a stride above 1 with a filter wider than 1 along it, no dilation. */
+function usesPhases(filter: tf.Tensor4D, strides: [number, number], dilations: [number, number]): boolean {
+  const [kh, kw] = filter.shape;
+  return dilations[0] === 1 && dilations[1] === 1 && ((strides[0] > 1 && kh > 1) || (strides[1] > 1 && kw > 1));
+}
+
+/** `GradFilters.phases`' filters, permuted in JS; null for a phase no tap has. */
+function phaseFilters(filter: tf.Tensor4D, kind: ConvRun['kind'], [sh, sw]: [number, number]): (tf.Tensor4D | null)[] {
+  const [kh, kw, ci, co] = filter.shape;
+  const src = filter.dataSync() as Float32Array;
+  const per = ci * co;
+  const out: (tf.Tensor4D | null)[] = [];
+  for (let ry = 0; ry < sh; ry++) {
+    for (let rx = 0; rx < sw; rx++) {
+      const jy = Math.ceil((kh - ry) / sh);
+      const jx = Math.ceil((kw - rx) / sw);
+      if (jy <= 0 || jx <= 0) {
+        out.push(null);
+        continue;
+      }
+      const data = new Float32Array(jy * jx * per);
+      for (let q1 = 0; q1 < jy; q1++) {
+        for (let q2 = 0; q2 < jx; q2++) {
+          // Rotated: position (q1, q2) holds tap (ry + sh*(jy-1-q1), rx + sw*(jx-1-q2)).
+          const from = ((ry + sh * (jy - 1 - q1)) * kw + (rx + sw * (jx - 1 - q2))) * per;
+          const to = (q1 * jx + q2) * per;
+          if (kind === 'depthwise') {
+            data.set(src.subarray(from, from + per), to);
+          } else {
+            for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) data[to + o * ci + i] = src[from + i * co + o];
+          }
+        }
+      }
+      out.push(kind === 'depthwise' ? tf.tensor4d(data, [jy, jx, per, 1]) : tf.tensor4d(data, [jy, jx, co, ci]));
+    }
+  }
+  return out;
+}
+
 /** dy times the derivative of the activation, read off its output y (see the module comment). */
 function maskByActivation(dy: tf.Tensor, y: tf.Tensor, activation: FusableActivation | undefined): tf.Tensor {
   if (!activation) return dy;
@@ -157,6 +215,10 @@ export function conv(x: tf.Tensor4D, c: ConvRun, grads: GradFilters): tf.Tensor4
       : tf.fused.depthwiseConv2d({ x, filter: c.filter, strides: c.strides, pad: c.pad as 'valid' | 'same' | number, dilations: c.dilations, bias: c.bias, activation });
   }
   const xShape = x.shape;
+  // The gradient filters are looked up (made, the first time) now, while the forward filter surely exists: a
+  // filter made inside the taped function itself is gone by the backward pass.
+  const phases = usesPhases(c.filter, c.strides, c.dilations) ? grads.phases(c.filter, c.kind, c.strides) : undefined;
+  const rotated = phases ? undefined : grads.get(c.filter, c.kind);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xx, save] = args as [tf.Tensor, tf.GradSaveFunc];
     const y = tf.engine().runKernel(c.kind === 'conv2d' ? tf.FusedConv2D : tf.FusedDepthwiseConv2D,
@@ -169,7 +231,9 @@ export function conv(x: tf.Tensor4D, c: ConvRun, grads: GradFilters): tf.Tensor4
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const info = tf.backend_util.computeConv2DInfo(xShape, c.filter.shape, c.strides, c.dilations, c.pad, undefined, c.kind === 'depthwise');
-        return convInputGradient(maskByActivation(dy, saved[0], c.activation) as tf.Tensor4D, grads.get(c.filter, c.kind), info, c.kind === 'depthwise');
+        const masked = maskByActivation(dy, saved[0], c.activation) as tf.Tensor4D;
+        if (phases) return phasedInputGradient(masked, (ry, rx) => phases[ry * c.strides[1] + rx], info, c.kind === 'depthwise');
+        return convInputGradient(masked, rotated as tf.Tensor4D, info, c.kind === 'depthwise');
       },
     };
   });

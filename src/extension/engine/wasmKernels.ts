@@ -383,6 +383,63 @@ export function convInputGradient(dy: tf.Tensor4D, rotated: tf.Tensor4D, info: t
 }
 
 /**
+ * The same dx for a strided convolution without the zero-dilated copy of dy: by phases. Along one axis with stride
+ * s, write i + pad = s*a + r (0 <= r < s): only the taps p = r + s*j (j = 0 .. J_r - 1, J_r = ceil((k - r) / s))
+ * reach input i, from output o = a - j, so
+ *
+ *     dx[i] = sum_j dy[a - j] * f[r + s*j],
+ *
+ * a stride-1 'valid' convolution of dy (framed from row a0 - (J_r - 1)) with the phase's taps rotated. The inputs
+ * i = t, t + s, t + 2s, ... all have r = (t + pad) mod s and a = floor((t + pad) / s) + m: one small convolution per
+ * (row phase, column phase) gives them, and stacking the s*s results interleaves them into dx. Against the
+ * zero-dilated form this skips the (s*s - 1) / (s*s) of the products that multiply inserted zeros: for Inception
+ * v3's stride-2 3x3 convolutions 0.3 instead of 1.2 GMAC. `phase(ry, rx)` gives the rotated taps of tap phase (ry,
+ * rx), [J_ry, J_rx, Co, Ci] (depthwise: [J_ry, J_rx, C*M, 1]), or null where no tap has that phase (then dx is
+ * zero there); gradOps.GradFilters keeps them. Dilation 1 only.
+ */
+export function phasedInputGradient(dy: tf.Tensor4D, phase: (ry: number, rx: number) => tf.Tensor4D | null,
+  info: tf.backend_util.Conv2DInfo, depthwise: boolean): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, h, w, c] = info.inShape;
+    const [ho, wo] = [info.outHeight, info.outWidth];
+    const [sh, sw] = [info.strideHeight, info.strideWidth];
+    const dyT = dy.shape[1] === ho && dy.shape[2] === wo ? dy : tf.slice(dy, 0, [b, ho, wo, dy.shape[3]]);
+    const n = Math.ceil(h / sh);
+    const m = Math.ceil(w / sw);
+    const rows: tf.Tensor[] = [];
+    for (let t = 0; t < sh; t++) {
+      const ry = (t + info.padInfo.top) % sh;
+      const a0 = Math.floor((t + info.padInfo.top) / sh);
+      const cols: tf.Tensor[] = [];
+      for (let u = 0; u < sw; u++) {
+        const rx = (u + info.padInfo.left) % sw;
+        const c0 = Math.floor((u + info.padInfo.left) / sw);
+        const g = phase(ry, rx);
+        if (!g) {
+          cols.push(tf.zeros([b, n, m, c]));
+          continue;
+        }
+        const [jy, jx] = g.shape;
+        const r0 = a0 - (jy - 1);
+        const q0 = c0 - (jx - 1);
+        const pads: [number, number, number, number] = [-r0, r0 + n + jy - 1 - ho, -q0, q0 + m + jx - 1 - wo];
+        const run = (v: tf.Tensor4D, pad: 'valid' | [[number, number], [number, number], [number, number], [number, number]]): tf.Tensor4D =>
+          depthwise ? tf.depthwiseConv2d(v, g, 1, pad) : tf.conv2d(v, g, 1, pad);
+        let z = pads.every((p) => p >= 0)
+          ? run(dyT, [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]])
+          : run(frame(dyT, r0, n + jy - 1, q0, m + jx - 1), 'valid');
+        const mult = depthwise ? g.shape[2] / c : 1;
+        if (mult > 1) z = tf.sum(tf.reshape(z, [b, n, m, c, mult]), 4) as tf.Tensor4D;
+        cols.push(z);
+      }
+      rows.push(sw === 1 ? cols[0] : tf.reshape(tf.stack(cols, 3), [b, n, m * sw, c]));
+    }
+    const all = (sh === 1 ? rows[0] : tf.reshape(tf.stack(rows, 2), [b, n * sh, m * sw, c])) as tf.Tensor4D;
+    return all.shape[1] === h && all.shape[2] === w ? all : tf.slice(all, 0, [b, h, w, c]);
+  });
+}
+
+/**
  * 5. MaxPoolGrad (dx from dy and the pooled input x). The gradient of y[o] = max over window(o) of x goes to
  *    one input: the window's first maximum in row-major order (rows, then columns) of the positions inside the
  *    input, padding excluded, so a window that ties (flat regions, zeros after a ReLU) sends all of dy[o] to its
@@ -398,8 +455,8 @@ export function convInputGradient(dy: tf.Tensor4D, rotated: tf.Tensor4D, info: t
  *    the layers before a max-pool depended on the backend. Ours replaces it and computes in JS on the values:
  *    the first maximum is a strict `>` scan, which no combination of the backend's kernels gives cheaply
  *    (comparing x with the upsampled maximum marks every tie), and one pass over x is quick. The scan goes
- *    channel-innermost, as NHWC stores them, keeping every channel's running maximum and its position; the
- *    sums are taken in float64 in increasing o, as cpu takes them, so the two backends agree bit for bit.
+ *    channel by channel inside each window (the running maximum and its position in locals); the sums are taken
+ *    in float64 in increasing o, as cpu takes them, so the two backends agree bit for bit.
  *    On a 112x112x64 input, 3x3 windows with stride 2 'same', it takes 16 ms where the backend's kernel took
  *    44 (2x2 stride 2 'valid': 11 against 27; 3x3 stride 1: 52 against 110).
  *
@@ -429,8 +486,6 @@ function maxPoolGradValues(x: tf.TypedArray, dy: tf.TypedArray, xShape: Shape4, 
   const [dyH, dyW] = [dyShape[1], dyShape[2]];
   const { outHeight, outWidth, strideHeight, strideWidth, effectiveFilterHeight: kh, effectiveFilterWidth: kw } = info;
   const sums = new Float64Array(x.length);
-  const best = new Float64Array(c);
-  const where = new Int32Array(c);
   for (let b = 0; b < batch; b++) {
     for (let oy = 0; oy < outHeight; oy++) {
       const top = oy * strideHeight - info.padInfo.top;
@@ -440,29 +495,29 @@ function maxPoolGradValues(x: tf.TypedArray, dy: tf.TypedArray, xShape: Shape4, 
         const left = ox * strideWidth - info.padInfo.left;
         const c0 = Math.max(left, 0);
         const c1 = Math.min(left + kw, w);
-        best.fill(-Infinity);
-        where.fill(-1);
-        for (let r = r0; r < r1; r++) {
-          for (let q = c0; q < c1; q++) {
-            const at = ((b * h + r) * w + q) * c;
-            for (let ch = 0; ch < c; ch++) {
-              const v = x[at + ch];
+        const o = ((b * dyH + oy) * dyW + ox) * c;
+        // Channel by channel, the window scanned with the running maximum in locals: twice as fast as keeping
+        // every channel's maximum in arrays while scanning the window once.
+        for (let ch = 0; ch < c; ch++) {
+          let best = -Infinity;
+          let where = -1;
+          for (let r = r0; r < r1; r++) {
+            for (let q = c0, at = ((b * h + r) * w + c0) * c + ch; q < c1; q++, at += c) {
+              const v = x[at];
               // Strict: a later equal value does not move the maximum (first maximum wins).
-              if (v > best[ch]) {
-                best[ch] = v;
-                where[ch] = at + ch;
+              if (v > best) {
+                best = v;
+                where = at;
               }
             }
           }
-        }
-        const o = ((b * dyH + oy) * dyW + ox) * c;
-        for (let ch = 0; ch < c; ch++) {
-          if (where[ch] >= 0) sums[where[ch]] += dy[o + ch];
+          if (where >= 0) sums[where] += dy[o + ch];
         }
       }
     }
   }
-  return Float32Array.from(sums);
+  // The typed-array constructor converts natively (Float32Array.from iterates: 20 ms for 1.4 M values).
+  return new Float32Array(sums);
 }
 
 /**
