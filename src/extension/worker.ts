@@ -35,7 +35,8 @@ import { availableCores, currentBackend, initBackend, type BackendChoice, type B
 import { earlyBackend } from './workerBoot';
 import { CamLensError, CancelledError, throwIfAborted, toErrorInfo } from './engine/errors';
 import { labelOf, loadModel, numClasses, type LoadedModel } from './engine/model';
-import { describeModel, prepareInput } from './engine/pipeline';
+import { describeImage, describeModel, dicomOptionsFor, prepareInput } from './engine/pipeline';
+import { dicomSelectionKey } from '../shared/dicom';
 import { decodeImage, type DecodedImage } from './engine/image';
 import { renderOverlayPng, type HeatmapLike } from './engine/overlay';
 import { METHODS, getMethod } from './engine/cam/registry';
@@ -50,6 +51,7 @@ import { classThreshold, isFlagged, rankOrder, score } from './engine/scan/ranki
 import type { MetadataOverrides } from './engine/metadata';
 import { ImageSession } from './engine/session';
 import {
+  type ImageDescription,
   type LayerSummary,
   type MethodInfo,
   type ModelInfo,
@@ -172,7 +174,7 @@ interface ModelEntry {
 }
 
 interface SessionEntry {
-  /** (model uid, image path, preprocess): one live session per slot. */
+  /** (model uid, image path, preprocess, DICOM frame and window): one live session per slot. */
   slot: string;
   /** mtime + size of the image when it was decoded. */
   fingerprint: string;
@@ -181,6 +183,8 @@ interface SessionEntry {
   imagePath: string;
   imageSize: [number, number];
   preprocess: PreprocessId;
+  /** Channels, depth and DICOM path of the image (PredictResult.image). */
+  image: ImageDescription;
 }
 
 const models = new Map<string, ModelEntry>();
@@ -374,7 +378,7 @@ function decodeAhead(ref: ImageRef): Decoding | undefined {
   const file = path.resolve(ref.path);
   const fingerprint = statSig(file);
   for (const s of sessions.values()) if (s.imagePath === file && s.fingerprint === fingerprint) return undefined;
-  const image = decodeImage(file, { maxPixels: ref.maxPixels });
+  const image = decodeImage(file, { maxPixels: ref.maxPixels, dicom: ref.dicom });
   // Awaited by getSession, which reports a failure; a request that fails before that leaves it unawaited.
   image.catch(() => undefined);
   return { file, fingerprint, image };
@@ -387,7 +391,7 @@ function decodeAhead(ref: ImageRef): Decoding | undefined {
 async function getSession(me: ModelEntry, ref: ImageRef, timings?: Record<string, number>, ahead?: Decoding): Promise<{ entry: SessionEntry; cached: boolean }> {
   const file = path.resolve(ref.path);
   const preprocess = ref.preprocess ?? me.model.metadata.preprocess;
-  const slot = `${me.uid}\u0000${file}\u0000${preprocess}`;
+  const slot = `${me.uid}\u0000${file}\u0000${preprocess}\u0000${dicomSelectionKey(ref.dicom)}`;
   const fingerprint = statSig(file);
   const hit = sessions.get(slot);
   if (hit && hit.fingerprint === fingerprint) {
@@ -401,7 +405,10 @@ async function getSession(me: ModelEntry, ref: ImageRef, timings?: Record<string
   }
   if (hit) dropSession(hit);
   const t0 = performance.now();
-  const image = await (ahead && ahead.file === file && ahead.fingerprint === fingerprint ? ahead.image : decodeImage(file, { maxPixels: ref.maxPixels }));
+  const dicom = dicomOptionsFor(me.model, ref.dicom);
+  let image = await (ahead && ahead.file === file && ahead.fingerprint === fingerprint ? ahead.image : decodeImage(file, { maxPixels: ref.maxPixels, dicom }));
+  // A DICOM decoded ahead did not know the model's window: again with it (the frame is cached, only the window runs).
+  if (image.dicom && dicom?.modelWindow && !ref.dicom?.window && image.dicom.window?.source !== 'model') image = await decodeImage(file, { maxPixels: ref.maxPixels, dicom });
   const t1 = performance.now();
   const session = new ImageSession(me.model, await prepareInput(me.model, image, preprocess));
   if (timings) Object.assign(timings, { decode: t1 - t0, preprocess: performance.now() - t1 });
@@ -413,6 +420,7 @@ async function getSession(me: ModelEntry, ref: ImageRef, timings?: Record<string
     imagePath: file,
     imageSize: [image.width, image.height],
     preprocess,
+    image: describeImage(image),
   };
   sessions.set(slot, entry);
   while (sessions.size > MAX_SESSIONS) {
@@ -718,7 +726,7 @@ const handlers: { [T in RequestType]: Handler<T> } = {
       // No spatial layer: predictions still work.
     }
     const predictions = await entry.session.predictions(req.topK ?? 5);
-    return { predictions, imageSize: entry.imageSize, preprocess: entry.preprocess };
+    return { predictions, imageSize: entry.imageSize, preprocess: entry.preprocess, image: entry.image };
   },
 
   async 'cam/compute'(req, ctx) {
@@ -783,7 +791,7 @@ const handlers: { [T in RequestType]: Handler<T> } = {
     if (!heat) {
       throw new CamLensError('BAD_ARGUMENT', `no map has been computed for "${file}" yet, and the request carries none`, 'compute a map first');
     }
-    const img = await decodeImage(file, { maxPixels: req.image.maxPixels });
+    const img = await decodeImage(file, { maxPixels: req.image.maxPixels, dicom: req.image.dicom });
     await step(ctx, 'the overlay');
     const png = await renderOverlayPng(img, heat, { colormap: req.colormap, opacity: req.opacity });
     // A fresh copy: sharp's Buffer may sit in a shared pool, which cannot be transferred.

@@ -34,6 +34,7 @@ import type {
   ErrorPayload,
   FeatureMapsPayload,
   HeatmapPayload,
+  ImageDescription,
   LayerSummary,
   MapDetails,
   MethodInfo,
@@ -46,6 +47,7 @@ import type {
 } from '../shared/protocol';
 import { SCAN_SCORE_KINDS, isPreprocessId } from '../shared/protocol';
 import { isColormapName } from '../shared/colormaps';
+import { isDicomSelection, type DicomSelection } from '../shared/dicom';
 
 import type { BackendChoice } from './engine/backend';
 import type { ScanReport } from './engine/scan/report';
@@ -144,6 +146,8 @@ export interface ImageRef {
   preprocess?: PreprocessId;
   /** Decompression-bomb guard (camLens.maxImagePixels). */
   maxPixels?: number;
+  /** DICOM: frame and window (default frame 0, the model's window, else the file's). Part of the session key. */
+  dicom?: DicomSelection;
 }
 
 export interface CamParams {
@@ -234,6 +238,8 @@ export interface PredictResult {
   /** The image's own size, [width, height]. */
   imageSize: [number, number];
   preprocess: PreprocessId;
+  /** The image's channels, depth and, for DICOM, the way from stored values to the model's pixels. */
+  image?: ImageDescription;
 }
 
 export interface CamResult {
@@ -463,7 +469,8 @@ function isModelRef(x: unknown): x is ModelRef {
 }
 
 function isImageRef(x: unknown): x is ImageRef {
-  return isObj(x) && isStr(x.path) && (x.preprocess === undefined || isPreprocess(x.preprocess)) && optPosInt(x.maxPixels);
+  return isObj(x) && isStr(x.path) && (x.preprocess === undefined || isPreprocess(x.preprocess)) && optPosInt(x.maxPixels) &&
+    (x.dicom === undefined || isDicomSelection(x.dicom));
 }
 
 function isHeatmap(x: unknown): boolean {

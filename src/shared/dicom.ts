@@ -121,6 +121,13 @@ export function parseWindowChoice(s: string): DicomWindowChoice | undefined {
   return isDicomWindowChoice(choice) ? choice : undefined;
 }
 
+/** The choice that gives an applied window again (to render the image the model saw, as it saw it). */
+export function appliedAsChoice(w: AppliedWindow): DicomWindowChoice {
+  if (w.kind === 'custom') return { kind: 'custom', center: w.center, width: w.width };
+  if (w.kind === 'minmax') return { kind: 'minmax' };
+  return w.kind === 'file' ? { kind: 'file', index: w.index ?? 0 } : { kind: 'file' };
+}
+
 /** A choice as `--window` takes it back. */
 export function formatWindowChoice(w: DicomWindowChoice): string {
   if (w.kind === 'custom') return `${w.center},${w.width}`;

@@ -9,9 +9,10 @@
  * - Heatmaps and feature maps travel as Float32Array with explicit width/height, never nested arrays.
  * - The host validates every incoming message (`isWebviewMessage`) before acting on it.
  *
- * Everything here is pure data; it imports only the pure colormap list beside it.
+ * Everything here is pure data; it imports only the pure colormap list and DICOM types beside it.
  */
 import { isColormapName, type ColormapName } from './colormaps';
+import { isDicomSelection, type DicomImageInfo, type DicomSelection } from './dicom';
 
 /**
  * A CAM method's id. The methods are listed in one place only, the engine's registry (engine/cam/registry.ts,
@@ -122,6 +123,22 @@ export interface ExplainViewState {
   opacity: number;
   colormap: ColormapId;
   overlay: boolean;
+  /** A DICOM image's frame and window chosen in the panel (absent: frame 0, the model's or the file's window). */
+  dicom?: DicomSelection;
+}
+
+/**
+ * What the explain panel says about the image beyond its size: the channels the model is fed from (a grayscale
+ * image repeated into a 3-channel model, a colour one turned to luma for a 1-channel model), a 16-bit source
+ * kept at full depth, and for DICOM the way from stored values to model pixels (shared/dicom.ts, no patient data).
+ */
+export interface ImageDescription {
+  channels: 1 | 3;
+  /** 'png', 'jpeg', …, 'dicom'. */
+  format: string;
+  /** 16 for a 16-bit PNG or TIFF read at full depth. */
+  bitDepth?: number;
+  dicom?: DicomImageInfo;
 }
 
 export interface HeatmapPayload {
@@ -178,6 +195,12 @@ export type ExplainWebviewMessage =
    * reloads the model with that output: the answer is a new `panel/didInit`, or `request/didFail`.
    */
   | { type: 'output/select'; requestId: number; output: string }
+  /**
+   * A DICOM image's frame or window (the DICOM section: frame picker, window picker, centre/width fields, a drag
+   * on the image). The host decodes the image again with it and answers with a new `panel/didInit` (the image as
+   * the model now sees it, then its predictions, then the panel asks for the map), or `request/didFail`.
+   */
+  | { type: 'dicom/select'; requestId: number; selection: DicomSelection }
   | { type: 'state/didChange'; state: ExplainViewState };
 
 export type ExplainHostMessage =
@@ -190,6 +213,8 @@ export type ExplainHostMessage =
       model: ModelInfo;
       methods: MethodInfo[];
       state: ExplainViewState;
+      /** The image's channels and, for DICOM, how its values became the model's pixels. Absent from an older host. */
+      image?: ImageDescription;
     }
   | {
       type: 'predictions/didCompute';
@@ -465,7 +490,8 @@ const isPreprocess = isPreprocessId;
 export function isExplainViewState(x: unknown): x is ExplainViewState {
   return isObj(x) && x.version === 1 && typeof x.imagePath === 'string' && optStr(x.modelPath) && isMethod(x.method) &&
     optInt(x.classIndex) && optStr(x.layer) && (x.preprocess === undefined || isPreprocess(x.preprocess)) && optStr(x.output) &&
-    typeof x.opacity === 'number' && x.opacity >= 0 && x.opacity <= 1 && isColormap(x.colormap) && typeof x.overlay === 'boolean';
+    typeof x.opacity === 'number' && x.opacity >= 0 && x.opacity <= 1 && isColormap(x.colormap) && typeof x.overlay === 'boolean' &&
+    (x.dicom === undefined || isDicomSelection(x.dicom));
 }
 
 export function isExplainWebviewMessage(x: unknown): x is ExplainWebviewMessage {
@@ -486,6 +512,8 @@ export function isExplainWebviewMessage(x: unknown): x is ExplainWebviewMessage 
       return isInt(m.requestId);
     case 'output/select':
       return isInt(m.requestId) && typeof m.output === 'string' && m.output.length > 0 && m.output.length < 4096;
+    case 'dicom/select':
+      return isInt(m.requestId) && isDicomSelection(m.selection);
     case 'state/didChange':
       return isExplainViewState(m.state);
     default:

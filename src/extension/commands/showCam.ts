@@ -1,9 +1,28 @@
 /** "Show Class Activation Map": Explorer context, editor title of an open image, or the palette with a picker. */
+import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { ExplainPanels } from '../panels/explainPanel';
 
-const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff']);
+const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.dcm', '.dicom']);
+
+/**
+ * The Explorer offers the command on files without an extension too, since scanners write DICOM files so
+ * (IM000001): such a file is opened only when it is DICOM ("DICM" at byte 128); others get a message, no panel.
+ */
+function extensionlessNonDicom(file: string): boolean {
+  if (path.extname(file) !== '') return false;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const b = Buffer.alloc(4);
+    return !(fs.readSync(fd, b, 0, 4, 128) === 4 && b.toString('latin1') === 'DICM');
+  } catch {
+    return false; // unreadable: the panel says why
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
 
 function activeImage(): vscode.Uri | undefined {
   const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
@@ -27,6 +46,10 @@ export function registerShowCam(panels: ExplainPanels): vscode.Disposable {
     if (!target) return;
     if (target.scheme !== 'file') {
       void vscode.window.showErrorMessage(`CAM Lens reads images from disk; ${target.toString()} is not a local file.`);
+      return;
+    }
+    if (extensionlessNonDicom(target.fsPath)) {
+      void vscode.window.showInformationMessage(`${path.basename(target.fsPath)} has no extension and is not a DICOM file (no "DICM" marker at byte 128): CAM Lens cannot explain it.`);
       return;
     }
     await panels.show(target, typeof options?.model === 'string' ? options.model : undefined, typeof options?.output === 'string' ? options.output : undefined);

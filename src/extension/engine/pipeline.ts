@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { decodeImage, type DecodedImage, type DecodeOptions } from './image';
 import type { DicomSelection } from '../../shared/dicom';
+import type { ImageDescription } from '../../shared/protocol';
 import { applyPreprocess, type PreprocessPreset } from './preprocess';
 import { ImageSession } from './session';
 import { isSpatialShape } from './graph';
@@ -105,6 +106,16 @@ export async function prepareInput(model: LoadedModel, img: DecodedImage, preset
   const pixels = resizeImageLikeTf(img, model.inputWidth, model.inputHeight, model.inputChannels);
   const data = applyPreprocess(pixels, model.inputChannels, preset ?? model.metadata.preprocess);
   return tf.tensor4d(data, [1, model.inputHeight, model.inputWidth, model.inputChannels]);
+}
+
+/** What the explain panel shows about an image: its channels (1 gray, 3 colour), format, depth, DICOM path. */
+export function describeImage(img: DecodedImage): ImageDescription {
+  return {
+    channels: img.pixels?.channels ?? (img.originalChannels <= 2 ? 1 : 3),
+    format: img.format,
+    ...(img.bitDepth ? { bitDepth: img.bitDepth } : {}),
+    ...(img.dicom ? { dicom: img.dicom } : {}),
+  };
 }
 
 /** The DICOM options of a decode for a model: the request's frame and window, the model's window as default. */

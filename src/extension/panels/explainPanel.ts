@@ -18,7 +18,9 @@ import {
   type ExplainHostMessage,
   type ExplainViewState,
   type ExplainWebviewMessage,
+  type ImageDescription,
 } from '../../shared/protocol';
+import { appliedAsChoice, channelNote, dicomJson, type DicomSelection } from '../../shared/dicom';
 import { columnForNewPanel } from './panelColumns';
 import { panelOptions, renderPanel } from './webviewAssets';
 
@@ -121,6 +123,10 @@ class ExplainPanel {
   private lastPredictions?: ExplainHostMessage & { type: 'predictions/didCompute' };
   /** The output the model explains (its name), where it has several; for the JSON export. */
   private outputName?: string;
+  /** The image as the last prediction saw it: channels, depth, DICOM path (frames, the window applied). */
+  private imageInfo?: ImageDescription;
+  /** The model's input channels, for the channels note of the JSON export. */
+  private modelChannels?: number;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly key = `explain:${Math.random().toString(36).slice(2)}`;
   private ready = false;
@@ -160,8 +166,14 @@ class ExplainPanel {
     return output === undefined ? { path: this.modelPath } : { path: this.modelPath, overrides: { output } };
   }
 
-  private imageRef(preprocess = this.state.preprocess) {
-    return { path: this.image.fsPath, preprocess, maxPixels: vscode.workspace.getConfiguration('camLens').get<number>('maxImagePixels') };
+  private imageRef(preprocess = this.state.preprocess, dicom: DicomSelection | undefined = this.state.dicom) {
+    return { path: this.image.fsPath, preprocess, maxPixels: vscode.workspace.getConfiguration('camLens').get<number>('maxImagePixels'), ...(dicom ? { dicom } : {}) };
+  }
+
+  /** The image as the model saw it: for DICOM, its frame and the window that was applied (the model's default included). */
+  private shownImageRef() {
+    const d = this.imageInfo?.dicom;
+    return this.imageRef(this.state.preprocess, d ? { frame: d.frame, ...(d.window ? { window: appliedAsChoice(d.window) } : {}) } : this.state.dicom);
   }
   /**
    * Starts the model's load and the image's forward pass while the webview boots (0.3-1 s), so that its
@@ -205,9 +217,13 @@ class ExplainPanel {
       case 'output/select':
         await this.useOutput(m.requestId, m.output);
         return;
+      case 'dicom/select':
+        await this.useDicom(m.requestId, m.selection);
+        return;
       case 'state/didChange':
-        // The output is the host's to change (output/select reloads the model); a state message does not move it.
-        this.state = { ...m.state, imagePath: this.image.fsPath, modelPath: this.modelPath, output: this.state.output };
+        // The output and the DICOM frame/window are the host's to change (output/select, dicom/select decode and
+        // reload); a state message does not move them.
+        this.state = { ...m.state, imagePath: this.image.fsPath, modelPath: this.modelPath, output: this.state.output, dicom: this.state.dicom };
         return;
       default: {
         const never: never = m;
@@ -260,6 +276,26 @@ class ExplainPanel {
     this.reinit();
   }
 
+  /**
+   * Another frame or window of a DICOM image: tried first (a frame or window the file lacks fails here, and the
+   * panel keeps what it shows), then the panel starts afresh on the image as the model now sees it.
+   */
+  private async useDicom(requestId: number, selection: DicomSelection): Promise<void> {
+    const d = this.imageInfo?.dicom;
+    const fail = (message: string) => this.post({ type: 'request/didFail', requestId, error: { name: 'CamLensError', message, code: 'BAD_ARGUMENT' } });
+    if (!d) return fail(`${path.basename(this.image.fsPath)} is not a DICOM image: it has no frames or windows to choose`);
+    if (selection.frame !== undefined && selection.frame >= d.frames) return fail(`${path.basename(this.image.fsPath)} has ${d.frames} frame${d.frames === 1 ? '' : 's'}; there is no frame ${selection.frame}`);
+    try {
+      await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(this.state.preprocess, selection), topK: 1 }, { supersedeKey: `${this.key}:predict` });
+    } catch (e) {
+      if (!isCancellation(e)) this.s.log.error(`DICOM frame/window of ${this.image.fsPath}`, e);
+      this.post({ type: 'request/didFail', requestId, error: toPayload(e) });
+      return;
+    }
+    this.state = { ...this.state, dicom: selection };
+    this.reinit();
+  }
+
   reinit(): void {
     if (this.ready) void this.init();
   }
@@ -279,10 +315,13 @@ class ExplainPanel {
       this.s.models.setBackend(described.backend.name, described.backend.threads);
       this.outputName = (described.info.outputs?.length ?? 1) > 1 ? described.info.output : undefined;
       const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(), topK: ALL_CLASSES }, { supersedeKey: `${this.key}:predict` });
+      this.imageInfo = pred.image;
+      this.modelChannels = described.info.inputSize[2];
       const ext = path.extname(this.image.fsPath).toLowerCase();
       let imageUri = this.panel.webview.asWebviewUri(this.image).toString();
-      if (!BROWSER_FORMATS.has(ext)) {
-        const png = await this.s.engine.renderOverlay({ image: this.imageRef(), heatmap: { width: 1, height: 1, values: new Float32Array(1) }, colormap: 'gray', opacity: 0 });
+      // DICOM (whatever its name) and formats Chromium cannot show: the engine renders the image as the model saw it.
+      if (!BROWSER_FORMATS.has(ext) || pred.image?.dicom) {
+        const png = await this.s.engine.renderOverlay({ image: this.shownImageRef(), heatmap: { width: 1, height: 1, values: new Float32Array(1) }, colormap: 'gray', opacity: 0 });
         imageUri = `data:image/png;base64,${Buffer.from(png.png).toString('base64')}`;
       }
       // Drop choices the new model does not have (after a model switch or a restore).
@@ -296,6 +335,7 @@ class ExplainPanel {
         model: described.info,
         methods: described.methods,
         state: this.state,
+        ...(pred.image ? { image: pred.image } : {}),
       });
       this.lastPredictions = this.predictionsMessage(pred.predictions);
       this.post(this.lastPredictions);
@@ -368,7 +408,7 @@ class ExplainPanel {
     if (!this.last) throw Object.assign(new Error('there is no map to export yet'), { code: 'BAD_ARGUMENT' });
     const target = await vscode.window.showSaveDialog({ defaultUri: this.defaultExportUri('.png'), filters: { PNG: ['png'] }, title: 'Export the overlay as PNG' });
     if (!target) return undefined;
-    const r = await this.s.engine.renderOverlay({ image: this.imageRef(), heatmap: this.last.heatmap, colormap, opacity });
+    const r = await this.s.engine.renderOverlay({ image: this.shownImageRef(), heatmap: this.last.heatmap, colormap, opacity });
     await vscode.workspace.fs.writeFile(target, r.png);
     this.s.log.line(`exported ${target.fsPath} (${r.width}x${r.height})`);
     return target.fsPath;
@@ -384,6 +424,7 @@ class ExplainPanel {
       model: this.modelPath,
       ...(this.outputName !== undefined ? { output: this.outputName } : {}),
       image: this.image.fsPath,
+      ...this.dicomExport(),
       backend: r.backend,
       method: r.method,
       layer: r.layer,
@@ -396,6 +437,14 @@ class ExplainPanel {
     await vscode.workspace.fs.writeFile(target, Buffer.from(JSON.stringify(json, null, 2) + '\n'));
     this.s.log.line(`exported ${target.fsPath}`);
     return target.fsPath;
+  }
+
+  /** `dicom` of the JSON export, as `cam-lens cam --json` writes it: which frame and window fed the model. */
+  private dicomExport(): Record<string, unknown> {
+    const d = this.imageInfo?.dicom;
+    if (!d) return {};
+    const note = this.modelChannels === undefined ? undefined : channelNote(this.imageInfo?.channels ?? 3, this.modelChannels);
+    return { dicom: { ...dicomJson(d), ...(note ? { channels: note } : {}) } };
   }
 
   dispose(): void {

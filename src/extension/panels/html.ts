@@ -128,6 +128,7 @@ ${ERROR_REGION}
       ${select('layer', 'Target layer')}
       ${select('preprocess', 'Preprocessing')}
       <p id="preprocess-note" class="hint-text" hidden></p>
+      <p id="channels-note" class="hint-text" hidden></p>
       ${select('colormap', 'Colormap')}
       <div class="field">
         <label for="opacity">Opacity <span id="opacity-value" class="hint-text"></span></label>
@@ -140,6 +141,20 @@ ${ERROR_REGION}
         <vscode-button id="export-png" disabled>Export PNG</vscode-button>
         <vscode-button id="export-json" secondary disabled>Export JSON</vscode-button>
       </div>
+    </section>
+    <section id="dicom" class="controls dicom" aria-labelledby="dicom-heading" hidden>
+      <h2 id="dicom-heading">DICOM</h2>
+      <div id="dicom-frame-field" class="field" hidden><label for="dicom-frame">Frame</label><vscode-single-select id="dicom-frame" aria-label="Frame"></vscode-single-select></div>
+      <div id="dicom-window-field" class="field"><label for="dicom-window">Window</label><vscode-single-select id="dicom-window" aria-label="Window"></vscode-single-select></div>
+      <div id="dicom-custom" class="field dicom-custom">
+        <label for="dicom-center">Centre</label><input id="dicom-center" type="number" step="any" aria-label="Window centre">
+        <label for="dicom-width">Width</label><input id="dicom-width" type="number" min="1" step="any" aria-label="Window width">
+        <vscode-button id="dicom-apply" secondary>Apply</vscode-button>
+      </div>
+      <p id="dicom-drag-hint" class="hint-text">Drag on the image to set the window, as in DICOM viewers: right widens it, down raises the centre.</p>
+      <p id="dicom-fed" class="dicom-fed" aria-live="polite"></p>
+      <p id="dicom-model-note" class="hint-text" hidden></p>
+      <ol id="dicom-path" class="dicom-path" aria-label="From stored values to the model's pixels"></ol>
     </section>
     <section class="classes" aria-labelledby="predictions-heading">
       <h2 id="predictions-heading">Top predictions</h2>

@@ -12,6 +12,7 @@ import type {
   ExplainHostMessage,
   FeatureMapsPayload,
   HeatmapPayload,
+  ImageDescription,
   InspectorHostMessage,
   LayerSummary,
   MapDetails,
@@ -19,6 +20,7 @@ import type {
   ModelInfo,
 } from '../../shared/protocol';
 import { PREPROCESS_IDS, isExplainViewState } from '../../shared/protocol';
+import { isDicomWindowChoice, type AppliedWindow, type DicomImageInfo, type VoiFunction } from '../../shared/dicom';
 
 export type Parsed<T> = { ok: true; message: T } | { ok: false; reason: string };
 
@@ -75,6 +77,75 @@ export function lengthOf(x: unknown, what: string): number {
   if (Array.isArray(x)) return x.length;
   if (isObj(x)) return Object.keys(x).filter((k) => /^\d+$/.test(k)).length;
   return fail(`${what} is not a typed array`);
+}
+
+/** ImageDescription of `panel/didInit`: channels, format, depth and, for DICOM, the way to the model's pixels. */
+function imageDescription(x: unknown): ImageDescription {
+  const o = obj(x, 'image');
+  const channels = int(o.channels, 'image.channels');
+  if (channels !== 1 && channels !== 3) fail('image.channels is neither 1 nor 3');
+  return {
+    channels,
+    format: str(o.format, 'image.format'),
+    ...(o.bitDepth !== undefined ? { bitDepth: int(o.bitDepth, 'image.bitDepth') } : {}),
+    ...(o.dicom !== undefined && o.dicom !== null ? { dicom: dicomInfo(o.dicom) } : {}),
+  };
+}
+
+function range(x: unknown, what: string): [number, number] {
+  const a = arr(x, what);
+  return [num(a[0], `${what}[0]`), num(a[1], `${what}[1]`)];
+}
+
+/** DicomImageInfo: checked field by field, so that the section renders only what the protocol says is there. */
+function dicomInfo(x: unknown): DicomImageInfo {
+  const o = obj(x, 'image.dicom');
+  const spp = int(o.samplesPerPixel, 'dicom.samplesPerPixel');
+  if (spp !== 1 && spp !== 3) fail('dicom.samplesPerPixel is neither 1 nor 3');
+  const fn = (v: unknown, what: string): VoiFunction => (v === 'LINEAR' || v === 'LINEAR_EXACT' || v === 'SIGMOID' ? v : fail(`${what} is not a VOI LUT function`));
+  const win = o.window === null ? null : obj(o.window, 'dicom.window');
+  const kinds = ['file', 'custom', 'minmax', 'range'];
+  const sources = ['user', 'model', 'default'];
+  let rescale: DicomImageInfo['rescale'] = null;
+  if (o.rescale !== null) {
+    const r = obj(o.rescale, 'dicom.rescale');
+    rescale = { slope: num(r.slope, 'dicom.rescale.slope'), intercept: num(r.intercept, 'dicom.rescale.intercept'), ...(r.type !== undefined ? { type: str(r.type, 'dicom.rescale.type') } : {}) };
+  }
+  return {
+    transferSyntax: str(o.transferSyntax, 'dicom.transferSyntax'),
+    transferSyntaxUid: str(o.transferSyntaxUid, 'dicom.transferSyntaxUid'),
+    ...(o.modality !== undefined ? { modality: str(o.modality, 'dicom.modality') } : {}),
+    photometric: str(o.photometric, 'dicom.photometric'),
+    rows: int(o.rows, 'dicom.rows'),
+    columns: int(o.columns, 'dicom.columns'),
+    samplesPerPixel: spp,
+    bitsAllocated: int(o.bitsAllocated, 'dicom.bitsAllocated'),
+    bitsStored: int(o.bitsStored, 'dicom.bitsStored'),
+    signed: bool(o.signed, 'dicom.signed'),
+    frames: int(o.frames, 'dicom.frames'),
+    frame: int(o.frame, 'dicom.frame'),
+    storedRange: range(o.storedRange, 'dicom.storedRange'),
+    rescale,
+    valueRange: range(o.valueRange, 'dicom.valueRange'),
+    windows: arr(o.windows, 'dicom.windows').map((w, i) => {
+      const ww = obj(w, `dicom.windows[${i}]`);
+      return { center: num(ww.center, 'center'), width: num(ww.width, 'width'), ...(ww.name !== undefined ? { name: str(ww.name, 'name') } : {}) };
+    }),
+    voiFunction: fn(o.voiFunction, 'dicom.voiFunction'),
+    window: win && {
+      kind: kinds.includes(win.kind as string) ? (win.kind as AppliedWindow['kind']) : fail('dicom.window.kind is unknown'),
+      center: num(win.center, 'dicom.window.center'),
+      width: num(win.width, 'dicom.window.width'),
+      function: fn(win.function, 'dicom.window.function'),
+      ...(win.index !== undefined ? { index: int(win.index, 'dicom.window.index') } : {}),
+      ...(win.name !== undefined ? { name: str(win.name, 'dicom.window.name') } : {}),
+      source: sources.includes(win.source as string) ? (win.source as AppliedWindow['source']) : fail('dicom.window.source is unknown'),
+    },
+    ...(o.modelWindow !== undefined ? { modelWindow: isDicomWindowChoice(o.modelWindow) ? o.modelWindow : fail('dicom.modelWindow is not a window') } : {}),
+    inverted: bool(o.inverted, 'dicom.inverted'),
+    ...(o.colourNote !== undefined ? { colourNote: str(o.colourNote, 'dicom.colourNote') } : {}),
+    notes: arr(o.notes, 'dicom.notes').map((n, i) => str(n, `dicom.notes[${i}]`)),
+  };
 }
 
 /** MapDetails: the note, and Score-CAM's channel counts where present (a malformed count drops them, not the map). */
@@ -224,6 +295,7 @@ export function parseExplainHostMessage(x: unknown): Parsed<ExplainHostMessage> 
           model: model(m.model),
           methods: arr(m.methods, 'methods').map(method),
           state: m.state,
+          ...(m.image !== undefined && m.image !== null ? { image: imageDescription(m.image) } : {}),
         };
       }
       case 'predictions/didCompute': {

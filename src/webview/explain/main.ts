@@ -38,9 +38,10 @@ import { parseExplainHostMessage } from '../common/hostMessages';
 import { RequestTracker } from '../common/requests';
 import { onHostMessage, vscodeApi } from '../common/vscodeApi';
 import { OverlayView } from './overlayView';
+import { DicomSection } from './dicomSection';
 import { effectivePreprocess, reconcileViewState } from './viewState';
 
-type Lane = 'cam' | 'export' | 'model';
+type Lane = 'cam' | 'export' | 'model' | 'dicom';
 type CamResult = Extract<ExplainHostMessage, { type: 'cam/didCompute' }>;
 
 /** At most this many entries in the class list at once; the filter narrows big label sets (ImageNet-21k). */
@@ -85,6 +86,12 @@ const ui = {
 };
 
 const overlay = new OverlayView(ui.stage, ui.canvas, ui.image, byId('probe'), byId('readout'), byId('image-note'));
+/** A DICOM image's frame and window (hidden for other images); a choice reloads the panel (`dicom/select`). */
+const dicomSection = new DicomSection(ui.stage, ui.image, (selection) => {
+  post({ type: 'dicom/select', requestId: requests.issue('dicom'), selection });
+  setProgress(ui.progress, true, 'Applying the DICOM frame and window…');
+  showError(ui.error, undefined);
+});
 
 interface Session {
   imageName: string;
@@ -374,6 +381,7 @@ function onInit(m: Extract<ExplainHostMessage, { type: 'panel/didInit' }>): void
   ui.backend.textContent = m.model.backend;
   delete document.body.dataset.failed;
   fillControls(m.model, m.methods, state);
+  dicomSection.show(m.image, m.model, state.dicom);
   overlay.setImage(m.imageUri, m.imageSize[0], m.imageSize[1], `${m.imageName} with its class activation map`);
   overlay.setStyle({ colormap: state.colormap, opacity: state.opacity, visible: state.overlay }, false);
   clearMap('empty');
@@ -477,6 +485,9 @@ function onRequestFailed(m: Extract<ExplainHostMessage, { type: 'request/didFail
       if (m.error.code === 'CANCELLED') ui.notice.textContent = wasAll ? 'Scoring all channels was cancelled; the map shown is unchanged.' : 'Cancelled.';
     } else if (lane === 'export') {
       ui.notice.textContent = 'Export cancelled.';
+    } else if (lane === 'dicom') {
+      setProgress(ui.progress, false);
+      dicomSection.restore();
     } else if (lane === 'model' && session?.model.output) {
       setProgress(ui.progress, false);
       ui.output.value = session.model.output;
@@ -484,6 +495,11 @@ function onRequestFailed(m: Extract<ExplainHostMessage, { type: 'request/didFail
     return;
   }
   showError(ui.error, m.error);
+  if (lane === 'dicom') {
+    // A frame or window the host refused: the section shows what the image still is.
+    setProgress(ui.progress, false);
+    dicomSection.restore();
+  }
   if (lane === 'model' && session) {
     // An output that did not load: the picker goes back to the output shown.
     setProgress(ui.progress, false);
