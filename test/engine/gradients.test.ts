@@ -183,7 +183,7 @@ function relError(a: tf.Tensor, b: tf.Tensor): number {
 
 /**
  * Covers what gradOps handles beyond bnModel: a conv with its own ReLU, a strided 1x1 convolution, a 5x5 one, a
- * depthwise multiplier with a 'valid' stride 2, a standalone BatchNormalization after a merge, an average
+ * depthwise multiplier with a 'valid' stride 2, a standalone BatchNormalization after a merge, swish, an average
  * pooling (wasm: our AvgPoolGrad), squeeze-and-excitation convolutions with a swish and a sigmoid of their own,
  * Activation('relu6'), a hidden Dense layer with ReLU, and a softmax layer of its own. (No dilated convolution:
  * the old path cannot differentiate one; the building blocks below check those.)
@@ -199,7 +199,8 @@ function coverageModel(): tfl.LayersModel {
   const cr = tfl.layers.activation({ activation: 'relu6', name: 'dil_relu6' }).apply(cb) as T;
   const s = tfl.layers.add({ name: 'sum' }).apply([b, cr]) as T;
   const sb = tfl.layers.batchNormalization({ name: 'sum_bn' }).apply(s) as T;
-  const ap = tfl.layers.averagePooling2d({ poolSize: 3, strides: 1, padding: 'same', name: 'avg' }).apply(sb) as T;
+  const sw = tfl.layers.activation({ activation: 'swish', name: 'swish' }).apply(sb) as T;
+  const ap = tfl.layers.averagePooling2d({ poolSize: 3, strides: 1, padding: 'same', name: 'avg' }).apply(sw) as T;
   // Squeeze and excitation: convolutions with a swish and a sigmoid of their own.
   let se = tfl.layers.globalAveragePooling2d({ name: 'se_squeeze' }).apply(ap) as T;
   se = tfl.layers.reshape({ targetShape: [1, 1, 8], name: 'se_reshape' }).apply(se) as T;

@@ -105,7 +105,7 @@ export interface LayerOp extends GraphOp {
 type TapedForm =
   | { kind: 'conv'; run: gradOps.ConvRun; then?: { apply(x: tf.Tensor): tf.Tensor } }
   | { kind: 'dense'; run: gradOps.ConvRun; skipsSoftmax: boolean }
-  | { kind: 'activation'; activation: gradOps.FusableActivation };
+  | { kind: 'activation'; activation: gradOps.TapedActivation };
 
 export interface RunOptions {
   /** Return the pre-softmax (pre-sigmoid) logits for the model output. */
@@ -578,10 +578,10 @@ export class LayerGraph implements ExecGraph {
         if (parts) {
           const bias = parts.bias ? parts.bias.read() as tf.Tensor1D : undefined;
           const own = parts.activation ? undefined : op.layer.activation;
-          op.taped = {
-            kind: 'conv', run: { kind, filter: parts.kernel.read() as tf.Tensor4D, bias, ...parts.geometry, activation: parts.activation },
-            then: own && own.getClassName() !== 'linear' && own.getClassName() !== 'Linear' ? own : undefined,
-          };
+          const name = own?.getClassName();
+          const then = name === 'swish' ? { apply: (x: tf.Tensor) => gradOps.activation(x, 'swish') }
+            : own && name !== 'linear' && name !== 'Linear' ? own : undefined;
+          op.taped = { kind: 'conv', run: { kind, filter: parts.kernel.read() as tf.Tensor4D, bias, ...parts.geometry, activation: parts.activation }, then };
         }
       } else if (op.className === 'BatchNormalization') {
         const run = batchNormAsConv(op, this.ownedTensors);
@@ -590,7 +590,7 @@ export class LayerGraph implements ExecGraph {
         const run = denseAsConv(op, this.ownedTensors);
         if (run) op.taped = { kind: 'dense', run, skipsSoftmax: op.softmax === 'linear-activation' };
       } else {
-        const act = fusableActivation(op);
+        const act = fusableActivation(op) ?? (op.className === 'Activation' && !op.softmax && activationName(op.layer) === 'swish' ? 'swish' : undefined);
         if (act) op.taped = { kind: 'activation', activation: act };
       }
     }
