@@ -5,13 +5,15 @@
  * goes (it must stay flat, not grow with N). Configurations alternate over two rounds (medians), so that drift in
  * the machine's load hits them alike; the cores this process actually got (a 1 s busy loop on 2 threads) and the
  * load average are printed with them, and the CPU time per image of this thread, of the workers' threads and of
- * the rest (libuv's decode threads, V8's helpers): this thread's share bounds what more workers can give.
+ * the rest (libuv's decode threads, V8's helpers): this thread's share bounds what more workers can give; and how
+ * busy the workers were (event-loop utilisation: near 1 means they never waited for a batch).
  * Target: 2 workers >= 1.7x one worker.
  *   node --expose-gc --import tsx bench/scan.ts [N] [--workers 0,1,2] [--rounds 2]
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { performance } from 'perf_hooks';
 import { Worker } from 'worker_threads';
 import sharp from 'sharp';
 import { initBackend } from '../src/extension/engine/backend';
@@ -74,6 +76,8 @@ interface Run {
   first: number;
   last: number;
   startMs: number;
+  /** Share of the scan's time the workers were busy (event-loop utilisation, mean over workers) and this thread. */
+  busy: { workers: number; main: number };
   /** CPU ms per image: this thread, the pool's threads (those that appeared with it), all the others. */
   cpu: { main: number; pool: number; other: number };
 }
@@ -102,6 +106,8 @@ async function main(): Promise<void> {
         const startMs = performance.now() - t0;
         global.gc?.();
         const cpu0 = threadTimes();
+        const elu0 = pool?.workers.map((w) => w.utilization());
+        const mainElu0 = performance.eventLoopUtilization();
         let peak = 0;
         let first = 0;
         const scan = await scanDataset(model, ds, {
@@ -114,6 +120,8 @@ async function main(): Promise<void> {
           },
         });
         const last = process.memoryUsage.rss();
+        const workerBusy = pool?.workers.map((w, i) => w.utilization(elu0?.[i]).utilization) ?? [];
+        const busy = { workers: workerBusy.reduce((a, b) => a + b, 0) / Math.max(1, workerBusy.length), main: performance.eventLoopUtilization(mainElu0).utilization };
         const cpu = { main: 0, pool: 0, other: 0 };
         for (const [tid, ms] of threadTimes()) {
           const used = (ms - (cpu0.get(tid) ?? 0)) / N;
@@ -123,7 +131,7 @@ async function main(): Promise<void> {
         }
         await pool?.close();
         if (scan.results.length !== N) throw new Error(`scanned ${scan.results.length} of ${N}`);
-        runs.get(workers)?.push({ ips: scan.results.length / scan.seconds, peak, first, last, startMs, cpu });
+        runs.get(workers)?.push({ ips: scan.results.length / scan.seconds, peak, first, last, startMs, cpu, busy });
       }
     }
     const coresAfter = await coresAvailable();
@@ -140,7 +148,8 @@ async function main(): Promise<void> {
       console.log(`${workers === 0 ? 'this thread' : `${workers} worker${workers > 1 ? 's' : ''}`}`.padEnd(12) +
         `${ips.toFixed(1).padStart(7)} images/s${vsOne}; peak RSS ${mib(Math.max(...rs.map((r) => r.peak)))} MiB, ` +
         `growth from the first tenth to the end ${mib(median(rs.map((r) => r.last - r.first)))} MiB${start}; ` +
-        `CPU ms per image: this thread ${cpu('main')}, the workers ${cpu('pool')}, other threads ${cpu('other')}`);
+        `CPU ms per image: this thread ${cpu('main')}, the workers ${cpu('pool')}, other threads ${cpu('other')}; ` +
+        `busy: ${workers ? `the workers ${median(rs.map((r) => r.busy.workers)).toFixed(2)}, ` : ''}this thread ${median(rs.map((r) => r.busy.main)).toFixed(2)}`);
     }
     if (runs.has(1) && runs.has(2)) {
       const ratio = median((runs.get(2) ?? []).map((r) => r.ips)) / base;

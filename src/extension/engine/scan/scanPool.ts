@@ -22,6 +22,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
+import type { EventLoopUtilization } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../errors';
 import type { BackendChoice } from '../backend';
@@ -163,6 +164,14 @@ export class ScanWorker {
   /** Scores one batch of image paths. */
   score(paths: string[], opts: { preprocess?: PreprocessPreset; maxPixels?: number; dicom?: DicomSelection }): Promise<ScanBatchResult> {
     return this.call<ScanBatchResult>({ type: 'batch', paths, preprocess: opts.preprocess, maxPixels: opts.maxPixels, ...(opts.dicom ? { dicom: opts.dicom } : {}) });
+  }
+
+  /**
+   * The share of the time since `since` (an earlier result of this call) the worker spent working rather than
+   * waiting for a batch (its event loop's utilisation): near 1 while a scan keeps it fed.
+   */
+  utilization(since?: EventLoopUtilization): EventLoopUtilization {
+    return this.worker.performance.eventLoopUtilization(since);
   }
 
   /** `tf.memory().numTensors` in the worker (leak checks). */
