@@ -42,8 +42,20 @@ export function localisation(values: Float32Array, w: number, h: number, box: Bo
   const up = upsampleBilinear(values, w, h, size, size);
   let best = 0;
   for (let i = 1; i < up.length; i++) if (up[i] > up[best]) best = i;
-  const bx = best % size;
-  const by = Math.floor(best / size);
+  // The upsampled map is flat where it is clamped at the image border, so its maximum is often a plateau of
+  // equal pixels; the first of them in row order is an arbitrary corner of it (at a border, a pixel outside an
+  // object that touches that border). The point is the plateau's centre.
+  let sx = 0;
+  let sy = 0;
+  let n = 0;
+  for (let i = 0; i < up.length; i++) {
+    if (up[i] < up[best] - 1e-6) continue;
+    sx += i % size;
+    sy += Math.floor(i / size);
+    n++;
+  }
+  const bx = Math.round(sx / n);
+  const by = Math.round(sy / n);
   const hit = bx >= box.x0 && bx <= box.x1 && by >= box.y0 && by <= box.y1;
   let inter = 0;
   let mask = 0;

@@ -53,6 +53,14 @@ describe('bundled demo model', function () {
     assert.strictEqual(pointed, correct.length);
   });
 
+  it('points at the centre of a map maximum that is a plateau, not at its first pixel (objects at the border)', () => {
+    // A 4x4 map whose maximum fills the left column: upsampled to 16 px, the maximum is a plateau 0..2 px wide
+    // at the left border; an object box starting at x = 1 holds its centre, not its first pixel (x = 0).
+    const v = Float32Array.from([0, 0, 0, 0, 1, 0.2, 0, 0, 1, 0.2, 0, 0, 0, 0, 0, 0]);
+    assert.strictEqual(localisation(v, 4, 4, { x0: 1, y0: 4, x1: 6, y1: 11 }, 16).hit, true);
+    assert.strictEqual(localisation(v, 4, 4, { x0: 8, y0: 4, x1: 15, y1: 11 }, 16).hit, false);
+  });
+
   it('the README main command writes an overlay at the sample resolution', async () => {
     const opened = await openImage(model, path.join(ROOT, 'samples', 'star', 'star_00.png'));
     try {
