@@ -114,6 +114,19 @@ function referenceLogits(g: LayerGraph, x: tf.Tensor, target: string, a: tf.Tens
   return values.get(g.outputIds[0]) as tf.Tensor;
 }
 
+/** A value computed by the unfolded layers, as tfjs-layers calls them. */
+function referenceLogitsUpTo(g: LayerGraph, x: tf.Tensor, id: string): tf.Tensor {
+  const values = new Map<string, tf.Tensor>([[g.inputIds[0], x]]);
+  for (const op of g.ops as LayerOp[]) {
+    if (op.className === 'InputLayer') continue;
+    const ins = op.inputs.map((v) => values.get(v) as tf.Tensor);
+    const y = op.layer.apply(ins.length === 1 ? ins[0] : ins, { training: false });
+    (Array.isArray(y) ? y : [y]).forEach((t, i) => values.set(op.outputs[i], t));
+    if (values.has(id)) return values.get(id) as tf.Tensor;
+  }
+  throw new Error(`no value ${id}`);
+}
+
 /** dlogit_c/dA by the old path. */
 function referenceGradient(model: LoadedModel, x: tf.Tensor4D, target: string, a: tf.Tensor4D, c: number): [tf.Tensor4D, Map<string, number>] {
   const g = model.graph as LayerGraph;
@@ -183,7 +196,7 @@ function relError(a: tf.Tensor, b: tf.Tensor): number {
 
 /**
  * Covers what gradOps handles beyond bnModel: a conv with its own ReLU, a strided 1x1 convolution, a 5x5 one, a
- * depthwise multiplier with a 'valid' stride 2, a standalone BatchNormalization after a merge, swish, an average
+ * depthwise multiplier with a 'valid' stride 2 after a ZeroPadding2D (folded into it), a standalone BatchNormalization after a merge, swish, an average
  * pooling (wasm: our AvgPoolGrad), squeeze-and-excitation convolutions with a swish and a sigmoid of their own,
  * Activation('relu6'), a hidden Dense layer with ReLU, and a softmax layer of its own. (No dilated convolution:
  * the old path cannot differentiate one; the building blocks below check those.)
@@ -193,7 +206,12 @@ function coverageModel(): tfl.LayersModel {
   const init = (seed: number) => tfl.initializers.randomUniform({ minval: -0.5, maxval: 0.5, seed });
   const input = tfl.input({ shape: [20, 20, 3], name: 'img' });
   const a = tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1), biasInitializer: init(2), name: 'own_relu' }).apply(input) as T;
-  const b = tfl.layers.conv2d({ filters: 8, kernelSize: 1, strides: 2, padding: 'valid', kernelInitializer: init(3), biasInitializer: init(4), name: 'pw_s2' }).apply(a) as T;
+  // A ZeroPadding2D folded into the next convolution, itself followed by BatchNormalization and ReLU.
+  const p = tfl.layers.zeroPadding2d({ padding: 1, name: 'pad' }).apply(a) as T;
+  const pc = tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'valid', useBias: false, kernelInitializer: init(13), name: 'pad_conv' }).apply(p) as T;
+  const pb = tfl.layers.batchNormalization({ name: 'pad_bn' }).apply(pc) as T;
+  const pr = tfl.layers.reLU({ name: 'pad_relu' }).apply(pb) as T;
+  const b = tfl.layers.conv2d({ filters: 8, kernelSize: 1, strides: 2, padding: 'valid', kernelInitializer: init(3), biasInitializer: init(4), name: 'pw_s2' }).apply(pr) as T;
   const c = tfl.layers.conv2d({ filters: 8, kernelSize: 5, padding: 'same', useBias: false, kernelInitializer: init(5), name: 'dil' }).apply(b) as T;
   const cb = tfl.layers.batchNormalization({ name: 'dil_bn' }).apply(c) as T;
   const cr = tfl.layers.activation({ activation: 'relu6', name: 'dil_relu6' }).apply(cb) as T;
@@ -207,14 +225,15 @@ function coverageModel(): tfl.LayersModel {
   se = tfl.layers.conv2d({ filters: 2, kernelSize: 1, activation: 'swish', kernelInitializer: init(11), name: 'se_reduce' }).apply(se) as T;
   se = tfl.layers.conv2d({ filters: 8, kernelSize: 1, activation: 'sigmoid', kernelInitializer: init(12), name: 'se_expand' }).apply(se) as T;
   const ex = tfl.layers.multiply({ name: 'se_excite' }).apply([ap, se]) as T;
-  const d = tfl.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, depthMultiplier: 2, padding: 'valid', depthwiseInitializer: init(6), biasInitializer: init(7), name: 'dw_m2' }).apply(ex) as T;
+  const zp = tfl.layers.zeroPadding2d({ padding: [[0, 1], [1, 1]], name: 'dw_pad' }).apply(ex) as T;
+  const d = tfl.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, depthMultiplier: 2, padding: 'valid', depthwiseInitializer: init(6), biasInitializer: init(7), name: 'dw_m2' }).apply(zp) as T;
   const dr = tfl.layers.reLU({ maxValue: 6, name: 'dw_relu' }).apply(d) as T;
   const gp = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(dr) as T;
   const h = tfl.layers.dense({ units: 12, activation: 'relu', kernelInitializer: init(8), biasInitializer: init(9), name: 'hidden' }).apply(gp) as T;
   const z = tfl.layers.dense({ units: 4, kernelInitializer: init(10), name: 'logits' }).apply(h) as T;
   const out = tfl.layers.activation({ activation: 'softmax', name: 'softmax' }).apply(z) as T;
   const m = tfl.model({ inputs: input, outputs: out });
-  for (const [i, name] of ['dil_bn', 'sum_bn'].entries()) {
+  for (const [i, name] of ['dil_bn', 'sum_bn', 'pad_bn'].entries()) {
     const l = m.getLayer(name);
     l.setWeights(l.getWeights().map((w, k) => tf.add(tf.mul(tf.randomUniform(w.shape, 0.3, 1.4, 'float32', 40 + 4 * i + k), 1), k === 1 || k === 2 ? -0.5 : 0)));
   }
@@ -273,6 +292,22 @@ for (const backend of BACKENDS) {
                 s.dispose();
               }
             }
+          }
+        });
+
+        it('runs folded ops and their parts alike (forward values within 1e-5 of the unfolded layers)', () => {
+          const g = model.graph as LayerGraph;
+          if (name === 'coverage model') {
+            const folded = g.foldedOps.find((o) => o.name === 'pad_conv');
+            assert.ok(folded?.fused && Array.isArray(folded.fused.pad), 'the ZeroPadding2D is folded into pad_conv');
+            assert.ok(g.foldedOps.find((o) => o.name === 'dw_m2')?.parts?.some((p) => p.name === 'dw_pad'), 'and dw_pad into dw_m2');
+          }
+          for (const op of g.spatialOps()) {
+            const fast = tf.tidy(() => g.run(new Map([[g.inputIds[0], x]]), [op.outputs[0]]).get(op.outputs[0]) as tf.Tensor);
+            const ref = tf.tidy(() => referenceLogitsUpTo(g, x, op.outputs[0]));
+            const err = relError(fast, ref);
+            tf.dispose([fast, ref]);
+            assert.ok(err < 1e-5, `${op.name}: relative difference ${err}`);
           }
         });
 

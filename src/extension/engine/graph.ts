@@ -59,7 +59,8 @@ interface ContainerLike extends LayerLike {
 
 export interface FusedConv extends gradOps.ConvRun {
   bias: tf.Tensor1D;
-  pad: 'same' | 'valid';
+  /** Explicit where a ZeroPadding2D before the convolution was folded in. */
+  pad: 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
   /** The BatchNormalization op folded in, if any. */
   foldedBn?: string;
   /** A ReLU/ReLU6 that followed the convolution, applied inside the fused kernel (a clamp of its output). */
@@ -241,7 +242,7 @@ export class LayerGraph implements ExecGraph {
     if (outputIds.length > 1) this.prune();
     this.outputActivation = this.markSoftmax();
     const bnFolded = opts.foldBatchNorm === false ? this.ops : this.foldBatchNorm();
-    this.foldedOps = opts.foldBatchNorm === false ? this.ops : this.fuseActivations(bnFolded, producers(bnFolded));
+    this.foldedOps = opts.foldBatchNorm === false ? this.ops : this.foldZeroPadding(this.fuseActivations(bnFolded, producers(bnFolded)));
     this.foldedProducer = producers(this.foldedOps);
     for (const op of this.foldedOps) for (const id of op.hidden ?? []) this.hiddenIds.add(id);
     this.prepareTapedForms();
@@ -392,6 +393,35 @@ export class LayerGraph implements ExecGraph {
       if (!fused || fused.activation) continue;
       replaced.set(conv, fusedOp([conv, act], { ...fused, activation: kind, fusedActivation: act.name }));
       replaced.set(act, null);
+    }
+    return applyReplacements(base, replaced);
+  }
+
+  /**
+   * ZeroPadding2D → a 'valid' fused convolution (Keras' pattern before strided convolutions: ResNet's stem,
+   * EfficientNet's and MobileNet v2's strided depthwise convolutions) becomes the convolution with that padding
+   * of its own: the same sums (XNNPACK reads zeros for the padding either way) without the padded copy, and under a
+   * gradient tape without the padding's gradient, a slice (wasm's Slice is a slow generic loop).
+   */
+  private foldZeroPadding(base: LayerOp[]): LayerOp[] {
+    const replaced = new Map<LayerOp, LayerOp | null>();
+    const byFirst = new Map<LayerOp, LayerOp>();
+    for (const op of base) {
+      let first = op;
+      while (first.parts) first = first.parts[0];
+      byFirst.set(first, op);
+    }
+    for (const zp of base) {
+      if (zp.className !== 'ZeroPadding2D' || zp.inputs.length !== 1 || zp.outputs.length !== 1) continue;
+      const padded = zp.outputs[0];
+      const users = this.consumers.get(padded) ?? [];
+      if (users.length !== 1 || this.outputIds.includes(padded)) continue;
+      const conv = byFirst.get(users[0]);
+      const pads = zeroPadding(zp.layer);
+      if (!conv?.fused || conv.fused.pad !== 'valid' || !pads || replaced.has(conv)) continue;
+      const hidden = new Set([...(conv.hidden ?? []), padded]);
+      replaced.set(conv, { ...conv, inputs: zp.inputs, inbound: zp.inbound, fused: { ...conv.fused, pad: [[0, 0], pads[0], pads[1], [0, 0]] }, parts: [zp, conv], hidden });
+      replaced.set(zp, null);
     }
     return applyReplacements(base, replaced);
   }
@@ -691,6 +721,21 @@ function applyReplacements(ops: LayerOp[], replaced: Map<LayerOp, LayerOp | null
     else if (r) out.push(r);
   }
   return out;
+}
+
+/** A channels-last ZeroPadding2D's [[top, bottom], [left, right]], or null. */
+function zeroPadding(layer: LayerLike): [[number, number], [number, number]] | null {
+  const cfg = layer.getConfig();
+  if (cfg.data_format !== undefined && cfg.data_format !== 'channelsLast' && cfg.data_format !== 'channels_last' ||
+    cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') return null;
+  const p = cfg.padding;
+  const two = (v: unknown): [number, number] | null =>
+    typeof v === 'number' ? [v, v] : Array.isArray(v) && v.length === 2 && v.every((n) => Number.isInteger(n) && n >= 0) ? [v[0], v[1]] : null;
+  if (typeof p === 'number') return [[p, p], [p, p]];
+  if (!Array.isArray(p) || p.length !== 2) return null;
+  const rows = two(p[0]);
+  const cols = two(p[1]);
+  return rows && cols ? [rows, cols] : null;
 }
 
 /** 'relu' or 'relu6' when the op is exactly that activation (Activation('relu'|'relu6'), ReLU(max_value 6 or none)). */
