@@ -16,6 +16,7 @@ import { readDicom } from '../../src/extension/engine/dicom/parse';
 import { decodeFrame, type DecodedFrame } from '../../src/extension/engine/dicom/codecs';
 import { applyRescale } from '../../src/extension/engine/dicom/voi';
 import { clearDicomCache } from '../../src/extension/engine/dicom/dicom';
+import { readMetadata } from '../../src/extension/engine/metadata';
 import { resizeBilinearLikeTf, resizeImageLikeTf } from '../../src/extension/engine/pipeline';
 import { describeWindow, parseWindowChoice, type DicomWindowChoice } from '../../src/shared/dicom';
 import { SHARED } from '../helpers/modelFiles';
@@ -466,6 +467,30 @@ describe('cam-lens on DICOM: --frame, --window, the model\'s window, a DICOM fol
     assert.equal(broken.code, 1);
     assert.equal(broken.stderr.trim().split('\n').length, 1);
     assert.match(broken.stderr, /unknown transfer syntax/);
+  });
+
+  it('the chest X-ray (shared reference) with a Keras and an ONNX classifier: a map over the image as the model sees it', function () {
+    const chest = path.join(REF, 'dicom_chest_dx_nih/nih_chest_dx.dcm');
+    if (!fs.existsSync(chest)) this.skip();
+    const png = path.join(dir, 'chest.png');
+    const k = run(['cam', '--model', keras, '--image', chest, '--json', '-', '--png', png]);
+    assert.equal(k.code, 0, k.stderr);
+    const j = JSON.parse(k.stdout);
+    assert.equal(j.dicom.window.kind, 'range', '8-bit values as stored');
+    assert.ok(j.heatmap.values.some((v: number) => v > 0.5));
+    const o = JSON.parse(run(['cam', '--model', gray, '--image', chest, '--json', '-']).stdout);
+    assert.equal(o.dicom.window.source, 'model');
+    assert.ok(fs.statSync(png).size > 10_000);
+  });
+
+  it('cam-lens.json\'s dicom.window is checked', () => {
+    const m = path.join(dir, 'meta');
+    fs.mkdirSync(m, { recursive: true });
+    for (const [window, ok] of [[[40, 400], true], ['file', true], ['minmax', true], [[40, 0], false], ['lung', false], [[40], false]] as const) {
+      fs.writeFileSync(path.join(m, 'cam-lens.json'), JSON.stringify({ dicom: { window } }));
+      if (ok) assert.ok(readMetadata(m).dicomWindow, JSON.stringify(window));
+      else assert.throws(() => readMetadata(m), (e: CamLensError) => e.code === 'METADATA_INVALID' && /dicom\.window/.test(e.message), JSON.stringify(window));
+    }
   });
 
   it('scan: a folder of DICOM files, extensionless ones included, is scanned with the window given', () => {
