@@ -69,7 +69,9 @@ const option = (name: string): string | undefined => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const QUICK = flag('--quick');
-const REPS = Math.max(1, Number(option('--reps') ?? (QUICK ? 1 : 3)) || 1);
+/** Rounds per method and layer: more on the small models, whose passes take milliseconds and vary most with load. */
+const REPS_ASKED = option('--reps');
+const repsFor = (big: boolean) => Math.max(1, Number(REPS_ASKED ?? (QUICK ? 1 : big ? 3 : 9)) || 1);
 const FORWARD_REPS = QUICK ? 3 : 5;
 /** Masked passes of a Score-CAM timed in full on the large models; beyond, it is estimated from its first batches. */
 const SCORE_PASSES_TIMED = 48;
@@ -373,7 +375,7 @@ async function measureThreads(c: Case, threads: number, big: boolean): Promise<T
       result.cells.set(layer, row);
       const samples = new Map<string, number[]>(methods.map((m) => [m, []]));
       const fw: number[] = [];
-      for (let r = 0; r < REPS; r++) {
+      for (let r = 0; r < repsFor(big); r++) {
         // Each round: a forward pass, then every method once, so that drift in the load hits both alike.
         fw.push((await time(forwardOnce))[0]);
         for (const m of methods) {
@@ -405,7 +407,7 @@ async function measureThreads(c: Case, threads: number, big: boolean): Promise<T
     if (threads > 1 && !QUICK) result.scoreFull = await scoreCam(model, input, last, { topChannels: 1 << 20 }, big ? SCORE_PASSES_TIMED : Infinity);
     // Warm first map: Grad-CAM of an image the loaded model has not seen.
     const warm: number[] = [];
-    for (let r = 0; r < Math.max(REPS, 3); r++) {
+    for (let r = 0; r < Math.max(repsFor(big), 3); r++) {
       const [ms] = await time(async () => {
         const s = new ImageSession(model, tf.clone(r % 2 ? input : other));
         await s.explain({ method: 'gradcam' });
@@ -498,7 +500,7 @@ async function sweep(c: Case, threads: number): Promise<void> {
       await once(op.name);
       const fw: number[] = [];
       const gc: number[] = [];
-      for (let r = 0; r < Math.max(3, REPS); r++) {
+      for (let r = 0; r < Math.max(5, repsFor(false)); r++) {
         fw.push((await time(() => once()))[0]);
         gc.push((await time(() => once(op.name)))[0]);
       }
@@ -549,7 +551,14 @@ async function scanRates(c: Case, n: number, workers: number): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cam-lens-bench-scan-'));
   try {
     await initBackend('wasm', { threads: 1 });
-    const model = await loadModel(c.json, { overrides: { preprocess: '[-1,1]' } });
+    let overrides: { preprocess: '[-1,1]'; labels?: string[] } = { preprocess: '[-1,1]' };
+    let model = await loadModel(c.json, { overrides });
+    if (model.metadata.labels.length < 2) {
+      // The scan files images by class folder: a model without class names gets class_<i>.
+      overrides = { ...overrides, labels: Array.from({ length: model.numOutputs }, (_, i) => `class_${i}`) };
+      model.dispose();
+      model = await loadModel(c.json, { overrides });
+    }
     const [h, w] = [model.inputHeight, model.inputWidth];
     const names = model.metadata.labels.slice(0, 2);
     for (let i = 0; i < n; i++) {
@@ -567,7 +576,7 @@ async function scanRates(c: Case, n: number, workers: number): Promise<string> {
     let many: string;
     const Pool = await scanPoolClass();
     if (Pool) {
-      const pool = new Pool({ modelPath: c.json, overrides: { preprocess: '[-1,1]' }, workers });
+      const pool = new Pool({ modelPath: c.json, overrides, workers });
       try {
         const ready = await pool.whenReady();
         many = `${ready} workers ${(await rate({ pool })).toFixed(1)}`;
@@ -577,7 +586,7 @@ async function scanRates(c: Case, n: number, workers: number): Promise<string> {
     } else {
       model.dispose();
       await initBackend('wasm', { threads: workers });
-      const m2 = await loadModel(c.json, { overrides: { preprocess: '[-1,1]' } });
+      const m2 = await loadModel(c.json, { overrides });
       try {
         const r = await scanDataset(m2, ds, { batchSize: 8 });
         many = `${workers} threads (no scan pool here) ${(r.results.length / r.seconds).toFixed(1)}`;
@@ -629,7 +638,7 @@ async function main(): Promise<void> {
   const n = Math.max(2, Math.min(cores, MAX_WASM_THREADS));
   const keys = (option('--models') ?? 'mobilenet,efficientnet,resnet,inception').split(',');
   const started = performance.now();
-  console.log(`CAM Lens model benchmark${QUICK ? ' (--quick)' : ''}: wasm backend, 1 and ${n} threads, ${REPS} round(s) per method, Node ${process.version}, ` +
+  console.log(`CAM Lens model benchmark${QUICK ? ' (--quick)' : ''}: wasm backend, 1 and ${n} threads, ${repsFor(false)} round(s) per method (${repsFor(true)} on ResNet-50 and Inception-v3), Node ${process.version}, ` +
     `${cores} core(s) (${os.cpus()[0]?.model ?? 'unknown cpu'}); load average ${load()}`);
   const cases = await buildCases(keys);
   const dist = path.join(ROOT, 'dist', 'cli.js');
