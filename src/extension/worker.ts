@@ -793,7 +793,7 @@ const handlers: { [T in RequestType]: Handler<T> } = {
     }
     const img = await decodeImage(file, { maxPixels: req.image.maxPixels, dicom: req.image.dicom });
     await step(ctx, 'the overlay');
-    const png = await renderOverlayPng(img, heat, { colormap: req.colormap, opacity: req.opacity });
+    const png = await renderOverlayPng(img, heat, { colormap: req.colormap, opacity: req.opacity, maxSize: req.maxSize });
     // A fresh copy: sharp's Buffer may sit in a shared pool, which cannot be transferred.
     return { png: new Uint8Array(png), width: img.width, height: img.height };
   },

@@ -177,6 +177,8 @@ export interface OverlayParams {
   heatmap?: { width: number; height: number; values: Float32Array };
   colormap: ColormapId;
   opacity: number;
+  /** Shrink the PNG to fit this many pixels on its longer side (thumbnails); default: the image's own size. */
+  maxSize?: number;
 }
 
 /** A labelled dataset scanned for likely label errors (PRODUCT.md flow 3). */
@@ -495,7 +497,8 @@ export function requestProblem(m: unknown): string | undefined {
         ? undefined : 'features/compute needs model, image and optional layer, classIndex, maxChannels';
     case 'overlay/render':
       return isImageRef(m.image) && (m.heatmap === undefined || isHeatmap(m.heatmap)) && isColormap(m.colormap) &&
-        typeof m.opacity === 'number' && m.opacity >= 0 && m.opacity <= 1 ? undefined : 'overlay/render needs image, colormap, opacity in [0,1] and an optional heatmap';
+        typeof m.opacity === 'number' && m.opacity >= 0 && m.opacity <= 1 && optPosInt(m.maxSize)
+        ? undefined : 'overlay/render needs image, colormap, opacity in [0,1] and an optional heatmap and maxSize';
     case 'backend/set':
       return (BACKEND_CHOICES as readonly unknown[]).includes(m.backend) && optNat(m.threads)
         ? undefined : `backend/set needs backend: one of ${BACKEND_CHOICES.join(', ')}, and optional threads >= 0`;

@@ -338,8 +338,12 @@ export interface ScanFailureInfo {
 
 /** A row of the triage view: a scanned sample plus what only the host knows. */
 export interface TriageRow extends ScanRow {
-  /** Webview URI of the image (thumbnail and heatmap underlay). */
+  /**
+   * Webview URI of the image (thumbnail and heatmap underlay); empty where the webview cannot show the file
+   * (DICOM, TIFF): then `rendered` is set and the webview asks the host for a PNG (`sample/render`).
+   */
   imageUri: string;
+  rendered?: boolean;
   /**
    * Set after "Move to class…": the given label before the move. The scores (selfConfidence, normalizedMargin,
    * score) and the flag are recomputed by the host for the new given label; the row keeps its rank.
@@ -412,6 +416,8 @@ export type TriageWebviewMessage =
    */
   | { type: 'sample/undoMove'; requestId: number; path: string }
   | { type: 'report/save'; requestId: number; format: 'csv' | 'json' }
+  /** A PNG of a sample the webview cannot show itself (TriageRow.rendered), at most `maxSize` pixels on a side. */
+  | { type: 'sample/render'; requestId: number; path: string; maxSize: number }
   | { type: 'state/didChange'; state: TriageViewState };
 
 /**
@@ -472,6 +478,7 @@ export type TriageHostMessage =
   /** A row changed on the host's initiative (a move undone from its notification); `path` is its path before. */
   | { type: 'sample/didChange'; path: string; row: TriageRow; counts: TriageCounts }
   | { type: 'report/didSave'; requestId: number; path: string }
+  | { type: 'sample/didRender'; requestId: number; path: string; png: Uint8Array }
   | { type: 'request/didFail'; requestId: number; error: ErrorPayload }
   | { type: 'panel/didFail'; error: ErrorPayload };
 
@@ -561,6 +568,8 @@ export function isTriageWebviewMessage(x: unknown): x is TriageWebviewMessage {
       return isInt(m.requestId) && isPath(m.path);
     case 'report/save':
       return isInt(m.requestId) && (m.format === 'csv' || m.format === 'json');
+    case 'sample/render':
+      return isInt(m.requestId) && isPath(m.path) && isInt(m.maxSize) && m.maxSize >= 16 && m.maxSize <= 4096;
     case 'output/select':
       return isPath(m.output);
     case 'state/didChange':

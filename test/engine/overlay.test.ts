@@ -65,6 +65,15 @@ describe('renderOverlayPng', () => {
     for (const v of only.data) assert.equal(v, 255);
   });
 
+  it('shrinks to fit maxSize on the longer side (thumbnails), keeping the aspect ratio, and leaves smaller images alone', async () => {
+    const img = grayImage(1024, 512, 90);
+    const small = await rawOf(await renderOverlayPng(img, hotTopLeft(), { maxSize: 256 }));
+    assert.deepEqual([small.width, small.height], [256, 128]);
+    assert.ok(redness(small, 0, 0, 64, 32) > redness(small, 192, 96, 256, 128) + 20, 'the map is drawn before shrinking');
+    const same = await rawOf(await renderOverlayPng(grayImage(40, 30), hotTopLeft(), { maxSize: 256 }));
+    assert.deepEqual([same.width, same.height], [40, 30]);
+  });
+
   it('defaults to turbo at opacity 0.5', async () => {
     const img = grayImage(4, 4, 0);
     const out = await rawOf(await renderOverlayPng(img, { width: 1, height: 1, values: new Float32Array([1]) }));

@@ -291,6 +291,33 @@ describe('triage panel (headless Chromium, fake host)', function () {
     }
   });
 
+  it('shows samples the webview cannot decode (DICOM, TIFF) as PNGs the host renders, asking once per sample', async () => {
+    const p = await started();
+    const dcm = (seq: number): TriageRow => ({ ...row(seq, 0.2 + seq / 100), path: `cat/scan_${seq}.dcm`, imageUri: '', rendered: true });
+    await p.send(progress(1, [dcm(0), dcm(1), row(2, 0.9, { doubt: false })], 3));
+    await p.waitForSent('sample/render', 2);
+    const asks = (await p.recorded()).sent.filter((m) => m.type === 'sample/render');
+    assert.deepEqual(asks.map((a) => a.path).sort(), ['cat/scan_0.dcm', 'cat/scan_1.dcm']);
+    assert.ok(asks.every((a) => a.maxSize === 512));
+    const png = server.assets.get('/assets/pet.png') as Buffer;
+    for (const a of asks) await p.send({ type: 'sample/didRender', requestId: a.requestId as number, path: a.path as string, png: new Uint8Array(png) });
+    await p.page.waitForFunction(() => {
+      const imgs = Array.from(document.querySelectorAll<HTMLImageElement>('#rows [data-path$=".dcm"] img.thumb'));
+      return imgs.length === 2 && imgs.every((i) => i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0);
+    });
+    // The browser-decodable row keeps its own URI; selecting a DICOM row shows the rendered image under its maps.
+    assert.equal(await p.page.getAttribute('#rows [data-path="fox/img_0002.png"] img.thumb', 'src'), imageUri);
+    await p.page.click('#rows [data-path="cat/scan_0.dcm"]');
+    await p.page.waitForFunction(() => (document.getElementById('img-given') as HTMLImageElement).src.startsWith('blob:'));
+
+    // More progress (the rows refill): nothing is asked for again.
+    await p.send(progress(1, [dcm(3)], 4));
+    assert.equal((await p.waitForSent('sample/render', 3)).path, 'cat/scan_3.dcm');
+    await p.page.waitForTimeout(200);
+    assert.equal((await p.recorded()).sent.filter((m) => m.type === 'sample/render').length, 3);
+    assert.deepEqual(p.errors, []);
+  });
+
   it('keeps the list in place when the scan ends and its progress row goes', async () => {
     const p = await started();
     await p.send(progress(1, [row(0, 0.1), row(1, 0.2)], 2));

@@ -23,6 +23,8 @@ export interface OverlayOptions {
   colormap?: ColormapName;
   /** Weight of the heatmap colour, 0 (image only) .. 1 (heatmap only). Default 0.5. */
   opacity?: number;
+  /** Shrink the result to fit this many pixels on its longer side (a thumbnail); default: the image's size. */
+  maxSize?: number;
 }
 
 function checkHeat(heat: HeatmapLike): void {
@@ -87,6 +89,10 @@ export async function renderOverlayPng(
     out[j] = Math.round(keep * data[j] + opacity * lut[k]);
     out[j + 1] = Math.round(keep * data[j + 1] + opacity * lut[k + 1]);
     out[j + 2] = Math.round(keep * data[j + 2] + opacity * lut[k + 2]);
+  }
+  const max = opts.maxSize;
+  if (max !== undefined && Math.max(width, height) > max) {
+    return sharp(out, { raw: { width, height, channels: 3 } }).resize({ width: max, height: max, fit: 'inside' }).png().toBuffer();
   }
   return encodePng(out, width, height);
 }

@@ -62,6 +62,8 @@ const SCAN_BATCH_SIZE = 16;
 /** Rows per message when replaying a scan to a reloaded webview. */
 const REPLAY_CHUNK = 1000;
 const PAIR_CACHE_SIZE = 64;
+/** Image files Chromium shows itself; the others (DICOM, TIFF, no extension) the engine renders as PNG. */
+const BROWSER_IMAGE = /\.(png|jpe?g|webp|gif|bmp)$/i;
 
 interface Services {
   context: vscode.ExtensionContext;
@@ -227,6 +229,9 @@ class TriagePanel {
       case 'cam/pair':
         await this.answer(m.requestId, () => this.pair(m.requestId, m.path));
         return;
+      case 'sample/render':
+        await this.answer(m.requestId, () => this.renderSample(m.requestId, m.path, m.maxSize));
+        return;
       case 'sample/open':
         await this.answer(m.requestId, async () => {
           const abs = this.sampleFile(m.path);
@@ -360,7 +365,27 @@ class TriagePanel {
 
   private toRow(scan: Scan, r: Extract<ScanEvent, { kind: 'progress' }>['rows'][number]): TriageRow {
     const root = scan.dataset?.root ?? rootOf(this.source);
-    return { ...r, imageUri: this.panel.webview.asWebviewUri(vscode.Uri.file(path.join(root, ...r.path.split('/')))).toString() };
+    return { ...r, ...this.imageOf(path.join(root, ...r.path.split('/'))) };
+  }
+
+  /**
+   * How the webview shows a sample: by its webview URI where Chromium decodes the format, else (DICOM, TIFF,
+   * files without an extension) as a PNG the engine renders on request (`sample/render`).
+   */
+  private imageOf(file: string): Pick<TriageRow, 'imageUri' | 'rendered'> {
+    return BROWSER_IMAGE.test(file)
+      ? { imageUri: this.panel.webview.asWebviewUri(vscode.Uri.file(file)).toString() }
+      : { imageUri: '', rendered: true };
+  }
+
+  /** A sample drawn by the engine as the model sees it (DICOM windowed), shrunk to `maxSize`. */
+  private async renderSample(requestId: number, relPath: string, maxSize: number): Promise<void> {
+    const file = this.sampleFile(relPath);
+    const r = await this.s.engine.renderOverlay({
+      image: { path: file, maxPixels: this.config.get<number>('maxImagePixels') },
+      heatmap: { width: 1, height: 1, values: new Float32Array(1) }, colormap: 'gray', opacity: 0, maxSize,
+    });
+    this.post({ type: 'sample/didRender', requestId, path: relPath, png: r.png });
   }
 
   /** The flagged count: rows flagged for their current given label (a moved row's flag is its new label's). */
@@ -576,7 +601,7 @@ class TriagePanel {
       givenIndex: target,
       givenLabel: label,
       movedFrom: row.movedFrom ?? row.givenLabel,
-      imageUri: this.panel.webview.asWebviewUri(vscode.Uri.file(this.sampleFileOf(scan, newRel))).toString(),
+      ...this.imageOf(this.sampleFileOf(scan, newRel)),
       // Its probability, margin, score and flag now refer to the new label.
       ...scoresFor(probs, target, ds.scoredBy, scan.thresholds),
     };
@@ -637,7 +662,7 @@ class TriagePanel {
         throw Object.assign(new Error(`could not move ${row.path} back to ${path.relative(ds.root, back)}`), { code: 'MOVE_FAILED' });
       }
       const rel = path.relative(ds.root, back).split(path.sep).join('/');
-      restored = { ...restored, path: rel, imageUri: this.panel.webview.asWebviewUri(vscode.Uri.file(back)).toString() };
+      restored = { ...restored, path: rel, ...this.imageOf(back) };
     } else {
       await this.rewriteLabel(ds, row.path, (i) => record.originals[i], record.originals.length);
     }

@@ -48,7 +48,20 @@ function row(x: unknown, i: number): TriageRow {
     flagged: r.flagged === true,
   };
   if (typeof r.movedFrom === 'string') out.movedFrom = r.movedFrom;
+  if (r.rendered === true) out.rendered = true;
   return out;
+}
+
+/** PNG bytes: a Uint8Array as posted, or the number array / index-keyed object a JSON round trip makes of it. */
+function bytes(x: unknown, what: string): Uint8Array {
+  if (x instanceof Uint8Array) return x;
+  if (x instanceof ArrayBuffer) return new Uint8Array(x);
+  if (Array.isArray(x) && x.every((v) => Number.isInteger(v) && v >= 0 && v < 256)) return Uint8Array.from(x as number[]);
+  if (isObj(x)) {
+    const vals = Object.keys(x).sort((a, b) => Number(a) - Number(b)).map((k) => x[k]);
+    if (vals.every((v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 256)) return Uint8Array.from(vals as number[]);
+  }
+  return fail(`${what} is not a byte array`);
 }
 
 function counts(x: unknown): TriageCounts {
@@ -207,6 +220,9 @@ export function parseTriageHostMessage(x: unknown): Parsed<TriageHostMessage> {
         break;
       case 'report/didSave':
         message = { type, requestId: int(m.requestId, 'requestId'), path: str(m.path, 'path') };
+        break;
+      case 'sample/didRender':
+        message = { type, requestId: int(m.requestId, 'requestId'), path: str(m.path, 'path'), png: bytes(m.png, 'png') };
         break;
       case 'request/didFail':
         message = { type, requestId: int(m.requestId, 'requestId'), error: error(m.error) };

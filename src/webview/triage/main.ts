@@ -42,7 +42,7 @@ import { parseTriageHostMessage } from './hostMessages';
 import { moveSelection, RowStore, type RowFilter } from './rows';
 import { VirtualList } from './virtualList';
 
-type Lane = 'pair' | 'open' | 'mark' | 'move' | 'save';
+type Lane = 'pair' | 'open' | 'mark' | 'move' | 'save' | `render:${string}`;
 type Init = Extract<TriageHostMessage, { type: 'panel/didInit' }>;
 type Button = HTMLElement & { disabled: boolean };
 
@@ -107,7 +107,30 @@ const list = new VirtualList(ui.rows, byId('rows-spacer'), (seq, how) => {
   select(seq);
   ui.rows.focus();
   if (how === 'dblclick') openSelected();
-});
+}, (row) => imageOf(row));
+
+/**
+ * Samples the webview cannot show itself (DICOM, TIFF: TriageRow.rendered) come as PNGs the host renders on
+ * request, once per path, kept as blob URLs ('' for one that could not be rendered: not asked for again).
+ */
+const renderedImages = new Map<string, string>();
+const RENDER_SIZE = 512;
+
+function imageOf(r: TriageRow): string {
+  if (!r.rendered) return r.imageUri;
+  const url = renderedImages.get(r.path);
+  if (url !== undefined) return url;
+  const lane: Lane = `render:${r.path}`;
+  if (!requests.isBusy(lane)) post({ type: 'sample/render', requestId: requests.issue(lane), path: r.path, maxSize: RENDER_SIZE });
+  return '';
+}
+
+function onRendered(m: Extract<TriageHostMessage, { type: 'sample/didRender' }>): void {
+  if (requests.settle(m.requestId) !== `render:${m.path}`) return;
+  renderedImages.set(m.path, URL.createObjectURL(new Blob([new Uint8Array(m.png)], { type: 'image/png' })));
+  list.refresh();
+  if (selectedRow()?.path === m.path) renderDetail();
+}
 
 let init: Init | undefined;
 let state: TriageViewState | undefined;
@@ -284,8 +307,9 @@ function renderDetail(): void {
   ui.detailMeta.textContent =
     `Given ${r.givenLabel} (${formatPercent(r.selfConfidence)})${r.movedFrom !== undefined ? `, moved from ${r.movedFrom}` : ''} · ` +
     `predicted ${r.predictedLabel} · score ${r.score.toFixed(3)}${r.flagged ? ' · flagged' : ''} · top 5: ${top}`;
-  given.setImage(r.imageUri, `${r.path} with the heatmap for its given label ${r.givenLabel}`);
-  predicted.setImage(r.imageUri, `${r.path} with the heatmap for its predicted label ${r.predictedLabel}`);
+  const src = imageOf(r) || undefined;
+  given.setImage(src, `${r.path} with the heatmap for its given label ${r.givenLabel}`);
+  predicted.setImage(src, `${r.path} with the heatmap for its predicted label ${r.predictedLabel}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -545,6 +569,11 @@ function onRequestFailed(m: Extract<TriageHostMessage, { type: 'request/didFail'
   }
   const lane = requests.settle(m.requestId);
   if (!lane) return;
+  if (lane.startsWith('render:')) {
+    // The row keeps a blank thumbnail; the engine's reason is in the output channel.
+    renderedImages.set(lane.slice('render:'.length), '');
+    return;
+  }
   if (lane === 'pair') {
     setProgress(ui.pairProgress, false);
     if (isCancellation(m.error)) return;
@@ -604,6 +633,9 @@ function onMessage(m: TriageHostMessage): void {
       break;
     case 'report/didSave':
       if (requests.settle(m.requestId) === 'save') ui.notice.textContent = `Saved ${m.path}`;
+      break;
+    case 'sample/didRender':
+      onRendered(m);
       break;
     case 'request/didFail':
       onRequestFailed(m);

@@ -57,6 +57,8 @@ export class VirtualList {
     private readonly box: HTMLElement,
     private readonly spacer: HTMLElement,
     private readonly onPick: (seq: number, how: 'click' | 'dblclick') => void,
+    /** The image a row shows: its URI, or (a sample the host renders) a rendered one, or '' while it comes. */
+    private readonly imageOf: (row: TriageRow) => string = (row) => row.imageUri,
   ) {
     box.addEventListener('scroll', () => this.schedule());
     new ResizeObserver(() => this.schedule()).observe(box);
@@ -98,6 +100,12 @@ export class VirtualList {
     this.box.setAttribute('aria-setsize', String(items.length));
     this.stale = true;
     this.render();
+  }
+
+  /** Fills the rendered rows again (an image they show has arrived). */
+  refresh(): void {
+    this.stale = true;
+    this.schedule();
   }
 
   /** Marks `seq` selected; with `reveal`, scrolls it into view first (so its element exists). */
@@ -159,10 +167,11 @@ export class VirtualList {
    */
   private fill(el: HTMLElement, row: TriageRow, rank: number, i: number): void {
     let thumb = el.querySelector<HTMLImageElement>('img.thumb');
-    if (!thumb || thumb.getAttribute('src') !== row.imageUri) {
+    const src = this.imageOf(row);
+    if (!thumb || (thumb.getAttribute('src') ?? '') !== src) {
       const img = h('img', { class: 'thumb', alt: '', decoding: 'async', draggable: 'false' });
       img.addEventListener('error', () => onThumbError(img));
-      img.src = row.imageUri;
+      if (src) img.src = src;
       if (thumb) thumb.replaceWith(img);
       thumb = img;
     }
