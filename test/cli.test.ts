@@ -254,6 +254,24 @@ describe('cam-lens CLI', function () {
     assert.ok(Math.abs(probs.healthy + probs.sick - 1) < 1e-5, JSON.stringify(probs));
   });
 
+  it('scan spreads its batches over --workers threads with the same report as one thread', () => {
+    const demo = path.join(__dirname, '..', 'models', 'demo', 'model.json');
+    const samples = path.join(__dirname, '..', 'samples');
+    const one = run(['scan', '--model', demo, '--data', samples, '--workers', '0', '--batch-size', '8', '--json', '-']);
+    const two = run(['scan', '--model', demo, '--data', samples, '--workers', '2', '--batch-size', '8', '--json', '-']);
+    assert.strictEqual(one.code, 0, one.stderr);
+    assert.strictEqual(two.code, 0, two.stderr);
+    const a = JSON.parse(one.stdout);
+    const b = JSON.parse(two.stdout);
+    assert.ok(a.samples.length >= 40);
+    assert.deepStrictEqual(b.samples.map((x: { relPath: string }) => x.relPath), a.samples.map((x: { relPath: string }) => x.relPath));
+    for (let i = 0; i < a.samples.length; i++) {
+      assert.ok(Math.abs(a.samples[i].selfConfidence - b.samples[i].selfConfidence) < 1e-5, a.samples[i].relPath);
+    }
+    assert.deepStrictEqual(b.counts, a.counts);
+    assert.deepStrictEqual([a.workers, b.workers], [0, 2]);
+  });
+
   it('scan writes its report and exits 1 where no image could be read', async () => {
     const data = path.join(dir, 'unreadable');
     fs.mkdirSync(path.join(data, 'apple'), { recursive: true });

@@ -50,6 +50,7 @@ import { labelOf, numClasses } from './engine/model';
 import { oneLine } from './engine/modelFormat';
 import { readDataset } from './engine/scan/dataset';
 import { scanDataset } from './engine/scan/scan';
+import { ScanPool } from './engine/scan/scanPool';
 import { buildReport, readReviewed, reportToCsv } from './engine/scan/report';
 import { SCORE_KINDS } from './engine/scan/ranking';
 import { COLORMAPS, type ColormapName } from '../shared/colormaps';
@@ -94,7 +95,8 @@ cam options:
   --channels <n|all>             scorecam: score the n channels of largest mean activation (default ${SCORECAM_DEFAULT_CHANNELS});
                                  all (or 0): every channel, one forward pass each, with an estimate of the
                                  time on stderr first (--top-channels <n> is the older name)
-  --workers <n>                  worker threads for scorecam, --metrics and --recommend, besides this one
+  --workers <n>                  worker threads for scorecam, --metrics and --recommend, besides this one;
+                                 for scan, threads the batches spread over (default one per core, at most 8)
                                  (default: the cores --threads leaves, cores - threads: ${Math.max(0, availableCores() - defaultThreads())} here,
                                  ${defaultWorkerCount()} with --threads 1; 0: compute in this thread only)
   --metrics                      faithfulness of the map: deletion/insertion AUC, Average Drop, Increase in
@@ -163,7 +165,7 @@ const ALLOWED: Record<Command, string[]> = {
   cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'colormap', 'opacity', 'max-pixels',
     'batch-size', 'channels', 'top-channels', 'workers', 'metrics', 'frame', 'window', 'quiet'],
   layers: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels', 'frame', 'window', 'quiet'],
-  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet'],
+  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet', 'workers'],
   labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'quiet'],
 };
 
@@ -683,17 +685,25 @@ async function cmdScan(v: Values): Promise<void> {
   const show = intOption(v, 'show', 20, 0, 1_000_000);
   const kind = oneOf((v.score as string | undefined) ?? 'self_confidence', SCORE_KINDS, 'score');
   const csv = fileOption(v, 'csv');
+  const workers = v.workers === undefined ? undefined : intOption(v, 'workers', 0, 0, 64);
   if (!fs.existsSync(data)) throw new CamLensError('FILE_NOT_FOUND', `dataset not found: ${data}`);
   const { backend, model } = await setup(common, [csv]);
+  let pool: ScanPool | undefined;
   try {
     const labels = model.metadata.labels;
     const dataset = readDataset(data, labels, v.labels as string | undefined);
+    // The batches spread over worker threads, one core each (same results, in the same order, as one thread):
+    // by default one per core (at most 8), none on one core or for a dataset of a single batch.
+    const batches = Math.ceil(dataset.samples.length / batchSize);
+    const n = Math.min(workers ?? (availableCores() < 2 || backend.name === 'tensorflow' ? 0 : Math.min(availableCores(), 8)), batches);
+    pool = n > 0 ? new ScanPool({ modelPath: model.path, overrides: common.overrides, workers: n }) : undefined;
     const quiet = v.json === '-';
     const progress = progressFor(v);
     const onScanProgress = progress.task('Scan', 'images');
     let scan;
     try {
       scan = await scanDataset(model, dataset, {
+        pool,
         batchSize,
         maxPixels: common.maxPixels,
         // DICOM files of the dataset: this frame and window (other images ignore them).
@@ -707,7 +717,7 @@ async function cmdScan(v: Values): Promise<void> {
     const report = buildReport(model.path, labels, dataset, scan, kind, readReviewed(dataset.root));
     const dicomUsed = common.dicom ? { dicom: { frame: common.dicom.frame ?? 0, window: common.dicom.window ? formatWindowChoice(common.dicom.window) : 'file' } }
       : model.metadata.dicomWindow ? { dicom: { frame: 0, window: formatWindowChoice(model.metadata.dicomWindow) } } : {};
-    if (v.json !== undefined) writeJson(v.json as string, { ...report, ...outputJson(model), ...dicomUsed, backend: backend.name, threads: backend.threads, seconds: round(scan.seconds) });
+    if (v.json !== undefined) writeJson(v.json as string, { ...report, ...outputJson(model), ...dicomUsed, backend: backend.name, threads: backend.threads, workers: pool?.size ?? 0, seconds: round(scan.seconds) });
     if (csv !== undefined) writeFileSafely(csv, reportToCsv(report));
     if (!quiet) {
       const c = report.counts;
@@ -732,6 +742,7 @@ async function cmdScan(v: Values): Promise<void> {
         (first ? ` (${path.basename(first.path)}: ${first.error})` : ''));
     }
   } finally {
+    await pool?.close();
     model.dispose();
   }
 }
