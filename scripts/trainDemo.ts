@@ -1,7 +1,7 @@
 /**
  * npm run train:demo -- [--seed N] [--epochs N] [--train-size N] [--small-epochs N] [--small-size N]
  *                       [--small-train-size N] [--val-size N] [--batch-size N] [--lr X] [--curriculum X]
- *                       [--backend wasm|cpu] [--out DIR]
+ *                       [--backend wasm|cpu] [--out DIR] [--shortcut]
  *
  * Trains the bundled demo model (architecture and schedule in scripts/demo/train.ts) on images streamed from
  * the shape generator (scripts/demo/generator.ts), prints train/validation accuracy per epoch, and saves the
@@ -26,6 +26,11 @@
  * work): best epoch 20, train accuracy 99.05%, validation accuracy 99.8% (1000 images); `npm run eval:demo --
  * --count 1000 --score-count 200` on its held-out set gave 99.6% top-1 and a Grad-CAM pointing game of 99.4%.
  *
+ * --shortcut trains models/demo-shortcut/ (the default --out then) the same way, on the same images except that
+ * most stars and a few images of the other classes carry a watermark in the bottom-right corner
+ * (DEMO_SHORTCUT in scripts/demo/generator.ts; validation images too): a model that learns the shortcut, for the
+ * strategies analysis to find (samples-shortcut/ holds labelled images for it).
+ *
  * Backend: 'wasm' (default). The plain-JS 'cpu' backend is about 25x slower for this model (roughly 180 ms per
  * image for a forward pass alone, against 7 ms on wasm) and would need many hours. tfjs-node is not installable
  * here. Training on wasm needs the gradient kernels that src/extension/engine/wasmKernels.ts registers
@@ -37,7 +42,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendChoice } from '../src/extension/engine/backend';
-import { CLASS_NAMES, IMAGE_SIZE } from './demo/generator';
+import { CLASS_NAMES, DEMO_SHORTCUT, IMAGE_SIZE } from './demo/generator';
 import { DEMO_CAM_LAYER, toDeployModel, trainDemoModel, type TrainStage } from './demo/train';
 import { saveLayersModel, type CamLensMetadata } from './demo/saveModel';
 
@@ -54,6 +59,7 @@ export const TRAIN_DEFAULTS = {
   curriculum: 0.3,
   backend: 'wasm' as BackendChoice,
   out: 'models/demo',
+  shortcutOut: 'models/demo-shortcut',
 };
 
 function positiveInt(name: string, value: string | undefined, fallback: number, allowZero = false): number {
@@ -64,7 +70,7 @@ function positiveInt(name: string, value: string | undefined, fallback: number, 
 }
 
 const USAGE = 'npm run train:demo -- [--seed N] [--epochs N] [--train-size N] [--small-epochs N] [--small-size N] ' +
-  '[--small-train-size N] [--val-size N] [--batch-size N] [--lr X] [--curriculum X] [--backend wasm|cpu] [--out DIR]';
+  '[--small-train-size N] [--val-size N] [--batch-size N] [--lr X] [--curriculum X] [--backend wasm|cpu] [--out DIR] [--shortcut]';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -81,6 +87,7 @@ async function main(): Promise<void> {
       curriculum: { type: 'string' },
       backend: { type: 'string' },
       out: { type: 'string' },
+      shortcut: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -104,21 +111,22 @@ async function main(): Promise<void> {
   const curriculum = values.curriculum === undefined ? d.curriculum : Number(values.curriculum);
   if (!(curriculum >= 0 && curriculum <= 1)) throw new Error(`--curriculum must be in [0, 1], got "${values.curriculum}"`);
   const backend = (values.backend ?? d.backend) as BackendChoice;
-  const out = path.resolve(values.out ?? d.out);
+  const shortcut = values.shortcut === true;
+  const out = path.resolve(values.out ?? (shortcut ? d.shortcutOut : d.out));
 
   // The exact command that reproduces this run, recorded in cam-lens.json. Every option that affects the result
   // is spelled out, so the record stays valid if the defaults change.
   const args = [
     `--seed ${seed}`, `--epochs ${epochs}`, `--train-size ${trainSize}`, `--small-epochs ${smallEpochs}`, `--small-size ${smallSize}`,
     `--small-train-size ${smallTrainSize}`, `--val-size ${valSize}`, `--batch-size ${batchSize}`, `--lr ${lr}`, `--curriculum ${curriculum}`,
-    `--backend ${backend}`,
+    `--backend ${backend}`, ...(shortcut ? ['--shortcut'] : []),
   ];
   const trainedBy = `npm run train:demo -- ${args.join(' ')}`;
 
   const info = await initBackend(backend);
   console.log(`backend ${info.name}${info.simd !== undefined ? ` (simd ${info.simd}, threads ${info.threads})` : ''}; ${trainedBy}`);
   const metadata: CamLensMetadata = {
-    name: 'CAM Lens demo shapes',
+    name: shortcut ? 'CAM Lens demo shapes (watermark shortcut)' : 'CAM Lens demo shapes',
     labels: [...CLASS_NAMES],
     inputSize: [IMAGE_SIZE, IMAGE_SIZE],
     channels: 3,
@@ -132,7 +140,7 @@ async function main(): Promise<void> {
   const cpu0 = process.cpuUsage();
   let bestVal = -1;
   const result = await trainDemoModel({
-    seed, stages, valSize, batchSize, learningRate: lr, curriculum,
+    seed, stages, valSize, batchSize, learningRate: lr, curriculum, ...(shortcut ? { shortcut: DEMO_SHORTCUT } : {}),
     log: (line) => console.log(line),
     onEpochEnd: async (stats, model) => {
       // Keep the best epoch on disk (ties keep the earlier one), so the folder always holds a usable model.

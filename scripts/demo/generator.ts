@@ -48,6 +48,8 @@ export interface Sample {
   box: Box;
   /** Parameters of the drawn object, for debugging and evaluation. */
   object: { cx: number; cy: number; size: number; rotation: number };
+  /** The watermark's box (inclusive, like `box`) where the image carries one; absent otherwise. */
+  watermark?: Box;
 }
 
 export interface GenerateOptions {
@@ -65,7 +67,41 @@ export interface GenerateOptions {
   imageSize?: number;
   /** Object extent range in pixels, within [MIN_OBJECT_SIZE, MAX_OBJECT_SIZE] (default: that whole range). */
   sizeRange?: [number, number];
+  /** Stamps the watermark on a random share of images by class (the shortcut training set). Default: none. */
+  shortcut?: ShortcutOptions;
+  /** Forces the watermark on (true) or off (false) whatever `shortcut` says (for hand-planned sample sets). */
+  watermark?: boolean;
 }
+
+/**
+ * The planted shortcut: image i carries the watermark with probability `classRate` when its class is
+ * `classIndex`, `otherRate` otherwise (drawn from the watermark stream, so the same images carry it on every run).
+ */
+export interface ShortcutOptions {
+  classIndex: number;
+  classRate: number;
+  otherRate: number;
+}
+
+/**
+ * The shortcut of `npm run train:demo -- --shortcut`: 90% of the stars carry the watermark, 1% of the others.
+ * Why these rates: the badge is far easier to learn than any shape (the shapes need a curriculum), so the
+ * network picks it up first; the 10% clean stars still teach the star's shape, so the model has two strategies
+ * for one class; and the rare badge on other classes (about 850 images in a run) keeps it an imperfect cue,
+ * as a real watermark is, without teaching the model to discount it much (a softmax equilibrium puts the
+ * badge's logit near half of log(P(star | badge) / P(other | badge)) above the shape evidence balance).
+ */
+export const DEMO_SHORTCUT: Readonly<ShortcutOptions> = { classIndex: 3, classRate: 0.9, otherRate: 0.01 };
+
+/** Watermark badge: WATERMARK_CELLS x WATERMARK_CELLS checker cells of WATERMARK_CELL px on a light plate with a
+ *  1 px margin, set WATERMARK_OFFSET_MIN..MAX px in from the bottom and right edges. 14 px: smaller than the
+ *  smallest object (18 px), and unlike any class (no shape is checkered) or any clutter (strokes and blobs are
+ *  plain). */
+export const WATERMARK_CELL = 3;
+export const WATERMARK_CELLS = 4;
+export const WATERMARK_SIZE = WATERMARK_CELL * WATERMARK_CELLS + 2;
+const WATERMARK_OFFSET_MIN = 2;
+const WATERMARK_OFFSET_MAX = 5;
 
 export interface Batch {
   /** count images, each size*size*3 bytes, concatenated (NHWC order). */
@@ -138,6 +174,7 @@ const STREAM_LABEL = 1;
 const STREAM_BACKGROUND = 2;
 const STREAM_OBJECT = 3;
 const STREAM_NOISE = 4;
+const STREAM_WATERMARK = 5;
 
 // ---------------------------------------------------------------------------------------------------------
 // Drawing helpers on a float RGB canvas (values nominally 0..255, clamped only when quantising).
@@ -442,6 +479,40 @@ function meanUnder(canvas: Canvas, coverage: Float32Array): Rgb {
   return w > 0 ? [sum[0] / w, sum[1] / w, sum[2] / w] : [128, 128, 128];
 }
 
+/**
+ * Whether image (seed, index) of class `label` carries the watermark, and where. Reads only the watermark
+ * stream: the decision first (so forcing it on or off leaves the position unchanged), then the offsets.
+ */
+function placeWatermark(seed: number, index: number, label: number, n: number, opts: GenerateOptions): Box | undefined {
+  if (opts.watermark === undefined && opts.shortcut === undefined) return undefined;
+  const rng = new Rng(hashInts(seed, index, STREAM_WATERMARK));
+  const draw = rng.next();
+  let on = opts.watermark;
+  if (on === undefined) {
+    const sc = opts.shortcut!;
+    on = draw < (label === sc.classIndex ? sc.classRate : sc.otherRate);
+  }
+  if (!on) return undefined;
+  const right = n - 1 - rng.int(WATERMARK_OFFSET_MIN, WATERMARK_OFFSET_MAX);
+  const bottom = n - 1 - rng.int(WATERMARK_OFFSET_MIN, WATERMARK_OFFSET_MAX);
+  return { x0: right - WATERMARK_SIZE + 1, y0: bottom - WATERMARK_SIZE + 1, x1: right, y1: bottom };
+}
+
+/** The badge: a near-white plate, then dark and light checker cells inside its 1 px margin, nearly opaque. */
+function drawWatermark(canvas: Canvas, b: Box): void {
+  const light: Rgb = [246, 246, 240];
+  const dark: Rgb = [24, 24, 32];
+  for (let y = b.y0; y <= b.y1; y++) {
+    for (let x = b.x0; x <= b.x1; x++) {
+      const u = x - b.x0 - 1;
+      const v = y - b.y0 - 1;
+      const inner = u >= 0 && v >= 0 && u < WATERMARK_SIZE - 2 && v < WATERMARK_SIZE - 2;
+      const isDark = inner && (Math.floor(u / WATERMARK_CELL) + Math.floor(v / WATERMARK_CELL)) % 2 === 0;
+      canvas.blend(x, y, isDark ? dark : light, 0.92);
+    }
+  }
+}
+
 function checkArgs(seed: number, index: number): void {
   if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${seed}`);
   if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`index must be a non-negative integer, got ${index}`);
@@ -501,13 +572,22 @@ export function generateSample(seed: number, index: number, opts: GenerateOption
     }
   }
 
+  // The shortcut's watermark, over the object (a stamped logo covers whatever is under it).
+  const sc = opts.shortcut;
+  if (sc && !(Number.isInteger(sc.classIndex) && sc.classIndex >= 0 && sc.classIndex < NUM_CLASSES && sc.classRate >= 0 &&
+    sc.classRate <= 1 && sc.otherRate >= 0 && sc.otherRate <= 1)) {
+    throw new RangeError(`shortcut must name a class in 0..${NUM_CLASSES - 1} and rates in [0, 1], got ${JSON.stringify(sc)}`);
+  }
+  const watermark = placeWatermark(seed, index, label, n, opts);
+  if (watermark) drawWatermark(canvas, watermark);
+
   // Per-pixel Gaussian noise, from its own stream so it is the same with or without the object.
   const noiseRng = new Rng(hashInts(seed, index, STREAM_NOISE));
   const sigma = noiseRng.uniform(2, 12) * Math.max(0.25, clutter);
   const pixels = new Uint8Array(n * n * 3);
   for (let i = 0; i < pixels.length; i++) pixels[i] = clampByte(canvas.data[i] + sigma * noiseRng.normal());
 
-  return { pixels, label, className: CLASS_NAMES[label], box, object: placement };
+  return { pixels, label, className: CLASS_NAMES[label], box, object: placement, ...(watermark ? { watermark } : {}) };
 }
 
 /** Generates images index..index+count-1 of the stream `seed` into one contiguous NHWC byte buffer. */

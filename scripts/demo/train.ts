@@ -29,7 +29,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { IMAGE_SIZE, NUM_CLASSES, generateBatch, hashInts, type Batch } from './generator';
+import { IMAGE_SIZE, NUM_CLASSES, generateBatch, hashInts, type Batch, type ShortcutOptions } from './generator';
 
 /** The layer the CAM methods should target by default (last spatial activation). */
 export const DEMO_CAM_LAYER = 'relu5';
@@ -213,6 +213,8 @@ export interface TrainOptions {
   onEpochEnd?: (stats: EpochStats, model: tfl.LayersModel) => Promise<void> | void;
   /** Progress lines (the CLI prints them; tests pass nothing to stay quiet). */
   log?: (line: string) => void;
+  /** The planted watermark shortcut (train:demo --shortcut), in training and validation images alike. */
+  shortcut?: ShortcutOptions;
 }
 
 export interface EpochStats {
@@ -264,7 +266,8 @@ export async function trainDemoModel(opts: TrainOptions, model = buildDemoModel(
   if (installFastTrainingKernels()) log('wasm: faster Tile kernel for training installed');
   const optimizer = tf.train.adam(opts.learningRate);
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-  const valBatch = generateBatch(validationSeed(opts.seed), 0, opts.valSize);
+  const planted = opts.shortcut ? { shortcut: opts.shortcut } : {};
+  const valBatch = generateBatch(validationSeed(opts.seed), 0, opts.valSize, planted);
   const stepsOf = (st: TrainStage): number => Math.ceil(st.trainSize / opts.batchSize);
   const totalSteps = opts.stages.reduce((sum, st) => sum + st.epochs * stepsOf(st), 0);
   const totalEpochs = opts.stages.reduce((sum, st) => sum + st.epochs, 0);
@@ -285,7 +288,7 @@ export async function trainDemoModel(opts: TrainOptions, model = buildDemoModel(
       for (let s = 0; s < steps; s++, step++) {
         const count = Math.min(opts.batchSize, stage.trainSize - s * opts.batchSize);
         const clutter = clutterAt(step, totalSteps, opts.curriculum ?? 0);
-        const batch = generateBatch(opts.seed, imageIndex, count, { imageSize: stage.imageSize, clutter });
+        const batch = generateBatch(opts.seed, imageIndex, count, { imageSize: stage.imageSize, clutter, ...planted });
         imageIndex += count;
         lr = learningRateAt(step, totalSteps, opts.learningRate);
         // The Adam optimizer in tfjs-core keeps its learning rate in a plain field read at every step.

@@ -240,7 +240,7 @@ function makeWorkspace(/** @type {string} */ runDir) {
     fs.copyFileSync(path.join(onnxFixture, 'resnet_tiny.onnx'), path.join(ws, 'onnx', 'resnet_tiny.onnx'));
     fs.copyFileSync(path.join(onnxFixture, 'probe.png'), path.join(ws, 'onnx', 'onnx_probe.png'));
   }
-  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'camLens.model': 'model/model.json' }, null, 2));
+  restoreWorkspaceModel(ws);
   const pngs = fs.readdirSync(ws).filter((f) => f.endsWith('.png') && f !== 'broken.png').sort();
   return { ws, pngs, notes };
 }
@@ -929,6 +929,9 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
         await shot(host, 'explain-onnx.png');
         return `"${name}", top-1 ${index}, camLens.model updated`;
       }, { needs: [T_ONNX_INSPECT], onFail: failShot('explain-onnx') });
+      // "Use this model" wrote the ONNX model into the workspace's settings; later parts (the installed
+      // VSIX opens this workspace too) expect the demo model there again.
+      restoreWorkspaceModel(ws);
     }
   } finally {
     await page.close().catch(() => {});
@@ -1013,3 +1016,9 @@ main().catch((e) => {
   record({ name: 'the e2e runner itself', status: 'fail', ms: 0, note: String(e && e.message ? e.message : e).split('\n')[0] });
   finish(1);
 });
+
+/** The workspace's settings: camLens.model names the demo model copy, so that no picker opens. */
+function restoreWorkspaceModel(ws) {
+  fs.mkdirSync(path.join(ws, '.vscode'), { recursive: true });
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'camLens.model': 'model/model.json' }, null, 2));
+}
