@@ -3,8 +3,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { ExplainPanels } from '../panels/explainPanel';
+import { IMAGE_EXTENSIONS } from '../engine/scan/dataset';
 
-const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.dcm', '.dicom']);
+const IMAGE_EXT = new Set(IMAGE_EXTENSIONS);
 
 /**
  * The Explorer offers the command on files without an extension too, since scanners write DICOM files so

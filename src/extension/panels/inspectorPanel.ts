@@ -4,6 +4,7 @@
  */
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { IMAGE_EXTENSIONS } from '../engine/scan/dataset';
 import { isCancellation, type EngineClient } from '../engineClient';
 import type { ModelChoice } from '../modelChoice';
 import type { Log } from '../log';
@@ -14,7 +15,8 @@ import { modelDisplayName } from './modelNames';
 
 export const INSPECTOR_VIEW_TYPE = 'camLens.inspect';
 
-const IMAGE_FILTERS = { Images: ['png', 'jpg', 'jpeg', 'webp', 'gif', 'bmp', 'tif', 'tiff'] };
+/** Every image the engine decodes (engine/scan/dataset.ts IMAGE_EXTENSIONS), DICOM included; 'All files' for extensionless DICOM. */
+const IMAGE_FILTERS = { Images: IMAGE_EXTENSIONS.map((e) => e.slice(1)), 'All files': ['*'] };
 
 interface Services {
   context: vscode.ExtensionContext;
