@@ -155,3 +155,50 @@ export function applyColormap(
   }
   return rgba;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Signed maps (pixel saliency with a sign: gradients, Integrated Gradients)
+
+/**
+ * The diverging colormap of signed maps, values in [-1, 1]: blue for negative attribution, a near-white neutral
+ * at 0, red for positive (ColorBrewer's RdBu end and middle colours, interpolated in sRGB). Not in COLORMAPS:
+ * the user's colormap colours magnitudes; a sign needs a map whose middle means "nothing", whatever was chosen.
+ */
+const DIVERGING: Anchors = [
+  [0, 0x0571b0], [64, 0x92c5de], [127, 0xf7f7f7], [128, 0xf7f7f7], [191, 0xf4a582], [255, 0xca0020],
+];
+
+let divergingTable: Uint8ClampedArray | undefined;
+
+/** The diverging table (256 RGB entries; 127 and 128 are the neutral colour). Shared: treat as read-only. */
+export function divergingLut(): Uint8ClampedArray {
+  divergingTable ??= lutFromAnchors(DIVERGING);
+  return divergingTable;
+}
+
+/**
+ * Table index of a signed value: exactly the neutral entry at 0 (127), the negative half 0..127 for [-1, 0] and
+ * the positive half 128..255 for (0, 1]; clamped outside [-1, 1]; NaN is neutral (no attribution).
+ */
+export function divergingIndex(v: number): number {
+  if (Number.isNaN(v) || v === 0) return 127;
+  if (v <= -1) return 0;
+  if (v >= 1) return 255;
+  return v < 0 ? Math.round(127 + 127 * v) : Math.round(128 + 127 * v);
+}
+
+/** Colours signed `values` (in [-1, 1]) into RGBA pixels, alpha 255, like applyColormap. */
+export function applyDiverging(values: ArrayLike<number>, out?: Uint8ClampedArray): Uint8ClampedArray {
+  const n = values.length;
+  const rgba = out ?? new Uint8ClampedArray(4 * n);
+  if (rgba.length < 4 * n) throw new RangeError(`applyDiverging: output holds ${rgba.length} bytes but ${n} values need ${4 * n}`);
+  const lut = divergingLut();
+  for (let i = 0, o = 0; i < n; i++, o += 4) {
+    const j = 3 * divergingIndex(values[i]);
+    rgba[o] = lut[j];
+    rgba[o + 1] = lut[j + 1];
+    rgba[o + 2] = lut[j + 2];
+    rgba[o + 3] = 255;
+  }
+  return rgba;
+}

@@ -53,6 +53,38 @@ export interface MethodInfo {
   /** False where the model cannot run it (e.g. `cam` without GAP-then-linear head at the layer). */
   available: boolean;
   reason?: string;
+  /**
+   * 'cam': a class activation map at a layer's resolution; 'pixel': pixel-level saliency at the model input's
+   * resolution (guided backpropagation, gradients, SmoothGrad, Integrated Gradients). Absent: 'cam'.
+   */
+  group?: 'cam' | 'pixel';
+  /** The method reads a target layer: every CAM method, Guided Grad-CAM among the pixel ones. Absent: true. */
+  usesLayer?: boolean;
+  /**
+   * What the user may set in the panel's Options area: the method's own parameters (noise, steps, baseline,
+   * budget), then, for a 'cam' method, the options every CAM method takes (CAM_OPTIONS: augSmooth, eigenSmooth),
+   * those marked `common`. The values travel in `cam/compute`'s `options`, by parameter id.
+   */
+  params?: MethodParam[];
+}
+
+/** A value of a method option (MethodParam): a number, a choice's value or a flag. */
+export type OptionValue = number | string | boolean;
+
+/** One method option, as the engine's registry declares it (engine/cam/base.ts); the panel builds its input from it. */
+export interface MethodParam {
+  id: string;
+  label: string;
+  kind: 'number' | 'choice' | 'boolean';
+  default: OptionValue;
+  min?: number;
+  max?: number;
+  step?: number;
+  /** For 'choice': the values offered, with their labels. */
+  choices?: { value: string; label: string }[];
+  description: string;
+  /** One value for every CAM method (CAM_OPTIONS), not one per method. */
+  common?: boolean;
 }
 
 export interface LayerSummary {
@@ -125,6 +157,12 @@ export interface ExplainViewState {
   overlay: boolean;
   /** A DICOM image's frame and window chosen in the panel (absent: frame 0, the model's or the file's window). */
   dicom?: DicomSelection;
+  /** Two or more target layers whose maps are averaged (CAM methods); absent: the one `layer`. */
+  layers?: string[];
+  /** Option values the user set (MethodInfo.params), by method id then parameter id; absent ones take their default. */
+  methodOptions?: Record<string, Record<string, OptionValue>>;
+  /** Values of the options every CAM method takes (MethodParam.common: augSmooth, eigenSmooth), by parameter id. */
+  camOptions?: Record<string, OptionValue>;
 }
 
 /**
@@ -147,6 +185,13 @@ export interface HeatmapPayload {
   values: Float32Array;
   rawMin: number;
   rawMax: number;
+  /**
+   * Pixel saliency with a sign (gradients, Integrated Gradients): `values` are in [-1, 1], 0 meaning no
+   * attribution, and are drawn with the diverging colormap (shared/colormaps.ts) centred at 0.
+   */
+  signed?: boolean;
+  /** Guided backpropagation's RGB image: width * height * 3 values in [0, 1], drawn as colours. */
+  rgb?: Float32Array;
 }
 
 /**
@@ -181,7 +226,19 @@ export type ExplainWebviewMessage =
    * `allChannels`: this one map scores every channel with Score-CAM, whatever the channel budget
    * (camLens.scoreCam.channels); the next request goes back to the budget.
    */
-  | { type: 'cam/compute'; requestId: number; method: CamMethodId; classIndex?: number; layer?: string; preprocess?: PreprocessId; allChannels?: boolean }
+  | {
+      type: 'cam/compute';
+      requestId: number;
+      method: CamMethodId;
+      classIndex?: number;
+      layer?: string;
+      /** Two or more layers whose maps are averaged (CAM methods); `layer` is then the first of them. */
+      layers?: string[];
+      preprocess?: PreprocessId;
+      allChannels?: boolean;
+      /** The Options area's values (MethodInfo.params) by parameter id; absent ones take their default. */
+      options?: Record<string, OptionValue>;
+    }
   /**
    * Stops the `cam/compute` with this id (Score-CAM's Cancel). Not answered itself: the request it names is
    * answered `request/didFail` with code CANCELLED (or its map, when it had finished already).
@@ -238,6 +295,8 @@ export type ExplainHostMessage =
       cached: boolean;
       /** What the map was made from (Score-CAM: which channels were scored), for its caption. */
       details?: MapDetails;
+      /** The layers whose maps were averaged, where there were several (`layer` is the first). */
+      layers?: string[];
     }
   | { type: 'cam/didProgress'; requestId: number; done: number; total: number }
   | { type: 'export/didSave'; requestId: number; path: string }
@@ -494,11 +553,27 @@ const isMethod = (x: unknown): x is CamMethodId => typeof x === 'string' && x.le
 const isColormap = isColormapName;
 const isPreprocess = isPreprocessId;
 
+/** A method option's value: a finite number, a short string or a flag. */
+const isOptionValue = (x: unknown): x is OptionValue =>
+  typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x)) || (typeof x === 'string' && x.length < 256);
+/** Option values by parameter id: at most 64 of them, ids of 1..64 characters. */
+export function isOptionRecord(x: unknown): x is Record<string, OptionValue> {
+  if (!isObj(x) || Array.isArray(x)) return false;
+  const entries = Object.entries(x);
+  return entries.length <= 64 && entries.every(([k, v]) => k.length > 0 && k.length <= 64 && isOptionValue(v));
+}
+/** Target layers to average: 1..32 names. */
+const isLayerList = (x: unknown): x is string[] =>
+  Array.isArray(x) && x.length > 0 && x.length <= 32 && x.every((l) => typeof l === 'string' && l.length > 0 && l.length < 4096);
+const isMethodOptions = (x: unknown) =>
+  isObj(x) && !Array.isArray(x) && Object.keys(x).length <= 64 && Object.entries(x).every(([k, v]) => isMethod(k) && isOptionRecord(v));
+
 export function isExplainViewState(x: unknown): x is ExplainViewState {
   return isObj(x) && x.version === 1 && typeof x.imagePath === 'string' && optStr(x.modelPath) && isMethod(x.method) &&
     optInt(x.classIndex) && optStr(x.layer) && (x.preprocess === undefined || isPreprocess(x.preprocess)) && optStr(x.output) &&
     typeof x.opacity === 'number' && x.opacity >= 0 && x.opacity <= 1 && isColormap(x.colormap) && typeof x.overlay === 'boolean' &&
-    (x.dicom === undefined || isDicomSelection(x.dicom));
+    (x.dicom === undefined || isDicomSelection(x.dicom)) && (x.layers === undefined || isLayerList(x.layers)) &&
+    (x.methodOptions === undefined || isMethodOptions(x.methodOptions)) && (x.camOptions === undefined || isOptionRecord(x.camOptions));
 }
 
 export function isExplainWebviewMessage(x: unknown): x is ExplainWebviewMessage {
@@ -509,7 +584,8 @@ export function isExplainWebviewMessage(x: unknown): x is ExplainWebviewMessage 
       return true;
     case 'cam/compute':
       return isInt(m.requestId) && isMethod(m.method) && optInt(m.classIndex) && optStr(m.layer) && (m.preprocess === undefined || isPreprocess(m.preprocess)) &&
-        (m.allChannels === undefined || typeof m.allChannels === 'boolean');
+        (m.allChannels === undefined || typeof m.allChannels === 'boolean') && (m.layers === undefined || isLayerList(m.layers)) &&
+        (m.options === undefined || isOptionRecord(m.options));
     case 'cam/cancel':
       return isInt(m.requestId);
     case 'export/png':
