@@ -10,14 +10,14 @@
  */
 import type { ColormapName } from '../../shared/colormaps';
 import { upsampleBilinear } from '../../shared/heatmap';
-import { overlayCanvasSize, paintOverlay, type HeatmapView } from './overlay';
+import { overlayCanvasSize, paintOverlay, paintRgb, paintSigned, type HeatmapView } from './overlay';
 
 export class HeatCanvas {
   private map: HeatmapView | undefined;
   private colormap: ColormapName = 'turbo';
   private opacity = 0.5;
   private frame = 0;
-  private cache: { map: HeatmapView; width: number; height: number; values: Float32Array } | undefined;
+  private cache: { map: HeatmapView; width: number; height: number; values: Float32Array; rgb?: Float32Array } | undefined;
 
   constructor(readonly canvas: HTMLCanvasElement, private readonly maxPixels?: number) {}
 
@@ -61,11 +61,30 @@ export class HeatCanvas {
     }
     let cache = this.cache;
     if (!cache || cache.map !== map || cache.width !== width || cache.height !== height) {
-      cache = { map, width, height, values: upsampleBilinear(map.values, map.width, map.height, width, height) };
+      cache = { map, width, height, values: upsampleBilinear(map.values, map.width, map.height, width, height), rgb: upsampleRgb(map, width, height) };
       this.cache = cache;
     }
     const image = ctx.createImageData(width, height);
-    paintOverlay(cache.values, this.colormap, this.opacity, image.data);
+    // Pixel saliency has its own colouring: an RGB image as itself, a signed map with the diverging colormap;
+    // the chosen colormap colours magnitudes (every CAM map).
+    if (cache.rgb) paintRgb(cache.rgb, this.opacity, image.data);
+    else if (map.signed) paintSigned(cache.values, this.opacity, image.data);
+    else paintOverlay(cache.values, this.colormap, this.opacity, image.data);
     ctx.putImageData(image, 0, 0);
   }
+}
+
+/** A map's RGB image (width * height * 3) upsampled channel by channel to `width` x `height`; undefined without one. */
+function upsampleRgb(map: HeatmapView, width: number, height: number): Float32Array | undefined {
+  const rgb = map.rgb;
+  if (!rgb || rgb.length !== map.width * map.height * 3) return undefined;
+  const n = map.width * map.height;
+  const out = new Float32Array(width * height * 3);
+  const plane = new Float32Array(n);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < n; i++) plane[i] = rgb[3 * i + c];
+    const up = upsampleBilinear(plane, map.width, map.height, width, height);
+    for (let i = 0; i < up.length; i++) out[3 * i + c] = up[i];
+  }
+  return out;
 }

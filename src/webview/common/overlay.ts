@@ -11,7 +11,7 @@
  * Upsampling and hit-testing use shared/heatmap.ts, so the value read under the pointer is the value painted there;
  * colours use shared/colormaps.ts, so the panel and the PNG export paint identical colours.
  */
-import { colormapIndex, colormapLut, type ColormapName } from '../../shared/colormaps';
+import { colormapIndex, colormapLut, divergingIndex, divergingLut, type ColormapName } from '../../shared/colormaps';
 import { heatAt } from '../../shared/heatmap';
 
 /** The map as the host sends it (protocol HeatmapPayload). */
@@ -21,6 +21,10 @@ export interface HeatmapView {
   values: Float32Array;
   rawMin: number;
   rawMax: number;
+  /** Values in [-1, 1] with a sign (pixel saliency): painted with the diverging colormap, 0 neutral. */
+  signed?: boolean;
+  /** An RGB image (guided backpropagation), width * height * 3 values in [0, 1]: painted as its own colours. */
+  rgb?: Float32Array;
 }
 
 /**
@@ -73,6 +77,42 @@ export function paintOverlay(
   return rgba;
 }
 
+/** As paintOverlay, for a signed map (values in [-1, 1]): the diverging colormap, neutral exactly at 0. */
+export function paintSigned(values: ArrayLike<number>, opacity: number, out?: Uint8ClampedArray): Uint8ClampedArray {
+  const n = values.length;
+  const rgba = out ?? new Uint8ClampedArray(4 * n);
+  if (rgba.length < 4 * n) throw new RangeError(`paintSigned: output holds ${rgba.length} bytes, ${n} values need ${4 * n}`);
+  const lut = divergingLut();
+  const alpha = opacityToAlpha(opacity);
+  for (let i = 0, o = 0; i < n; i++, o += 4) {
+    const j = 3 * divergingIndex(values[i]);
+    rgba[o] = lut[j];
+    rgba[o + 1] = lut[j + 1];
+    rgba[o + 2] = lut[j + 2];
+    rgba[o + 3] = alpha;
+  }
+  return rgba;
+}
+
+/**
+ * As paintOverlay, for an RGB map (guided backpropagation): `rgb` holds 3 values in [0, 1] per pixel, painted
+ * as round(255 * v) (NaN as 0), with the uniform alpha of the opacity.
+ */
+export function paintRgb(rgb: ArrayLike<number>, opacity: number, out?: Uint8ClampedArray): Uint8ClampedArray {
+  const n = Math.floor(rgb.length / 3);
+  const rgba = out ?? new Uint8ClampedArray(4 * n);
+  if (rgba.length < 4 * n) throw new RangeError(`paintRgb: output holds ${rgba.length} bytes, ${n} pixels need ${4 * n}`);
+  const alpha = opacityToAlpha(opacity);
+  const byte = (v: number) => (v > 0 ? (v >= 1 ? 255 : Math.round(v * 255)) : 0);
+  for (let i = 0, j = 0, o = 0; i < n; i++, j += 3, o += 4) {
+    rgba[o] = byte(rgb[j]);
+    rgba[o + 1] = byte(rgb[j + 1]);
+    rgba[o + 2] = byte(rgb[j + 2]);
+    rgba[o + 3] = alpha;
+  }
+  return rgba;
+}
+
 /**
  * The image pixel under a point of the displayed image: (`offsetX`, `offsetY`) in CSS pixels from the displayed
  * image's top-left corner, which is `displayW` x `displayH` CSS pixels showing an `imageW` x `imageH` image.
@@ -116,5 +156,7 @@ function formatRaw(v: number): string {
 export function formatReadout(x: number, y: number, map?: HeatmapView, heat?: number): string {
   const pos = `x ${x}, y ${y}`;
   if (!map || heat === undefined || !Number.isFinite(heat)) return pos;
+  // A signed map's value is the attribution itself, scaled to [-1, 1]: its sign is the point.
+  if (map.signed) return `${pos} · attribution ${heat >= 0 ? '+' : ''}${heat.toFixed(2)}`;
   return `${pos} · heat ${heat.toFixed(2)} (raw ${formatRaw(rawHeat(map, heat))})`;
 }
