@@ -117,6 +117,7 @@ ${ERROR_REGION}
       </div>
     </div>
     <p id="status" class="status" aria-live="polite"></p>
+    <p id="timings" class="hint-text timings" hidden></p>
     <p id="scorecam-full" class="scorecam-full" hidden><vscode-button id="score-all" secondary></vscode-button></p>
     <p id="readout" class="readout">Point at the image to read the heat value.</p>
     <p id="notice" class="notice" aria-live="polite"></p>
@@ -124,8 +125,21 @@ ${ERROR_REGION}
   <aside class="sidebar">
     <section class="controls" aria-label="Method and display">
       <div id="output-field" class="field" hidden><label for="output">Output</label><vscode-single-select id="output" aria-label="Output"></vscode-single-select></div>
+      <div id="method-family" class="field method-family" role="radiogroup" aria-label="Kind of method" hidden>
+        <label><input type="radio" name="method-family" value="cam" checked>Class activation maps</label>
+        <label><input type="radio" name="method-family" value="pixel">Pixel saliency</label>
+      </div>
       ${select('method', 'Method')}
-      ${select('layer', 'Target layer')}
+      <div id="layer-field" class="field">
+        <div class="label-row"><label for="layer">Target layer</label><vscode-checkbox id="multi-layer" label="Several" title="Average the maps of several layers"></vscode-checkbox></div>
+        <vscode-single-select id="layer" aria-label="Target layer"></vscode-single-select>
+        <vscode-multi-select id="layers" aria-label="Target layers, maps averaged" hidden></vscode-multi-select>
+      </div>
+      <p id="layer-note" class="hint-text" hidden></p>
+      <details id="method-options" class="method-options" hidden>
+        <summary>Options <span id="options-summary" class="hint-text"></span></summary>
+        <div id="options-fields" class="options-fields"></div>
+      </details>
       ${select('preprocess', 'Preprocessing')}
       <p id="preprocess-note" class="hint-text" hidden></p>
       <p id="channels-note" class="hint-text" hidden></p>
