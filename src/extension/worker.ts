@@ -39,7 +39,7 @@ import { describeImage, describeModel, dicomOptionsFor, prepareInput } from './e
 import { dicomSelectionKey } from '../shared/dicom';
 import { decodeImage, type DecodedImage } from './engine/image';
 import { renderOverlayPng, type HeatmapLike } from './engine/overlay';
-import { METHODS, getMethod } from './engine/cam/registry';
+import { METHODS, getMethod, methodParams } from './engine/cam/registry';
 import { findLinearHead } from './engine/head';
 import { computeFeatureMaps } from './engine/featureMaps';
 import { ScorePool } from './engine/scorePool';
@@ -483,6 +483,7 @@ function methodInfos(model: LoadedModel, recommended: string | null): MethodInfo
   for (const m of METHODS) {
     const info: MethodInfo = {
       id: m.id, label: m.label, needsGradients: m.needsGradients, classIndependent: m.classIndependent === true, available: true,
+      group: m.group, usesLayer: m.usesLayer !== false, params: methodParams(m),
     };
     if (recommended === null) {
       info.available = false;

@@ -9,9 +9,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../errors';
 import type { ScorePool } from '../scorePool';
-import type { MapDetails } from '../../../shared/protocol';
+import type { MapDetails, MethodParam, OptionValue } from '../../../shared/protocol';
 
-export type { MapDetails };
+export type { MapDetails, MethodParam, OptionValue };
+
+/**
+ * The options every 'cam' method takes (pytorch-grad-cam's aug_smooth and eigen_smooth), applied around the
+ * method by the session (engine/cam/smoothing.ts); the panel shows them once for all CAM methods (`common`).
+ */
+export const CAM_OPTIONS: readonly MethodParam[] = [
+  {
+    id: 'augSmooth', label: 'Augmentation smoothing', kind: 'boolean', default: false, common: true,
+    description: 'Average the maps of 6 copies of the image (unflipped and horizontally flipped, scaled 1.0, 1.1, 1.2), each mapped back to the image: fewer edge artefacts, 6 times the cost (pytorch-grad-cam aug_smooth)',
+  },
+  {
+    id: 'eigenSmooth', label: 'Eigen smoothing', kind: 'boolean', default: false, common: true,
+    description: 'The first principal component of the weighted activations instead of their sum: less noise (pytorch-grad-cam eigen_smooth; for methods that sum weight x activation)',
+  },
+];
 
 export const NORMALIZE_EPS = 1e-7;
 
@@ -63,6 +78,15 @@ export interface CamContext {
 export interface CamMethod {
   id: string;
   label: string;
+  /**
+   * 'cam': a class activation map at the target layer's resolution (CAM_OPTIONS apply); 'pixel': pixel-level
+   * saliency at the model input's resolution.
+   */
+  group: 'cam' | 'pixel';
+  /** The method reads a target layer (every 'cam' method, Guided Grad-CAM among the pixel ones). Absent: true. */
+  usesLayer?: boolean;
+  /** The method's own options, for the panel's Options area and --help (CAM_OPTIONS are not repeated here). */
+  params?: MethodParam[];
   needsGradients: boolean;
   /** The map does not depend on the class explained (Eigen-CAM): the panels caption it so. */
   classIndependent?: boolean;

@@ -18,6 +18,7 @@ import { weightedChannelSum, type CamContext, type CamMethod } from './base';
 export const cam: CamMethod = {
   id: 'cam',
   label: 'CAM',
+  group: 'cam',
   paper: 'Zhou et al. 2016',
   needsGradients: false,
   compute(ctx: CamContext): tf.Tensor2D {

@@ -138,6 +138,11 @@ function projection(x: Float32Array, n: number, k: number, centered: Float32Arra
 export const eigencam: CamMethod = {
   id: 'eigencam',
   label: 'Eigen-CAM',
+  group: 'cam',
+  params: [{
+    id: 'center', label: 'Center channels', kind: 'boolean', default: true,
+    description: "Subtract each channel's mean before the principal component, as pytorch-grad-cam; off: the paper's uncentred form",
+  }],
   paper: 'Muhammad and Yeasin 2020',
   needsGradients: false,
   classIndependent: true,

@@ -11,6 +11,7 @@ import { spatialMean, weightedChannelSum, type CamContext, type CamMethod } from
 export const gradcam: CamMethod = {
   id: 'gradcam',
   label: 'Grad-CAM',
+  group: 'cam',
   paper: 'Selvaraju et al. 2017',
   needsGradients: true,
   compute(ctx: CamContext): tf.Tensor2D {

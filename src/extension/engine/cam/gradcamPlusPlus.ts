@@ -15,6 +15,7 @@ import { NORMALIZE_EPS, spatialSum, weightedChannelSum, type CamContext, type Ca
 export const gradcamPlusPlus: CamMethod = {
   id: 'gradcam++',
   label: 'Grad-CAM++',
+  group: 'cam',
   paper: 'Chattopadhyay et al. 2018',
   needsGradients: true,
   compute(ctx: CamContext): tf.Tensor2D {

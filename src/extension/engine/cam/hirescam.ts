@@ -12,6 +12,7 @@ import type { CamContext, CamMethod } from './base';
 export const hirescam: CamMethod = {
   id: 'hirescam',
   label: 'HiResCAM',
+  group: 'cam',
   paper: 'Draelos and Carin 2020',
   needsGradients: true,
   compute(ctx: CamContext): tf.Tensor2D {

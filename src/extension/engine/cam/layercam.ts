@@ -12,6 +12,7 @@ import type { CamContext, CamMethod } from './base';
 export const layercam: CamMethod = {
   id: 'layercam',
   label: 'LayerCAM',
+  group: 'cam',
   paper: 'Jiang et al. 2021',
   needsGradients: true,
   compute(ctx: CamContext): tf.Tensor2D {

@@ -1,6 +1,6 @@
 /** The CAM methods by id, in picker order. */
 import { CamLensError } from '../errors';
-import type { CamMethod } from './base';
+import { CAM_OPTIONS, type CamMethod, type MethodParam } from './base';
 import { cam } from './cam';
 import { gradcam } from './gradcam';
 import { gradcamPlusPlus } from './gradcamPlusPlus';
@@ -18,4 +18,9 @@ export function getMethod(id: string): CamMethod {
   const m = METHODS.find((x) => x.id === id.toLowerCase());
   if (!m) throw new CamLensError('UNKNOWN_METHOD', `unknown method "${id}": expected one of ${METHOD_IDS.join(', ')}`);
   return m;
+}
+
+/** What the panel's Options area offers for a method: its own params, then for a 'cam' method CAM_OPTIONS. */
+export function methodParams(m: CamMethod): MethodParam[] {
+  return [...(m.params ?? []), ...(m.group === 'cam' ? CAM_OPTIONS : [])];
 }

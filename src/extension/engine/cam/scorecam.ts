@@ -46,7 +46,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../errors';
 import { bilinearWeights, sourceCoord } from '../../../shared/heatmap';
 import { runInThread, type ScoreRequest, type ScoreTask } from '../scorePool';
-import { weightedChannelSum, type BatchScores, type CamContext, type CamMethod } from './base';
+import { weightedChannelSum, type BatchScores, type CamContext, type CamMethod, type MethodParam } from './base';
 
 /**
  * How the channels to score are chosen when not all of them are: the N largest by
@@ -428,9 +428,35 @@ export async function scoreChannels(ctx: CamContext, data: Float32Array, channel
   return { probabilities, logits };
 }
 
+/** The channel budget and batching options as panel parameters (shared with Ablation-CAM, which batches alike). */
+export const CHANNEL_BUDGET_PARAMS: MethodParam[] = [
+  {
+    id: 'channels', label: 'Channels scored', kind: 'number', default: SCORECAM_DEFAULT_CHANNELS, min: 0, max: MAX_CHANNELS, step: 1,
+    description: `At most this many channels are scored (one forward pass each), the highest-ranked; the others get weight 0. 0: every channel. Default ${SCORECAM_DEFAULT_CHANNELS}`,
+  },
+  {
+    id: 'rankChannelsBy', label: 'Rank channels by', kind: 'choice', default: SCORECAM_DEFAULT_CRITERION,
+    choices: [{ value: 'mean', label: 'mean activation' }, { value: 'std', label: 'spatial std (Faster Score-CAM)' }],
+    description: 'How the channels within the budget are chosen: largest mean activation, or largest spatial standard deviation',
+  },
+  {
+    id: 'batchSize', label: 'Batch size', kind: 'number', default: SCORECAM_DEFAULT_BATCH, min: 1, max: 1024, step: 1,
+    description: 'At most this many copies per forward pass',
+  },
+];
+
 export const scorecam: CamMethod = {
   id: 'scorecam',
   label: 'Score-CAM',
+  group: 'cam',
+  params: [
+    ...CHANNEL_BUDGET_PARAMS,
+    {
+      id: 'weighting', label: 'Weighting', kind: 'choice', default: 'probability',
+      choices: [{ value: 'probability', label: 'class probability (paper)' }, { value: 'channel-softmax', label: 'softmax of logits across channels (pytorch-grad-cam)' }],
+      description: "A channel's weight: the class probability of its masked input (the paper), or pytorch-grad-cam's softmax of the class logits across channels",
+    },
+  ],
   paper: 'Wang et al. 2020',
   needsGradients: false,
   isAsync: true,

@@ -11,6 +11,7 @@ import { NORMALIZE_EPS, spatialSum, weightedChannelSum, type CamContext, type Ca
 export const xgradcam: CamMethod = {
   id: 'xgradcam',
   label: 'XGrad-CAM',
+  group: 'cam',
   paper: 'Fu et al. 2020',
   needsGradients: true,
   compute(ctx: CamContext): tf.Tensor2D {
