@@ -13,6 +13,7 @@
  */
 import { isColormapName, type ColormapName } from './colormaps';
 import { isDicomSelection, type DicomImageInfo, type DicomSelection } from './dicom';
+import { isClusterCount, type StrategiesView, type StrategyClusterCount } from './strategies';
 
 /**
  * A CAM method's id. The methods are listed in one place only, the engine's registry (engine/cam/registry.ts,
@@ -650,6 +651,120 @@ export function isTriageWebviewMessage(x: unknown): x is TriageWebviewMessage {
       return isPath(m.output);
     case 'state/didChange':
       return isTriageViewState(m.state);
+    default:
+      return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Model strategies panel (issue #14): per class the average map, the clusters of the maps ("strategies") as cards
+
+/** UI state of the strategies panel, persisted with setState (versioned) and restored by its serializer. */
+export interface StrategiesViewState {
+  version: 1;
+  /** The dataset folder or label file. */
+  source: string;
+  modelPath: string;
+  method: CamMethodId;
+  /** Target layer (absent: the model's recommended one). */
+  layer?: string;
+  clusters: StrategyClusterCount;
+  /** The one class analysed (label index); absent: every class. */
+  classIndex?: number;
+  /** Cluster cards shown expanded, as "classIndex:clusterId". */
+  expanded?: string[];
+}
+
+/** The options of one analysis: a change of method, layer or class computes the maps again, a change of k does not. */
+export interface StrategiesRunOptions {
+  method: CamMethodId;
+  layer?: string;
+  clusters: StrategyClusterCount;
+  classIndex?: number;
+}
+
+/**
+ * Webview → host. `strategies/run` and `strategies/cancel` are answered by the run's notifications (a new
+ * `strategies/didStart`, then `didProgress`, then `didFinish` — with `cancelled: true` and what was computed — or
+ * `didFail`); the requests with a requestId get exactly one reply each, their `did…` or `request/didFail`.
+ */
+export type StrategiesWebviewMessage =
+  | { type: 'panel/ready' }
+  | { type: 'strategies/run'; options: StrategiesRunOptions }
+  | { type: 'strategies/cancel' }
+  /** Clusters the maps of the last run again with another k (or 'auto'): instant, the maps are cached. */
+  | { type: 'strategies/recluster'; requestId: number; clusters: StrategyClusterCount }
+  /** Opens a cluster member (dataset-relative path) in the explain panel for `classIndex` (`camLens.showCam`). */
+  | { type: 'sample/open'; requestId: number; path: string; classIndex: number }
+  | { type: 'state/didChange'; state: StrategiesViewState };
+
+/**
+ * Host → webview. A run's messages carry its `runId`; those of an older run are ignored. After the webview
+ * reloads (hidden and shown again) the host replays: didInit, then the current run's didStart and its last
+ * didProgress, or its didFinish.
+ */
+export type StrategiesHostMessage =
+  | {
+      type: 'panel/didInit';
+      modelName: string;
+      modelPath: string;
+      source: string;
+      sourceName: string;
+      /** The CAM methods (engine registry order) and the model's spatial layers, for the pickers. */
+      methods: { id: CamMethodId; label: string; available: boolean }[];
+      layers: string[];
+      recommendedLayer: string | null;
+      /** The model's class labels (label index order): the class filter. */
+      labels: string[];
+      colormap: ColormapId;
+      opacity: number;
+      state: StrategiesViewState;
+    }
+  | { type: 'strategies/didStart'; runId: number; options: StrategiesRunOptions }
+  | {
+      type: 'strategies/didProgress';
+      runId: number;
+      phase: 'maps' | 'clusters' | 'interventions';
+      done: number;
+      total: number;
+      mapsPerSecond: number;
+      secondsLeft: number;
+      failed: number;
+    }
+  | { type: 'strategies/didFinish'; runId: number; view: StrategiesView }
+  | { type: 'strategies/didFail'; runId: number; error: ErrorPayload }
+  | { type: 'strategies/didRecluster'; requestId: number; clusters: StrategyClusterCount; view: StrategiesView }
+  | { type: 'sample/didOpen'; requestId: number; path: string }
+  | { type: 'request/didFail'; requestId: number; error: ErrorPayload }
+  | { type: 'panel/didFail'; error: ErrorPayload };
+
+const isExpandedKey = (x: unknown) => typeof x === 'string' && /^\d{1,6}:\d{1,4}$/.test(x);
+
+export function isStrategiesViewState(x: unknown): x is StrategiesViewState {
+  return isObj(x) && x.version === 1 && isPath(x.source) && isPath(x.modelPath) && isMethod(x.method) && optStr(x.layer) &&
+    isClusterCount(x.clusters) && optInt(x.classIndex) &&
+    (x.expanded === undefined || (Array.isArray(x.expanded) && x.expanded.length <= 4096 && x.expanded.every(isExpandedKey)));
+}
+
+function isStrategiesRunOptions(x: unknown): x is StrategiesRunOptions {
+  return isObj(x) && isMethod(x.method) && optStr(x.layer) && isClusterCount(x.clusters) && optInt(x.classIndex);
+}
+
+export function isStrategiesWebviewMessage(x: unknown): x is StrategiesWebviewMessage {
+  if (!isObj(x) || typeof x.type !== 'string') return false;
+  const m = x as Record<string, unknown>;
+  switch (m.type) {
+    case 'panel/ready':
+    case 'strategies/cancel':
+      return true;
+    case 'strategies/run':
+      return isStrategiesRunOptions(m.options);
+    case 'strategies/recluster':
+      return isInt(m.requestId) && isClusterCount(m.clusters);
+    case 'sample/open':
+      return isInt(m.requestId) && isPath(m.path) && isInt(m.classIndex);
+    case 'state/didChange':
+      return isStrategiesViewState(m.state);
     default:
       return false;
   }

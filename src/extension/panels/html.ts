@@ -21,7 +21,7 @@
  * textContent, so nothing the host sends is ever parsed as HTML.
  */
 
-export type PanelKind = 'explain' | 'inspector' | 'triage';
+export type PanelKind = 'explain' | 'inspector' | 'triage' | 'strategies';
 
 export interface PanelHtmlOptions {
   /** `webview.cspSource`, e.g. `https://*.vscode-cdn.net`. */
@@ -66,8 +66,8 @@ function checkOptions(o: PanelHtmlOptions): void {
   if (!o.cspSource || /[;,'"]/.test(unquoted) || [...o.cspSource].some((c) => c.charCodeAt(0) < 0x20)) {
     throw new RangeError(`Panel HTML: unusable CSP source ${JSON.stringify(o.cspSource)}`);
   }
-  if (o.kind !== 'explain' && o.kind !== 'inspector' && o.kind !== 'triage') {
-    throw new RangeError(`Panel HTML: unknown panel kind ${JSON.stringify(o.kind)}; expected explain, inspector or triage`);
+  if (o.kind !== 'explain' && o.kind !== 'inspector' && o.kind !== 'triage' && o.kind !== 'strategies') {
+    throw new RangeError(`Panel HTML: unknown panel kind ${JSON.stringify(o.kind)}; expected explain, inspector, triage or strategies`);
   }
 }
 
@@ -340,11 +340,50 @@ ${ERROR_REGION}
 </main>`;
 }
 
+/**
+ * The strategies panel ("Show Model Strategies", issue #14). Stable DOM contract for the end-to-end tests: options
+ * `#method`, `#layer`, `#clusters`, `#class-filter`, `#run`; progress `#progress` with `#cancel-run`; one
+ * `#classes .class-section[data-class]` per class (label index) holding its average map `canvas.class-average` and
+ * its cluster cards `.cluster-card[data-cluster]` (the card's `.card-head` toggles its details; hints
+ * `.hint[data-hint]`; members `.member[data-path]` open the explain panel).
+ */
+function strategiesBody(): string {
+  return `
+<header class="panel-header">
+  <h1 id="title">Model strategies</h1>
+  <div class="model-line">
+    <span class="key">Data</span> <span id="data-name" class="value">…</span>
+    <span class="key">Model</span> <span id="model-name" class="value">…</span>
+  </div>
+  <div class="strategy-options">
+    ${select('method', 'Method')}
+    ${select('layer', 'Target layer')}
+    ${select('clusters', 'Clusters per class')}
+    ${select('class-filter', 'Classes')}
+    <div class="field run-field"><vscode-button id="run">Analyse</vscode-button></div>
+  </div>
+  <div class="status-slot">
+    <div id="progress" class="progress" role="status" hidden>
+      <vscode-progress-bar aria-label="Analysing the dataset"></vscode-progress-bar>
+      <span class="progress-text"></span>
+      <vscode-button id="cancel-run" secondary>Cancel</vscode-button>
+    </div>
+    <p id="run-status" class="status" aria-live="polite"></p>
+  </div>
+  <p id="failures" class="hint-text" hidden></p>
+</header>
+${ERROR_REGION}
+<main id="classes" class="strategy-classes" aria-label="Classes and their strategies"></main>
+<p id="empty-note" class="hint-text" hidden></p>
+<p id="keys-help" class="hint-text">Tab moves between cards and thumbnails · Enter or Space on a card shows its rules and distances · Enter or Space on a thumbnail opens it in the explain panel</p>
+<p id="notice" class="notice" aria-live="polite"></p>`;
+}
+
 /** The full HTML document of a panel. */
 export function buildPanelHtml(o: PanelHtmlOptions): string {
   checkOptions(o);
   const styles = o.styleUris.map((u) => `<link rel="stylesheet" href="${escapeHtml(u)}">`).join('\n  ');
-  const body = o.kind === 'explain' ? explainBody() : o.kind === 'inspector' ? inspectorBody() : triageBody();
+  const body = o.kind === 'explain' ? explainBody() : o.kind === 'inspector' ? inspectorBody() : o.kind === 'triage' ? triageBody() : strategiesBody();
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
