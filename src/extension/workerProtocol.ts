@@ -156,6 +156,8 @@ export interface CamParams {
   method: CamMethodId;
   /** Default: the recommended layer. */
   layer?: string;
+  /** Two or more target layers whose maps are brought to the input size and averaged (CAM methods); wins over `layer`. */
+  layers?: string[];
   /** Class index (label index); default: the top-1 class. */
   classIndex?: number;
   /** Method options (e.g. Score-CAM batch size). */
@@ -174,7 +176,7 @@ export interface FeaturesParams {
 export interface OverlayParams {
   image: ImageRef;
   /** The map to draw; default: the last map computed for this image path. */
-  heatmap?: { width: number; height: number; values: Float32Array };
+  heatmap?: { width: number; height: number; values: Float32Array; signed?: boolean; rgb?: Float32Array };
   colormap: ColormapId;
   opacity: number;
   /** Shrink the PNG to fit this many pixels on its longer side (thumbnails); default: the image's own size. */
@@ -258,6 +260,8 @@ export interface CamResult {
   imageSize: [number, number];
   /** What the map was made from where the method chose (Score-CAM: which channels were scored). */
   details?: MapDetails;
+  /** The layers whose maps were averaged, where several were asked for (`layer` is the first). */
+  layers?: string[];
 }
 
 export interface FeaturesResult extends FeatureMapsPayload {
@@ -455,6 +459,7 @@ const isStr = (x: unknown): x is string => typeof x === 'string' && x.length > 0
 const optStr = (x: unknown) => x === undefined || isStr(x);
 const optNat = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= 0);
 const optPosInt = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= 1);
+const isLayerList = (x: unknown) => Array.isArray(x) && x.length >= 1 && x.length <= 32 && x.every(isStr);
 // The lists behind these live in src/shared; method ids are only checked for form here: the worker looks them
 // up in the engine's registry, and an unknown one gets UNKNOWN_METHOD, which names the methods there are.
 const isPreprocess = isPreprocessId;
@@ -477,7 +482,8 @@ function isImageRef(x: unknown): x is ImageRef {
 
 function isHeatmap(x: unknown): boolean {
   return isObj(x) && x.width !== undefined && x.height !== undefined && optPosInt(x.width) && optPosInt(x.height) &&
-    x.values instanceof Float32Array;
+    x.values instanceof Float32Array && (x.signed === undefined || typeof x.signed === 'boolean') &&
+    (x.rgb === undefined || x.rgb instanceof Float32Array);
 }
 
 /** Why a message is not a valid request, or undefined when it is. */
@@ -491,7 +497,8 @@ export function requestProblem(m: unknown): string | undefined {
       return isModelRef(m.model) && isImageRef(m.image) && optPosInt(m.topK) ? undefined : 'image/predict needs model, image and an optional topK >= 1';
     case 'cam/compute':
       return isModelRef(m.model) && isImageRef(m.image) && isStr(m.method) && optStr(m.layer) && optNat(m.classIndex) &&
-        (m.options === undefined || isObj(m.options)) ? undefined : 'cam/compute needs model, image, method and optional layer, classIndex, options';
+        (m.layers === undefined || isLayerList(m.layers)) && (m.options === undefined || isObj(m.options))
+        ? undefined : 'cam/compute needs model, image, method and optional layer, layers (1 to 32 names), classIndex, options';
     case 'features/compute':
       return isModelRef(m.model) && isImageRef(m.image) && optStr(m.layer) && optNat(m.classIndex) && optPosInt(m.maxChannels)
         ? undefined : 'features/compute needs model, image and optional layer, classIndex, maxChannels';
