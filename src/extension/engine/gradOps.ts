@@ -205,12 +205,31 @@ function phaseFilters(filter: tf.Tensor4D, kind: ConvRun['kind'], [sh, sw]: [num
   return out;
 }
 
+let guidedDepth = 0;
+
+/**
+ * Runs `f` (a whole tf.grad call: the backward pass runs inside it) with the guided backpropagation rule of
+ * Springenberg et al. 2015 on the ReLU/ReLU6 activations here (fused into convolutions or on their own): they
+ * pass a gradient only where both the input is positive and the incoming gradient is, dx = dy * [x > 0] * [dy > 0]
+ * (ReLU6: [0 < y < 6]). engine/saliency/guided.ts adds the same rule for tfjs-core's Relu and Relu6 kernels.
+ */
+export function withGuidedActivations<T>(f: () => T): T {
+  guidedDepth++;
+  try {
+    return f();
+  } finally {
+    guidedDepth--;
+  }
+}
+
 /** dy times the derivative of the activation, read off its output y (see the module comment). */
 function maskByActivation(dy: tf.Tensor, y: tf.Tensor, activation: FusableActivation | undefined): tf.Tensor {
   if (!activation) return dy;
-  if (activation === 'relu') return tf.mul(dy, tf.step(y));
+  // Guided backpropagation: negative incoming gradients stop here too (dy * step(dy) = ReLU(dy)).
+  const g = guidedDepth > 0 ? tf.relu(dy) : dy;
+  if (activation === 'relu') return tf.mul(g, tf.step(y));
   // y in [0, 6]: y * (6 - y) > 0 exactly where 0 < y < 6 (no underflow to 0: wasm does not flush subnormals).
-  return tf.mul(dy, tf.step(tf.mul(y, tf.sub(6, y))));
+  return tf.mul(g, tf.step(tf.mul(y, tf.sub(6, y))));
 }
 
 /** conv(x) with the run's bias and activation; under a tape, with the input-only gradient above. */
