@@ -216,6 +216,23 @@ export interface MapDetails {
     /** Estimated wall time of scoring all `usable` channels at this run's rate, ms. */
     allMs: number;
   };
+  /** Pixel saliency (engine/saliency): SmoothGrad's noisy copies and their noise (a fraction of the input's range). */
+  samples?: number;
+  noise?: number;
+  /** Integrated Gradients: the steps of the path integral and the baseline it starts from. */
+  steps?: number;
+  baseline?: 'black' | 'blurred';
+  /** Guided backpropagation and Guided Grad-CAM: 'rgb' (colours, `HeatmapPayload.rgb`) or 'magnitude'. */
+  render?: 'rgb' | 'magnitude';
+  /** Inputs per forward-and-backward pass (SmoothGrad, Integrated Gradients) and the passes run. */
+  batchSize?: number;
+  passes?: number;
+  /**
+   * Integrated Gradients' completeness (Sundararajan et al. 2017, axiom): the attributions should add up to the
+   * class logit's difference between input and baseline. `gap` = sum - difference; `relativeGap` = gap / |difference|
+   * (absent where the difference is 0).
+   */
+  completeness?: { attributionSum: number; inputScore: number; baselineScore: number; gap: number; relativeGap?: number };
 }
 
 // ---------------------------------------------------------------------------------------------------------

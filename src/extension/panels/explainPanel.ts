@@ -19,6 +19,7 @@ import {
   type ExplainViewState,
   type ExplainWebviewMessage,
   type ImageDescription,
+  type MethodInfo,
 } from '../../shared/protocol';
 import { appliedAsChoice, channelNote, dicomJson, type DicomSelection } from '../../shared/dicom';
 import { columnForNewPanel } from './panelColumns';
@@ -31,6 +32,25 @@ const BROWSER_FORMATS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp
 
 /** topK for "every class": the engine sorts all of them and returns as many as there are. */
 const ALL_CLASSES = 1_000_000;
+
+/**
+ * The methods as the panel offers them, with the Score-CAM-style budget and batch defaults taken from the
+ * settings (camLens.scoreCam.channels, camLens.scoreCam.batchSize): the Options area shows what a map will use,
+ * and only values the user changes there are sent, so the settings apply to everything else.
+ */
+function withSettingDefaults(methods: MethodInfo[]): MethodInfo[] {
+  const cfg = vscode.workspace.getConfiguration('camLens');
+  const fromSettings: Record<string, number | undefined> = { channels: cfg.get<number>('scoreCam.channels'), batchSize: cfg.get<number>('scoreCam.batchSize') };
+  return methods.map((m) => !m.params ? m : {
+    ...m,
+    params: m.params.map((p) => {
+      const v = fromSettings[p.id];
+      if (p.kind !== 'number' || typeof v !== 'number' || !Number.isFinite(v)) return p;
+      if ((p.min !== undefined && v < p.min) || (p.max !== undefined && v > p.max)) return p;
+      return { ...p, default: v };
+    }),
+  });
+}
 
 export function toPayload(e: unknown): ErrorPayload {
   const err = e as { name?: string; message?: string; code?: string; hint?: string; toPayload?: () => ErrorPayload };
@@ -118,6 +138,8 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
 class ExplainPanel {
   private state: ExplainViewState;
   private last?: CamResult;
+  /** The options the last map was asked with (the panel's Options area), for the JSON export. */
+  private lastOptions?: Record<string, unknown>;
   /** The `cam/compute` running now, so that `cam/cancel` can stop it. */
   private camRun?: { requestId: number; abort: AbortController };
   private lastPredictions?: ExplainHostMessage & { type: 'predictions/didCompute' };
@@ -333,7 +355,7 @@ class ExplainPanel {
         imageName: path.basename(this.image.fsPath),
         imageSize: pred.imageSize,
         model: described.info,
-        methods: described.methods,
+        methods: withSettingDefaults(described.methods),
         state: this.state,
         ...(pred.image ? { image: pred.image } : {}),
       });
@@ -360,7 +382,8 @@ class ExplainPanel {
   private async compute(m: Extract<ExplainWebviewMessage, { type: 'cam/compute' }>): Promise<void> {
     try {
       const preprocessChanged = m.preprocess !== this.state.preprocess;
-      this.state = { ...this.state, method: m.method, classIndex: m.classIndex, layer: m.layer, preprocess: m.preprocess };
+      // A pixel method that reads no layer sends none: the layer chosen for CAM methods stays.
+      this.state = { ...this.state, method: m.method, classIndex: m.classIndex, layer: m.layer ?? this.state.layer, layers: m.layers, preprocess: m.preprocess };
       if (preprocessChanged) {
         const pred = await this.s.engine.predict({ model: this.modelRef, image: this.imageRef(m.preprocess), topK: ALL_CLASSES }, { supersedeKey: `${this.key}:predict` });
         this.lastPredictions = this.predictionsMessage(pred.predictions);
@@ -368,12 +391,17 @@ class ExplainPanel {
       }
       const cfg = vscode.workspace.getConfiguration('camLens');
       const batchSize = cfg.get<number>('scoreCam.batchSize');
-      // camLens.scoreCam.channels: the budget (0 = every channel); "Score all channels" asks for all once.
-      const channels = m.allChannels ? 'all' : cfg.get<number>('scoreCam.channels');
+      // camLens.scoreCam.channels: the budget (0 = every channel); the panel's Options area (m.options: values
+      // the user changed there) wins over the settings; "Score all channels" asks for all once.
+      const channels = cfg.get<number>('scoreCam.channels');
       const abort = new AbortController();
       this.camRun = { requestId: m.requestId, abort };
       const r = await this.s.engine.computeCam(
-        { model: this.modelRef, image: this.imageRef(m.preprocess), method: m.method, layer: m.layer, classIndex: m.classIndex, options: { batchSize, channels } },
+        {
+          model: this.modelRef, image: this.imageRef(m.preprocess), method: m.method, layer: m.layer, classIndex: m.classIndex,
+          ...(m.layers && m.layers.length > 1 ? { layers: m.layers } : {}),
+          options: { batchSize, channels, ...m.options, ...(m.allChannels ? { channels: 'all' } : {}) },
+        },
         { supersedeKey: `${this.key}:cam`, signal: abort.signal, onProgress: (done, total) => this.post({ type: 'cam/didProgress', requestId: m.requestId, done, total }) },
       );
       this.last = r;
@@ -388,7 +416,9 @@ class ExplainPanel {
         backend: r.backend,
         cached: r.cached,
         ...(r.details ? { details: r.details } : {}),
+        ...(r.layers ? { layers: r.layers } : {}),
       });
+      this.lastOptions = m.options;
     } catch (e) {
       if (!isCancellation(e)) this.s.log.error(`${m.method} on ${this.image.fsPath}`, e);
       this.post({ type: 'request/didFail', requestId: m.requestId, error: toPayload(e) });
@@ -428,9 +458,20 @@ class ExplainPanel {
       backend: r.backend,
       method: r.method,
       layer: r.layer,
+      ...(r.layers ? { layers: r.layers } : {}),
+      ...(this.lastOptions && Object.keys(this.lastOptions).length ? { options: this.lastOptions } : {}),
       target: r.target,
       predictions: this.lastPredictions?.predictions ?? [],
-      heatmap: { width: r.heatmap.width, height: r.heatmap.height, values: Array.from(r.heatmap.values, (v) => Number(v.toPrecision(6))), rawMin: r.heatmap.rawMin, rawMax: r.heatmap.rawMax },
+      heatmap: {
+        width: r.heatmap.width,
+        height: r.heatmap.height,
+        // A signed pixel map's values are in [-1, 1]; an RGB one (guided backpropagation) also has its image.
+        ...(r.heatmap.signed ? { signed: true } : {}),
+        values: Array.from(r.heatmap.values, (v) => Number(v.toPrecision(6))),
+        ...(r.heatmap.rgb ? { rgb: Array.from(r.heatmap.rgb, (v) => Number(v.toPrecision(4))) } : {}),
+        rawMin: r.heatmap.rawMin,
+        rawMax: r.heatmap.rawMax,
+      },
       ...(r.details ? { details: r.details } : {}),
       timingsMs: r.timingsMs,
     };

@@ -108,6 +108,13 @@ export interface MapResult {
   rawMax: number;
   /** What the method reports about the map (CamContext.details), for captions and the JSON. */
   details?: MapDetails;
+  /**
+   * Pixel saliency with a sign (gradients, SmoothGrad, Integrated Gradients; engine/saliency): `values` are in
+   * [-1, 1], divided by the largest |value|, 0 meaning no attribution. Absent: `values` are in [0, 1].
+   */
+  signed?: boolean;
+  /** Guided backpropagation's RGB rendering: width * height * 3 values in [0, 1] (`values` then holds its magnitude). */
+  rgb?: Float32Array;
 }
 
 /** sum_k w_k * A[:, :, k] for per-channel weights w [K]: the step every weight-based method shares. */
