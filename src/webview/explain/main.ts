@@ -17,6 +17,7 @@
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
+import '@vscode-elements/elements/dist/vscode-multi-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
@@ -28,6 +29,7 @@ import type {
   ExplainViewState,
   ExplainWebviewMessage,
   MethodInfo,
+  MethodParam,
   ModelInfo,
   PreprocessId,
 } from '../../shared/protocol';
@@ -40,6 +42,18 @@ import { onHostMessage, vscodeApi } from '../common/vscodeApi';
 import { OverlayView } from './overlayView';
 import { DicomSection } from './dicomSection';
 import { effectivePreprocess, reconcileViewState } from './viewState';
+import {
+  GROUP_LABELS,
+  allowsSeveralLayers,
+  methodGroup,
+  optionValue,
+  optionsSummary,
+  requestLayers,
+  requestOptions,
+  setOption,
+  usesLayer,
+  type MethodGroup,
+} from './methodOptions';
 
 type Lane = 'cam' | 'export' | 'model' | 'dicom';
 type CamResult = Extract<ExplainHostMessage, { type: 'cam/didCompute' }>;
@@ -66,6 +80,15 @@ const ui = {
   output: byId<SingleSelect>('output'),
   method: byId<SingleSelect>('method'),
   layer: byId<SingleSelect>('layer'),
+  methodFamily: byId('method-family'),
+  layerField: byId('layer-field'),
+  multiLayer: byId<HTMLElement & { checked: boolean; disabled: boolean }>('multi-layer'),
+  layers: byId<HTMLElement & { value: string[]; disabled: boolean }>('layers'),
+  layerNote: byId('layer-note'),
+  options: byId<HTMLDetailsElement>('method-options'),
+  optionsSummary: byId('options-summary'),
+  optionsFields: byId('options-fields'),
+  timings: byId('timings'),
   preprocess: byId<SingleSelect>('preprocess'),
   colormap: byId<SingleSelect>('colormap'),
   opacity: byId<HTMLInputElement>('opacity'),
@@ -125,6 +148,15 @@ function methodLabel(id: string): string {
   return session?.methods.find((m) => m.id === id)?.label ?? id;
 }
 
+function methodInfo(id: string | undefined = state?.method): MethodInfo | undefined {
+  return id === undefined ? undefined : session?.methods.find((m) => m.id === id);
+}
+
+/** The method last used in each kind this session, so switching kind and back returns to it. */
+const lastOfGroup: Partial<Record<MethodGroup, string>> = {};
+/** Each method's last map time (total ms) this session, shown in the method picker. */
+const lastTimes = new Map<string, number>();
+
 /** The method's map is the same whatever class is chosen (Eigen-CAM): the registry says so in MethodInfo. */
 function isClassIndependent(id: string | undefined): boolean {
   return id !== undefined && session?.methods.find((m) => m.id === id)?.classIndependent === true;
@@ -157,14 +189,17 @@ function compute(opts: { allChannels?: boolean } = {}): void {
   const allChannels = opts.allChannels === true && state.method === 'scorecam';
   camRequest = { id: requestId, allChannels };
   progressClock = undefined;
+  const info = methodInfo(state.method);
+  const options = requestOptions(state, info);
   post({
     type: 'cam/compute',
     requestId,
     method: state.method,
     classIndex: state.classIndex,
-    layer: state.layer,
+    ...requestLayers(state, info),
     preprocess: state.preprocess,
     ...(allChannels ? { allChannels: true } : {}),
+    ...(options ? { options } : {}),
   });
   ui.scoreAll.disabled = true;
   ui.cancelCam.hidden = true;
@@ -221,23 +256,22 @@ function fillControls(model: ModelInfo, methods: MethodInfo[], s: ExplainViewSta
   const outputs = model.outputs ?? [];
   ui.outputField.hidden = outputs.length < 2;
   if (outputs.length > 1) fillSelect(ui.output, outputs.map((o) => ({ value: o.name, label: outputLabel(o) })), model.output ?? outputs[0].name);
-  // The registry's order, as the host sends it; unavailable methods stay listed, disabled, with the reason.
-  fillSelect(
-    ui.method,
-    methods.map((m) => ({
-      value: m.id,
-      label: m.available ? m.label : `${m.label} (unavailable${m.reason ? `: ${m.reason}` : ''})`,
-      disabled: !m.available,
-      description: m.available ? undefined : m.reason,
-    })),
-    s.method,
-  );
-  fillSelect(
-    ui.layer,
-    model.spatialLayers.map((name) => ({ value: name, label: name === model.recommendedLayer ? `${name} (recommended)` : name })),
-    s.layer,
-  );
+  fillMethods(methods, s);
+  const layerOptions = model.spatialLayers.map((name) => ({ value: name, label: name === model.recommendedLayer ? `${name} (recommended)` : name }));
+  fillSelect(ui.layer, layerOptions, s.layer);
   ui.layer.disabled = model.spatialLayers.length === 0;
+  // Several layers averaged (#15): the same layers in a multi-select, shown instead while "Several" is on.
+  const several = new Set(s.layers && s.layers.length >= 2 ? s.layers : s.layer ? [s.layer] : []);
+  ui.layers.replaceChildren(...layerOptions.map((o) => {
+    const opt = document.createElement('vscode-option');
+    opt.setAttribute('value', o.value);
+    opt.textContent = o.label;
+    if (several.has(o.value)) opt.setAttribute('selected', '');
+    return opt;
+  }));
+  ui.layers.value = [...several];
+  multiLayerOn = (s.layers?.length ?? 0) >= 2;
+  ui.multiLayer.checked = multiLayerOn;
   fillSelect(
     ui.preprocess,
     PREPROCESS_IDS.map((id) => ({
@@ -260,6 +294,143 @@ function fillControls(model: ModelInfo, methods: MethodInfo[], s: ExplainViewSta
   ui.opacity.value = String(s.opacity);
   ui.opacityValue.textContent = `${Math.round(s.opacity * 100)}%`;
   ui.overlayToggle.checked = s.overlay;
+}
+
+/**
+ * The method picker shows one kind of method at a time (#15): class activation maps or pixel saliency, chosen
+ * with the radios above it, which appear only when the host offers both kinds. Within a kind the registry's order,
+ * as the host sends it; unavailable methods stay listed, disabled, with the reason. A method's last time this
+ * session is its description (shown under the list for the highlighted method).
+ */
+function fillMethods(methods: readonly MethodInfo[], s: ExplainViewState): void {
+  const group = methodGroup(methods.find((m) => m.id === s.method));
+  const groups = new Set(methods.map((m) => methodGroup(m)));
+  ui.methodFamily.hidden = groups.size < 2;
+  for (const input of Array.from(ui.methodFamily.querySelectorAll<HTMLInputElement>('input[name="method-family"]'))) {
+    input.checked = input.value === group;
+    input.disabled = !groups.has(input.value as MethodGroup);
+  }
+  ui.method.setAttribute('aria-label', groups.size < 2 ? 'Method' : `Method (${GROUP_LABELS[group].toLowerCase()})`);
+  fillSelect(
+    ui.method,
+    methods.filter((m) => methodGroup(m) === group).map((m) => {
+      const last = lastTimes.get(m.id);
+      return {
+        value: m.id,
+        label: m.available ? m.label : `${m.label} (unavailable${m.reason ? `: ${m.reason}` : ''})`,
+        disabled: !m.available,
+        description: m.available ? (last !== undefined ? `Last map: ${formatMs(last)}` : undefined) : m.reason,
+      };
+    }),
+    s.method,
+  );
+}
+
+/** Whether the "Several" toggle is on (the multi-select shown); kept while fewer than two layers are picked. */
+let multiLayerOn = false;
+
+/**
+ * The layer field and the Options area for the method chosen: a method that reads no layer (pixel saliency on
+ * the input) hides the layer field and says so; "Several" (averaged layers) is offered to CAM methods on a model
+ * with two or more spatial layers; the Options area lists the method's parameters, then the options every CAM
+ * method takes.
+ */
+function renderMethodControls(): void {
+  if (!session || !state) return;
+  const m = methodInfo();
+  const layered = usesLayer(m);
+  ui.layerField.hidden = !layered;
+  ui.layerNote.hidden = layered;
+  ui.layerNote.textContent = layered ? '' : `${m?.label ?? state.method} works on the input pixels: it has no target layer.`;
+  const canAverage = allowsSeveralLayers(m) && session.model.spatialLayers.length >= 2;
+  ui.multiLayer.hidden = !canAverage;
+  const multi = canAverage && multiLayerOn;
+  ui.layer.hidden = multi;
+  ui.layers.hidden = !multi;
+  renderOptions(m);
+}
+
+function renderOptions(m: MethodInfo | undefined): void {
+  const params = (m?.params ?? []).filter((p) => !p.common || methodGroup(m) === 'cam');
+  ui.options.hidden = params.length === 0;
+  if (!m || !state || params.length === 0) {
+    ui.optionsFields.replaceChildren();
+    ui.optionsSummary.textContent = '';
+    return;
+  }
+  const own = params.filter((p) => !p.common);
+  const common = params.filter((p) => p.common);
+  ui.optionsFields.replaceChildren(
+    ...own.flatMap((p) => optionField(m, p)),
+    ...(common.length ? [h('p', { class: 'option-common' }, 'Every CAM method:')] : []),
+    ...common.flatMap((p) => optionField(m, p)),
+  );
+  renderOptionsSummary(m);
+}
+
+function renderOptionsSummary(m: MethodInfo | undefined): void {
+  if (!state) return;
+  ui.optionsSummary.textContent = `(${optionsSummary(state, m)})`;
+}
+
+/** Stores an option's new value, then recomputes the map; returns the value kept (coerced), for the input. */
+function changeOption(m: MethodInfo, p: MethodParam, value: unknown) {
+  if (!state) return undefined;
+  const before = optionValue(state, m.id, p);
+  state = setOption(state, m.id, p, value);
+  const after = optionValue(state, m.id, p);
+  renderOptionsSummary(m);
+  if (after !== before) {
+    persist();
+    compute();
+  }
+  return after;
+}
+
+/** The input of one option: a number field with its bounds, a select of the choices, or a checkbox. */
+function optionField(m: MethodInfo, p: MethodParam): HTMLElement[] {
+  const id = `option-${p.id}`;
+  const value = optionValue(state as ExplainViewState, m.id, p);
+  const describe = <T extends HTMLElement>(el: T): T => {
+    el.title = p.description;
+    el.dataset.param = p.id;
+    return el;
+  };
+  if (p.kind === 'boolean') {
+    const box = describe(document.createElement('vscode-checkbox') as HTMLElement & { checked: boolean; label: string });
+    box.id = id;
+    box.classList.add('option-check');
+    box.setAttribute('label', p.label);
+    (box as HTMLElement & { checked: boolean }).checked = value === true;
+    box.addEventListener('change', () => {
+      const b = box as HTMLElement & { checked: boolean };
+      b.checked = changeOption(m, p, b.checked) === true;
+    });
+    return [box];
+  }
+  const label = h('label', { for: id, title: p.description }, p.label);
+  if (p.kind === 'choice') {
+    const select = describe(document.createElement('vscode-single-select')) as SingleSelect;
+    select.id = id;
+    select.setAttribute('aria-label', p.label);
+    fillSelect(select, (p.choices ?? []).map((c) => ({ value: c.value, label: c.label })), String(value));
+    select.addEventListener('change', () => {
+      const kept = changeOption(m, p, select.value);
+      if (kept !== undefined && select.value !== kept) select.value = String(kept);
+    });
+    return [label, select];
+  }
+  const input = describe(h('input', { id, type: 'number', 'aria-label': p.label }) as HTMLInputElement);
+  if (p.min !== undefined) input.min = String(p.min);
+  if (p.max !== undefined) input.max = String(p.max);
+  input.step = p.step !== undefined ? String(p.step) : 'any';
+  input.value = String(value);
+  input.addEventListener('change', () => {
+    const kept = changeOption(m, p, input.value);
+    // A value out of bounds is clamped, an empty or unreadable one goes back to the value in force.
+    input.value = String(kept ?? optionValue(state as ExplainViewState, m.id, p));
+  });
+  return [label, input];
 }
 
 /** Where the model's preset comes from, for the picker: "assumed", "assumed: inside the model", "from the model". */
@@ -357,6 +528,8 @@ function setExportsEnabled(on: boolean): void {
 
 function clearMap(canvasState: 'empty' | 'error'): void {
   shown = undefined;
+  ui.timings.hidden = true;
+  ui.timings.textContent = '';
   renderScoreAll(undefined);
   overlay.setMap(undefined);
   ui.canvas.dataset.state = canvasState;
@@ -391,6 +564,8 @@ function onInit(m: Extract<ExplainHostMessage, { type: 'panel/didInit' }>): void
   renderPredictions();
   renderClassList();
   renderMethodNote();
+  renderMethodControls();
+  lastOfGroup[methodGroup(methodInfo())] = state.method;
   document.body.dataset.ready = 'true';
   persist();
   compute();
@@ -404,12 +579,16 @@ function onCam(m: CamResult): void {
   ui.canvas.dataset.state = 'drawn';
   ui.canvas.dataset.classIndex = String(m.target.index);
   ui.canvas.dataset.method = m.method;
-  ui.canvas.dataset.layer = m.layer;
+  ui.canvas.dataset.layer = m.layers?.join(',') ?? m.layer;
+  // How the map is coloured (pixel saliency has its own): 'rgb', 'signed' or 'magnitude'.
+  ui.canvas.dataset.coloring = m.heatmap.rgb ? 'rgb' : m.heatmap.signed ? 'signed' : 'magnitude';
   // A class-independent map (Eigen-CAM) is not "for" the class the engine happened to resolve.
+  lastTimes.set(m.method, totalMs(m.timingsMs));
   showCaption(m);
   delete ui.status.dataset.pending;
   ui.backend.textContent = m.backend;
-  if (state.layer !== m.layer) {
+  // A map that read no layer (pixel saliency) says nothing about the layer picker; several layers keep theirs.
+  if (usesLayer(methodInfo(m.method)) && !m.layers && state.layer !== m.layer) {
     // The host chose the layer (none was set): show and keep its choice.
     state.layer = m.layer;
     ui.layer.value = m.layer;
@@ -430,9 +609,31 @@ function showCaption(m: CamResult): void {
     ? `${methodLabel(m.method)} (class-independent)`
     : `${methodLabel(m.method)} for ${m.target.label} (${formatPercent(m.target.probability)})`;
   const note = m.details ? ` · ${m.details.note}` : '';
-  ui.status.textContent = `${what} at ${m.layer}${note} · ${formatMs(totalMs(m.timingsMs))} · ${m.backend}`;
+  ui.status.textContent = `${what} ${whereCaption(m)}${note} · ${formatMs(totalMs(m.timingsMs))} · ${m.backend}`;
   ui.status.title = m.cached ? 'Activations and gradients came from the cache.' : '';
+  ui.timings.textContent = `Time: ${formatTimings(m.timingsMs)}`;
+  ui.timings.hidden = false;
   renderScoreAll(m);
+}
+
+/** "at conv_pw_13_relu", "at conv_pw_12_relu + conv_pw_13_relu (averaged)", "at input resolution (224×224)". */
+function whereCaption(m: CamResult): string {
+  const info = methodInfo(m.method);
+  if (methodGroup(info) === 'pixel') {
+    const size = `at input resolution (${m.heatmap.width}×${m.heatmap.height})`;
+    return usesLayer(info) ? `${size}, Grad-CAM at ${m.layer}` : size;
+  }
+  return m.layers && m.layers.length > 1 ? `at ${m.layers.join(' + ')} (averaged)` : `at ${m.layer}`;
+}
+
+/** The phases of a map's time in the order they happen, then any others the host reports; the total last. */
+const TIMING_ORDER = ['boot', 'model', 'image', 'forward', 'gradients', 'method'];
+
+/** "forward 5 ms · gradients 4 ms · method 3 ms · total 12 ms" (phases under half a millisecond are left out). */
+function formatTimings(t: Record<string, number>): string {
+  const keys = [...TIMING_ORDER.filter((k) => k in t), ...Object.keys(t).filter((k) => !TIMING_ORDER.includes(k) && k !== 'total')];
+  const parts = keys.filter((k) => Number.isFinite(t[k]) && t[k] >= 0.5).map((k) => `${k} ${formatMs(t[k])}`);
+  return [...parts, `total ${formatMs(totalMs(t))}`].join(' · ');
 }
 
 /**
@@ -578,8 +779,31 @@ ui.method.addEventListener('change', () => {
   const value = ui.method.value;
   if (!state || !session?.methods.some((m) => m.id === value) || value === state.method) return;
   state.method = value as ExplainViewState['method'];
+  lastOfGroup[methodGroup(methodInfo(value))] = value;
   persist();
   renderMethodNote();
+  renderMethodControls();
+  compute();
+});
+
+/**
+ * The kind of method (radios above the picker): the picker lists that kind's methods, and the map switches to
+ * the one used last in that kind this session, else its first available method.
+ */
+ui.methodFamily.addEventListener('change', (e) => {
+  const input = e.target as HTMLInputElement;
+  if (!state || !session || input.name !== 'method-family' || !input.checked) return;
+  const group = input.value as MethodGroup;
+  if (group === methodGroup(methodInfo())) return;
+  const inGroup = session.methods.filter((m) => methodGroup(m) === group && m.available);
+  const next = inGroup.find((m) => m.id === lastOfGroup[group]) ?? inGroup[0];
+  if (!next) return;
+  state.method = next.id;
+  lastOfGroup[group] = next.id;
+  fillMethods(session.methods, state);
+  persist();
+  renderMethodNote();
+  renderMethodControls();
   compute();
 });
 
@@ -589,6 +813,40 @@ ui.layer.addEventListener('change', () => {
   state.layer = value;
   persist();
   compute();
+});
+
+/** "Several": the multi-select of layers replaces the single one, starting from the layer in use. */
+ui.multiLayer.addEventListener('change', () => {
+  if (!state) return;
+  multiLayerOn = ui.multiLayer.checked;
+  if (multiLayerOn) {
+    const picked = state.layer ? [state.layer] : [];
+    ui.layers.value = picked;
+    renderMethodControls();
+    return; // one layer so far: the same map; the next pick averages
+  }
+  const had = (state.layers?.length ?? 0) >= 2;
+  if (state.layers?.length) state.layer = state.layers[0];
+  delete state.layers;
+  ui.layer.value = state.layer ?? '';
+  renderMethodControls();
+  persist();
+  if (had) compute();
+});
+
+ui.layers.addEventListener('change', () => {
+  if (!state || !session) return;
+  const known = session.model.spatialLayers;
+  // In the model's order (shallow to deep), whatever order they were clicked in.
+  const picked = known.filter((l) => ui.layers.value.includes(l));
+  const before = requestLayers(state, methodInfo());
+  if (picked.length >= 2) state.layers = picked;
+  else delete state.layers;
+  if (picked.length >= 1) state.layer = picked[0];
+  ui.layer.value = state.layer ?? '';
+  const after = requestLayers(state, methodInfo());
+  persist();
+  if (JSON.stringify(before) !== JSON.stringify(after)) compute();
 });
 
 ui.preprocess.addEventListener('change', () => {

@@ -50,8 +50,9 @@ export function reconcileViewState(
 ): ExplainViewState {
   let s: ExplainViewState = { ...host };
   if (isExplainViewState(saved) && saved.imagePath === host.imagePath) {
-    s = { ...s, method: saved.method, opacity: saved.opacity, colormap: saved.colormap, overlay: saved.overlay };
-    if (sameModel(saved, host)) s = { ...s, classIndex: saved.classIndex, layer: saved.layer, preprocess: saved.preprocess };
+    // Method options are about the method, not the model: they are kept across models, like the display.
+    s = { ...s, method: saved.method, opacity: saved.opacity, colormap: saved.colormap, overlay: saved.overlay, methodOptions: saved.methodOptions, camOptions: saved.camOptions };
+    if (sameModel(saved, host)) s = { ...s, classIndex: saved.classIndex, layer: saved.layer, layers: saved.layers, preprocess: saved.preprocess };
   }
   return clampToModel(s, model, methods);
 }
@@ -62,6 +63,15 @@ export function clampToModel(s: ExplainViewState, model: ModelInfo, methods: rea
   if (out.layer === undefined || !model.spatialLayers.includes(out.layer)) {
     out.layer = model.recommendedLayer ?? model.spatialLayers[model.spatialLayers.length - 1];
   }
+  // Several layers averaged: only layers the model has, in its order, and at least two of them.
+  const several = out.layers ? model.spatialLayers.filter((l) => out.layers?.includes(l)) : [];
+  if (several.length >= 2) {
+    out.layers = several;
+    if (!several.includes(out.layer as string)) out.layer = several[0];
+  } else {
+    delete out.layers;
+  }
+  for (const k of ['methodOptions', 'camOptions'] as const) if (out[k] === undefined) delete out[k];
   if (out.classIndex !== undefined && model.labels.length > 0 && out.classIndex >= model.labels.length) out.classIndex = undefined;
   if (!(COLORMAPS as readonly string[]).includes(out.colormap)) out.colormap = 'turbo';
   if (!(out.opacity >= 0 && out.opacity <= 1)) out.opacity = 0.5;
