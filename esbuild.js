@@ -91,6 +91,7 @@ const builds = [
       'webview-explain': 'src/webview/explain/main.ts',
       'webview-inspector': 'src/webview/inspector/main.ts',
       'webview-triage': 'src/webview/triage/main.ts',
+      'webview-strategies': 'src/webview/strategies/main.ts',
     },
     platform: 'browser',
     format: 'iife',
