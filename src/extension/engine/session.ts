@@ -18,6 +18,8 @@ import { classLogitValues, classLogits } from './outputs';
 import { runMethod, type BatchScores, type CamContext, type MapResult } from './cam/base';
 import { getMethod } from './cam/registry';
 import type { ScorePool } from './scorePool';
+import { isPixelMethod } from './saliency/pixelMethod';
+import { explainPixels } from './saliency/explain';
 
 export interface Prediction {
   /** Class index (label index; the model output is index + labelOffset). */
@@ -347,6 +349,8 @@ export class ImageSession {
       throw new CamLensError('METHOD_NOT_APPLICABLE', `${method.label} needs gradients, and they do not reach this model's layers` +
         (this.model.gradientNote ? `: ${this.model.gradientNote}` : ''), 'use scorecam or eigencam (or cam where the head allows it)');
     }
+    // Pixel-level saliency (engine/saliency): at the model input's resolution, from input gradients.
+    if (isPixelMethod(method)) return explainPixels(this, method, req, this.logitsData !== undefined);
     const op = this.targetOp(req.layer);
     const hadForward = this.logitsData !== undefined && this.layers.has(op.name);
     // A gradient method on a new image: the forward pass stops at the layer, and the gradient's run of the ops
