@@ -15,8 +15,10 @@ import type { GraphOp } from './graph';
 import { labelOf, numClasses, resolveClass, type LoadedModel } from './model';
 import { findClassHead } from './head';
 import { classLogitValues, classLogits } from './outputs';
-import { runMethod, type BatchScores, type CamContext, type MapResult } from './cam/base';
+import { type BatchScores, type CamContext, type MapResult } from './cam/base';
 import { getMethod } from './cam/registry';
+import { runCamMethod } from './cam/smoothing';
+import { explainCombined, needsCombining } from './cam/combine';
 import type { ScorePool } from './scorePool';
 import { isPixelMethod } from './saliency/pixelMethod';
 import { explainPixels } from './saliency/explain';
@@ -32,10 +34,16 @@ export interface ExplainRequest {
   method: string;
   /** Target layer name; default: the recommended layer. */
   layer?: string;
+  /**
+   * Several target layers whose maps are brought to the input size and averaged (CAM methods, cam/combine.ts);
+   * given, it replaces `layer`. One name is the same as `layer`.
+   */
+  layers?: string[];
   /** Class index or label; default: the top-1 class. */
   classChoice?: string | number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
+  /** Method options, and the CAM_OPTIONS every CAM method takes (augSmooth, eigenSmooth: cam/smoothing.ts). */
   options?: Record<string, unknown>;
   /**
    * Worker threads for the masked passes of Score-CAM. Used only when it was made for this session's model
@@ -46,7 +54,10 @@ export interface ExplainRequest {
 
 export interface ExplainResult {
   method: string;
+  /** The target layer (the first of `layers` where there are several). */
   layer: string;
+  /** The layers whose maps were averaged, where there were several; the map then has the input's size. */
+  layers?: string[];
   target: Prediction;
   heatmap: MapResult;
   timingsMs: { forward: number; gradients: number; method: number; total: number };
@@ -82,16 +93,20 @@ function softmax(logits: Float32Array): Float32Array {
  * the Score-CAM workers, so both compute the very same numbers.
  */
 export async function classScores(model: LoadedModel, inputs: tf.Tensor4D, outputIndex: number): Promise<BatchScores> {
+  return classScoresFrom(model, new Map([[model.graph.inputIds[0], inputs]]), inputs.shape[0], outputIndex);
+}
+
+/** `classScores` of a batch of n given by any feeds (the input, or a layer's values and what the ops after it need). */
+export async function classScoresFrom(model: LoadedModel, feeds: Map<string, tf.Tensor>, n: number, outputIndex: number): Promise<BatchScores> {
   const g = model.graph;
   const out = g.outputIds[0];
-  const n = inputs.shape[0];
-  const res = g.run(new Map([[g.inputIds[0], inputs]]), [out], { logits: true });
+  const res = g.run(feeds, [out], { logits: true });
   const t = res.get(out) as tf.Tensor;
   let data: Float32Array;
   try {
     data = classLogitValues(model, (await t.data()) as Float32Array);
   } finally {
-    if (t !== inputs) t.dispose();
+    if (![...feeds.values()].includes(t)) t.dispose();
   }
   const m = model.numOutputs;
   if (data.length !== n * m) {
@@ -150,6 +165,53 @@ export class ImageSession {
   scoreBatch(inputs: tf.Tensor4D, outputIndex: number): Promise<BatchScores> {
     this.check();
     return classScores(this.model, inputs, outputIndex);
+  }
+
+  /**
+   * Scores of model output `outputIndex` when the activation of `op` is replaced by each of a batch of
+   * activations [n, h, w, K] and only the ops after it run (Ablation-CAM), with the cached values upstream ops
+   * produced for them repeated n times. `activations` stays the caller's.
+   */
+  async scoreActivations(op: GraphOp, activations: tf.Tensor4D, outputIndex: number): Promise<BatchScores> {
+    const entry = this.layerEntry(op, false);
+    const n = activations.shape[0];
+    const g = this.model.graph;
+    const repeat = (t: tf.Tensor): tf.Tensor => (n > 1 && t.rank >= 1 && t.shape[0] === 1 ? tf.tile(t, [n, ...new Array<number>(t.rank - 1).fill(1)]) : t);
+    const feeds = new Map<string, tf.Tensor>();
+    const made: tf.Tensor[] = [];
+    const add = (id: string, t: tf.Tensor) => {
+      const r = repeat(t);
+      if (r !== t) made.push(r);
+      feeds.set(id, r);
+    };
+    try {
+      for (const [id, t] of entry.frontier) add(id, t);
+      if (this.consumesInput(op.outputs[0])) add(g.inputIds[0], this.input);
+      feeds.set(op.outputs[0], activations);
+      return await classScoresFrom(this.model, feeds, n, outputIndex);
+    } finally {
+      for (const t of made) t.dispose();
+    }
+  }
+
+  /** Whether ops downstream of `target` read the model input itself. */
+  private consumesInput(target: string): boolean {
+    const g = this.model.graph;
+    const seen = new Set<string>();
+    const stack = [target];
+    while (stack.length) {
+      const id = stack.pop() as string;
+      for (const op of g.consumersOf(id)) {
+        if (op.inputs.includes(g.inputIds[0])) return true;
+        for (const o of op.outputs) {
+          if (!seen.has(o)) {
+            seen.add(o);
+            stack.push(o);
+          }
+        }
+      }
+    }
+    return false;
   }
 
   /** Probabilities of all model outputs, as the model itself would report them. */
@@ -345,6 +407,8 @@ export class ImageSession {
     const t0 = performance.now();
     const method = getMethod(req.method);
     throwIfAborted(req.signal, 'the explanation');
+    if (needsCombining(req)) return explainCombined(this, req, (input) => new ImageSession(this.model, input));
+    if (req.layers?.length === 1) req = { ...req, layer: req.layers[0], layers: undefined };
     if (method.needsGradients && this.model.supportsGradients === false) {
       throw new CamLensError('METHOD_NOT_APPLICABLE', `${method.label} needs gradients, and they do not reach this model's layers` +
         (this.model.gradientNote ? `: ${this.model.gradientNote}` : ''), 'use scorecam or eigencam (or cam where the head allows it)');
@@ -373,12 +437,13 @@ export class ImageSession {
       linearHead: () => findClassHead(this.model, op),
       input: this.input,
       scoreBatch: (inputs) => this.scoreBatch(inputs, outputIndex),
+      scoreActivations: (activations) => this.scoreActivations(op, activations, outputIndex),
       scorePool: req.pool && req.pool.serves(this.model.path) ? req.pool : undefined,
       signal: req.signal,
       onProgress: req.onProgress,
       options: req.options,
     };
-    const heatmap = await runMethod(method, ctx);
+    const heatmap = await runCamMethod(method, ctx);
     const t3 = performance.now();
     return {
       method: method.id,

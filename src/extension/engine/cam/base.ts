@@ -60,6 +60,12 @@ export interface CamContext {
    * ownership of `inputs`. Not every context provides it.
    */
   scoreBatch?: (inputs: tf.Tensor4D) => Promise<BatchScores>;
+  /**
+   * Scores of the class explained when the target layer's activation is replaced by each of a batch of
+   * activations [n, h, w, K] and the layers after it are run (Ablation-CAM); one per row, as `scoreBatch`.
+   * The caller keeps ownership of `activations`. Not every context provides it.
+   */
+  scoreActivations?: (activations: tf.Tensor4D) => Promise<BatchScores>;
   /** The preprocessed model input [1, H, W, C] (Score-CAM masks it). Owned by the caller. */
   input?: tf.Tensor4D;
   /**
@@ -96,6 +102,13 @@ export interface CamMethod {
   isAsync?: boolean;
   /** The raw (pre-ReLU) map [h, w]. Synchronous methods are called inside tf.tidy by `runMethod`. */
   compute(ctx: CamContext): tf.Tensor2D | Promise<tf.Tensor2D>;
+  /**
+   * The weighted activations [1, h, w, K] whose sum over the channels is the raw map (w_k A^k, or an element-wise
+   * product such as dY/dA * A): the `eigenSmooth` option takes their first principal component instead of the
+   * sum (cam/smoothing.ts). Absent: eigenSmooth does not apply (Eigen-CAM's map already is one). Synchronous
+   * ones run inside tf.tidy; an async one returns a tensor the caller disposes (as its `compute`).
+   */
+  weightedActivations?(ctx: CamContext): tf.Tensor4D | Promise<tf.Tensor4D>;
 }
 
 export interface MapResult {
@@ -124,6 +137,11 @@ export function weightedChannelSum(activation: tf.Tensor4D, weights: tf.Tensor1D
     const flat = tf.reshape(activation, [h * w, k]);
     return tf.reshape(tf.matMul(flat, tf.reshape(weights, [k, 1])), [h, w]) as tf.Tensor2D;
   });
+}
+
+/** w_k * A[:, :, :, k] for per-channel weights w [K]: the terms `weightedChannelSum` adds up, [1, h, w, K]. */
+export function scaleChannels(activation: tf.Tensor4D, weights: tf.Tensor1D): tf.Tensor4D {
+  return tf.tidy(() => tf.mul(activation, tf.reshape(weights, [1, 1, 1, -1])) as tf.Tensor4D);
 }
 
 /** Spatial mean / sum over h, w of a [1, h, w, K] tensor → [K]. */

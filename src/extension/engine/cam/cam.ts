@@ -13,7 +13,25 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../errors';
-import { weightedChannelSum, type CamContext, type CamMethod } from './base';
+import { scaleChannels, weightedChannelSum, type CamContext, type CamMethod } from './base';
+
+/** The class's weights [K] over the target's channels: its column of the dense head, or one-hot for a class map. */
+function weights(ctx: CamContext): tf.Tensor1D {
+  if (!ctx.linearHead) {
+    throw new CamLensError('METHOD_NOT_APPLICABLE', 'CAM needs a global-average-pooling then linear head after the target layer', 'use gradcam');
+  }
+  const head = ctx.linearHead();
+  const k = ctx.activation.shape[3];
+  if (head.kind === 'identity') {
+    if (ctx.classIndex >= k) {
+      throw new CamLensError('BAD_ARGUMENT', `class ${ctx.classIndex} has no channel in a ${k}-channel class map`);
+    }
+    return tf.cast(tf.reshape(tf.oneHot(tf.tensor1d([ctx.classIndex], 'int32'), k), [k]), 'float32') as tf.Tensor1D;
+  }
+  // gather, not slice: on wasm a strided one-column slice of a [K, classes] kernel costs about as much as
+  // the whole forward pass of a small model (3 ms for MobileNet's [256, 1000]); gather takes 0.08 ms.
+  return tf.reshape(tf.gather(head.weights as tf.Tensor2D, [ctx.classIndex], 1), [k]) as tf.Tensor1D;
+}
 
 export const cam: CamMethod = {
   id: 'cam',
@@ -38,5 +56,8 @@ export const cam: CamMethod = {
     // the whole forward pass of a small model (3 ms for MobileNet's [256, 1000]); gather takes 0.08 ms.
     const column = tf.reshape(tf.gather(W, [ctx.classIndex], 1), [k]) as tf.Tensor1D;
     return weightedChannelSum(ctx.activation, column);
+  },
+  weightedActivations(ctx: CamContext): tf.Tensor4D {
+    return scaleChannels(ctx.activation, weights(ctx));
   },
 };

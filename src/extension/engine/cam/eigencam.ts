@@ -135,6 +135,33 @@ function projection(x: Float32Array, n: number, k: number, centered: Float32Arra
   return p;
 }
 
+/**
+ * The projection of a [1, h, w, K] tensor, as an (h*w) x K matrix, on its first principal component, as a map
+ * [h, w]: Eigen-CAM's map of the activations, and the shared step of Eigen-Grad-CAM and the eigenSmooth option
+ * (pytorch-grad-cam's get_2d_projection, which centres). Sign: positive correlation with the channel mean of x.
+ * Non-finite values count as 0. Returns a tensor the caller disposes; disposes nothing it was given.
+ */
+export async function firstComponentMap(activation: tf.Tensor4D, center = true): Promise<tf.Tensor2D> {
+  const [, h, w, k] = activation.shape;
+  const n = h * w;
+  // Non-finite activations count as 0 (as pytorch-grad-cam does with NaN).
+  const [xT, cT, gT] = tf.tidy(() => {
+    const raw = tf.reshape(activation, [n, k]);
+    const x = tf.where(tf.isFinite(raw), raw, tf.zerosLike(raw)) as tf.Tensor2D;
+    const c = center ? tf.sub(x, tf.mean(x, 0, true)) as tf.Tensor2D : x;
+    const g = n <= k ? tf.matMul(c, c, false, true) : tf.matMul(c, c, true, false);
+    return [x, c, g];
+  });
+  try {
+    const [x, c, g] = await Promise.all([xT.data(), cT.data(), gT.data()]) as Float32Array[];
+    return tf.tensor2d(Float32Array.from(projection(x, n, k, c, g)), [h, w]);
+  } finally {
+    xT.dispose();
+    cT.dispose();
+    gT.dispose();
+  }
+}
+
 export const eigencam: CamMethod = {
   id: 'eigencam',
   label: 'Eigen-CAM',
@@ -150,23 +177,6 @@ export const eigencam: CamMethod = {
   async compute(ctx: CamContext): Promise<tf.Tensor2D> {
     const center = ctx.options?.center ?? true;
     if (typeof center !== 'boolean') throw new CamLensError('BAD_ARGUMENT', `Eigen-CAM option center must be true or false, got ${JSON.stringify(center)}`);
-    const [, h, w, k] = ctx.activation.shape;
-    const n = h * w;
-    // Non-finite activations count as 0 (as pytorch-grad-cam does with NaN).
-    const [xT, cT, gT] = tf.tidy(() => {
-      const raw = tf.reshape(ctx.activation, [n, k]);
-      const x = tf.where(tf.isFinite(raw), raw, tf.zerosLike(raw)) as tf.Tensor2D;
-      const c = center ? tf.sub(x, tf.mean(x, 0, true)) as tf.Tensor2D : x;
-      const g = n <= k ? tf.matMul(c, c, false, true) : tf.matMul(c, c, true, false);
-      return [x, c, g];
-    });
-    try {
-      const [x, c, g] = await Promise.all([xT.data(), cT.data(), gT.data()]) as Float32Array[];
-      return tf.tensor2d(Float32Array.from(projection(x, n, k, c, g)), [h, w]);
-    } finally {
-      xT.dispose();
-      cT.dispose();
-      gT.dispose();
-    }
+    return firstComponentMap(ctx.activation, center);
   },
 };

@@ -6,7 +6,7 @@
  *   L       = ReLU( sum_k alpha_k * A^k )
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { spatialMean, weightedChannelSum, type CamContext, type CamMethod } from './base';
+import { scaleChannels, spatialMean, weightedChannelSum, type CamContext, type CamMethod } from './base';
 
 export const gradcam: CamMethod = {
   id: 'gradcam',
@@ -17,5 +17,8 @@ export const gradcam: CamMethod = {
   compute(ctx: CamContext): tf.Tensor2D {
     const g = ctx.gradients as tf.Tensor4D;
     return weightedChannelSum(ctx.activation, spatialMean(g));
+  },
+  weightedActivations(ctx: CamContext): tf.Tensor4D {
+    return scaleChannels(ctx.activation, spatialMean(ctx.gradients as tf.Tensor4D));
   },
 };

@@ -10,7 +10,19 @@
  *   L       = ReLU( sum_k w_k A^k )
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { NORMALIZE_EPS, spatialSum, weightedChannelSum, type CamContext, type CamMethod } from './base';
+import { NORMALIZE_EPS, scaleChannels, spatialSum, weightedChannelSum, type CamContext, type CamMethod } from './base';
+
+/** The Grad-CAM++ channel weights [K]. */
+function weights(ctx: CamContext): tf.Tensor1D {
+  const a = ctx.activation;
+  const g = ctx.gradients as tf.Tensor4D;
+  const g2 = tf.square(g);
+  const g3 = tf.mul(g2, g);
+  const sumA = tf.reshape(spatialSum(a), [1, 1, 1, -1]);
+  const denom = tf.add(tf.add(tf.mul(g2, 2), tf.mul(sumA, g3)), NORMALIZE_EPS);
+  const alpha = tf.where(tf.notEqual(g, 0), tf.div(g2, denom), tf.zerosLike(g));
+  return spatialSum(tf.mul(alpha, tf.relu(g)) as tf.Tensor4D);
+}
 
 export const gradcamPlusPlus: CamMethod = {
   id: 'gradcam++',
@@ -19,14 +31,9 @@ export const gradcamPlusPlus: CamMethod = {
   paper: 'Chattopadhyay et al. 2018',
   needsGradients: true,
   compute(ctx: CamContext): tf.Tensor2D {
-    const a = ctx.activation;
-    const g = ctx.gradients as tf.Tensor4D;
-    const g2 = tf.square(g);
-    const g3 = tf.mul(g2, g);
-    const sumA = tf.reshape(spatialSum(a), [1, 1, 1, -1]);
-    const denom = tf.add(tf.add(tf.mul(g2, 2), tf.mul(sumA, g3)), NORMALIZE_EPS);
-    const alpha = tf.where(tf.notEqual(g, 0), tf.div(g2, denom), tf.zerosLike(g));
-    const w = spatialSum(tf.mul(alpha, tf.relu(g)) as tf.Tensor4D);
-    return weightedChannelSum(a, w);
+    return weightedChannelSum(ctx.activation, weights(ctx));
+  },
+  weightedActivations(ctx: CamContext): tf.Tensor4D {
+    return scaleChannels(ctx.activation, weights(ctx));
   },
 };

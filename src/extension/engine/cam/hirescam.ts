@@ -19,4 +19,7 @@ export const hirescam: CamMethod = {
     const [, h, w] = ctx.activation.shape;
     return tf.reshape(tf.sum(tf.mul(ctx.gradients as tf.Tensor4D, ctx.activation), 3), [h, w]) as tf.Tensor2D;
   },
+  weightedActivations(ctx: CamContext): tf.Tensor4D {
+    return tf.mul(ctx.gradients as tf.Tensor4D, ctx.activation);
+  },
 };

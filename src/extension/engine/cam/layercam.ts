@@ -19,4 +19,7 @@ export const layercam: CamMethod = {
     const [, h, w] = ctx.activation.shape;
     return tf.reshape(tf.sum(tf.mul(tf.relu(ctx.gradients as tf.Tensor4D), ctx.activation), 3), [h, w]) as tf.Tensor2D;
   },
+  weightedActivations(ctx: CamContext): tf.Tensor4D {
+    return tf.mul(tf.relu(ctx.gradients as tf.Tensor4D), ctx.activation);
+  },
 };

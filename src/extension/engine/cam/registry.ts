@@ -9,13 +9,16 @@ import { hirescam } from './hirescam';
 import { layercam } from './layercam';
 import { scorecam } from './scorecam';
 import { eigencam } from './eigencam';
+import { ablationcam } from './ablationcam';
+import { eigengradcam } from './eigengradcam';
+import { gradcamElementwise } from './gradcamElementwise';
 import { guidedBackprop } from '../saliency/guidedBackprop';
 import { guidedGradcam } from '../saliency/guidedGradcam';
 import { gradient } from '../saliency/gradient';
 import { smoothGrad } from '../saliency/smoothGrad';
 import { integratedGradients } from '../saliency/integratedGradients';
 
-export const METHODS: readonly CamMethod[] = [cam, gradcam, gradcamPlusPlus, xgradcam, hirescam, layercam, scorecam, eigencam,
+export const METHODS: readonly CamMethod[] = [cam, gradcam, gradcamPlusPlus, xgradcam, hirescam, gradcamElementwise, layercam, scorecam, ablationcam, eigencam, eigengradcam,
   // Pixel-level saliency (group 'pixel'), at the model input's resolution.
   guidedBackprop, guidedGradcam, gradient, smoothGrad, integratedGradients];
 

@@ -46,7 +46,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../errors';
 import { bilinearWeights, sourceCoord } from '../../../shared/heatmap';
 import { runInThread, type ScoreRequest, type ScoreTask } from '../scorePool';
-import { weightedChannelSum, type BatchScores, type CamContext, type CamMethod, type MethodParam } from './base';
+import { scaleChannels, weightedChannelSum, type BatchScores, type CamContext, type CamMethod, type MethodParam } from './base';
 
 /**
  * How the channels to score are chosen when not all of them are: the N largest by
@@ -428,6 +428,28 @@ export async function scoreChannels(ctx: CamContext, data: Float32Array, channel
   return { probabilities, logits };
 }
 
+/** The Score-CAM channel weights [K] (0 for the channels not scored); sets `ctx.details`. */
+async function scoreCamWeights(ctx: CamContext): Promise<Float32Array> {
+  if (!ctx.input || !ctx.scoreBatch) {
+    throw new CamLensError('METHOD_NOT_APPLICABLE', 'Score-CAM needs the model input and a way to run the model on masked copies of it', 'explain through an image session');
+  }
+  const opts = scoreCamOptions(ctx.options);
+  const [, h, w, k] = ctx.activation.shape;
+  const data = (await ctx.activation.data()) as Float32Array;
+  const stats = channelStats(data, h * w, k);
+  const usable = stats.usable.filter(Boolean).length;
+  const channels = selectChannels(stats, opts);
+  const t0 = performance.now();
+  const scores = channels.length > 0 ? await scoreChannels(ctx, data, channels, opts) : { probabilities: new Float32Array(0), logits: new Float32Array(0) };
+  const ms = performance.now() - t0;
+  const by = channels.length < usable ? opts.rankChannelsBy : 'all';
+  ctx.details = {
+    note: selectionNote(channels.length, usable, k, by),
+    channels: { scored: channels.length, usable, total: k, by, ms, allMs: channels.length > 0 ? (ms / channels.length) * usable : 0 },
+  };
+  return channelWeights(k, channels, scores, opts.weighting);
+}
+
 /** The channel budget and batching options as panel parameters (shared with Ablation-CAM, which batches alike). */
 export const CHANNEL_BUDGET_PARAMS: MethodParam[] = [
   {
@@ -461,24 +483,11 @@ export const scorecam: CamMethod = {
   needsGradients: false,
   isAsync: true,
   async compute(ctx: CamContext): Promise<tf.Tensor2D> {
-    if (!ctx.input || !ctx.scoreBatch) {
-      throw new CamLensError('METHOD_NOT_APPLICABLE', 'Score-CAM needs the model input and a way to run the model on masked copies of it', 'explain through an image session');
-    }
-    const opts = scoreCamOptions(ctx.options);
-    const [, h, w, k] = ctx.activation.shape;
-    const data = (await ctx.activation.data()) as Float32Array;
-    const stats = channelStats(data, h * w, k);
-    const usable = stats.usable.filter(Boolean).length;
-    const channels = selectChannels(stats, opts);
-    const t0 = performance.now();
-    const scores = channels.length > 0 ? await scoreChannels(ctx, data, channels, opts) : { probabilities: new Float32Array(0), logits: new Float32Array(0) };
-    const ms = performance.now() - t0;
-    const by = channels.length < usable ? opts.rankChannelsBy : 'all';
-    ctx.details = {
-      note: selectionNote(channels.length, usable, k, by),
-      channels: { scored: channels.length, usable, total: k, by, ms, allMs: channels.length > 0 ? (ms / channels.length) * usable : 0 },
-    };
-    const weights = channelWeights(k, channels, scores, opts.weighting);
+    const weights = await scoreCamWeights(ctx);
     return tf.tidy(() => weightedChannelSum(ctx.activation, tf.tensor1d(weights)));
+  },
+  async weightedActivations(ctx: CamContext): Promise<tf.Tensor4D> {
+    const weights = await scoreCamWeights(ctx);
+    return tf.tidy(() => scaleChannels(ctx.activation, tf.tensor1d(weights)));
   },
 };

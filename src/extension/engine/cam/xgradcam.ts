@@ -6,7 +6,14 @@
  *   L   = ReLU( sum_k w_k A^k )
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { NORMALIZE_EPS, spatialSum, weightedChannelSum, type CamContext, type CamMethod } from './base';
+import { NORMALIZE_EPS, scaleChannels, spatialSum, weightedChannelSum, type CamContext, type CamMethod } from './base';
+
+/** The XGrad-CAM channel weights [K]. */
+function weights(ctx: CamContext): tf.Tensor1D {
+  const a = ctx.activation;
+  const g = ctx.gradients as tf.Tensor4D;
+  return tf.div(spatialSum(tf.mul(g, a) as tf.Tensor4D), tf.add(spatialSum(a), NORMALIZE_EPS)) as tf.Tensor1D;
+}
 
 export const xgradcam: CamMethod = {
   id: 'xgradcam',
@@ -15,9 +22,9 @@ export const xgradcam: CamMethod = {
   paper: 'Fu et al. 2020',
   needsGradients: true,
   compute(ctx: CamContext): tf.Tensor2D {
-    const a = ctx.activation;
-    const g = ctx.gradients as tf.Tensor4D;
-    const w = tf.div(spatialSum(tf.mul(g, a) as tf.Tensor4D), tf.add(spatialSum(a), NORMALIZE_EPS)) as tf.Tensor1D;
-    return weightedChannelSum(a, w);
+    return weightedChannelSum(ctx.activation, weights(ctx));
+  },
+  weightedActivations(ctx: CamContext): tf.Tensor4D {
+    return scaleChannels(ctx.activation, weights(ctx));
   },
 };
