@@ -44,6 +44,7 @@ import { DEFAULT_CANDIDATES, recommendLayer, type Recommendation } from './engin
 import { ScorePool, defaultWorkerCount } from './engine/scorePool';
 import { SCORECAM_DEFAULT_BATCH, SCORECAM_DEFAULT_CHANNELS, estimateScoreCamMs, planScoreCam } from './engine/cam/scorecam';
 import { CliProgress } from './cliProgress';
+import { runCompare } from './cliCompare';
 import { formatDuration, formatMs } from '../shared/format';
 import { closestLabels, type MetadataOverrides } from './engine/metadata';
 import { labelOf, numClasses } from './engine/model';
@@ -67,6 +68,8 @@ Usage:
                    [--recommend --image <file> [--class <index|label>] [--candidates <n|all>]]
   cam-lens scan    --model <model.json> --data <folder> [--labels <csv|json>] [--json <file|->] [--csv <file>]
   cam-lens labels  --model <model.json> [--json <file|->]     the model's classes, by index
+  cam-lens compare --model <A> --model-b <B> (--image <file> | --data <folder>)   two models side by side
+                   (options: cam-lens compare --help)
 
 Options for every command:
   --backend auto|node|wasm|cpu   TensorFlow.js backend (default auto: tfjs-node, else wasm, else cpu)
@@ -796,10 +799,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return 0;
     }
-    if (!command) throw new UsageError(`missing command: expected ${COMMANDS.join(', ')}`);
+    // compare parses its own options (cliCompare.ts).
+    if (command === 'compare') return await runCompare(rest);
+    const known = [...COMMANDS, 'compare'];
+    if (!command) throw new UsageError(`missing command: expected ${known.join(', ')}`);
     if (!(COMMANDS as readonly string[]).includes(command)) {
-      const near = closestLabels(COMMANDS, command, 1)[0];
-      throw new UsageError(`unknown command "${command}": expected ${COMMANDS.join(', ')}` + (near ? `; did you mean ${near.label}?` : ''));
+      const near = closestLabels(known, command, 1)[0];
+      throw new UsageError(`unknown command "${command}": expected ${known.join(', ')}` + (near ? `; did you mean ${near.label}?` : ''));
     }
     const cmd = command as Command;
     values = parseOptions(cmd, rest);

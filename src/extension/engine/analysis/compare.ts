@@ -36,6 +36,9 @@ import { decodeImage, type DecodedImage } from '../image';
 import { dicomOptionsFor, prepareInput } from '../pipeline';
 import { ImageSession, type Prediction } from '../session';
 import type { MapResult } from '../cam/base';
+import sharp from 'sharp';
+import { upsampleBilinear } from '../../../shared/heatmap';
+import { colormapIndex, colormapLut, divergingIndex, divergingLut, type ColormapName } from '../../../shared/colormaps';
 import { makeClassMatcher, type Dataset, type DatasetSample } from '../scan/dataset';
 
 /** A map with explicit width and height, row-major. */
@@ -50,31 +53,14 @@ export interface GridMap {
 
 /**
  * Bilinear resampling of a row-major map to `outW` x `outH`, half-pixel centres (source = (x + 0.5) * in / out -
- * 0.5, clamped to the edge), so a map keeps its place over the image whatever the two sizes. Same size: a copy.
+ * 0.5, clamped to the edge; shared/heatmap.ts, as the overlays), so a map keeps its place over the image whatever
+ * the two sizes. Same size: a copy.
  */
 export function resampleMap(map: GridMap, outW: number, outH: number): Float32Array {
   const { width: w, height: h, values } = map;
   if (values.length !== w * h) throw new CamLensError('BAD_ARGUMENT', `a ${w}x${h} map needs ${w * h} values, got ${values.length}`);
   if (w === outW && h === outH) return Float32Array.from(values);
-  const out = new Float32Array(outW * outH);
-  const sx = w / outW;
-  const sy = h / outH;
-  for (let y = 0; y < outH; y++) {
-    const fy0 = Math.min(Math.max((y + 0.5) * sy - 0.5, 0), h - 1);
-    const y0 = Math.floor(fy0);
-    const y1 = Math.min(y0 + 1, h - 1);
-    const fy = fy0 - y0;
-    for (let x = 0; x < outW; x++) {
-      const fx0 = Math.min(Math.max((x + 0.5) * sx - 0.5, 0), w - 1);
-      const x0 = Math.floor(fx0);
-      const x1 = Math.min(x0 + 1, w - 1);
-      const fx = fx0 - x0;
-      const top = values[y0 * w + x0] + (values[y0 * w + x1] - values[y0 * w + x0]) * fx;
-      const bottom = values[y1 * w + x0] + (values[y1 * w + x1] - values[y1 * w + x0]) * fx;
-      out[y * outW + x] = top + (bottom - top) * fy;
-    }
-  }
-  return out;
+  return upsampleBilinear(values, w, h, outW, outH);
 }
 
 /** Ranks 1..n of `v`, ties sharing their average rank. */
@@ -480,4 +466,40 @@ export async function compareDataset(a: LoadedModel, b: LoadedModel, dataset: Da
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return { method, results: rankComparisons(results), failures, cancelled, seconds: (performance.now() - t0) / 1000 };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A picture of one comparison
+
+/**
+ * One PNG of a comparison at the image's resolution, three panels left to right with a gap of 4 pixels: model A's
+ * map over the image, model B's, and the difference A - B over the image in the diverging colours (red where A
+ * looks more, blue where B does, neutral where they agree; shared/colormaps.ts divergingLut). Blend as the
+ * overlays: (1 - opacity) * image + opacity * colour.
+ */
+export async function renderComparisonPng(image: DecodedImage, c: ImageComparison, opts: { colormap?: ColormapName; opacity?: number } = {}): Promise<Buffer> {
+  const { width: w, height: h, data } = image;
+  const opacity = opts.opacity ?? 0.5;
+  const gap = 4;
+  const total = 3 * w + 2 * gap;
+  const out = new Uint8Array(total * h * 3).fill(255);
+  const lut = colormapLut(opts.colormap ?? 'turbo');
+  const div = divergingLut();
+  const panels: [ArrayLike<number>, (v: number) => number, Uint8ClampedArray][] = [
+    [upsampleBilinear(c.a.heatmap.values, c.a.heatmap.width, c.a.heatmap.height, w, h), colormapIndex, lut],
+    [upsampleBilinear(c.b.heatmap.values, c.b.heatmap.width, c.b.heatmap.height, w, h), colormapIndex, lut],
+    [upsampleBilinear(c.difference, c.width, c.height, w, h), divergingIndex, div],
+  ];
+  panels.forEach(([values, index, table], p) => {
+    const x0 = p * (w + gap);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const i = y * w + x;
+        const k = 3 * index(values[i]);
+        const o = 3 * (y * total + x0 + x);
+        for (let ch = 0; ch < 3; ch++) out[o + ch] = Math.round((1 - opacity) * data[3 * i + ch] + opacity * table[k + ch]);
+      }
+    }
+  });
+  return sharp(out, { raw: { width: total, height: h, channels: 3 } }).png().toBuffer();
 }
