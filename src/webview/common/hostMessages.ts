@@ -17,6 +17,7 @@ import type {
   LayerSummary,
   MapDetails,
   MethodInfo,
+  MethodParam,
   ModelInfo,
 } from '../../shared/protocol';
 import { PREPROCESS_IDS, isExplainViewState } from '../../shared/protocol';
@@ -222,6 +223,33 @@ function method(x: unknown, i: number): MethodInfo {
     classIndependent: Boolean(m.classIndependent),
     available: bool(m.available, `methods[${i}].available`),
     reason: typeof m.reason === 'string' ? m.reason : undefined,
+    ...(m.group === 'cam' || m.group === 'pixel' ? { group: m.group } : {}),
+    ...(typeof m.usesLayer === 'boolean' ? { usesLayer: m.usesLayer } : {}),
+    ...(m.params !== undefined ? { params: arr(m.params, `methods[${i}].params`).map((p, j) => methodParam(p, `methods[${i}].params[${j}]`)) } : {}),
+  };
+}
+
+/** A method option as the Options area builds its input from it: kind, default of that kind, bounds, choices. */
+function methodParam(x: unknown, what: string): MethodParam {
+  const p = obj(x, what);
+  const kind = p.kind === 'number' || p.kind === 'choice' || p.kind === 'boolean' ? p.kind : fail(`${what}.kind is not number, choice or boolean`);
+  const choices = p.choices === undefined ? undefined : arr(p.choices, `${what}.choices`).map((c, k) => {
+    const o = obj(c, `${what}.choices[${k}]`);
+    return { value: str(o.value, `${what}.choices[${k}].value`), label: str(o.label, `${what}.choices[${k}].label`) };
+  });
+  const def = kind === 'number' ? num(p.default, `${what}.default`) : kind === 'boolean' ? bool(p.default, `${what}.default`) : str(p.default, `${what}.default`);
+  const optNum = (k: 'min' | 'max' | 'step') => (p[k] === undefined || p[k] === null ? {} : { [k]: num(p[k], `${what}.${k}`) });
+  return {
+    id: str(p.id, `${what}.id`),
+    label: str(p.label, `${what}.label`),
+    kind,
+    default: def,
+    ...optNum('min'),
+    ...optNum('max'),
+    ...optNum('step'),
+    ...(choices ? { choices } : {}),
+    description: typeof p.description === 'string' ? p.description : '',
+    ...(p.common === true ? { common: true } : {}),
   };
 }
 
@@ -236,6 +264,9 @@ export function heatmap(x: unknown, what = 'heatmap'): HeatmapPayload {
     values: toFloat32(h.values, width * height, `${what}.values`),
     rawMin: num(h.rawMin, `${what}.rawMin`),
     rawMax: num(h.rawMax, `${what}.rawMax`),
+    // Pixel saliency (#15): a sign, or an RGB image (three values per pixel).
+    ...(h.signed === true ? { signed: true } : {}),
+    ...(h.rgb !== undefined && h.rgb !== null ? { rgb: toFloat32(h.rgb, width * height * 3, `${what}.rgb`) } : {}),
   };
 }
 
@@ -319,6 +350,7 @@ export function parseExplainHostMessage(x: unknown): Parsed<ExplainHostMessage> 
           backend: str(m.backend, 'backend'),
           cached: Boolean(m.cached),
           ...(m.details !== undefined ? { details: mapDetails(m.details) } : {}),
+          ...(m.layers !== undefined ? { layers: arr(m.layers, 'layers').map((l, i) => str(l, `layers[${i}]`)) } : {}),
         };
       }
       case 'cam/didProgress':
