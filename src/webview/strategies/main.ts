@@ -69,6 +69,8 @@ const ui = {
 
 let state: StrategiesViewState | undefined;
 let colormap: ColormapId = 'turbo';
+/** Method labels by id (panel/didInit), for the status line. */
+let methodLabels = new Map<string, string>();
 let opacity = 0.5;
 /** The host's current run, and whether it is still computing. */
 let runId = -1;
@@ -260,6 +262,7 @@ function clusterCard(c: StrategyClassView, k: StrategyClusterView, rules: Strate
     (cv) => drawMapOverImage(cv, k.averageMap, c.averageImage, colormap, opacity)),
   h('div', { class: 'card-summary' },
     h('h3', { id: titleId }, `Cluster ${k.id + 1}`,
+      suspicious.length ? ' ' : '',
       suspicious.length ? h('span', { class: 'warn-badge', title: `Possible shortcut: ${suspicious.map((s) => HINT_NAMES[s].toLowerCase()).join(', ')}` }, 'possible shortcut') : ''),
     h('p', { class: 'cluster-size', id: `${titleId}-size` }, sizeText),
     hintList(k.hints, suspicious)));
@@ -327,7 +330,7 @@ function render(): void {
 
 function finishedText(v: StrategiesView): string {
   const cached = v.counts.fromCache ? `, ${formatCount(v.counts.fromCache)} from the cache` : '';
-  const what = `${formatCount(v.counts.analysed)} of ${formatCount(v.counts.images)} images analysed with ${v.method} at ${v.layer}${cached}`;
+  const what = `${formatCount(v.counts.analysed)} of ${formatCount(v.counts.images)} images analysed with ${methodLabels.get(v.method) ?? v.method} at ${v.layer}${cached}`;
   return v.cancelled ? `Cancelled: ${what} (the clusters use those).` : `${what} in ${formatDuration(v.seconds * 1000)}.`;
 }
 
@@ -388,6 +391,7 @@ function onInit(m: Init): void {
   state = m.state;
   colormap = m.colormap;
   opacity = m.opacity;
+  methodLabels = new Map(m.methods.map((x) => [x.id, x.label]));
   requests.reset();
   ui.title.textContent = `Model strategies in ${m.sourceName}`;
   ui.dataName.textContent = m.sourceName;
