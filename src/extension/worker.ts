@@ -505,12 +505,6 @@ function methodInfos(model: LoadedModel, recommended: string | null): MethodInfo
   return out;
 }
 
-/** The layers an explanation averaged, where it reports several (ExplainResult.layers). */
-function averagedLayers(res: object): string[] | undefined {
-  const layers = (res as { layers?: unknown }).layers;
-  return Array.isArray(layers) && layers.length > 1 && layers.every((l) => typeof l === 'string') ? layers : undefined;
-}
-
 /** Score-CAM's thread pool of a model, started on its first Score-CAM. */
 function scorePoolFor(me: ModelEntry, ref: ModelRef, method: string): ScorePool | undefined {
   const workers = method === 'scorecam' && !me.pool ? scoreWorkers() : 0;
@@ -753,8 +747,8 @@ const handlers: { [T in RequestType]: Handler<T> } = {
       pool: scorePoolFor(me.entry, req.model, req.method),
       method: req.method,
       layer: req.layer,
-      // Several target layers averaged (#15); the session takes them where it can (ExplainRequest.layers).
-      ...(req.layers ? { layers: req.layers } : {}),
+      // Several target layers averaged (#15): their maps brought to the input size (cam/combine.ts).
+      layers: req.layers,
       classChoice: req.classIndex,
       signal: ctx.signal,
       onProgress: (done, total) => ctx.progress(done, total),
@@ -762,7 +756,7 @@ const handlers: { [T in RequestType]: Handler<T> } = {
     });
     const values = res.heatmap.values;
     // The reply transfers `values`; "Export PNG" renders from this copy.
-    const { signed, rgb } = res.heatmap as { signed?: boolean; rgb?: Float32Array };
+    const { signed, rgb } = res.heatmap;
     touch(lastMaps, entry.imagePath, { width: res.heatmap.width, height: res.heatmap.height, values: values.slice(), ...(signed ? { signed } : {}), ...(rgb ? { rgb: rgb.slice() } : {}) });
     while (lastMaps.size > MAX_LAST_MAPS) lastMaps.delete(lastMaps.keys().next().value as string);
     Object.assign(ctx.log, { layer: res.layer, classIndex: res.target.index, cached: res.cached.forward });
@@ -773,7 +767,7 @@ const handlers: { [T in RequestType]: Handler<T> } = {
       target: res.target,
       heatmap,
       ...(details ? { details } : {}),
-      ...(averagedLayers(res) ? { layers: averagedLayers(res) } : {}),
+      ...(res.layers && res.layers.length > 1 ? { layers: res.layers } : {}),
       timingsMs: { ...phases, model: t1 - t0, image: t2 - t1, ...res.timingsMs, total: performance.now() - t0 },
       backend: me.entry.model.backend,
       cached: res.cached.forward,

@@ -39,9 +39,8 @@ const ALL_CLASSES = 1_000_000;
  * and only values the user changes there are sent, so the settings apply to everything else.
  */
 function withSettingDefaults(methods: MethodInfo[]): MethodInfo[] {
-  const cfg = vscode.workspace.getConfiguration('camLens');
-  const fromSettings: Record<string, number | undefined> = { channels: cfg.get<number>('scoreCam.channels'), batchSize: cfg.get<number>('scoreCam.batchSize') };
-  return methods.map((m) => !m.params ? m : {
+  const fromSettings: Record<string, number | undefined> = channelBudgetSettings();
+  return methods.map((m) => !m.params || !takesChannelBudget(m) ? m : {
     ...m,
     params: m.params.map((p) => {
       const v = fromSettings[p.id];
@@ -50,6 +49,17 @@ function withSettingDefaults(methods: MethodInfo[]): MethodInfo[] {
       return { ...p, default: v };
     }),
   });
+}
+
+/** A method that scores channels within a budget (Score-CAM, Ablation-CAM): it has a `channels` option. */
+function takesChannelBudget(m: MethodInfo | undefined): boolean {
+  // An older engine lists no params: Score-CAM is the one that took the settings then.
+  return m?.params ? m.params.some((p) => p.id === 'channels') : m?.id === 'scorecam';
+}
+
+function channelBudgetSettings(): { channels?: number; batchSize?: number } {
+  const cfg = vscode.workspace.getConfiguration('camLens');
+  return { channels: cfg.get<number>('scoreCam.channels'), batchSize: cfg.get<number>('scoreCam.batchSize') };
 }
 
 export function toPayload(e: unknown): ErrorPayload {
@@ -138,6 +148,8 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
 class ExplainPanel {
   private state: ExplainViewState;
   private last?: CamResult;
+  /** The methods as the panel offers them (panel/didInit). */
+  private methods: MethodInfo[] = [];
   /** The options the last map was asked with (the panel's Options area), for the JSON export. */
   private lastOptions?: Record<string, unknown>;
   /** The `cam/compute` running now, so that `cam/cancel` can stop it. */
@@ -355,7 +367,7 @@ class ExplainPanel {
         imageName: path.basename(this.image.fsPath),
         imageSize: pred.imageSize,
         model: described.info,
-        methods: withSettingDefaults(described.methods),
+        methods: (this.methods = withSettingDefaults(described.methods)),
         state: this.state,
         ...(pred.image ? { image: pred.image } : {}),
       });
@@ -389,18 +401,17 @@ class ExplainPanel {
         this.lastPredictions = this.predictionsMessage(pred.predictions);
         this.post(this.lastPredictions);
       }
-      const cfg = vscode.workspace.getConfiguration('camLens');
-      const batchSize = cfg.get<number>('scoreCam.batchSize');
-      // camLens.scoreCam.channels: the budget (0 = every channel); the panel's Options area (m.options: values
-      // the user changed there) wins over the settings; "Score all channels" asks for all once.
-      const channels = cfg.get<number>('scoreCam.channels');
+      // camLens.scoreCam.channels and .batchSize: the channel budget (0 = every channel) and batch of the methods
+      // that score channels (Score-CAM, Ablation-CAM), not the batch of a pixel method's noisy copies; the panel's
+      // Options area (m.options: values the user changed there) wins; "Score all channels" asks for all once.
+      const settings = takesChannelBudget(this.methods.find((x) => x.id === m.method)) ? channelBudgetSettings() : {};
       const abort = new AbortController();
       this.camRun = { requestId: m.requestId, abort };
       const r = await this.s.engine.computeCam(
         {
           model: this.modelRef, image: this.imageRef(m.preprocess), method: m.method, layer: m.layer, classIndex: m.classIndex,
           ...(m.layers && m.layers.length > 1 ? { layers: m.layers } : {}),
-          options: { batchSize, channels, ...m.options, ...(m.allChannels ? { channels: 'all' } : {}) },
+          options: { ...settings, ...m.options, ...(m.allChannels ? { channels: 'all' } : {}) },
         },
         { supersedeKey: `${this.key}:cam`, signal: abort.signal, onProgress: (done, total) => this.post({ type: 'cam/didProgress', requestId: m.requestId, done, total }) },
       );
