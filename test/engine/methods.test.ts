@@ -104,11 +104,24 @@ function handEigenCam(a: Float32Array): number[] {
   const s = (i: number, j: number) => xc.reduce((acc, r) => acc + r[i] * r[j], 0);
   const [s00, s01, s11] = [s(0, 0), s(0, 1), s(1, 1)];
   const lambda = (s00 + s11) / 2 + Math.sqrt(((s00 - s11) / 2) ** 2 + s01 ** 2);
-  const v = [s01, lambda - s00];
+  // A unit vector, as the engine's: the maps' min-max normalisation adds 1e-7 to the range, which matters for tiny maps.
+  const len = Math.hypot(s01, lambda - s00);
+  const v = [s01 / len, (lambda - s00) / len];
   const proj = xc.map((r) => r[0] * v[0] + r[1] * v[1]);
   // Sign: positive correlation with the mean activation map (proj has zero mean).
   const corr = proj.reduce((acc, q, p) => acc + q * (a[p * K] + a[p * K + 1]), 0);
   return corr < 0 ? proj.map((q) => -q) : proj;
+}
+
+/**
+ * Ablation-CAM by hand: logit_c = b_c + sum_j W[j][c] mean(f(A_j)) with f the identity or the square, so
+ * zeroing channel k drops the logit by W[k][c] mean(f(A_k)), and w_k = that drop / logit_c.
+ */
+function handAblationWeights(a: Float32Array, c: number, square: boolean): number[] {
+  const n = H * W;
+  const m = Array.from({ length: K }, (_, k) => Array.from({ length: n }, (_, p) => a[p * K + k]).reduce((acc, v) => acc + (square ? v * v : v), 0) / n);
+  const logit = BIAS[c] + m.reduce((acc, v, k) => acc + FC[k][c] * v, 0);
+  return m.map((v, k) => (FC[k][c] * v) / logit);
 }
 
 /** The maps of every method computed by hand with plain loops from A and G = dY_c/dA. */
@@ -138,6 +151,12 @@ function handMaps(a: Float32Array, g: Float32Array, c: number, square: boolean):
   maps.scorecam = per((p) => sumK((k) => scoreW[k] * at(a, p, k)));
   const eig = handEigenCam(a);
   maps.eigencam = per((p) => eig[p]);
+  maps.gradcamelementwise = per((p) => sumK((k) => Math.max(at(g, p, k) * at(a, p, k), 0)));
+  const ablW = handAblationWeights(a, c, square);
+  maps.ablationcam = per((p) => sumK((k) => ablW[k] * at(a, p, k)));
+  // Eigen-Grad-CAM: Eigen-CAM's projection of G ∘ A (its sign from the correlation with sum_k G ∘ A).
+  const eigGrad = handEigenCam(Float32Array.from(a, (v, i) => v * g[i]));
+  maps.eigengradcam = per((p) => eigGrad[p]);
   return maps;
 }
 
@@ -173,6 +192,7 @@ describe('CAM methods: golden maps on hand-set models', () => {
           const got = await session.gradient('feat', c).data();
           assertClose(got, g, 1e-5, `gradient class ${c}`);
           for (const m of METHODS) {
+            if (m.group === 'pixel') continue; // input-resolution maps: test/engine/saliency.test.ts
             if (m.id === 'cam' && square) continue; // no GAP→linear right after 'feat'
             const r = await session.explain({ method: m.id, layer: 'feat', classChoice: c });
             assert.strictEqual(r.heatmap.width, W);
@@ -363,10 +383,13 @@ describe('CAM methods: contract table', () => {
               continue;
             }
             const r = await s.explain({ method: m.id, layer, classChoice: i % 5 });
-            assert.strictEqual(r.heatmap.width, 8);
-            assert.strictEqual(r.heatmap.height, 8);
-            assert.strictEqual(r.heatmap.values.length, 64);
-            for (const v of r.heatmap.values) assert.ok(Number.isFinite(v) && v >= 0 && v <= 1, `value ${v}`);
+            // A layer's 8 x 8 map, or pixel saliency at the 16 x 16 input (RGB maps are checked in saliency.test.ts).
+            const side = m.group === 'pixel' ? 16 : 8;
+            assert.strictEqual(r.heatmap.width, side);
+            assert.strictEqual(r.heatmap.height, side);
+            assert.ok(r.heatmap.values.length === side * side || r.heatmap.values.length === side * side * 3, `${r.heatmap.values.length} values`);
+            const lo = r.heatmap.signed ? -1 : 0; // signed pixel maps: [-1, 1], 0 = no attribution
+            for (const v of r.heatmap.values) assert.ok(Number.isFinite(v) && v >= lo && v <= 1, `value ${v}`);
             assert.ok(r.heatmap.rawMax >= r.heatmap.rawMin);
           } finally {
             s.dispose();
