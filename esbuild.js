@@ -13,7 +13,8 @@ const outdir = path.join(__dirname, 'dist');
 /** Native or optional modules stay outside the bundles and are resolved from node_modules at run time. */
 // TensorFlow.js stays external so that tfjs-node, when installed, registers its backend on the same
 // tfjs-core instance the engine uses (a bundled copy would be a second, separate engine).
-const nodeExternals = ['vscode', 'sharp', '@tensorflow/*'];
+// onnxruntime-node loads its platform's binary by a computed path (formats/onnx/ortRuntime.ts).
+const nodeExternals = ['vscode', 'sharp', '@tensorflow/*', 'onnxruntime-node'];
 
 function copyWasm() {
   const pkg = path.join(__dirname, 'node_modules', '@tensorflow', 'tfjs-backend-wasm');

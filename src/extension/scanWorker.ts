@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './engine/backend';
 import { loadModel, type LoadedModel } from './engine/model';
 import { toErrorInfo } from './engine/errors';
+import { setOnnxRuntime } from './engine/formats/onnx/ortRuntime';
 import { prepareBatch, predictBatch } from './engine/scan/scan';
 import type { ScanBatchRequest, ScanFromWorker, ScanToWorker, ScanWorkerData } from './engine/scan/scanPool';
 
@@ -17,7 +18,7 @@ async function score(model: LoadedModel, req: ScanBatchRequest, prepared: Return
   const ok = items.filter((p) => p.data);
   const errors = items.map((p) => p.error ?? null);
   if (ok.length === 0) return { type: 'scored', id: req.id, probs: new Float32Array(0), cols: 0, errors };
-  const rows = predictBatch(model, ok.map((p) => p.data as Float32Array));
+  const rows = await predictBatch(model, ok.map((p) => p.data as Float32Array));
   const cols = rows[0].length;
   const probs = new Float32Array(rows.length * cols);
   rows.forEach((r, i) => probs.set(r, i * cols));
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
   try {
     // One thread each: the pool spreads the batches over the cores.
     await initBackend(data.backend, { threads: 1 });
+    setOnnxRuntime(data.onnxRuntime ?? 'auto');
     model = await loadModel(data.modelPath, { overrides: data.overrides });
   } catch (e) {
     port.postMessage({ type: 'failed', message: toErrorInfo(e).message } satisfies ScanFromWorker);

@@ -11,6 +11,7 @@ import { loadModel, type LoadedModel } from './engine/model';
 import { classScores } from './engine/session';
 import { maskedInputs } from './engine/cam/scorecam';
 import { CamLensError, toErrorInfo } from './engine/errors';
+import { setOnnxRuntime } from './engine/formats/onnx/ortRuntime';
 import { CLAIM_SLOTS, CLAIMED_BY_WORKER, type ScoreRequest, type ScoreWorkerData } from './engine/scorePool';
 
 type ToWorker = { type: 'score'; id: number; request: ScoreRequest } | { type: 'memory'; id: number } | { type: 'close' };
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
   let model: LoadedModel;
   try {
     await initBackend(data.backend);
+    setOnnxRuntime(data.onnxRuntime ?? 'auto');
     model = await loadModel(data.modelPath, { overrides: data.overrides, foldBatchNorm: data.foldBatchNorm });
   } catch (e) {
     port.postMessage({ type: 'failed', message: toErrorInfo(e).message });

@@ -38,6 +38,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError, CancelledError, type ErrorCode } from './errors';
 import type { BackendChoice } from './backend';
 import type { MetadataOverrides } from './metadata';
+import { onnxRuntimeSetting, type OnnxRuntimeChoice } from './formats/onnx/ortRuntime';
 import type { BatchScores } from './cam/base';
 
 /** One batch of inputs for a worker, described compactly where possible. */
@@ -239,6 +240,8 @@ export interface ScoreWorkerData {
   overrides?: MetadataOverrides;
   foldBatchNorm?: boolean;
   backend: BackendChoice;
+  /** The ONNX runtime setting of the thread that started the pool (formats/onnx/ortRuntime.ts). */
+  onnxRuntime?: OnnxRuntimeChoice;
 }
 
 type FromWorker =
@@ -284,7 +287,7 @@ class PoolWorker implements Executor {
     this.claims = new Int32Array(shared);
     // Referenced while it starts (someone may be waiting for it) and while it holds a request; an idle pool
     // must not keep the process alive.
-    this.worker = new Worker(script, { workerData: { ...data, claims: shared } satisfies ScoreWorkerData, execArgv });
+    this.worker = new Worker(script, { workerData: { onnxRuntime: onnxRuntimeSetting(), ...data, claims: shared } satisfies ScoreWorkerData, execArgv });
     let settleReady: (ok: boolean) => void = () => undefined;
     this.ready = new Promise<boolean>((r) => (settleReady = r));
     this.exited = new Promise<void>((r) => this.worker.once('exit', () => r()));

@@ -15,6 +15,7 @@ import type { GraphOp } from './graph';
 import { labelOf, numClasses, resolveClass, type LoadedModel } from './model';
 import { findClassHead } from './head';
 import { classLogitValues, classLogits } from './outputs';
+import { forwardLogits } from './forward';
 import { type BatchScores, type CamContext, type MapResult } from './cam/base';
 import { getMethod } from './cam/registry';
 import { runCamMethod } from './cam/smoothing';
@@ -100,13 +101,19 @@ export async function classScores(model: LoadedModel, inputs: tf.Tensor4D, outpu
 export async function classScoresFrom(model: LoadedModel, feeds: Map<string, tf.Tensor>, n: number, outputIndex: number): Promise<BatchScores> {
   const g = model.graph;
   const out = g.outputIds[0];
-  const res = g.run(feeds, [out], { logits: true });
-  const t = res.get(out) as tf.Tensor;
   let data: Float32Array;
-  try {
-    data = classLogitValues(model, (await t.data()) as Float32Array);
-  } finally {
-    if (![...feeds.values()].includes(t)) t.dispose();
+  const input = feeds.size === 1 ? feeds.get(g.inputIds[0]) : undefined;
+  if (input) {
+    // A batch of images: ONNX Runtime for an ONNX model where it serves it (forward.ts), else the graph.
+    data = classLogitValues(model, await forwardLogits(model, input as tf.Tensor4D));
+  } else {
+    const res = g.run(feeds, [out], { logits: true });
+    const t = res.get(out) as tf.Tensor;
+    try {
+      data = classLogitValues(model, (await t.data()) as Float32Array);
+    } finally {
+      if (![...feeds.values()].includes(t)) t.dispose();
+    }
   }
   const m = model.numOutputs;
   if (data.length !== n * m) {
@@ -151,12 +158,8 @@ export class ImageSession {
   async logits(): Promise<Float32Array> {
     this.check();
     if (!this.logitsData) {
-      const g = this.model.graph;
-      const out = g.outputIds[0];
-      const res = g.run(new Map([[g.inputIds[0], this.input]]), [out], { logits: true });
-      const t = res.get(out) as tf.Tensor;
-      this.logitsData = classLogitValues(this.model, (await t.data()) as Float32Array);
-      t.dispose();
+      // The logits alone: ONNX Runtime for an ONNX model where it serves it (forward.ts), else the graph.
+      this.logitsData = classLogitValues(this.model, await forwardLogits(this.model, this.input));
     }
     return this.logitsData;
   }

@@ -13,6 +13,7 @@ import type { DicomSelection } from '../../../shared/dicom';
 import { applyPreprocess, type PreprocessPreset } from '../preprocess';
 import { labelOf, type LoadedModel } from '../model';
 import { classLogitValues } from '../outputs';
+import { forwardLogits } from '../forward';
 import type { Dataset, DatasetSample } from './dataset';
 import { entropy, normalizedMargin, selfConfidence } from './ranking';
 import { ScanWorkerLostError, type ScanBatchResult, type ScanPool, type ScanWorker } from './scanPool';
@@ -109,8 +110,11 @@ function softmaxRows(logits: Float32Array, rows: number, cols: number, sigmoid: 
   return out;
 }
 
-/** Class probabilities (all model outputs, offset not removed) for a batch of preprocessed inputs. */
-export function predictBatch(model: LoadedModel, inputs: Float32Array[]): Float32Array[] {
+/**
+ * Class probabilities (all model outputs, offset not removed) for a batch of preprocessed inputs: one forward
+ * pass for the batch, on ONNX Runtime for an ONNX model where it serves it (forward.ts), else on the graph.
+ */
+export async function predictBatch(model: LoadedModel, inputs: Float32Array[]): Promise<Float32Array[]> {
   const n = inputs.length;
   const { inputHeight: h, inputWidth: w, inputChannels: c } = model;
   const size = h * w * c;
@@ -120,10 +124,7 @@ export function predictBatch(model: LoadedModel, inputs: Float32Array[]): Float3
   const x = tf.tensor4d(flat, [n, h, w, c]);
   let logits: Float32Array;
   try {
-    const res = g.run(new Map([[g.inputIds[0], x]]), [g.outputIds[0]], { logits: true });
-    const t = res.get(g.outputIds[0]) as tf.Tensor;
-    logits = classLogitValues(model, t.dataSync() as Float32Array);
-    t.dispose();
+    logits = classLogitValues(model, await forwardLogits(model, x));
   } finally {
     x.dispose();
   }
@@ -165,7 +166,7 @@ type Outcome = { probs: Float32Array; error?: undefined } | { probs?: undefined;
 async function scoreInThread(model: LoadedModel, batch: DatasetSample[], opts: ScanOptions, prepared?: Promise<Prepared[]>): Promise<Outcome[]> {
   const items = await (prepared ?? prepareBatch(model, batch, opts));
   const ok = items.filter((p) => p.data);
-  const probs = ok.length ? predictBatch(model, ok.map((p) => p.data as Float32Array)) : [];
+  const probs = ok.length ? await predictBatch(model, ok.map((p) => p.data as Float32Array)) : [];
   let k = 0;
   return items.map((p) => (p.data ? { probs: probs[k++] } : { error: p.error as string }));
 }

@@ -27,6 +27,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CamLensError } from '../errors';
 import type { BackendChoice } from '../backend';
 import type { MetadataOverrides } from '../metadata';
+import { onnxRuntimeSetting, type OnnxRuntimeChoice } from '../formats/onnx/ortRuntime';
 import type { PreprocessPreset } from '../preprocess';
 import type { DicomSelection } from '../../../shared/dicom';
 
@@ -35,6 +36,8 @@ export interface ScanWorkerData {
   modelPath: string;
   overrides?: MetadataOverrides;
   backend: BackendChoice;
+  /** The ONNX runtime setting of the thread that started the pool (formats/onnx/ortRuntime.ts). */
+  onnxRuntime?: OnnxRuntimeChoice;
 }
 
 export interface ScanBatchRequest {
@@ -101,7 +104,7 @@ export class ScanWorker {
   private readonly exited: Promise<void>;
 
   constructor(script: string, execArgv: string[] | undefined, data: ScanWorkerData) {
-    this.worker = new Worker(script, { workerData: data, execArgv });
+    this.worker = new Worker(script, { workerData: { onnxRuntime: onnxRuntimeSetting(), ...data } satisfies ScanWorkerData, execArgv });
     let settleReady: (ok: boolean) => void = () => undefined;
     this.ready = new Promise<boolean>((r) => (settleReady = r));
     this.exited = new Promise<void>((r) => this.worker.once('exit', () => r()));

@@ -20,6 +20,7 @@ import { buildIr } from './analyze';
 import { OnnxGraph } from './onnxGraph';
 import { finishOnnxMetadata, readOnnxMetadata, suggestPreset } from './metadata';
 import { sizeOf } from './tensor';
+import { releaseNative } from './ortRuntime';
 import { classesOf } from '../../outputs';
 
 export interface LoadedOnnxModel extends LoadedModelBase {
@@ -34,6 +35,8 @@ export interface LoadedOnnxModel extends LoadedModelBase {
     inputLayout: 'NCHW' | 'NHWC';
     /** Set where batches run image by image, with the reason. */
     batchesSplit?: string;
+    /** Set where weights live in external data files next to the model. */
+    externalData?: true;
   };
 }
 
@@ -121,7 +124,8 @@ export async function loadOnnxModel(modelPath: string, opts: LoadOptions = {}): 
   const dir = path.dirname(file);
   // The metadata first: it may name the output to explain (cam-lens.json's "output").
   const meta = readOnnxMetadata(file, new Map(proto.metadataProps.map((e) => [e.key, e.value])));
-  const ir = buildIr(proto, file, { file, dir, externalCache: new Map() }, opts.output ?? opts.overrides?.output ?? meta.output);
+  const externalCache = new Map<string, Buffer>();
+  const ir = buildIr(proto, file, { file, dir, externalCache }, opts.output ?? opts.overrides?.output ?? meta.output);
   const geo = inputGeometry(file, ir.input, meta);
   const inputShape = geo.layout === 'NCHW' ? [1, geo.channels, geo.height, geo.width] : [1, geo.height, geo.width, geo.channels];
   const inputPerm = geo.layout === 'NCHW' ? [0, 2, 3, 1] : [0, 1, 2, 3];
@@ -155,8 +159,14 @@ export async function loadOnnxModel(modelPath: string, opts: LoadOptions = {}): 
       graph,
       backend: tf.getBackend(),
       weightBytes,
-      onnx: { opset: ir.opset, producer: ir.producer, inputLayout: geo.layout, ...(graph.splitReason ? { batchesSplit: graph.splitReason } : {}) },
+      onnx: {
+        opset: ir.opset, producer: ir.producer, inputLayout: geo.layout,
+        ...(graph.splitReason ? { batchesSplit: graph.splitReason } : {}),
+        ...(externalCache.size > 0 ? { externalData: true as const } : {}),
+      },
       dispose() {
+        // ONNX Runtime's session, where forward-only work made one (ortRuntime.ts).
+        releaseNative(model);
         graph.dispose();
       },
     } as Omit<LoadedOnnxModel, 'tfModel' | 'supportsGradients' | 'gradientNote'> as LoadedOnnxModel;

@@ -1,0 +1,205 @@
+/**
+ * ONNX Runtime for forward-only work on ONNX models (formats/onnx/ortRuntime.ts, engine/forward.ts): the same
+ * probabilities (max abs difference 1e-4) and the same Score-CAM maps (correlation >= 0.9999) as the tfjs graph
+ * on every fixture; the logits read where they are not a graph output (the model's bytes rewritten); batches of
+ * models fixed at batch 1; tfjs when the setting is off or the module does not load; no tensor left behind.
+ * Skips, saying so, where onnxruntime-node does not load on this platform.
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/extension/engine/backend';
+import { loadModel, type LoadedModel } from '../../src/extension/engine/model';
+import { ImageSession, classScores } from '../../src/extension/engine/session';
+import { predictBatch } from '../../src/extension/engine/scan/scan';
+import { readModelProto } from '../../src/extension/engine/formats/onnx/proto';
+import {
+  loadOrt, nativeStatus, onnxRuntimeSetting, setOnnxRuntime, setOrtLoaderForTests, withExtraOutputs,
+} from '../../src/extension/engine/formats/onnx/ortRuntime';
+import type { LoadedOnnxModel } from '../../src/extension/engine/formats/onnx/load';
+import { FIXTURES, FIXTURE_NAMES, correlation, inputTensor, modelPath } from './onnxFixtures';
+
+/** Every fixture, and the ones whose logits are not a graph output (softmax and sigmoid heads). */
+const MODELS: [string, string][] = ([
+  ...FIXTURE_NAMES.map((n): [string, string] => [n, modelPath(n)]),
+  ['heads (3 outputs, sigmoid)', path.join(FIXTURES, 'heads', 'heads.onnx')],
+  ['binary (one sigmoid unit)', path.join(FIXTURES, 'heads', 'binary.onnx')],
+] as [string, string][]).filter(([, f]) => fs.existsSync(f));
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+/** A deterministic batch [n, H, W, C] in [0, 1] for a model. */
+function batchFor(model: LoadedModel, n: number, seed: number): tf.Tensor4D {
+  return tf.randomUniform([n, model.inputHeight, model.inputWidth, model.inputChannels], 0, 1, 'float32', seed) as tf.Tensor4D;
+}
+
+async function probabilitiesWith(runtime: 'auto' | 'off', model: LoadedModel, input: tf.Tensor4D): Promise<Float32Array> {
+  setOnnxRuntime(runtime);
+  const s = new ImageSession(model, tf.clone(input));
+  try {
+    return Float32Array.from(await s.probabilities());
+  } finally {
+    s.dispose();
+  }
+}
+
+describe('ONNX Runtime for forward-only work (formats/onnx/ortRuntime.ts)', function () {
+  this.timeout(120_000);
+
+  before(async function () {
+    await initBackend('wasm', { threads: 1 });
+    const { reason } = loadOrt();
+    if (reason) {
+      console.log(`      skipped: ${reason}`);
+      this.skip();
+    }
+  });
+
+  afterEach(() => {
+    setOnnxRuntime('auto');
+    setOrtLoaderForTests();
+  });
+
+  it('appends graph outputs to a model\'s bytes that our reader reads back, every other field as it was', function () {
+    const file = path.join(FIXTURES, 'tf_style_nhwc', 'tf_style_nhwc.onnx');
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const before = readModelProto(bytes, 'a.onnx');
+    const after = readModelProto(withExtraOutputs(bytes, ['/Add_output_0', 'x_ü']), 'b.onnx');
+    assert.ok(before.graph && after.graph);
+    assert.deepEqual(after.graph.outputs.map((o) => o.name), [...before.graph.outputs.map((o) => o.name), '/Add_output_0', 'x_ü']);
+    assert.equal(after.graph.nodes.length, before.graph.nodes.length);
+    assert.equal(after.graph.initializers.length, before.graph.initializers.length);
+    assert.deepEqual(after.opsetImports, before.opsetImports);
+    assert.deepEqual(after.metadataProps, before.metadataProps);
+    assert.throws(() => withExtraOutputs(new Uint8Array([8, 7]), ['y']), /no graph/);
+  });
+
+  for (const [name, file] of MODELS) {
+    it(`${name}: the same probabilities on ONNX Runtime and on tfjs (max abs difference <= 1e-4), and no tensor left`, async function () {
+      const model = (await loadModel(file)) as LoadedOnnxModel;
+      const x = FIXTURE_NAMES.includes(name) ? inputTensor(name) : batchFor(model, 1, 7);
+      try {
+        const ref = await probabilitiesWith('off', model, x);
+        const before = tf.memory().numTensors;
+        const got = await probabilitiesWith('auto', model, x);
+        assert.deepEqual(await nativeStatus(model), { runtime: 'onnxruntime' });
+        assert.equal(tf.memory().numTensors, before, 'tensors left by the ONNX Runtime forward pass');
+        const d = maxAbsDiff(ref, got);
+        assert.ok(d <= 1e-4, `max abs difference ${d.toExponential(2)}`);
+        // The probabilities are not all equal (a model whose logits were lost would give a uniform row).
+        assert.ok(Math.max(...got) - Math.min(...got) > 1e-3, `flat probabilities ${Array.from(got.slice(0, 4))}`);
+      } finally {
+        x.dispose();
+        model.dispose();
+      }
+    });
+  }
+
+  it('scores a batch of 3 as tfjs does, also on a model fixed at batch 1 (run image by image) and with a softmax head', async function () {
+    for (const name of ['mobilenet_v2', 'tf_style_nhwc']) {
+      const model = await loadModel(modelPath(name));
+      const x = batchFor(model, 3, 11);
+      try {
+        setOnnxRuntime('off');
+        const ref = await classScores(model, x, 1);
+        setOnnxRuntime('auto');
+        const before = tf.memory().numTensors;
+        const got = await classScores(model, x, 1);
+        assert.equal(tf.memory().numTensors, before, `${name}: tensors left`);
+        assert.equal(got.probabilities.length, 3);
+        assert.ok(maxAbsDiff(ref.probabilities, got.probabilities) <= 1e-4, `${name}: probabilities ${ref.probabilities} vs ${got.probabilities}`);
+        assert.ok(maxAbsDiff(ref.logits, got.logits) <= 1e-3, `${name}: logits ${ref.logits} vs ${got.logits}`);
+        assert.deepEqual(await nativeStatus(model as LoadedOnnxModel), { runtime: 'onnxruntime' });
+      } finally {
+        x.dispose();
+        model.dispose();
+      }
+    }
+  });
+
+  it('gives the same Score-CAM map on ONNX Runtime as on tfjs (correlation >= 0.9999), with no tensor left', async function () {
+    for (const name of ['mobilenet_v2', 'resnet_tiny', 'tf_style_nhwc']) {
+      const model = await loadModel(modelPath(name));
+      const x = inputTensor(name);
+      try {
+        const run = async (runtime: 'auto' | 'off') => {
+          setOnnxRuntime(runtime);
+          const s = new ImageSession(model, tf.clone(x));
+          try {
+            const r = await s.explain({ method: 'scorecam', options: { batchSize: 8 } });
+            return { map: Float32Array.from(r.heatmap.values), classIndex: r.target.index };
+          } finally {
+            s.dispose();
+          }
+        };
+        const ref = await run('off');
+        const before = tf.memory().numTensors;
+        const got = await run('auto');
+        assert.equal(tf.memory().numTensors, before, `${name}: tensors left`);
+        assert.equal(got.classIndex, ref.classIndex);
+        const r = correlation(ref.map, got.map);
+        assert.ok(r >= 0.9999, `${name}: correlation ${r}`);
+        assert.deepEqual(await nativeStatus(model as LoadedOnnxModel), { runtime: 'onnxruntime' });
+      } finally {
+        x.dispose();
+        model.dispose();
+      }
+    }
+  });
+
+  it('gives the scan the same probabilities on both runtimes (predictBatch)', async function () {
+    const model = await loadModel(modelPath('resnet_tiny'));
+    const x = batchFor(model, 4, 3);
+    try {
+      const rows = Array.from({ length: 4 }, (_, i) => (x.dataSync() as Float32Array).slice(i * (x.size / 4), (i + 1) * (x.size / 4)));
+      setOnnxRuntime('off');
+      const ref = await predictBatch(model, rows);
+      setOnnxRuntime('auto');
+      const got = await predictBatch(model, rows);
+      ref.forEach((r, i) => assert.ok(maxAbsDiff(r, got[i]) <= 1e-4, `image ${i}`));
+    } finally {
+      x.dispose();
+      model.dispose();
+    }
+  });
+
+  it('runs on tfjs, with the reason, when onnxruntime-node does not load', async function () {
+    setOrtLoaderForTests(() => {
+      throw new Error('Cannot find module \'../bin/napi-v6/linux/riscv64/onnxruntime_binding.node\'');
+    });
+    const model = (await loadModel(modelPath('resnet_tiny'))) as LoadedOnnxModel;
+    const x = inputTensor('resnet_tiny');
+    try {
+      const got = await probabilitiesWith('auto', model, x);
+      const status = await nativeStatus(model);
+      assert.equal(status.runtime, 'tfjs');
+      assert.match(status.reason ?? '', /onnxruntime-node does not load .*riscv64/);
+      const ref = await probabilitiesWith('off', model, x);
+      assert.deepEqual(got, ref, 'the fallback is the tfjs graph itself');
+    } finally {
+      x.dispose();
+      model.dispose();
+    }
+  });
+
+  it('runs on tfjs when the setting is off, and refuses an unknown setting', async function () {
+    setOnnxRuntime('off');
+    assert.equal(onnxRuntimeSetting(), 'off');
+    const model = (await loadModel(modelPath('resnet_tiny'))) as LoadedOnnxModel;
+    const x = inputTensor('resnet_tiny');
+    try {
+      await probabilitiesWith('off', model, x);
+      assert.deepEqual(await nativeStatus(model), { runtime: 'tfjs', reason: 'the ONNX runtime setting is off' });
+    } finally {
+      x.dispose();
+      model.dispose();
+    }
+    assert.throws(() => setOnnxRuntime('gpu' as 'auto'), /unknown ONNX runtime "gpu"/);
+  });
+});
