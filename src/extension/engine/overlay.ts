@@ -7,7 +7,7 @@
  * with heat upsampled bilinearly (half-pixel centres) from the map's resolution to the image's own resolution.
  */
 import sharp from 'sharp';
-import { colormapIndex, colormapLut, isColormapName, type ColormapName } from '../../shared/colormaps';
+import { colormapIndex, colormapLut, divergingIndex, divergingLut, isColormapName, type ColormapName } from '../../shared/colormaps';
 import { upsampleBilinear } from '../../shared/heatmap';
 import { CamLensError } from './errors';
 import type { DecodedImage } from './image';
@@ -17,6 +17,10 @@ export interface HeatmapLike {
   height: number;
   /** Row-major, expected in [0,1]; clamped, NaN painted as 0. */
   values: Float32Array;
+  /** Values in [-1, 1] with a sign (pixel saliency): painted with the diverging colormap, 0 neutral, whatever `colormap`. */
+  signed?: boolean;
+  /** An RGB image (guided backpropagation), width * height * 3 values in [0, 1]: painted as its colours. */
+  rgb?: Float32Array;
 }
 
 export interface OverlayOptions {
@@ -58,7 +62,42 @@ async function encodePng(rgb: Uint8Array, width: number, height: number): Promis
 }
 
 /**
- * The image with the heatmap blended over it, as a PNG at the image's own resolution.
+ * The map's colours at `width` x `height` (RGB, 3 bytes a pixel), as the webview paints them: a magnitude map
+ * with `colormap`, a signed one with the diverging colormap (shared/colormaps.ts), an RGB one (guided
+ * backpropagation) as its own colours, each upsampled bilinearly (per channel for RGB).
+ */
+function heatColours(heat: HeatmapLike, colormap: ColormapName, width: number, height: number): Uint8Array {
+  const out = new Uint8Array(width * height * 3);
+  const rgb = heat.rgb;
+  if (rgb) {
+    const n = heat.width * heat.height;
+    if (rgb.length !== n * 3) throw new CamLensError('BAD_ARGUMENT', `Heatmap RGB image has ${rgb.length} values, expected ${heat.width}x${heat.height}x3 = ${n * 3}`);
+    const plane = new Float32Array(n);
+    for (let c = 0; c < 3; c++) {
+      for (let i = 0; i < n; i++) plane[i] = rgb[3 * i + c];
+      const up = upsampleBilinear(plane, heat.width, heat.height, width, height);
+      for (let i = 0; i < up.length; i++) {
+        const v = up[i];
+        out[3 * i + c] = v > 0 ? (v >= 1 ? 255 : Math.round(v * 255)) : 0;
+      }
+    }
+    return out;
+  }
+  const up = upsampleBilinear(heat.values, heat.width, heat.height, width, height);
+  const lut = heat.signed ? divergingLut() : colormapLut(colormap);
+  const index = heat.signed ? divergingIndex : colormapIndex;
+  for (let i = 0, j = 0; i < up.length; i++, j += 3) {
+    const k = 3 * index(up[i]);
+    out[j] = lut[k];
+    out[j + 1] = lut[k + 1];
+    out[j + 2] = lut[k + 2];
+  }
+  return out;
+}
+
+/**
+ * The image with the heatmap blended over it, as a PNG at the image's own resolution. Pixel saliency keeps its
+ * own colouring (`signed`: diverging; `rgb`: its colours), as in the panel.
  */
 export async function renderOverlayPng(
   img: DecodedImage,
@@ -80,16 +119,10 @@ export async function renderOverlayPng(
     );
   }
 
-  const up = upsampleBilinear(heat.values, heat.width, heat.height, width, height);
-  const lut = colormapLut(colormap);
+  const colours = heatColours(heat, colormap, width, height);
   const out = new Uint8Array(width * height * 3);
   const keep = 1 - opacity;
-  for (let i = 0, j = 0; i < up.length; i++, j += 3) {
-    const k = 3 * colormapIndex(up[i]);
-    out[j] = Math.round(keep * data[j] + opacity * lut[k]);
-    out[j + 1] = Math.round(keep * data[j + 1] + opacity * lut[k + 1]);
-    out[j + 2] = Math.round(keep * data[j + 2] + opacity * lut[k + 2]);
-  }
+  for (let j = 0; j < out.length; j++) out[j] = Math.round(keep * data[j] + opacity * colours[j]);
   const max = opts.maxSize;
   if (max !== undefined && Math.max(width, height) > max) {
     return sharp(out, { raw: { width, height, channels: 3 } }).resize({ width: max, height: max, fit: 'inside' }).png().toBuffer();
