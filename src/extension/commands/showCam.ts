@@ -32,8 +32,9 @@ function activeImage(): vscode.Uri | undefined {
 }
 
 export function registerShowCam(panels: ExplainPanels): vscode.Disposable {
-  // `options` (from the triage panel): the model and the output of a model with several to explain the image with.
-  return vscode.commands.registerCommand('camLens.showCam', async (uri?: vscode.Uri, options?: { model?: string; output?: string }) => {
+  // `options` (from the triage and strategies panels): the model and the output of a model with several to explain the
+  // image with, and the class to explain first.
+  return vscode.commands.registerCommand('camLens.showCam', async (uri?: vscode.Uri, options?: { model?: string; output?: string; classIndex?: number }) => {
     let target = uri instanceof vscode.Uri ? uri : activeImage();
     if (!target) {
       const picked = await vscode.window.showOpenDialog({
@@ -53,6 +54,8 @@ export function registerShowCam(panels: ExplainPanels): vscode.Disposable {
       void vscode.window.showInformationMessage(`${path.basename(target.fsPath)} has no extension and is not a DICOM file (no "DICM" marker at byte 128): CAM Lens cannot explain it.`);
       return;
     }
-    await panels.show(target, typeof options?.model === 'string' ? options.model : undefined, typeof options?.output === 'string' ? options.output : undefined);
+    const ci = options?.classIndex;
+    const classIndex = typeof ci === 'number' && Number.isInteger(ci) && ci >= 0 ? ci : undefined;
+    await panels.show(target, typeof options?.model === 'string' ? options.model : undefined, typeof options?.output === 'string' ? options.output : undefined, classIndex);
   });
 }

@@ -82,8 +82,11 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
 
   constructor(private readonly s: Services) {}
 
-  /** `output`: for a model with several outputs, the one to explain (with `modelPath`; the triage panel passes both). */
-  async show(image: vscode.Uri, modelPath?: string, output?: string): Promise<void> {
+  /**
+   * `output`: for a model with several outputs, the one to explain (with `modelPath`; the triage panel passes both).
+   * `classIndex`: the class to explain first (the strategies panel: the class the image was analysed for).
+   */
+  async show(image: vscode.Uri, modelPath?: string, output?: string, classIndex?: number): Promise<void> {
     const key = image.fsPath;
     const existing = this.open.get(key);
     if (existing) {
@@ -100,7 +103,9 @@ export class ExplainPanels implements vscode.WebviewPanelSerializer<unknown> {
     const panel = vscode.window.createWebviewPanel(EXPLAIN_VIEW_TYPE, `CAM: ${path.basename(image.fsPath)}`, { viewColumn: column ?? vscode.ViewColumn.Beside, preserveFocus: false },
       panelOptions(this.s.context, [vscode.Uri.file(path.dirname(image.fsPath))]));
     this.attach(panel, image, model, undefined, output);
-    this.open.get(image.fsPath)?.startEarly();
+    const opened = this.open.get(image.fsPath);
+    if (classIndex !== undefined) opened?.preferClass(classIndex);
+    opened?.startEarly();
   }
 
   async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
@@ -214,6 +219,11 @@ class ExplainPanel {
    * panel/ready requests (describe, predict) find both done. For a panel the user just opened, not for panels
    * restored at start-up. A failure is reported by those requests.
    */
+  /** A new panel's first class (before its webview is ready; the model's class count is checked at init). */
+  preferClass(classIndex: number): void {
+    this.state = { ...this.state, classIndex };
+  }
+
   startEarly(): void {
     this.s.engine.predict({ model: this.modelRef, image: this.imageRef(), topK: 1 }).catch(() => undefined);
   }
