@@ -29,6 +29,9 @@ import {
   type CamPairParams,
   type CamPairResult,
   type CamResult,
+  type CompareImageParams,
+  type CompareRunParams,
+  type CompareRunResult,
   type ComputationLog,
   type DescribeResult,
   type EventOf,
@@ -228,6 +231,19 @@ export class EngineClient {
   /** Two maps of one image (given and predicted label) with one method and layer. */
   camPair(params: CamPairParams, call?: CallOptions): Promise<CamPairResult> {
     return this.request('cam/pair', params, call);
+  }
+
+  /** Two models on one image: both maps of one class, their difference and rank correlation (the compare panel). */
+  compareImage(params: CompareImageParams, call?: CallOptions): Promise<ResultOf<'compare/image'>> {
+    return this.request('compare/image', params, call);
+  }
+
+  /**
+   * Two models over a dataset in the worker's scan lane: `onEvent` gets rows and progress as they arrive; the
+   * promise resolves with the ranked rows. Aborting `signal` stops it and still resolves, with `cancelled: true`.
+   */
+  compareRun(params: CompareRunParams, call: CallOptionsOf<'compare/run'> = {}): Promise<CompareRunResult> {
+    return this.request('compare/run', params, { ...call, onEvent: call.onEvent as ((e: unknown) => void) | undefined, waitForCancelledReply: call.waitForCancelledReply ?? true });
   }
 
   /**

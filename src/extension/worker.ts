@@ -50,6 +50,8 @@ import { buildReport, markReviewed, readReviewed, reviewedFile } from './engine/
 import { classThreshold, isFlagged, rankOrder, score } from './engine/scan/ranking';
 import type { MetadataOverrides } from './engine/metadata';
 import { ImageSession } from './engine/session';
+import { compareDataset, compareSessions, type SampleComparison } from './engine/analysis/compare';
+import type { CompareRow } from '../shared/compareProtocol';
 import {
   type ImageDescription,
   type LayerSummary,
@@ -671,6 +673,82 @@ async function runScan(req: RequestOf<'scan/run'>, ctx: JobContext): Promise<Res
   }
 }
 
+/** The compare panel's part of a sample comparison. */
+function compareRow(s: SampleComparison): CompareRow {
+  return {
+    path: s.relPath, givenLabel: s.givenLabel, top1A: { ...s.top1A }, top1B: { ...s.top1B }, top1Differs: s.top1Differs,
+    correlation: s.correlation, meanAbsDifference: s.meanAbsDifference,
+  };
+}
+
+/**
+ * Two models on one image (the compare panel): both models cached side by side (A is pinned while B loads, so that
+ * B's load cannot evict it), each with its own cached session of the image, so switching class or method is cheap.
+ */
+async function compareImageJob(req: RequestOf<'compare/image'>, ctx: JobContext): Promise<ResultOf<'compare/image'>> {
+  const a = (await getModel(req.modelA)).entry;
+  pinModel(a);
+  try {
+    const b = (await getModel(req.modelB)).entry;
+    Object.assign(ctx.log, { model: `${a.model.path} | ${b.model.path}`, image: path.resolve(req.image.path), method: req.method });
+    await step(ctx, 'the comparison');
+    const sa = (await getSession(a, req.image)).entry;
+    const sb = (await getSession(b, req.image)).entry;
+    await step(ctx, 'the comparison');
+    const c = await compareSessions(sa.session, sb.session, {
+      method: req.method, classChoice: req.classLabel, layerA: req.layerA, layerB: req.layerB, options: req.options,
+      signal: ctx.signal, onProgress: (done, total) => ctx.progress(done, total),
+    });
+    const side = (x: typeof c.a) => {
+      const { details: _details, ...heatmap } = x.heatmap;
+      return { name: x.name, predictions: x.predictions, layer: x.layer, target: x.target, heatmap };
+    };
+    ctx.log.layer = `${c.a.layer} | ${c.b.layer}`;
+    return {
+      method: c.method, methodLabel: getMethod(c.method).label, classLabel: c.classLabel, a: side(c.a), b: side(c.b),
+      difference: { width: c.width, height: c.height, values: c.difference }, correlation: c.correlation,
+      meanAbsDifference: c.meanAbsDifference, top1Differs: c.top1Differs, imageSize: sa.imageSize,
+    };
+  } finally {
+    unpinModel(a);
+  }
+}
+
+/** Two models over a dataset, in the scan lane (see the file comment): both models pinned, no cached session touched. */
+async function compareRunJob(req: RequestOf<'compare/run'>, ctx: JobContext): Promise<ResultOf<'compare/run'>> {
+  const a = (await getModel(req.modelA)).entry;
+  pinModel(a);
+  let b: ModelEntry | undefined;
+  try {
+    b = (await getModel(req.modelB)).entry;
+    pinModel(b);
+    Object.assign(ctx.log, { model: `${a.model.path} | ${b.model.path}`, image: path.resolve(req.data), method: req.method });
+    const dataset = readDataset(path.resolve(req.data), a.model.metadata.labels, req.labelsFile ? path.resolve(req.labelsFile) : undefined);
+    const interval = req.eventIntervalMs ?? SCAN_EVENT_INTERVAL_MS;
+    let pending: CompareRow[] = [];
+    let last = 0;
+    const r = await compareDataset(a.model, b.model, dataset, {
+      method: req.method, classChoice: req.classLabel, layerA: req.layerA, layerB: req.layerB, maxPixels: req.maxPixels, signal: ctx.signal,
+      onResult: (s) => pending.push(compareRow(s)),
+      onProgress: (p) => {
+        ctx.checkBoard();
+        const now = performance.now();
+        if (now - last < interval && p.done < p.total) return;
+        last = now;
+        ctx.event({ kind: 'progress', done: p.done, total: p.total, failed: p.failed, rows: pending });
+        pending = [];
+      },
+    });
+    return {
+      cancelled: r.cancelled, seconds: r.seconds, root: dataset.root, rows: r.results.map(compareRow),
+      failures: r.failures.map((f) => ({ path: f.relPath, error: f.error })),
+    };
+  } finally {
+    unpinModel(a);
+    if (b) unpinModel(b);
+  }
+}
+
 type Handler<T extends RequestType> = (req: RequestOf<T>, ctx: JobContext) => Promise<ResultOf<T>>;
 
 const handlers: { [T in RequestType]: Handler<T> } = {
@@ -822,6 +900,10 @@ const handlers: { [T in RequestType]: Handler<T> } = {
 
   'scan/run': runScan,
 
+  'compare/image': compareImageJob,
+
+  'compare/run': compareRunJob,
+
   async 'scan/reviewed'(req) {
     const root = path.resolve(req.root);
     if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new CamLensError('FILE_NOT_FOUND', `dataset folder not found: ${root}`);
@@ -921,7 +1003,7 @@ let scanning: Promise<void> | undefined;
 let activeScan: Job | undefined;
 
 /** Requests that run in the scan lane rather than the main queue. */
-const inScanLane = (req: WorkerRequest) => req.type === 'scan/run';
+const inScanLane = (req: WorkerRequest) => req.type === 'scan/run' || req.type === 'compare/run';
 
 function post(msg: WorkerToHost, transfer: ArrayBuffer[] = []): void {
   if (!parentPort) return;

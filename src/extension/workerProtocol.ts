@@ -49,6 +49,7 @@ import { SCAN_SCORE_KINDS, isPreprocessId } from '../shared/protocol';
 import { isColormapName } from '../shared/colormaps';
 import { isDicomSelection, type DicomSelection } from '../shared/dicom';
 
+import type { ComparePayload, CompareRow } from '../shared/compareProtocol';
 import type { BackendChoice } from './engine/backend';
 import type { ScanReport } from './engine/scan/report';
 
@@ -214,6 +215,37 @@ export interface CamPairParams {
   options?: Record<string, unknown>;
 }
 
+/** Two models on one image (engine/analysis/compare.ts compareSessions): the compare panel's side-by-side view. */
+export interface CompareImageParams {
+  modelA: ModelRef;
+  modelB: ModelRef;
+  image: ImageRef;
+  method: CamMethodId;
+  /** A label, or a class index of model A (found in B by its label); default model A's top-1. */
+  classLabel?: string;
+  /** Default: each model's recommended layer. */
+  layerA?: string;
+  layerB?: string;
+  options?: Record<string, unknown>;
+}
+
+/** Two models over a labelled dataset (engine/analysis/compare.ts compareDataset), streamed like a scan. */
+export interface CompareRunParams {
+  modelA: ModelRef;
+  modelB: ModelRef;
+  /** A folder in `<root>/<class>/<image>` layout, or a CSV/JSON label file (read with model A's labels). */
+  data: string;
+  labelsFile?: string;
+  method: CamMethodId;
+  /** One class for every sample; default each sample's given label. */
+  classLabel?: string;
+  layerA?: string;
+  layerB?: string;
+  maxPixels?: number;
+  /** Rows and progress go out at most this often (default 100 ms; 0: after every image). */
+  eventIntervalMs?: number;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Results
 
@@ -363,6 +395,25 @@ export interface MemoryResult {
   wasmHeapBytes?: number;
 }
 
+/** A folder comparison's streamed event: the rows since the previous one (arrival order) and the progress. */
+export interface CompareEvent {
+  kind: 'progress';
+  done: number;
+  total: number;
+  failed: number;
+  rows: CompareRow[];
+}
+
+export interface CompareRunResult {
+  cancelled: boolean;
+  seconds: number;
+  /** The dataset root the rows' paths are relative to. */
+  root: string;
+  /** Ranked: top-1 disagreements first, then the lowest map correlation. */
+  rows: CompareRow[];
+  failures: ScanFailureInfo[];
+}
+
 /** Request type → parameters and result. The single source of truth for both sides. */
 export interface RequestMap {
   'model/describe': { params: { model: ModelRef }; result: DescribeResult };
@@ -377,6 +428,10 @@ export interface RequestMap {
   /** Marks a sample "label is correct" in `<root>/.cam-lens/reviewed.json`; later scans hide it. */
   'scan/reviewed': { params: { root: string; relPath: string; givenLabel: string }; result: ReviewedResult };
   'cam/pair': { params: CamPairParams; result: CamPairResult };
+  /** Two models on one image: both maps of one class, their difference and rank correlation. */
+  'compare/image': { params: CompareImageParams; result: ComparePayload };
+  /** Two models over a dataset in the scan lane: streams CompareEvents, replies with the ranked rows (cancel keeps them). */
+  'compare/run': { params: CompareRunParams; result: CompareRunResult };
   /**
    * No panel shows this model file any more (any overrides): the worker frees it once it has gone unused for
    * WorkerOptions.modelIdleMs. A request for it before then keeps it. Replies how many cached models it marked.
@@ -395,6 +450,7 @@ export type ResultOf<T extends RequestType> = RequestMap[T]['result'];
 /** Request type → the events it streams before its reply (requests not listed stream none). */
 export interface EventMap {
   'scan/run': ScanEvent;
+  'compare/run': CompareEvent;
 }
 export type EventOf<T extends RequestType> = T extends keyof EventMap ? EventMap[T] : never;
 
@@ -521,6 +577,14 @@ export function requestProblem(m: unknown): string | undefined {
       return isModelRef(m.model) && isImageRef(m.image) && isStr(m.method) && optStr(m.layer) &&
         Array.isArray(m.classes) && m.classes.length === 2 && m.classes.every((c) => optNat(c) && c !== undefined) &&
         (m.options === undefined || isObj(m.options)) ? undefined : 'cam/pair needs model, image, method, classes: [index, index] and optional layer, options';
+    case 'compare/image':
+      return isModelRef(m.modelA) && isModelRef(m.modelB) && isImageRef(m.image) && isStr(m.method) && optStr(m.classLabel) &&
+        optStr(m.layerA) && optStr(m.layerB) && (m.options === undefined || isObj(m.options))
+        ? undefined : 'compare/image needs modelA, modelB, image, method and optional classLabel, layerA, layerB, options';
+    case 'compare/run':
+      return isModelRef(m.modelA) && isModelRef(m.modelB) && isStr(m.data) && optStr(m.labelsFile) && isStr(m.method) && optStr(m.classLabel) &&
+        optStr(m.layerA) && optStr(m.layerB) && optPosInt(m.maxPixels) && optNat(m.eventIntervalMs)
+        ? undefined : 'compare/run needs modelA, modelB, data, method and optional labelsFile, classLabel, layerA, layerB, maxPixels, eventIntervalMs';
     case 'model/release':
       return isModelRef(m.model) ? undefined : 'model/release needs model: { path }';
     case 'debug/memory':
