@@ -5,6 +5,8 @@
  *   cam-lens cam     --model <model.json> --image <file> [--method <id>] [--class <index|label>] [--layer <name>]
  *                    [--top <k>] [--json <file|->] [--png <file>] [--backend auto|node|wasm|cpu] [--threads <n>]
  *                    [--batch-size <n>] [--channels <n|all>] [--workers <n>] [--metrics]
+ *                    [--samples <n>] [--noise <0..1>] [--steps <n>] [--baseline black|blurred] [--render rgb|magnitude]
+ *                    (pixel saliency: cliMethodOptions.ts)
  *   cam-lens layers  --model <model.json> [--json <file|->]
  *                    [--recommend --image <file> [--class <index|label>] [--candidates <n|all>]]
  *   cam-lens scan    --model <model.json> --data <folder> [--labels <csv|json>] [--json <file|->] [--csv <file>]
@@ -30,6 +32,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
+import { ONNX_RUNTIME_CHOICES, setOnnxRuntime, type OnnxRuntimeChoice } from './engine/formats/onnx/ortRuntime';
 import { BACKEND_CHOICES, MAX_WASM_THREADS, availableCores, defaultThreads, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
 import { CamLensError } from './engine/errors';
 import { loadModel, type LoadedModel } from './engine/model';
@@ -44,6 +47,7 @@ import { DEFAULT_CANDIDATES, recommendLayer, type Recommendation } from './engin
 import { ScorePool, defaultWorkerCount } from './engine/scorePool';
 import { SCORECAM_DEFAULT_BATCH, SCORECAM_DEFAULT_CHANNELS, estimateScoreCamMs, planScoreCam } from './engine/cam/scorecam';
 import { CliProgress } from './cliProgress';
+import { PIXEL_BATCHED, PIXEL_OPTIONS, PIXEL_OPTION_NAMES, PIXEL_USAGE, pixelDetailsJson, pixelHeatmapJson, pixelMethodOptions } from './cliMethodOptions';
 import { runCompare } from './cliCompare';
 import { formatDuration, formatMs } from '../shared/format';
 import { closestLabels, type MetadataOverrides } from './engine/metadata';
@@ -75,6 +79,8 @@ Options for every command:
   --backend auto|node|wasm|cpu   TensorFlow.js backend (default auto: tfjs-node, else wasm, else cpu)
   --threads <n>                  threads for one forward pass on the wasm backend (default: one per core,
                                  at most ${MAX_WASM_THREADS}; ${defaultThreads()} here)
+  --onnx-runtime auto|off        ONNX models: predictions, Score-CAM's masked passes and scan batches on ONNX
+                                 Runtime where onnxruntime-node loads (auto, the default), or always on tfjs (off)
   --class-names <file>           the model's class names (JSON array or one per line) when it has no metadata
   --label-offset <n>             leading model outputs that are not classes (1 for a "background" output)
   --output <name|index>          the output to explain, for a model with several (heads); default: its metadata's
@@ -117,6 +123,7 @@ scan options (find likely mislabeled samples):
 Progress: steps that run over a second (scorecam, --metrics, --recommend, scan) report on stderr, as a bar on
 a terminal and as plain lines otherwise. --quiet (any command) turns it off; with --json - (JSON on stdout)
 there is none either.
+${PIXEL_USAGE}
 Without --class the top-1 class is explained; without --layer the recommended layer is used.
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
@@ -135,6 +142,7 @@ const OPTIONS = {
   png: { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string' },
+  'onnx-runtime': { type: 'string' },
   labels: { type: 'string' },
   preprocess: { type: 'string' },
   colormap: { type: 'string' },
@@ -158,17 +166,18 @@ const OPTIONS = {
   score: { type: 'string' },
   show: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  ...PIXEL_OPTIONS,
 } as const;
 
 const COMMANDS = ['predict', 'cam', 'layers', 'scan', 'labels'] as const;
 type Command = (typeof COMMANDS)[number];
 
 const ALLOWED: Record<Command, string[]> = {
-  predict: ['model', 'image', 'top', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet'],
-  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'colormap', 'opacity', 'max-pixels',
-    'batch-size', 'channels', 'top-channels', 'workers', 'metrics', 'frame', 'window', 'quiet'],
-  layers: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels', 'frame', 'window', 'quiet'],
-  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet', 'workers'],
+  predict: ['model', 'image', 'top', 'json', 'backend', 'threads', 'onnx-runtime', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet'],
+  cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'threads', 'onnx-runtime', 'class-names', 'label-offset', 'output', 'preprocess', 'colormap', 'opacity', 'max-pixels',
+    'batch-size', 'channels', 'top-channels', 'workers', 'metrics', 'frame', 'window', 'quiet', ...PIXEL_OPTION_NAMES],
+  layers: ['model', 'json', 'backend', 'threads', 'onnx-runtime', 'class-names', 'label-offset', 'output', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels', 'frame', 'window', 'quiet'],
+  scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'onnx-runtime', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet', 'workers'],
   labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'quiet'],
 };
 
@@ -247,6 +256,8 @@ interface CommonFlags {
   backend: BackendChoice;
   /** Threads for one forward pass (0: one per core, engine/backend.ts resolveThreads). */
   threads: number;
+  /** ONNX Runtime for the forward-only work on ONNX models (formats/onnx/ortRuntime.ts). */
+  onnxRuntime: OnnxRuntimeChoice;
   preprocess?: PreprocessPreset;
   overrides: MetadataOverrides;
   maxPixels: number;
@@ -297,10 +308,12 @@ function commonFlags(v: Values): CommonFlags {
   // An output name or index; which outputs exist, only the model can say (bad input then, not bad usage).
   const output = v.output as string | undefined;
   if (output !== undefined && (output.trim() === '' || /[\r\n\0]/.test(output))) throw new UsageError(`--output needs an output name or index, got ${JSON.stringify(output)}`);
+  const onnxRuntime = oneOf((v['onnx-runtime'] as string | undefined) ?? 'auto', ONNX_RUNTIME_CHOICES, 'ONNX runtime');
   return {
     model,
     backend,
     threads,
+    onnxRuntime,
     preprocess,
     overrides: { labelsFile: v['class-names'] as string | undefined, preprocess, labelOffset: offset === undefined ? undefined : Number(offset), output: output?.trim() },
     maxPixels,
@@ -366,6 +379,8 @@ function checkOutputFolder(target: string | undefined): void {
 async function setup(f: CommonFlags, outputs: (string | undefined)[] = []): Promise<{ backend: BackendInfo; model: LoadedModel }> {
   for (const o of [f.json, ...outputs]) checkOutputFolder(o);
   const backend = await initBackend(f.backend, { threads: f.threads });
+  // Before any pool starts: Score-CAM's and the scan's workers take the setting of this thread.
+  setOnnxRuntime(f.onnxRuntime);
   const model = await loadModel(f.model, { overrides: f.overrides });
   return { backend, model };
 }
@@ -383,7 +398,7 @@ function makePool(workers: number | undefined, backend: BackendInfo, model: Load
 
 /** `details` of `cam --json`: what the map was made from (Score-CAM's channels), times rounded. */
 function detailsJson(d: MapDetails): Record<string, unknown> {
-  return d.channels ? { note: d.note, channels: { ...d.channels, ms: round(d.channels.ms), allMs: round(d.channels.allMs) } } : { note: d.note };
+  return { ...(d.channels ? { note: d.note, channels: { ...d.channels, ms: round(d.channels.ms), allMs: round(d.channels.allMs) } } : { note: d.note }), ...pixelDetailsJson(d) };
 }
 
 /**
@@ -498,9 +513,14 @@ async function cmdCam(v: Values): Promise<void> {
   const manyPasses = methodId === 'scorecam' || v.metrics === true;
   const batchSize = intOption(v, 'batch-size', SCORECAM_DEFAULT_BATCH, 1, 1024);
   const channels = channelsOption(v, methodId);
+  const pixelOptions = pixelMethodOptions(methodId, v, (msg) => {
+    throw new UsageError(msg);
+  });
   const workers = v.workers === undefined ? undefined : intOption(v, 'workers', 0, 0, 256);
   for (const k of ['batch-size', 'workers']) {
-    if (v[k] !== undefined && !manyPasses) throw new UsageError(`--${k} applies to --method scorecam and to --metrics only`);
+    if (v[k] !== undefined && !manyPasses && !(k === 'batch-size' && PIXEL_BATCHED.includes(methodId))) {
+      throw new UsageError(`--${k} applies to --method scorecam, ${k === 'batch-size' ? `${PIXEL_BATCHED.join(', ')} ` : ''}and to --metrics only`);
+    }
   }
   const png = fileOption(v, 'png');
   for (const k of ['colormap', 'opacity']) {
@@ -521,7 +541,7 @@ async function cmdCam(v: Values): Promise<void> {
   try {
     checkDicomUse(common, opened.image, image);
     const predictions = await opened.session.predictions(top);
-    const options = methodId === 'scorecam' ? { batchSize, ...(channels !== undefined ? { channels } : {}) } : undefined;
+    const options = methodId === 'scorecam' ? { batchSize, ...(channels !== undefined ? { channels } : {}) } : pixelOptions;
     // More channels than the default budget: say what it will cost before it starts.
     if (options && progress.enabled && (channels === 'all' || (typeof channels === 'number' && channels > SCORECAM_DEFAULT_CHANNELS))) {
       progress.note(await scoreCamEstimate(opened.session, v.layer as string | undefined, v.class as string | undefined, options, pool));
@@ -568,6 +588,7 @@ async function cmdCam(v: Values): Promise<void> {
         values: Array.from(r.heatmap.values, round),
         rawMin: round(r.heatmap.rawMin),
         rawMax: round(r.heatmap.rawMax),
+        ...pixelHeatmapJson(r.heatmap),
       },
       ...(r.heatmap.details ? { details: detailsJson(r.heatmap.details) } : {}),
       ...(metrics ? { metrics: metricsJson(metrics) } : {}),
@@ -584,7 +605,7 @@ async function cmdCam(v: Values): Promise<void> {
     if (v.json !== '-') {
       const m = METHODS.find((x) => x.id === r.method);
       const note = r.heatmap.details ? `, ${r.heatmap.details.note}` : '';
-      console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer}${note}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
+      console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer || 'the input'}${note}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
       if (opened.image.dicom) console.log(dicomLine(opened.image.dicom));
       if (metrics) console.log(metricsLine(metrics));
       if (png !== undefined) console.log(`overlay written to ${png}`);
