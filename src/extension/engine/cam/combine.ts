@@ -169,8 +169,10 @@ function joinedNote(parts: Array<[string, ExplainResult]>): string | undefined {
 /**
  * The map of a request with several layers and/or augSmooth, from single-layer, unaugmented explanations of
  * `session` (and of sessions on augmented copies, made with `makeSession`, which takes ownership of the input).
+ * `augmentations`: the copies augSmooth averages (tests pass others).
  */
-export async function explainCombined(session: ImageSession, req: ExplainRequest, makeSession: (input: tf.Tensor4D) => ImageSession): Promise<ExplainResult> {
+export async function explainCombined(session: ImageSession, req: ExplainRequest, makeSession: (input: tf.Tensor4D) => ImageSession,
+  augmentations: readonly Augmentation[] = AUG_SMOOTH_AUGMENTATIONS): Promise<ExplainResult> {
   const t0 = performance.now();
   const method = getMethod(req.method);
   const flags = camOptionFlags(method, req.options);
@@ -184,9 +186,11 @@ export async function explainCombined(session: ImageSession, req: ExplainRequest
   const sum = new Float64Array(W * H);
   const count = new Float64Array(W * H);
   const results: Array<[string, ExplainResult]> = [];
-  const n = AUG_SMOOTH_AUGMENTATIONS.length;
+  const n = augmentations.length;
+  if (n === 0) throw new CamLensError('BAD_ARGUMENT', 'augSmooth needs at least one augmentation');
   for (let i = 0; i < n; i++) {
-    const a = AUG_SMOOTH_AUGMENTATIONS[i];
+    const a = augmentations[i];
+    if (!(a.scale >= 1) || !Number.isFinite(a.scale)) throw new CamLensError('BAD_ARGUMENT', `an augmentation's scale must be at least 1, got ${a.scale}`);
     const identity = !a.flip && a.scale === 1;
     const s = identity ? session : makeSession(await augmentInput(session.input, a));
     try {
@@ -204,7 +208,8 @@ export async function explainCombined(session: ImageSession, req: ExplainRequest
   const heatmap = averaged(sum, count, W, H);
   // The copies' notes differ only by the copy (Score-CAM's channels are ranked on each copy): the image's own.
   const note = first.heatmap.details?.note;
-  heatmap.details = { note: `aug-smoothed: mean of ${n} copies (flip x scales 1.0, 1.1, 1.2)` + (note ? `; ${note}` : '') };
+  const copies = augmentations === AUG_SMOOTH_AUGMENTATIONS ? 'flip x scales 1.0, 1.1, 1.2' : results.map(([what]) => what).join(', ');
+  heatmap.details = { note: `aug-smoothed: mean of ${n} copies (${copies})` + (note ? `; ${note}` : '') };
   return {
     ...first,
     layers: layers.length > 1 ? first.layers : undefined,
