@@ -24,6 +24,7 @@ import {
   isWorkerToHost,
   markCancelled,
   type BackendChoice,
+  type OnnxRuntimeChoice,
   type BackendStatus,
   type CamParams,
   type CamPairParams,
@@ -118,6 +119,8 @@ export interface EngineClientOptions {
   backend?: BackendChoice;
   /** Threads for one forward pass (camLens.threads; default 0: one per core, capped); setThreads changes it. */
   threads?: number;
+  /** ONNX Runtime for ONNX models' forward-only passes (camLens.onnxRuntime; default 'auto'); setBackend changes it. */
+  onnxRuntime?: OnnxRuntimeChoice;
   maxSessions?: number;
   maxModels?: number;
   /** Enables the worker's `debug/crash` request (tests only). */
@@ -171,6 +174,7 @@ export class EngineClient {
   private readonly byKey = new Map<string, number>();
   private backend: BackendChoice;
   private threads: number;
+  private onnxRuntime: OnnxRuntimeChoice;
   private disposed = false;
   private generation = 0;
   /** Holders per model file (holdModel). */
@@ -181,6 +185,7 @@ export class EngineClient {
   constructor(private readonly opts: EngineClientOptions) {
     this.backend = opts.backend ?? 'auto';
     this.threads = opts.threads ?? 0;
+    this.onnxRuntime = opts.onnxRuntime ?? 'auto';
   }
 
   describeModel(model: ModelRef, call?: CallOptions): Promise<DescribeResult> {
@@ -207,10 +212,11 @@ export class EngineClient {
    * Switches the backend and/or the wasm thread count (0: one per core; default: the count in use); the worker
    * reloads its models when either changes. Both stay in force for later worker restarts.
    */
-  async setBackend(backend: BackendChoice, call?: CallOptions, threads = this.threads): Promise<BackendStatus> {
-    const status = await this.request('backend/set', { backend, threads }, call);
+  async setBackend(backend: BackendChoice, call?: CallOptions, threads = this.threads, onnxRuntime = this.onnxRuntime): Promise<BackendStatus> {
+    const status = await this.request('backend/set', { backend, threads, onnxRuntime }, call);
     this.backend = backend;
     this.threads = threads;
+    this.onnxRuntime = onnxRuntime;
     return status;
   }
 
@@ -368,6 +374,7 @@ export class EngineClient {
     const workerData: WorkerOptions = {
       backend: this.backend,
       threads: this.threads,
+      onnxRuntime: this.onnxRuntime,
       maxSessions: this.opts.maxSessions,
       maxModels: this.opts.maxModels,
       testHooks: this.opts.testHooks,

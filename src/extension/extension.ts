@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { EngineClient } from './engineClient';
-import type { BackendChoice } from './workerProtocol';
+import type { BackendChoice, OnnxRuntimeChoice } from './workerProtocol';
 import { Log } from './log';
 import { ModelChoice } from './modelChoice';
 import { EXPLAIN_VIEW_TYPE, ExplainPanels } from './panels/explainPanel';
@@ -13,6 +13,7 @@ import { registerShowCam } from './commands/showCam';
 import { registerInspectModel } from './commands/inspectModel';
 import { registerSelectModel } from './commands/selectModel';
 import { registerFindMislabeled } from './commands/findMislabeled';
+import { registerCompareModels } from './commands/compareModels';
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = new Log();
@@ -22,10 +23,13 @@ export function activate(context: vscode.ExtensionContext): void {
     const n = vscode.workspace.getConfiguration('camLens').get<number>('threads', 0);
     return Number.isInteger(n) && n >= 0 ? n : 0;
   };
+  /** camLens.onnxRuntime: 'off' turns ONNX Runtime off; anything else is 'auto'. */
+  const onnxRuntime = (): OnnxRuntimeChoice => (vscode.workspace.getConfiguration('camLens').get<string>('onnxRuntime', 'auto') === 'off' ? 'off' : 'auto');
   const engine = new EngineClient({
     workerPath: context.asAbsolutePath('dist/worker.js'),
     backend: backend(),
     threads: threads(),
+    onnxRuntime: onnxRuntime(),
     log: (e) => log.engine(e),
   });
   const models = new ModelChoice(context);
@@ -40,12 +44,13 @@ export function activate(context: vscode.ExtensionContext): void {
     registerInspectModel(inspector),
     registerSelectModel(models),
     registerFindMislabeled(services),
+    registerCompareModels(services),
     vscode.window.registerWebviewPanelSerializer(EXPLAIN_VIEW_TYPE, explain),
     models.onDidChange((e) => explain.followModel(e.previous, e.current)),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
-      if (e.affectsConfiguration('camLens.backend') || e.affectsConfiguration('camLens.threads')) {
+      if (e.affectsConfiguration('camLens.backend') || e.affectsConfiguration('camLens.threads') || e.affectsConfiguration('camLens.onnxRuntime')) {
         try {
-          const status = await engine.setBackend(backend(), undefined, threads());
+          const status = await engine.setBackend(backend(), undefined, threads(), onnxRuntime());
           models.setBackend(status.name, status.threads);
           log.line(`backend: ${status.name}, ${status.threads} thread${status.threads === 1 ? '' : 's'}${status.notes.length ? ` (${status.notes.join('; ')})` : ''}`);
           explain.refreshAll();

@@ -31,6 +31,7 @@ import * as path from 'path';
 import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { availableCores, currentBackend, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
+import { onnxRuntimeSetting, setOnnxRuntime } from './engine/formats/onnx/ortRuntime';
 // Before the engine's heavier modules: the backend starts while they load (workerBoot.ts).
 import { earlyBackend } from './workerBoot';
 import { CamLensError, CancelledError, throwIfAborted, toErrorInfo } from './engine/errors';
@@ -110,6 +111,8 @@ const METADATA_FILES = ['cam-lens.json', 'metadata.json', 'labels.txt', 'classes
 let backendChoice: BackendChoice = options.backend ?? 'auto';
 /** Threads for one forward pass (WorkerOptions.threads; 0: one per core). */
 let threadsSetting = options.threads ?? 0;
+// ONNX models' forward-only passes on ONNX Runtime unless the host says 'off' (WorkerOptions.onnxRuntime).
+setOnnxRuntime(options.onnxRuntime === 'off' ? 'off' : 'auto');
 
 /**
  * Score-CAM's pool workers (each single-threaded) and this thread's own threads share the cores, one core staying
@@ -886,7 +889,10 @@ const handlers: { [T in RequestType]: Handler<T> } = {
     await backendStarting?.catch(() => undefined);
     const before = currentBackend();
     const threads = req.threads ?? threadsSetting;
-    if (before && before.requested === req.backend && threads === threadsSetting) return backendStatus(before);
+    const onnxRuntime = req.onnxRuntime ?? onnxRuntimeSetting();
+    if (before && before.requested === req.backend && threads === threadsSetting && onnxRuntime === onnxRuntimeSetting()) return backendStatus(before);
+    // The pools' workers took the ONNX runtime setting when they started: dropAll below ends them.
+    setOnnxRuntime(onnxRuntime);
     // A scan runs on the old backend's model: it stops (keeping what it computed) before those tensors go.
     await stopScans();
     // Tensors cannot move between backends: everything cached is reloaded on demand.

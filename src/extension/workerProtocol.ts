@@ -51,6 +51,7 @@ import { isDicomSelection, type DicomSelection } from '../shared/dicom';
 
 import type { ComparePayload, CompareRow } from '../shared/compareProtocol';
 import type { BackendChoice } from './engine/backend';
+import type { OnnxRuntimeChoice } from './engine/formats/onnx/ortRuntime';
 import type { ScanReport } from './engine/scan/report';
 
 export type { ScanReport };
@@ -58,6 +59,9 @@ export type { ScanReport };
 export type { BackendChoice };
 /** The same list as engine/backend's, repeated so that the host bundle does not pull in TensorFlow.js. */
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'node', 'wasm', 'cpu'];
+export type { OnnxRuntimeChoice };
+/** engine/formats/onnx/ortRuntime's list, repeated for the same reason. */
+export const ONNX_RUNTIME_CHOICES: readonly OnnxRuntimeChoice[] = ['auto', 'off'];
 
 /** What the worker's options (`workerData`) may hold. */
 export interface WorkerOptions {
@@ -68,6 +72,11 @@ export interface WorkerOptions {
    * core, capped at 8; n = n. Score-CAM's pool workers stay single-threaded (engine/backend.ts BackendOptions).
    */
   threads?: number;
+  /**
+   * ONNX models' forward-only passes (predictions, Score-CAM's masked batches, scans) on ONNX Runtime where
+   * onnxruntime-node loads ('auto', the default), or always on tfjs ('off'): camLens.onnxRuntime.
+   */
+  onnxRuntime?: OnnxRuntimeChoice;
   /** Image sessions kept (LRU), default 4. */
   maxSessions?: number;
   /** Models kept (LRU), default 3. */
@@ -422,7 +431,7 @@ export interface RequestMap {
   'features/compute': { params: FeaturesParams; result: FeaturesResult };
   'overlay/render': { params: OverlayParams; result: OverlayResult };
   /** `threads` (as WorkerOptions.threads) changes the wasm thread count too; omitted, the worker keeps its own. */
-  'backend/set': { params: { backend: BackendChoice; threads?: number }; result: BackendStatus };
+  'backend/set': { params: { backend: BackendChoice; threads?: number; onnxRuntime?: OnnxRuntimeChoice }; result: BackendStatus };
   /** Streams `ScanEvent`s (see EventMap), then replies with the report. */
   'scan/run': { params: ScanParams; result: ScanRunResult };
   /** Marks a sample "label is correct" in `<root>/.cam-lens/reviewed.json`; later scans hide it. */
@@ -563,8 +572,9 @@ export function requestProblem(m: unknown): string | undefined {
         typeof m.opacity === 'number' && m.opacity >= 0 && m.opacity <= 1 && optPosInt(m.maxSize)
         ? undefined : 'overlay/render needs image, colormap, opacity in [0,1] and an optional heatmap and maxSize';
     case 'backend/set':
-      return (BACKEND_CHOICES as readonly unknown[]).includes(m.backend) && optNat(m.threads)
-        ? undefined : `backend/set needs backend: one of ${BACKEND_CHOICES.join(', ')}, and optional threads >= 0`;
+      return (BACKEND_CHOICES as readonly unknown[]).includes(m.backend) && optNat(m.threads) &&
+        (m.onnxRuntime === undefined || (ONNX_RUNTIME_CHOICES as readonly unknown[]).includes(m.onnxRuntime))
+        ? undefined : `backend/set needs backend: one of ${BACKEND_CHOICES.join(', ')}, optional threads >= 0 and optional onnxRuntime: ${ONNX_RUNTIME_CHOICES.join(' or ')}`;
     case 'scan/run':
       return isModelRef(m.model) && isStr(m.data) && optStr(m.labelsFile) && (m.batchSize === undefined || (optPosInt(m.batchSize) && (m.batchSize as number) <= 1024)) &&
         (m.scoreKind === undefined || isScoreKind(m.scoreKind)) && (m.preprocess === undefined || isPreprocess(m.preprocess)) &&
