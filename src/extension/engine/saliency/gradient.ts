@@ -26,7 +26,7 @@ export const gradient: PixelMethod = {
     checkInput('Gradient', ctx.input);
     const g = tf.tidy(() => inputGradient(ctx.model, ctx.input, ctx.classIndex));
     try {
-      return await signedMap(g, { note: 'gradient of the class logit with respect to the input' });
+      return await signedMap(g, { note: 'signed, summed over the input channels' });
     } finally {
       g.dispose();
     }
