@@ -93,6 +93,7 @@ const builds = [
       'webview-inspector': 'src/webview/inspector/main.ts',
       'webview-triage': 'src/webview/triage/main.ts',
       'webview-strategies': 'src/webview/strategies/main.ts',
+      'webview-compare': 'src/webview/compare/main.ts',
     },
     platform: 'browser',
     format: 'iife',

@@ -66,8 +66,11 @@ export class ModelChoice implements vscode.Disposable {
     return this.configured(image) ?? this.nearby(image) ?? this.pick();
   }
 
-  /** The quick pick: workspace model.json files, the bundled demo model, Browse… */
-  async pick(): Promise<string | undefined> {
+  /**
+   * The quick pick: workspace model.json files, the bundled demo model, Browse… `setActive: false` (the compare
+   * panel's second model) only returns the choice, leaving the active model as it is.
+   */
+  async pick(opts: { title?: string; setActive?: boolean } = {}): Promise<string | undefined> {
     type Item = vscode.QuickPickItem & { modelPath?: string; browse?: boolean };
     const found = await vscode.workspace.findFiles(MODEL_FILE_GLOB, '**/node_modules/**', 200);
     const items: Item[] = modelPickEntries(
@@ -77,14 +80,14 @@ export class ModelChoice implements vscode.Disposable {
       (p) => vscode.workspace.asRelativePath(p),
     );
     items.push({ label: '$(folder-opened) Browse…', browse: true });
-    const choice = await vscode.window.showQuickPick(items, { title: 'CAM Lens: Select Model', placeHolder: 'A model to explain images with: model.json, .onnx, .keras or .h5' });
+    const choice = await vscode.window.showQuickPick(items, { title: opts.title ?? 'CAM Lens: Select Model', placeHolder: 'A model to explain images with: model.json, .onnx, .keras or .h5' });
     if (!choice) return undefined;
     let chosen = choice.modelPath;
     if (choice.browse) {
       const uris = await vscode.window.showOpenDialog({ canSelectMany: false, filters: MODEL_FILE_FILTERS, title: 'Choose a model' });
       chosen = uris?.[0]?.fsPath;
     }
-    if (chosen) await this.setActive(chosen);
+    if (chosen && opts.setActive !== false) await this.setActive(chosen);
     return chosen;
   }
 

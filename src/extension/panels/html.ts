@@ -21,7 +21,7 @@
  * textContent, so nothing the host sends is ever parsed as HTML.
  */
 
-export type PanelKind = 'explain' | 'inspector' | 'triage' | 'strategies';
+export type PanelKind = 'explain' | 'inspector' | 'triage' | 'strategies' | 'compare';
 
 export interface PanelHtmlOptions {
   /** `webview.cspSource`, e.g. `https://*.vscode-cdn.net`. */
@@ -66,8 +66,8 @@ function checkOptions(o: PanelHtmlOptions): void {
   if (!o.cspSource || /[;,'"]/.test(unquoted) || [...o.cspSource].some((c) => c.charCodeAt(0) < 0x20)) {
     throw new RangeError(`Panel HTML: unusable CSP source ${JSON.stringify(o.cspSource)}`);
   }
-  if (o.kind !== 'explain' && o.kind !== 'inspector' && o.kind !== 'triage' && o.kind !== 'strategies') {
-    throw new RangeError(`Panel HTML: unknown panel kind ${JSON.stringify(o.kind)}; expected explain, inspector, triage or strategies`);
+  if (o.kind !== 'explain' && o.kind !== 'inspector' && o.kind !== 'triage' && o.kind !== 'strategies' && o.kind !== 'compare') {
+    throw new RangeError(`Panel HTML: unknown panel kind ${JSON.stringify(o.kind)}; expected explain, inspector, triage, strategies or compare`);
   }
 }
 
@@ -296,6 +296,7 @@ function triageBody(): string {
     <vscode-button id="save-csv" disabled>Save CSV…</vscode-button>
     <vscode-button id="save-json" secondary disabled>Save JSON…</vscode-button>
     <vscode-button id="rescan" secondary disabled>Rescan</vscode-button>
+    <vscode-button id="show-strategies" secondary disabled title="Per class, the clusters of the model's maps over this dataset">Show model strategies</vscode-button>
   </div>
 </header>
 ${ERROR_REGION}
@@ -379,11 +380,67 @@ ${ERROR_REGION}
 <p id="notice" class="notice" aria-live="polite"></p>`;
 }
 
+/** One model's side of the compare panel (or the difference): a stage with the image and its map, a caption. */
+function compareFigure(id: string, label: string): string {
+  return `<figure class="compare-figure" aria-labelledby="caption-${id}">
+    <figcaption id="caption-${id}" class="compare-caption">${label}</figcaption>
+    <div class="stage compare-stage" id="stage-${id}"><img id="image-${id}" alt="" draggable="false"><canvas id="canvas-${id}" aria-hidden="true"></canvas></div>
+    <ol id="predictions-${id}" class="compare-predictions" aria-label="${label}: top classes"></ol>
+  </figure>`;
+}
+
+/**
+ * The compare panel (two models side by side, issue #14 item 4). Stable DOM contract: #model-a, #model-b,
+ * #source-name, #method, #class, #opacity, #pair with #stage-a/#stage-b/#stage-diff (each an img and a canvas),
+ * #summary (correlation, mean |A - B|, top-1), and in folder mode #folder with #rows (one option per sample, most
+ * disagreeing first), #folder-status, #folder-cancel, #folder-rerun.
+ */
+function compareBody(): string {
+  return `
+<header class="panel-header">
+  <h1 id="title">Compare models</h1>
+  <div class="model-line">
+    <span class="key">A</span> <span id="model-a" class="value">…</span>
+    <span class="key">B</span> <span id="model-b" class="value">…</span>
+    <span class="key">On</span> <span id="source-name" class="value">…</span>
+  </div>
+  <div class="controls compare-controls">
+    ${select('method', 'Method')}
+    ${select('class', 'Class')}
+    <div class="field"><label for="opacity">Opacity</label><input id="opacity" type="range" min="0" max="1" step="0.05" value="0.5"></div>
+  </div>
+</header>
+${ERROR_REGION}
+<section id="folder" class="compare-folder" aria-label="Samples, most disagreeing first" hidden>
+  <div class="folder-bar">
+    <p id="folder-status" class="status" aria-live="polite"></p>
+    <div id="folder-progress" class="progress" role="status" hidden><vscode-progress-bar aria-label="Comparing the folder"></vscode-progress-bar><span class="progress-text"></span></div>
+    <vscode-button id="folder-cancel" secondary hidden>Cancel</vscode-button>
+    <vscode-button id="folder-rerun" secondary>Run again</vscode-button>
+  </div>
+  <ol id="rows" class="compare-rows" role="listbox" aria-label="Samples, most disagreeing first (top-1 differs, then lowest map correlation)"></ol>
+  <p class="hint-text">Up and Down move through the samples · Enter or Space shows one side by side</p>
+</section>
+<main id="pair" class="compare-pair" aria-label="Two models side by side">
+  <p id="image-name" class="compare-image-name"></p>
+  <div class="compare-figures">
+    ${compareFigure('a', 'Model A')}
+    ${compareFigure('b', 'Model B')}
+    ${compareFigure('diff', 'Difference A − B')}
+  </div>
+  <p id="summary" class="compare-summary" aria-live="polite"></p>
+  <p class="hint-text">Difference: red where model A looks more, blue where model B does, neutral where they agree.</p>
+  <div id="progress" class="progress" role="status" hidden><vscode-progress-bar aria-label="Computing the maps"></vscode-progress-bar><span class="progress-text"></span></div>
+  <p id="status" class="status" aria-live="polite"></p>
+</main>`;
+}
+
 /** The full HTML document of a panel. */
 export function buildPanelHtml(o: PanelHtmlOptions): string {
   checkOptions(o);
   const styles = o.styleUris.map((u) => `<link rel="stylesheet" href="${escapeHtml(u)}">`).join('\n  ');
-  const body = o.kind === 'explain' ? explainBody() : o.kind === 'inspector' ? inspectorBody() : o.kind === 'triage' ? triageBody() : strategiesBody();
+  const body = o.kind === 'explain' ? explainBody() : o.kind === 'inspector' ? inspectorBody() : o.kind === 'triage' ? triageBody()
+    : o.kind === 'compare' ? compareBody() : strategiesBody();
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
