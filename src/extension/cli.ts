@@ -49,6 +49,7 @@ import { SCORECAM_DEFAULT_BATCH, SCORECAM_DEFAULT_CHANNELS, estimateScoreCamMs, 
 import { CliProgress } from './cliProgress';
 import { PIXEL_BATCHED, PIXEL_OPTIONS, PIXEL_OPTION_NAMES, PIXEL_USAGE, pixelDetailsJson, pixelHeatmapJson, pixelMethodOptions } from './cliMethodOptions';
 import { runCompare } from './cliCompare';
+import { CAM_FAMILY_OPTIONS, CAM_FAMILY_OPTION_NAMES, CAM_FAMILY_USAGE, CHANNEL_BUDGET_METHODS, layerChoice, smoothingOptions } from './cliCamOptions';
 import { formatDuration, formatMs } from '../shared/format';
 import { closestLabels, type MetadataOverrides } from './engine/metadata';
 import { labelOf, numClasses } from './engine/model';
@@ -123,6 +124,7 @@ scan options (find likely mislabeled samples):
 Progress: steps that run over a second (scorecam, --metrics, --recommend, scan) report on stderr, as a bar on
 a terminal and as plain lines otherwise. --quiet (any command) turns it off; with --json - (JSON on stdout)
 there is none either.
+${CAM_FAMILY_USAGE}
 ${PIXEL_USAGE}
 Without --class the top-1 class is explained; without --layer the recommended layer is used.
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
@@ -136,7 +138,6 @@ const OPTIONS = {
   image: { type: 'string' },
   method: { type: 'string' },
   class: { type: 'string' },
-  layer: { type: 'string' },
   top: { type: 'string' },
   json: { type: 'string' },
   png: { type: 'string' },
@@ -167,6 +168,7 @@ const OPTIONS = {
   show: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   ...PIXEL_OPTIONS,
+  ...CAM_FAMILY_OPTIONS,
 } as const;
 
 const COMMANDS = ['predict', 'cam', 'layers', 'scan', 'labels'] as const;
@@ -175,7 +177,8 @@ type Command = (typeof COMMANDS)[number];
 const ALLOWED: Record<Command, string[]> = {
   predict: ['model', 'image', 'top', 'json', 'backend', 'threads', 'onnx-runtime', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet'],
   cam: ['model', 'image', 'method', 'class', 'layer', 'top', 'json', 'png', 'backend', 'threads', 'onnx-runtime', 'class-names', 'label-offset', 'output', 'preprocess', 'colormap', 'opacity', 'max-pixels',
-    'batch-size', 'channels', 'top-channels', 'workers', 'metrics', 'frame', 'window', 'quiet', ...PIXEL_OPTION_NAMES],
+    'batch-size', 'channels', 'top-channels', 'workers', 'metrics', 'frame', 'window', 'quiet', ...PIXEL_OPTION_NAMES,
+    ...CAM_FAMILY_OPTION_NAMES],
   layers: ['model', 'json', 'backend', 'threads', 'onnx-runtime', 'class-names', 'label-offset', 'output', 'preprocess', 'recommend', 'image', 'class', 'candidates', 'batch-size', 'workers', 'max-pixels', 'frame', 'window', 'quiet'],
   scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'onnx-runtime', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet', 'workers'],
   labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'quiet'],
@@ -340,7 +343,7 @@ function progressFor(v: Values): CliProgress {
  */
 function channelsOption(v: Values, methodId: string): number | 'all' | undefined {
   for (const k of ['channels', 'top-channels']) {
-    if (v[k] !== undefined && methodId !== 'scorecam') throw new UsageError(`--${k} applies to --method scorecam only`);
+    if (v[k] !== undefined && !CHANNEL_BUDGET_METHODS.includes(methodId)) throw new UsageError(`--${k} applies to --method ${CHANNEL_BUDGET_METHODS.join(' and ')} only`);
   }
   if (v.channels !== undefined && v['top-channels'] !== undefined) {
     throw new UsageError('--top-channels is the older name of --channels: give one of them');
@@ -516,10 +519,15 @@ async function cmdCam(v: Values): Promise<void> {
   const pixelOptions = pixelMethodOptions(methodId, v, (msg) => {
     throw new UsageError(msg);
   });
+  const usage = (msg: string): never => {
+    throw new UsageError(msg);
+  };
+  const { layer, layers } = layerChoice(methodId, v, usage);
+  const smoothing = smoothingOptions(methodId, v, usage);
   const workers = v.workers === undefined ? undefined : intOption(v, 'workers', 0, 0, 256);
   for (const k of ['batch-size', 'workers']) {
-    if (v[k] !== undefined && !manyPasses && !(k === 'batch-size' && PIXEL_BATCHED.includes(methodId))) {
-      throw new UsageError(`--${k} applies to --method scorecam, ${k === 'batch-size' ? `${PIXEL_BATCHED.join(', ')} ` : ''}and to --metrics only`);
+    if (v[k] !== undefined && !manyPasses && !(k === 'batch-size' && (PIXEL_BATCHED.includes(methodId) || methodId === 'ablationcam'))) {
+      throw new UsageError(`--${k} applies to --method scorecam, ${k === 'batch-size' ? `${['ablationcam', ...PIXEL_BATCHED].join(', ')} ` : ''}and to --metrics only`);
     }
   }
   const png = fileOption(v, 'png');
@@ -541,18 +549,20 @@ async function cmdCam(v: Values): Promise<void> {
   try {
     checkDicomUse(common, opened.image, image);
     const predictions = await opened.session.predictions(top);
-    const options = methodId === 'scorecam' ? { batchSize, ...(channels !== undefined ? { channels } : {}) } : pixelOptions;
+    const methodOptions = CHANNEL_BUDGET_METHODS.includes(methodId) ? { batchSize, ...(channels !== undefined ? { channels } : {}) } : pixelOptions;
+    const options = smoothing ? { ...methodOptions, ...smoothing } : methodOptions;
     // More channels than the default budget: say what it will cost before it starts.
-    if (options && progress.enabled && (channels === 'all' || (typeof channels === 'number' && channels > SCORECAM_DEFAULT_CHANNELS))) {
-      progress.note(await scoreCamEstimate(opened.session, v.layer as string | undefined, v.class as string | undefined, options, pool));
+    if (methodId === 'scorecam' && options && progress.enabled && (channels === 'all' || (typeof channels === 'number' && channels > SCORECAM_DEFAULT_CHANNELS))) {
+      progress.note(await scoreCamEstimate(opened.session, layer, v.class as string | undefined, options, pool));
     }
     const r = await opened.session.explain({
       method: methodId,
-      layer: v.layer as string | undefined,
+      layer,
+      layers,
       classChoice: v.class as string | undefined,
       options,
       pool,
-      onProgress: progress.task(METHODS.find((m) => m.id === methodId)?.label ?? methodId, methodId === 'scorecam' ? 'channels' : 'steps'),
+      onProgress: progress.task(METHODS.find((m) => m.id === methodId)?.label ?? methodId, CHANNEL_BUDGET_METHODS.includes(methodId) && !layers && !smoothing?.augSmooth ? 'channels' : 'steps'),
     });
     progress.end();
     let metrics: FaithfulnessReport | undefined;
@@ -580,6 +590,8 @@ async function cmdCam(v: Values): Promise<void> {
       threads: backend.threads,
       method: r.method,
       layer: r.layer,
+      ...(r.layers ? { layers: r.layers } : {}),
+      ...smoothing,
       target: { index: r.target.index, label: r.target.label, probability: round(r.target.probability) },
       predictions: predictions.map((p) => ({ index: p.index, label: p.label, probability: round(p.probability) })),
       heatmap: {
@@ -605,7 +617,7 @@ async function cmdCam(v: Values): Promise<void> {
     if (v.json !== '-') {
       const m = METHODS.find((x) => x.id === r.method);
       const note = r.heatmap.details ? `, ${r.heatmap.details.note}` : '';
-      console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layer || 'the input'}${note}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
+      console.log(`${m?.label ?? r.method} for "${r.target.label}" (${(r.target.probability * 100).toFixed(2)}%) at ${r.layers?.join(' + ') ?? (r.layer || 'the input')}${note}, ${r.heatmap.width}x${r.heatmap.height} map, ${backend.name}, ${r.timingsMs.total.toFixed(1)} ms`);
       if (opened.image.dicom) console.log(dicomLine(opened.image.dicom));
       if (metrics) console.log(metricsLine(metrics));
       if (png !== undefined) console.log(`overlay written to ${png}`);
