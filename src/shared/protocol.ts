@@ -276,6 +276,12 @@ export type ExplainWebviewMessage =
    * the model now sees it, then its predictions, then the panel asks for the map), or `request/didFail`.
    */
   | { type: 'dicom/select'; requestId: number; selection: DicomSelection }
+  /**
+   * "Compare with Another Model…": the host asks for a second model (the model picker) and opens the compare panel
+   * on this image with this model, method and class (shared/compareProtocol.ts). A notification: no reply, the
+   * panel opens or the user dismissed the picker.
+   */
+  | { type: 'compare/open' }
   | { type: 'state/didChange'; state: ExplainViewState };
 
 export type ExplainHostMessage =
@@ -615,6 +621,8 @@ export function isExplainWebviewMessage(x: unknown): x is ExplainWebviewMessage 
       return isInt(m.requestId) && typeof m.output === 'string' && m.output.length > 0 && m.output.length < 4096;
     case 'dicom/select':
       return isInt(m.requestId) && isDicomSelection(m.selection);
+    case 'compare/open':
+      return true;
     case 'state/didChange':
       return isExplainViewState(m.state);
     default:

@@ -4,10 +4,18 @@
  * averaged, pixel maps in their own colours, and the time of every map.
  */
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { initBackend } from '../../src/extension/engine/backend';
+import { METHODS as REGISTRY, methodParams } from '../../src/extension/engine/cam/registry';
+import { decodeImage } from '../../src/extension/engine/image';
+import { loadModel, type LoadedModel } from '../../src/extension/engine/model';
+import { describeModel, prepareInput } from '../../src/extension/engine/pipeline';
+import { ImageSession } from '../../src/extension/engine/session';
 import { divergingLut } from '../../src/shared/colormaps';
-import type { ExplainHostMessage, ExplainViewState, MethodInfo, MethodParam } from '../../src/shared/protocol';
+import type { ExplainHostMessage, ExplainViewState, MethodInfo, MethodParam, ModelInfo } from '../../src/shared/protocol';
 import { didCompute, didInit, hostState, METHODS, PREDICTIONS, testImagePng } from './fixtures';
-import { createPanelHost, ensureBundles, requireChromium, screenshot, sharedBrowser, startServer, themeReport, type PanelHost, type PanelPage, type Server } from './harness';
+import { createPanelHost, ensureBundles, requireChromium, ROOT, screenshot, sharedBrowser, startServer, themeReport, type PanelHost, type PanelPage, type Server } from './harness';
 
 type Rgba = [number, number, number, number];
 type Sent = { type: string; [k: string]: unknown };
@@ -286,6 +294,11 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     assert.ok(right[0] > right[2] + 100, `positive is red: ${right}`);
     const caption = await p.page.textContent('#status') ?? '';
     assert.match(caption, /^Vanilla gradient for boxer \(34\.6%\) at input resolution \(16×16\) · 296 ms · wasm$/);
+    // The legend says what the colours mean, with the table's ends and middle as swatches.
+    assert.equal(await p.page.isVisible('#map-legend'), true);
+    assert.match(await p.page.textContent('#map-legend') ?? '', /^Attribution: {2}negative {2}none {2}positive/);
+    const swatches = await p.page.$$eval('#map-legend .swatch', (ss) => ss.map((s) => getComputedStyle(s).backgroundColor));
+    assert.deepEqual(swatches, [0, 127, 255].map((i) => `rgb(${lut[3 * i]}, ${lut[3 * i + 1]}, ${lut[3 * i + 2]})`));
     // The readout gives the attribution with its sign.
     const box = (await p.page.locator('#canvas').boundingBox())!;
     await p.page.mouse.move(box.x + box.width * 0.1, box.y + box.height * 0.5);
@@ -302,6 +315,7 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     await p.send(pixelReply(m.requestId as number, 'smoothgrad', { values: new Float32Array(256).fill(1) }));
     await p.page.waitForFunction(() => document.getElementById('canvas')!.dataset.method === 'smoothgrad');
     assert.equal(await p.page.getAttribute('#canvas', 'data-coloring'), 'magnitude');
+    assert.equal(await p.page.isVisible('#map-legend'), false, 'a magnitude map is in the colormap: no legend');
     assertColor(await pixel(p, 0.5, 0.5), [255, 255, 255], 128, 'magnitude 1 in gray');
     const t = await themeReport(p.page, ['canvas']);
     assert.deepEqual([t.lightBackgrounds, t.lowContrastText], [[], []]);
@@ -320,6 +334,7 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     await p.send({ ...pixelReply(first.requestId as number, 'guidedgradcam', { values: new Float32Array(256).fill(0.5), rgb }), layer: 'conv_pw_13_relu' });
     await p.page.waitForSelector('#canvas[data-state="drawn"]');
     assert.equal(await p.page.getAttribute('#canvas', 'data-coloring'), 'rgb');
+    assert.match(await p.page.textContent('#map-legend') ?? '', /grey where it is zero/);
     assertColor(await pixel(p, 0.5, 0.2), [255, 128, 0], 128, 'top half orange');
     assertColor(await pixel(p, 0.5, 0.8), [0, 64, 255], 128, 'bottom half blue');
     assert.match(await p.page.textContent('#status') ?? '', /at input resolution \(16×16\), Grad-CAM at conv_pw_13_relu/);
@@ -352,5 +367,135 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     assert.equal(await p.page.isVisible('#timings'), false);
     assert.deepEqual(p.errors, []);
     assert.deepEqual((await p.recorded()).violations, []);
+  });
+});
+
+/**
+ * The same panel over the real engine in this process (as dicomPanel.test.ts): the method list the worker builds
+ * from the registry (kinds, layer use, params with the common CAM options), and each `cam/compute` answered with
+ * ImageSession.explain on the bundled demo model, with the request's method, layers and options.
+ */
+describe('explain panel with the real engine: pixel saliency, options and several layers (headless Chromium)', function () {
+  this.timeout(90000);
+  let server: Server;
+  let host: PanelHost;
+  let model: LoadedModel;
+  let session: ImageSession;
+  let info: ModelInfo;
+  let methods: MethodInfo[];
+  let imageSize: [number, number] = [1, 1];
+  const imageFile = path.join(ROOT, 'samples', 'star', fs.readdirSync(path.join(ROOT, 'samples', 'star')).filter((f) => f.endsWith('.png')).sort()[0] ?? '');
+
+  before(async function () {
+    requireChromium(this);
+    ensureBundles();
+    await initBackend('cpu');
+    model = await loadModel(path.join(ROOT, 'models', 'demo', 'model.json'));
+    const img = await decodeImage(imageFile);
+    imageSize = [img.width, img.height];
+    session = new ImageSession(model, await prepareInput(model, img));
+    const s = describeModel(model);
+    info = {
+      path: model.path, name: model.name, format: 'layers-model', backend: model.backend,
+      inputSize: [model.inputHeight, model.inputWidth, model.inputChannels], preprocess: model.metadata.preprocess,
+      preprocessAssumed: model.metadata.preprocessAssumed, labels: model.metadata.labels, recommendedLayer: s.recommendedLayer,
+      spatialLayers: s.layers.filter((l) => l.spatial).map((l) => l.name),
+    };
+    // As the worker lists them (worker.ts methodInfos), availability aside.
+    methods = REGISTRY.map((m) => ({
+      id: m.id, label: m.label, needsGradients: m.needsGradients, classIndependent: m.classIndependent === true, available: m.id !== 'cam',
+      group: m.group, usesLayer: m.usesLayer !== false, params: methodParams(m),
+    }));
+    server = await startServer();
+    server.assets.set('/assets/star.png', fs.readFileSync(imageFile));
+    host = await createPanelHost(await sharedBrowser(), server);
+  });
+
+  after(async () => {
+    await host?.close();
+    await server?.close();
+    session?.dispose();
+    model?.dispose();
+  });
+
+  /** Answers cam/compute number `n` with the engine's map for it, as the extension would; returns the request. */
+  async function answer(p: PanelPage, n: number): Promise<Sent> {
+    const req = await p.waitForSent('cam/compute', n);
+    const r = await session.explain({
+      method: req.method as string, layer: req.layer as string | undefined, layers: req.layers as string[] | undefined,
+      classChoice: req.classIndex as number | undefined, options: req.options as Record<string, unknown> | undefined,
+    });
+    const { details, ...heatmap } = r.heatmap;
+    await p.send({
+      type: 'cam/didCompute', requestId: req.requestId, method: r.method, layer: r.layer, target: r.target, heatmap,
+      timingsMs: r.timingsMs, backend: model.backend, cached: false, ...(details ? { details } : {}), ...(r.layers ? { layers: r.layers } : {}),
+    });
+    await p.page.waitForFunction((id) => document.getElementById('canvas')?.dataset.state === 'drawn' && document.getElementById('canvas')?.dataset.method === id, r.method);
+    return req;
+  }
+
+  it('runs a CAM method, then the pixel methods from the registry with their options, drawn in their colours', async () => {
+    const p = await host.open('explain');
+    await p.waitForSent('panel/ready');
+    await p.send({
+      type: 'panel/didInit', imageUri: `${server.origin}/assets/star.png`, imageName: path.basename(imageFile), imageSize, model: info, methods,
+      state: { version: 1, imagePath: imageFile, modelPath: model.path, method: 'gradcam', opacity: 0.5, colormap: 'turbo', overlay: true },
+    });
+    await p.send({ type: 'predictions/didCompute', predictions: await session.predictions(3) });
+    await answer(p, 1);
+    assert.equal(await p.page.isVisible('#method-family'), true);
+    const pixelIds = REGISTRY.filter((m) => m.group === 'pixel').map((m) => m.id);
+    assert.ok(pixelIds.includes('gradient') && pixelIds.includes('smoothgrad'), `pixel methods: ${pixelIds}`);
+
+    // Several layers (the demo model has more than one spatial layer): the real average, named in the caption.
+    assert.ok(info.spatialLayers.length >= 2);
+    await p.page.click('#multi-layer');
+    await p.page.click('#layers');
+    await p.page.click(`#layers li.option:has-text("${info.spatialLayers[0]}")`);
+    const multi = await answer(p, 2);
+    assert.equal((multi.layers as string[]).length, 2);
+    assert.match(await p.page.textContent('#status') ?? '', /\(averaged\)/);
+
+    // Pixel saliency: the vanilla gradient is signed, drawn with both ends of the diverging colormap.
+    await p.page.click('#method-family label:has-text("Pixel saliency")');
+    await p.waitForSent('cam/compute', 3);
+    await p.page.evaluate(() => {
+      const el = document.getElementById('method') as unknown as HTMLElement & { value: string };
+      el.value = 'gradient';
+      el.dispatchEvent(new Event('change'));
+    });
+    const grad = await answer(p, 4);
+    assert.deepEqual([grad.method, grad.layer, grad.layers], ['gradient', undefined, undefined]);
+    assert.equal(await p.page.getAttribute('#canvas', 'data-coloring'), 'signed');
+    const tones = await p.page.evaluate(() => {
+      const c = document.getElementById('canvas') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let blue = 0;
+      let red = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i + 2] > d[i] + 40) blue++;
+        if (d[i] > d[i + 2] + 40) red++;
+      }
+      return { blue, red };
+    });
+    assert.ok(tones.blue > 0 && tones.red > 0, `negative and positive attribution both painted: ${JSON.stringify(tones)}`);
+    assert.match(await p.page.textContent('#status') ?? '', new RegExp(`at input resolution \\(${model.inputWidth}×${model.inputHeight}\\)`));
+    assert.match(await p.page.textContent('#timings') ?? '', /^Time: .*total \d/);
+
+    // SmoothGrad with fewer samples, set in the Options area: the request carries it, the engine uses it.
+    await p.page.evaluate(() => {
+      const el = document.getElementById('method') as unknown as HTMLElement & { value: string };
+      el.value = 'smoothgrad';
+      el.dispatchEvent(new Event('change'));
+    });
+    // (Its default 25 samples are left unanswered: the next request supersedes it.)
+    assert.equal((await p.waitForSent('cam/compute', 5)).method, 'smoothgrad');
+    await p.page.click('#method-options > summary');
+    await p.page.fill('#option-samples', '3');
+    await p.page.press('#option-samples', 'Enter');
+    const sg = await answer(p, 6);
+    assert.deepEqual(sg.options, { samples: 3 });
+    assert.deepEqual(p.errors, []);
+    await screenshot(p.page, 'explain-panel-smoothgrad-real.png');
   });
 });

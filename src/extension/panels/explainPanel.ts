@@ -261,6 +261,11 @@ class ExplainPanel {
       case 'output/select':
         await this.useOutput(m.requestId, m.output);
         return;
+      case 'compare/open':
+        // A class index is model A's (the compare engine finds it in B by its label); absent: A's top-1.
+        await vscode.commands.executeCommand('camLens.compareWithModel', this.image, this.modelPath, this.state.method,
+          this.state.classIndex === undefined ? '' : String(this.state.classIndex));
+        return;
       case 'dicom/select':
         await this.useDicom(m.requestId, m.selection);
         return;

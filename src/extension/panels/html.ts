@@ -100,6 +100,7 @@ function explainBody(): string {
     <span class="key">Model</span> <span id="model-name" class="value">…</span>
     <span class="key">Backend</span> <span id="backend" class="value">…</span>
     <vscode-button id="change-model" secondary>Change model…</vscode-button>
+    <vscode-button id="compare-model" secondary title="Both models' maps of this image side by side, their difference and rank correlation">Compare with Another Model…</vscode-button>
   </div>
 </header>
 ${ERROR_REGION}
@@ -117,6 +118,7 @@ ${ERROR_REGION}
       </div>
     </div>
     <p id="status" class="status" aria-live="polite"></p>
+    <p id="map-legend" class="hint-text map-legend" hidden></p>
     <p id="timings" class="hint-text timings" hidden></p>
     <p id="scorecam-full" class="scorecam-full" hidden><vscode-button id="score-all" secondary></vscode-button></p>
     <p id="readout" class="readout">Point at the image to read the heat value.</p>

@@ -22,7 +22,7 @@ import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 
-import { COLORMAPS, isColormapName } from '../../shared/colormaps';
+import { COLORMAPS, divergingLut, isColormapName } from '../../shared/colormaps';
 import type {
   ClassPrediction,
   ExplainHostMessage,
@@ -69,6 +69,7 @@ const ui = {
   modelName: byId('model-name'),
   backend: byId('backend'),
   changeModel: byId<HTMLElement & { disabled: boolean }>('change-model'),
+  compareModel: byId('compare-model'),
   error: byId('error'),
   stage: byId('stage'),
   canvas: byId<HTMLCanvasElement>('canvas'),
@@ -89,6 +90,7 @@ const ui = {
   optionsSummary: byId('options-summary'),
   optionsFields: byId('options-fields'),
   timings: byId('timings'),
+  mapLegend: byId('map-legend'),
   preprocess: byId<SingleSelect>('preprocess'),
   colormap: byId<SingleSelect>('colormap'),
   opacity: byId<HTMLInputElement>('opacity'),
@@ -528,6 +530,7 @@ function setExportsEnabled(on: boolean): void {
 
 function clearMap(canvasState: 'empty' | 'error'): void {
   shown = undefined;
+  renderLegend(undefined);
   ui.timings.hidden = true;
   ui.timings.textContent = '';
   renderScoreAll(undefined);
@@ -613,7 +616,30 @@ function showCaption(m: CamResult): void {
   ui.status.title = m.cached ? 'Activations and gradients came from the cache.' : '';
   ui.timings.textContent = `Time: ${formatTimings(m.timingsMs)}`;
   ui.timings.hidden = false;
+  renderLegend(m);
   renderScoreAll(m);
+}
+
+/**
+ * What the colours of a pixel map mean, where they are not the colormap chosen: a signed map's diverging
+ * colours (swatches of the table's ends and middle), an RGB map's image. Magnitude maps need no legend.
+ */
+function renderLegend(m: CamResult | undefined): void {
+  const swatch = (i: number) => {
+    const lut = divergingLut();
+    const s = h('span', { class: 'swatch', 'aria-hidden': 'true' });
+    s.style.backgroundColor = `rgb(${lut[3 * i]}, ${lut[3 * i + 1]}, ${lut[3 * i + 2]})`;
+    return s;
+  };
+  if (m?.heatmap.signed) {
+    ui.mapLegend.replaceChildren('Attribution: ', swatch(0), ' negative ', swatch(127), ' none ', swatch(255), ' positive (the colormap colours magnitudes only)');
+  } else if (m?.heatmap.rgb) {
+    ui.mapLegend.replaceChildren('The input gradient as colours: grey where it is zero, the colormap is not used');
+  } else {
+    ui.mapLegend.replaceChildren();
+  }
+  ui.mapLegend.hidden = !ui.mapLegend.hasChildNodes();
+  ui.mapLegend.dataset.kind = m?.heatmap.signed ? 'signed' : m?.heatmap.rgb ? 'rgb' : '';
 }
 
 /** "at conv_pw_13_relu", "at conv_pw_12_relu + conv_pw_13_relu (averaged)", "at input resolution (224×224)". */
@@ -895,6 +921,9 @@ ui.cancelCam.addEventListener('click', () => {
   ui.cancelCam.disabled = true;
   post({ type: 'cam/cancel', requestId: camRequest.id });
 });
+
+// The compare panel opens beside this one (a notification: no reply comes back here).
+ui.compareModel.addEventListener('click', () => post({ type: 'compare/open' }));
 
 ui.changeModel.addEventListener('click', () => {
   if (ui.changeModel.disabled) return;
