@@ -66,8 +66,9 @@ export function clampToModel(s: ExplainViewState, model: ModelInfo, methods: rea
   // Several layers averaged: only layers the model has, in its order, and at least two of them.
   const several = out.layers ? model.spatialLayers.filter((l) => out.layers?.includes(l)) : [];
   if (several.length >= 2) {
+    // The single layer is the first of them, as a request names it (and as "Several" off leaves it).
     out.layers = several;
-    if (!several.includes(out.layer as string)) out.layer = several[0];
+    out.layer = several[0];
   } else {
     delete out.layers;
   }
