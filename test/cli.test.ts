@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { initBackend } from '../src/extension/engine/backend';
 import { bnModel } from './helpers/models';
 import { tempDir, writeModel } from './helpers/modelFiles';
+import { METHOD_IDS } from '../src/extension/engine/cam/registry';
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -330,7 +331,7 @@ describe('cam-lens CLI', function () {
     ['a missing --image for cam', ['cam', '--model', NO_MODEL], /missing --image$/],
     ['a missing --data for scan', ['scan', '--model', NO_MODEL], /missing --data$/],
     ['--recommend without --image', ['layers', '--model', NO_MODEL, '--recommend'], /missing --image$/],
-    ['an unknown method', cam('--method', 'magic'), /unknown method "magic": expected cam, gradcam, gradcam\+\+, xgradcam, hirescam, layercam, scorecam, eigencam$/],
+    ['an unknown method', cam('--method', 'magic'), new RegExp(`unknown method "magic": expected ${METHOD_IDS.join(', ').replace(/\+/g, '\\+')}$`)],
     ['a misspelt method', cam('--method', 'Grad-CAM'), /unknown method "grad-cam": .*; did you mean gradcam\?$/],
     ['an unknown backend', cam('--backend', 'gpu'), /unknown backend "gpu": expected auto, node, wasm, cpu/],
     ['an unknown preprocessing', cam('--preprocess', 'zscore'), /unknown preprocessing "zscore": expected \[0,1\], /],
@@ -340,8 +341,8 @@ describe('cam-lens CLI', function () {
     ['--top in exponent notation', ['predict', '--model', NO_MODEL, '--image', NO_IMAGE, '--top', '1e3'], /--top must be an integer from 1 to 100000, got "1e3"$/],
     ['a batch size of 0', cam('--method', 'scorecam', '--batch-size', '0'), /--batch-size must be an integer from 1 to 1024, got "0"$/],
     ['a fractional number of workers', cam('--method', 'scorecam', '--workers', '1.5'), /--workers must be an integer from 0 to 256, got "1\.5"$/],
-    ['--top-channels with a method other than scorecam', cam('--top-channels', '3'), /--top-channels applies to --method scorecam only$/],
-    ['--batch-size without scorecam or --metrics', cam('--batch-size', '3'), /--batch-size applies to --method scorecam and to --metrics only$/],
+    ['--top-channels with a method other than scorecam', cam('--top-channels', '3'), /--top-channels applies to --method scorecam and ablationcam only$/],
+    ['--batch-size without scorecam or --metrics', cam('--batch-size', '3'), /--batch-size applies to --method scorecam, ablationcam, smoothgrad, integratedgradients and to --metrics only$/],
     ['--workers without scorecam or --metrics', cam('--method', 'gradcam', '--workers', '2'), /--workers applies to --method scorecam and to --metrics only$/],
     ['--colormap without --png', cam('--colormap', 'jet'), /--colormap applies to --png only$/],
     ['--opacity without --png', cam('--opacity', '0.3'), /--opacity applies to --png only$/],

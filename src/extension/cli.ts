@@ -527,7 +527,7 @@ async function cmdCam(v: Values): Promise<void> {
   const workers = v.workers === undefined ? undefined : intOption(v, 'workers', 0, 0, 256);
   for (const k of ['batch-size', 'workers']) {
     if (v[k] !== undefined && !manyPasses && !(k === 'batch-size' && (PIXEL_BATCHED.includes(methodId) || methodId === 'ablationcam'))) {
-      throw new UsageError(`--${k} applies to --method scorecam, ${k === 'batch-size' ? `${['ablationcam', ...PIXEL_BATCHED].join(', ')} ` : ''}and to --metrics only`);
+      throw new UsageError(`--${k} applies to --method ${k === 'batch-size' ? ['scorecam', 'ablationcam', ...PIXEL_BATCHED].join(', ') : 'scorecam'} and to --metrics only`);
     }
   }
   const png = fileOption(v, 'png');
