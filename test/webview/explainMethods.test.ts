@@ -250,11 +250,13 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     await p.page.waitForSelector('#layers', { state: 'visible' });
     assert.equal(await p.page.isVisible('#layer'), false);
     assert.deepEqual(await p.page.$eval('#layers', (e) => (e as unknown as { value: string[] }).value), ['conv_pw_13_relu']);
+    assert.match(await p.page.textContent('#layer-note') ?? '', /^Pick two or more layers/);
     await p.page.click('#layers');
     await p.page.click('#layers li.option:has-text("conv_pw_11_relu")');
     let m = await p.waitForSent('cam/compute', 2);
     assert.deepEqual([m.layer, m.layers], ['conv_pw_11_relu', ['conv_pw_11_relu', 'conv_pw_13_relu']]);
     assert.deepEqual((await state(p)).layers, ['conv_pw_11_relu', 'conv_pw_13_relu']);
+    assert.equal(await p.page.textContent('#layer-note'), 'Averaged at the input size: conv_pw_11_relu + conv_pw_13_relu');
     const reply = didCompute(m.requestId as number) as Extract<ExplainHostMessage, { type: 'cam/didCompute' }>;
     await p.send({ ...reply, layer: 'conv_pw_11_relu', layers: ['conv_pw_11_relu', 'conv_pw_13_relu'] });
     await p.page.waitForSelector('#canvas[data-state="drawn"]');
@@ -341,6 +343,28 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     await screenshot(p.page, 'explain-panel-guided-rgb.png');
   });
 
+  it('reaches the new controls with Tab: the kind, the layer toggle and layers, the Options summary and fields', async () => {
+    const { p, first } = await initialised();
+    await p.send(didCompute(first.requestId as number));
+    await p.page.waitForSelector('#canvas[data-state="drawn"]');
+    await p.page.click('#multi-layer');
+    await p.page.click('#method-options > summary');
+    await p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      await p.page.keyboard.press('Tab');
+      const id = await p.page.evaluate(() => {
+        const a = document.activeElement;
+        return a instanceof HTMLInputElement && a.name === 'method-family' ? 'method-family' : a?.closest('[id]')?.id ?? '';
+      });
+      if (id) seen.add(id);
+    }
+    for (const id of ['method-family', 'method', 'multi-layer', 'layers', 'method-options', 'option-augSmooth', 'option-eigenSmooth']) {
+      assert.ok(seen.has(id), `#${id} is reachable with Tab (reached: ${[...seen].join(', ')})`);
+    }
+    await screenshot(p.page, 'explain-panel-cam-options.png');
+  });
+
   it('shows every map\'s time: the caption, the phases, and each method\'s last time in the picker', async () => {
     const { p, first } = await initialised();
     await p.send(didCompute(first.requestId as number));
@@ -353,7 +377,7 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     await p.send(pixelReply(m.requestId as number, 'gradient', { signed: true }));
     await p.page.waitForFunction(() => document.getElementById('canvas')!.dataset.method === 'gradient');
     assert.equal(await p.page.textContent('#timings'), 'Time: forward 6 ms · gradients 250 ms · method 40 ms · total 296 ms');
-    assert.equal((await options(p, 'method')).find((o) => o.value === 'gradient')?.description, null, 'the list is filled before the first time is known');
+    assert.equal((await options(p, 'method')).find((o) => o.value === 'gradient')?.description, 'Last map: 296 ms', 'the entry shows it at once');
     await p.page.click('#method-family label:has-text("Class activation maps")');
     await p.waitForSent('cam/compute', 3);
     assert.equal((await options(p, 'method')).find((o) => o.value === 'gradcam')?.description, 'Last map: 12 ms');

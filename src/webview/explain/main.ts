@@ -328,6 +328,13 @@ function fillMethods(methods: readonly MethodInfo[], s: ExplainViewState): void 
   );
 }
 
+/** Puts a method's last time on its entry of the picker now (the select re-reads an option's description). */
+function showLastTime(id: string): void {
+  const last = lastTimes.get(id);
+  const opt = Array.from(ui.method.querySelectorAll('vscode-option')).find((o) => o.getAttribute('value') === id);
+  if (opt && last !== undefined && methodInfo(id)?.available) opt.setAttribute('description', `Last map: ${formatMs(last)}`);
+}
+
 /** Whether the "Several" toggle is on (the multi-select shown); kept while fewer than two layers are picked. */
 let multiLayerOn = false;
 
@@ -342,13 +349,20 @@ function renderMethodControls(): void {
   const m = methodInfo();
   const layered = usesLayer(m);
   ui.layerField.hidden = !layered;
-  ui.layerNote.hidden = layered;
-  ui.layerNote.textContent = layered ? '' : `${m?.label ?? state.method} works on the input pixels: it has no target layer.`;
   const canAverage = allowsSeveralLayers(m) && session.model.spatialLayers.length >= 2;
   ui.multiLayer.hidden = !canAverage;
   const multi = canAverage && multiLayerOn;
   ui.layer.hidden = multi;
   ui.layers.hidden = !multi;
+  // The multi-select's face says only "2 Selected": the note names them.
+  const several = state.layers && state.layers.length >= 2 ? state.layers : undefined;
+  const note = !layered
+    ? `${m?.label ?? state.method} works on the input pixels: it has no target layer.`
+    : multi
+      ? several ? `Averaged at the input size: ${several.join(' + ')}` : 'Pick two or more layers: their maps are brought to the input size and averaged.'
+      : '';
+  ui.layerNote.textContent = note;
+  ui.layerNote.hidden = !note;
   renderOptions(m);
 }
 
@@ -587,6 +601,7 @@ function onCam(m: CamResult): void {
   ui.canvas.dataset.coloring = m.heatmap.rgb ? 'rgb' : m.heatmap.signed ? 'signed' : 'magnitude';
   // A class-independent map (Eigen-CAM) is not "for" the class the engine happened to resolve.
   lastTimes.set(m.method, totalMs(m.timingsMs));
+  showLastTime(m.method);
   showCaption(m);
   delete ui.status.dataset.pending;
   ui.backend.textContent = m.backend;
@@ -871,6 +886,7 @@ ui.layers.addEventListener('change', () => {
   if (picked.length >= 1) state.layer = picked[0];
   ui.layer.value = state.layer ?? '';
   const after = requestLayers(state, methodInfo());
+  renderMethodControls();
   persist();
   if (JSON.stringify(before) !== JSON.stringify(after)) compute();
 });
