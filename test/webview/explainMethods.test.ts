@@ -125,8 +125,9 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     const { p, first } = await initialised();
     assert.equal(first.method, 'gradcam');
     assert.equal(await p.page.isVisible('#method-family'), true, 'both kinds offered: the kind radios show');
-    const labels = await p.page.$$eval('#method-family label', (ls) => ls.map((l) => l.textContent?.trim()));
+    const labels = await p.page.$$eval('#method-family label .long', (ls) => ls.map((l) => l.textContent?.trim()));
     assert.deepEqual(labels, ['Class activation maps', 'Pixel saliency']);
+    assert.deepEqual(await p.page.$$eval('#method-family input', (is) => is.map((i) => i.getAttribute('aria-label'))), labels, 'the full names, whatever the width');
     assert.equal(await p.page.getAttribute('#method-family', 'role'), 'radiogroup');
     assert.deepEqual((await options(p, 'method')).map((o) => o.value), METHODS.map((m) => m.id), 'CAM methods only, in the registry order');
     assert.equal(await p.page.getAttribute('#method', 'aria-label'), 'Method (class activation maps)');
@@ -341,6 +342,42 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     assertColor(await pixel(p, 0.5, 0.8), [0, 64, 255], 128, 'bottom half blue');
     assert.match(await p.page.textContent('#status') ?? '', /at input resolution \(16×16\), Grad-CAM at conv_pw_13_relu/);
     await screenshot(p.page, 'explain-panel-guided-rgb.png');
+  });
+
+  it('still shows the image, the method picker and the first predictions without scrolling beside an editor (620x700, 470x700)', async () => {
+    try {
+      for (const width of [620, 470]) {
+        await host.page.setViewportSize({ width, height: 700 });
+        const { p, first } = await initialised();
+        await p.send(didCompute(first.requestId as number));
+        await p.page.waitForSelector('#canvas[data-state="drawn"]');
+        const boxes = await p.page.evaluate(() => {
+          const box = (el: Element) => {
+            const r = el.getBoundingClientRect();
+            return { top: r.top, bottom: r.bottom, left: r.left, right: r.right };
+          };
+          return {
+            stage: box(document.getElementById('stage')!),
+            family: box(document.getElementById('method-family')!),
+            method: box(document.getElementById('method')!),
+            predictions: Array.from(document.querySelectorAll('#predictions [data-class-index]')).slice(0, 3).map(box),
+            viewport: { w: innerWidth, h: innerHeight },
+          };
+        });
+        const inside = (b: { top: number; bottom: number; left: number; right: number }, what: string) =>
+          assert.ok(b.top >= 0 && b.left >= 0 && b.bottom <= boxes.viewport.h && b.right <= boxes.viewport.w, `${what} inside ${width}x700: ${JSON.stringify(b)}`);
+        inside(boxes.stage, 'the image');
+        inside(boxes.family, 'the kind radios');
+        inside(boxes.method, 'the method picker');
+        // Narrow: the kinds' short names, not cut off.
+        const cut = await p.page.$$eval('#method-family label', (ls) => ls.filter((l) => l.scrollWidth > l.clientWidth + 1).map((l) => l.textContent));
+        assert.deepEqual(cut, [], `kind labels fit at ${width} px`);
+        boxes.predictions.forEach((b, i) => inside(b, `prediction ${i + 1}`));
+        if (width === 470) await screenshot(p.page, 'explain-panel-family-470.png');
+      }
+    } finally {
+      await host.page.setViewportSize({ width: 1100, height: 760 });
+    }
   });
 
   it('reaches the new controls with Tab: the kind, the layer toggle and layers, the Options summary and fields', async () => {

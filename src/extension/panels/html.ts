@@ -128,8 +128,8 @@ ${ERROR_REGION}
     <section class="controls" aria-label="Method and display">
       <div id="output-field" class="field" hidden><label for="output">Output</label><vscode-single-select id="output" aria-label="Output"></vscode-single-select></div>
       <div id="method-family" class="field method-family" role="radiogroup" aria-label="Kind of method" hidden>
-        <label title="Class activation maps: where at a layer the evidence for the class lies"><input type="radio" name="method-family" value="cam" checked>Class activation maps</label>
-        <label title="Pixel saliency: which input pixels the class score is sensitive to"><input type="radio" name="method-family" value="pixel">Pixel saliency</label>
+        <label title="Class activation maps: where at a layer the evidence for the class lies"><input type="radio" name="method-family" value="cam" aria-label="Class activation maps" checked><span class="long">Class activation maps</span><span class="short">CAM</span></label>
+        <label title="Pixel saliency: which input pixels the class score is sensitive to"><input type="radio" name="method-family" value="pixel" aria-label="Pixel saliency"><span class="long">Pixel saliency</span><span class="short">Pixels</span></label>
       </div>
       ${select('method', 'Method')}
       <div id="layer-field" class="field">
