@@ -19,6 +19,8 @@ import { guided, inputGradient } from '../../src/extension/engine/saliency/input
 import { gaussianBlur } from '../../src/extension/engine/saliency/integratedGradients';
 import { rgbImage } from '../../src/extension/engine/saliency/pixelMethod';
 import { SHARED, requireShared, tempDir, writeModel } from '../helpers/modelFiles';
+import { GraphDefBuilder } from '../helpers/graphDef';
+import { FIXTURE_NAMES, inputTensor as onnxInput, modelPath as onnxModelPath } from '../formats/onnxFixtures';
 
 const PIXEL_IDS = ['guidedbackprop', 'guidedgradcam', 'gradient', 'smoothgrad', 'integratedgradients'];
 const DEMO = path.resolve(__dirname, '..', '..', 'models', 'demo', 'model.json');
@@ -191,6 +193,33 @@ for (const backend of ['cpu', 'wasm'] as const) {
         }
       });
     }
+
+    it("guided backpropagation's ReLU rule on a GraphModel (tfjs-core's Relu kernel, the same two-layer net)", async () => {
+      const g = new GraphDefBuilder();
+      const x = g.placeholder('x', [1, 1, 2, 1]);
+      const k = g.const('k', [1, 2, 1, 3], [0, 1].flatMap((i) => W1.map((row) => row[i])));
+      const c = g.op('conv', 'Conv2D', [x, k], {
+        strides: { list: { i: ['1', '1', '1', '1'] } }, padding: { s: Buffer.from('VALID').toString('base64') },
+        data_format: { s: Buffer.from('NHWC').toString('base64') }, dilations: { list: { i: ['1', '1', '1', '1'] } },
+      });
+      const r = g.op('relu', 'Relu', [c]);
+      const s = g.squeeze('flat', r, [1, 2]);
+      const logits = g.matMul('logits', s, g.const('w2', [3, 2], W2.flatMap((w) => [w, 0])));
+      g.op('probs', 'Softmax', [logits]);
+      const model = await loadModel(g.write(path.join(tempDir(), 'graph')));
+      const input = tf.tensor4d(X, [1, 1, 2, 1]);
+      try {
+        assert.strictEqual(model.graph.kind, 'graph');
+        const vanilla = tf.tidy(() => inputGradient(model, input, 0));
+        const guidedG = tf.tidy(() => inputGradient(model, input, 0, true));
+        assertClose(await vanilla.data(), VANILLA, 1e-5, 'vanilla gradient');
+        assertClose(await guidedG.data(), GUIDED, 1e-5, 'guided gradient');
+        tf.dispose([vanilla, guidedG]);
+      } finally {
+        input.dispose();
+        model.dispose();
+      }
+    });
 
     it("tfjs-core's Relu and Relu6 kernels follow the rule inside `guided`, and get their own gradients back", () => {
       const fake = { graph: { kind: 'layers' } } as unknown as LoadedModel;
@@ -378,6 +407,37 @@ for (const backend of ['cpu', 'wasm'] as const) {
         model.dispose();
       }
     });
+
+    // mobilenet_v2 (96x96) on wasm only: on cpu's plain-JS kernels it takes 40 s.
+    for (const name of (backend === 'wasm' ? ['mobilenet_v2', 'clipnet_opset9'] : ['clipnet_opset9']).filter((n) => FIXTURE_NAMES.includes(n))) {
+      it(`an ONNX model (${name} fixture): every pixel method, guided differs from vanilla, IG complete within 5%`, async function () {
+        this.timeout(240000);
+        const model = await loadModel(onnxModelPath(name));
+        const s = new ImageSession(model, onnxInput(name));
+        const [, h, w] = s.input.shape;
+        try {
+          assert.strictEqual(model.graph.kind, 'onnx');
+          for (const id of PIXEL_IDS) {
+            const r = await s.explain({ method: id, options: { ...FAST[id], ...(id === 'integratedgradients' ? { steps: 32 } : {}) } });
+            checkContract(id, r, h, w);
+            if (id === 'integratedgradients') {
+              const gap = r.heatmap.details?.completeness?.relativeGap as number;
+              assert.ok(Math.abs(gap) < 0.05, `${name}: completeness gap ${(gap * 100).toFixed(2)}% at 32 steps`);
+            }
+          }
+          const c = await s.resolveTarget();
+          const v = tf.tidy(() => inputGradient(model, s.input, c));
+          const gb = tf.tidy(() => inputGradient(model, s.input, c, true));
+          // Relative: the fixtures' random weights give small gradients (mobilenet_v2: |dS/dx| < 1e-6).
+          const diff = tf.tidy(() => tf.div(tf.max(tf.abs(tf.sub(v, gb))), tf.max(tf.abs(v))));
+          assert.ok((await diff.data())[0] > 0.01, 'the guided rule changes the gradient');
+          tf.dispose([v, gb, diff]);
+        } finally {
+          s.dispose();
+          model.dispose();
+        }
+      });
+    }
 
     // On wasm only: the cpu backend's plain-JS kernels take over a minute for 64 steps at 96x96.
     if (backend === 'wasm') it('the bundled demo model: every pixel method on a sample, at 96x96', async function () {
