@@ -51,6 +51,8 @@ Usage:
   --show <n>                     with --data: how many of the most disagreeing samples to print (default 20)
   --backend auto|node|wasm|cpu, --threads <n>, --max-pixels <n>, --quiet/-q   as for the other commands
 Ranking (--data): samples whose top-1 differs first, then the lowest Spearman correlation of the two maps.
+Shortcuts (a watermark one model learned): --method eigencam, whose maps are class-independent, shows what each
+model's features respond to, and ranks the images that carry the shortcut highest.
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
 class UsageError extends Error {}
