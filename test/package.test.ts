@@ -16,19 +16,31 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { ROOT, ensureBuilt } from './helpers/build';
 
+/** onnxruntime-node's native files per platform folder (bin/napi-v6/<os>/<arch>/): the binding and the CPU library. */
+const ORT_NATIVES: Record<string, string[]> = {
+  'linux/x64': ['onnxruntime_binding.node', 'libonnxruntime.so.1'],
+  'linux/arm64': ['onnxruntime_binding.node', 'libonnxruntime.so.1'],
+  'darwin/arm64': ['onnxruntime_binding.node', 'libonnxruntime.1.dylib'],
+  'win32/x64': ['onnxruntime_binding.node', 'onnxruntime.dll'],
+  'win32/arm64': ['onnxruntime_binding.node', 'onnxruntime.dll'],
+};
+
 /**
- * Target -> sharp's platform name, the binary format its machine code must be in, and the VSIX size budget.
- * Budgets are the sizes measured with the development build (the larger one: unminified bundles; 11.2-12.1 MB
- * on 2026-12-03, after the DICOM parser and codecs, about 0.5 MB, came in) plus about 1.2 MB of headroom, so a
- * stray dependency or a second platform's libvips (6-8 MB compressed) fails.
+ * Target -> sharp's platform name, the binary format its machine code must be in, onnxruntime-node's platform
+ * folder (none where the package has no build: darwin-x64, and musl), and the VSIX size budget.
+ * Budgets are the sizes measured with the development build (the larger one: unminified bundles) plus about 1.2 MB
+ * of headroom, so a stray dependency, a second platform's libvips (6-8 MB compressed) or a second platform's ONNX
+ * Runtime (10-18 MB) fails. Measured on 2026-12-03 with onnxruntime-node 1.30.0: win32-x64 23.06 MB, win32-arm64
+ * 22.39, darwin-x64 12.01, darwin-arm64 24.53, linux-x64 29.35, linux-arm64 22.06, alpine-x64 11.41 (ONNX Runtime's
+ * share: 10.8, 10.9, 0.02 (JavaScript only), 13.2, 18.0, 10.5, 0.02 MB; the rest was 11.2-12.1 MB before it).
  */
-const TARGETS: Record<string, { sharp: string; binary: string; libc?: 'glibc' | 'musl'; budgetMB: number }> = {
-  'win32-x64': { sharp: 'win32-x64', binary: 'pe-x64', budgetMB: 13.25 },
-  'win32-arm64': { sharp: 'win32-arm64', binary: 'pe-arm64', budgetMB: 12.5 },
-  'darwin-x64': { sharp: 'darwin-x64', binary: 'macho-x64', budgetMB: 13 },
-  'darwin-arm64': { sharp: 'darwin-arm64', binary: 'macho-arm64', budgetMB: 12.5 },
-  'linux-x64': { sharp: 'linux-x64', binary: 'elf-x64', libc: 'glibc', budgetMB: 12.5 },
-  'linux-arm64': { sharp: 'linux-arm64', binary: 'elf-arm64', libc: 'glibc', budgetMB: 12.75 },
+const TARGETS: Record<string, { sharp: string; binary: string; libc?: 'glibc' | 'musl'; ort?: string; budgetMB: number }> = {
+  'win32-x64': { sharp: 'win32-x64', binary: 'pe-x64', ort: 'win32/x64', budgetMB: 24.25 },
+  'win32-arm64': { sharp: 'win32-arm64', binary: 'pe-arm64', ort: 'win32/arm64', budgetMB: 23.5 },
+  'darwin-x64': { sharp: 'darwin-x64', binary: 'macho-x64', budgetMB: 13.25 },
+  'darwin-arm64': { sharp: 'darwin-arm64', binary: 'macho-arm64', ort: 'darwin/arm64', budgetMB: 25.75 },
+  'linux-x64': { sharp: 'linux-x64', binary: 'elf-x64', libc: 'glibc', ort: 'linux/x64', budgetMB: 30.5 },
+  'linux-arm64': { sharp: 'linux-arm64', binary: 'elf-arm64', libc: 'glibc', ort: 'linux/arm64', budgetMB: 23.25 },
   'alpine-x64': { sharp: 'linuxmusl-x64', binary: 'elf-x64', libc: 'musl', budgetMB: 12.5 },
 };
 
@@ -131,7 +143,7 @@ describe('VSIX per platform (scripts/package/vsix.js)', function () {
   });
 
   for (const [target, want] of Object.entries(TARGETS)) {
-    it(`${target}: holds @img/sharp-${want.sharp} and its libvips as ${want.binary} binaries, no other platform's, within ${want.budgetMB} MB`, function () {
+    it(`${target}: holds @img/sharp-${want.sharp} and its libvips as ${want.binary} binaries, ${want.ort ? `ONNX Runtime's ${want.ort} binding and library, ` : 'no ONNX Runtime binary, '}no other platform's, within ${want.budgetMB} MB`, function () {
       const b = built.find((x) => x.target === target);
       assert.ok(b, `${target} was not built`);
       const buf = fs.readFileSync(b.file);
@@ -160,8 +172,15 @@ describe('VSIX per platform (scripts/package/vsix.js)', function () {
         : n.startsWith(`extension/node_modules/@img/${libvipsPackage}/lib/libvips-cpp.`));
       assert.ok(natives.includes(addon), `${target}: ${addon} is missing`);
       assert.ok(libvips.length >= 1, `${target}: no libvips library (natives: ${natives.join(', ')})`);
-      assert.deepEqual(natives.filter((n) => n !== addon && !libvips.includes(n)), [], `${target}: native files of another package`);
-      for (const n of [addon, ...libvips]) {
+      // ONNX Runtime: this platform's binding and CPU library, nothing else (no DirectML), or nothing where the
+      // package has no build for it (the engine then runs ONNX models on tfjs alone).
+      const ort = natives.filter((n) => n.startsWith('extension/node_modules/onnxruntime-node/'));
+      assert.deepEqual(ort.sort(), (want.ort ? ORT_NATIVES[want.ort].map((f) => `extension/node_modules/onnxruntime-node/bin/napi-v6/${want.ort}/${f}`) : []).sort(),
+        `${target}: onnxruntime-node binaries`);
+      assert.ok(byName.has('extension/node_modules/onnxruntime-node/dist/index.js') && byName.has('extension/node_modules/onnxruntime-common/dist/cjs/index.js'),
+        `${target}: onnxruntime-node's JavaScript`);
+      assert.deepEqual(natives.filter((n) => n !== addon && !libvips.includes(n) && !ort.includes(n)), [], `${target}: native files of another package`);
+      for (const n of [addon, ...libvips, ...ort]) {
         const bin = read(n);
         assert.ok(bin.length > 100_000, `${n}: only ${bin.length} bytes`);
         assert.equal(binaryKind(bin), want.binary, `${n}: binary format`);

@@ -10,7 +10,9 @@
  *   2. stages the extension once in a temporary folder: the files `vsce ls` would package from the checkout
  *      (the .vscodeignore allowlist), hard-linked, plus the package.json of every production dependency (so
  *      `npm list --production`, which vsce runs, sees a complete tree), without any @img/sharp-* package;
- *   3. puts the target's @img/sharp-* packages into the staged node_modules and runs `vsce package --target`.
+ *   3. puts the target's @img/sharp-* packages into the staged node_modules, and the target's onnxruntime-node
+ *      binding and library (the package carries five platforms' binaries: every VSIX but one would otherwise
+ *      hold 150 MB of others'), and runs `vsce package --target`.
  *
  * The project's node_modules is never touched. dist/ is packaged as it is: `npm run package` builds it in
  * production mode first.
@@ -143,6 +145,23 @@ function placeTree(/** @type {string} */ src, /** @type {string} */ dst) {
 }
 
 const IMG_SHARP = /^node_modules\/@img\/sharp-/;
+/** onnxruntime-node's per-platform binaries (bin/napi-v<n>/<platform>/<arch>/), placed per target. */
+const ORT_BIN = /^node_modules\/onnxruntime-node\/bin\//;
+const leftOut = (/** @type {string} */ f) => IMG_SHARP.test(f) || ORT_BIN.test(f);
+
+/**
+ * The onnxruntime-node files of a target (paths relative to the checkout), from the files `vsce ls` allows
+ * (.vscodeignore: the binding and the CPU library, no DirectML): those under bin/napi-v<n>/<os>/<cpu>/. None on
+ * musl (the package's Linux binaries need glibc) nor where the package has no build (darwin-x64 in 1.30):
+ * there the engine runs ONNX models on tfjs alone.
+ * @param {string[]} files
+ * @param {Target} t
+ */
+function ortFiles(files, t) {
+  if (t.libc === 'musl') return [];
+  const dir = new RegExp(`^node_modules/onnxruntime-node/bin/napi-v\\d+/${t.os}/${t.cpu}/`);
+  return files.filter((f) => dir.test(f));
+}
 
 /**
  * The platform-neutral part of the VSIX in a temporary folder: what vsce would package from the checkout,
@@ -152,7 +171,7 @@ async function stage() {
   const { listFiles } = require('@vscode/vsce');
   const files = /** @type {string[]} */ (await listFiles({ cwd: REPO }));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cam-lens-vsix-'));
-  for (const f of files) if (!IMG_SHARP.test(f)) place(path.join(REPO, f), path.join(dir, f));
+  for (const f of files) if (!leftOut(f)) place(path.join(REPO, f), path.join(dir, f));
   place(path.join(REPO, '.vscodeignore'), path.join(dir, '.vscodeignore'));
   const list = npm(['list', '--production', '--parseable', '--depth=99999', '--loglevel=error'], REPO);
   if (list.status !== 0) throw new Error(`npm list --production failed in ${REPO}: ${list.stderr.trim()}`);
@@ -162,7 +181,7 @@ async function stage() {
     const dst = path.join(dir, rel, 'package.json');
     if (!fs.existsSync(dst)) place(path.join(abs, 'package.json'), dst);
   }
-  return { dir, files: files.filter((f) => !IMG_SHARP.test(f)) };
+  return { dir, files: files.filter((f) => !leftOut(f)), ort: files.filter((f) => ORT_BIN.test(f)) };
 }
 
 /**
@@ -211,7 +230,7 @@ async function packageTargets(opts = {}) {
 
   const common = opts.reuse ? inputsHash() : '';
   const results = [];
-  /** @type {{ dir: string, files: string[] } | undefined} */
+  /** @type {{ dir: string, files: string[], ort: string[] } | undefined} */
   let staged;
   try {
     for (const t of targets) {
@@ -232,6 +251,8 @@ async function packageTargets(opts = {}) {
         if (name.startsWith('sharp-')) fs.rmSync(path.join(img, name), { recursive: true, force: true });
       }
       for (const p of sharpPackages(t).packages) placeTree(path.join(modules, p.name), path.join(staged.dir, 'node_modules', p.name));
+      fs.rmSync(path.join(staged.dir, 'node_modules', 'onnxruntime-node', 'bin'), { recursive: true, force: true });
+      for (const f of ortFiles(staged.ort, t)) place(path.join(REPO, f), path.join(staged.dir, f));
 
       // vsce writes into the stage, then the rename replaces the old file in one step (a concurrent reader
       // sees the old VSIX or the new one, never half of one).
