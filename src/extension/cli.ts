@@ -49,6 +49,7 @@ import { SCORECAM_DEFAULT_BATCH, SCORECAM_DEFAULT_CHANNELS, estimateScoreCamMs, 
 import { CliProgress } from './cliProgress';
 import { PIXEL_BATCHED, PIXEL_OPTIONS, PIXEL_OPTION_NAMES, PIXEL_USAGE, pixelDetailsJson, pixelHeatmapJson, pixelMethodOptions } from './cliMethodOptions';
 import { runCompare } from './cliCompare';
+import { runStrategies } from './cliStrategies';
 import { CAM_FAMILY_OPTIONS, CAM_FAMILY_OPTION_NAMES, CAM_FAMILY_USAGE, CHANNEL_BUDGET_METHODS, layerChoice, smoothingOptions } from './cliCamOptions';
 import { formatDuration, formatMs } from '../shared/format';
 import { closestLabels, type MetadataOverrides } from './engine/metadata';
@@ -75,6 +76,8 @@ Usage:
   cam-lens labels  --model <model.json> [--json <file|->]     the model's classes, by index
   cam-lens compare --model <A> --model-b <B> (--image <file> | --data <folder>)   two models side by side
                    (options: cam-lens compare --help)
+  cam-lens strategies --model <M> --data <folder> [--class <c>] [--clusters <k|auto>] [--json <file|->] [--html <file>]
+                   what the model looks at across a dataset: map clusters, shortcut hints (cam-lens strategies --help)
 
 Options for every command:
   --backend auto|node|wasm|cpu   TensorFlow.js backend (default auto: tfjs-node, else wasm, else cpu)
@@ -834,7 +837,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     // compare parses its own options (cliCompare.ts).
     if (command === 'compare') return await runCompare(rest);
-    const known = [...COMMANDS, 'compare'];
+    // strategies parses its own options too (cliStrategies.ts).
+    if (command === 'strategies') return await runStrategies(rest);
+    const known = [...COMMANDS, 'compare', 'strategies'];
     if (!command) throw new UsageError(`missing command: expected ${known.join(', ')}`);
     if (!(COMMANDS as readonly string[]).includes(command)) {
       const near = closestLabels(known, command, 1)[0];
