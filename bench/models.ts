@@ -362,7 +362,8 @@ async function measureThreads(c: Case, threads: number, big: boolean, smallest: 
       s.dispose();
     }
   };
-  const methods = METHODS.map((m) => m.id).filter((id) => id !== 'scorecam' && (!QUICK || id === 'gradcam' || id === 'cam'));
+  // Pixel saliency has no target layer (bench/methods.ts times it).
+  const methods = METHODS.filter((m) => m.group !== 'pixel').map((m) => m.id).filter((id) => id !== 'scorecam' && (!QUICK || id === 'gradcam' || id === 'cam'));
   const result: ThreadResult = { threads, forward: 0, cells: new Map(), warm: 0 };
   try {
     // Warm-up: kernels set up, gradient filters made (large models make them on first use).
