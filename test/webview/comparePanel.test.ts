@@ -40,7 +40,7 @@ function halves(): ComparePayload {
     a: { name: 'pets_v1', predictions: [pred('dog', 1, 0.9), pred('cat', 0, 0.1)], layer: 'conv', target: pred('dog', 1, 0.9), heatmap: { width: 4, height: 4, values: left, rawMin: 0, rawMax: 1 } },
     b: { name: 'pets_v2', predictions: [pred('cat', 0, 0.6), pred('dog', 1, 0.4)], layer: 'conv', target: pred('dog', 1, 0.4), heatmap: { width: 4, height: 4, values: right, rawMin: 0, rawMax: 1 } },
     difference: { width: 4, height: 4, values: left.map((v, i) => v - right[i]) },
-    correlation: -1, meanAbsDifference: 1, top1Differs: true, imageSize: [64, 64],
+    correlation: -1, meanAbsDifference: 1, top1Differs: true, imageSize: [64, 32],
   };
 }
 
@@ -110,6 +110,9 @@ describe('compare panel (headless Chromium, fake host)', function () {
     assert.ok(dLeft[0] > dLeft[2] + 60, `difference left is red: ${dLeft}`);
     assert.ok(dRight[2] > dRight[0] + 60, `difference right is blue: ${dRight}`);
     assert.equal(await p.page.getAttribute('#image-a', 'src'), imageUri);
+    // The stages take the image's shape (64 x 32 here).
+    const box = await p.page.locator('#stage-b').boundingBox();
+    assert.ok(box && Math.abs(box.width / box.height - 2) < 0.05, `stage ${box?.width}x${box?.height}`);
     const rec = await p.recorded();
     assert.deepEqual(rec.violations, []);
     assert.deepEqual(p.errors, []);

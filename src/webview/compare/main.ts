@@ -49,6 +49,7 @@ const el = {
 const sides = (['a', 'b', 'diff'] as const).map((id) => ({
   id,
   caption: byId(`caption-${id}`),
+  stage: byId(`stage-${id}`),
   image: byId<HTMLImageElement>(`image-${id}`),
   canvas: new HeatCanvas(byId<HTMLCanvasElement>(`canvas-${id}`)),
   predictions: byId<HTMLOListElement>(`predictions-${id}`),
@@ -96,6 +97,8 @@ function renderSide(i: 0 | 1, s: CompareSidePayload, name: string, label: string
 function render(r: ComparePayload, imageName: string, imageUri: string | undefined): void {
   el.imageName.textContent = imageName;
   for (const side of sides) {
+    // The stages take the image's shape, so the maps sit over it undistorted.
+    side.stage.style.aspectRatio = `${r.imageSize[0]} / ${r.imageSize[1]}`;
     side.image.hidden = !imageUri;
     if (imageUri) side.image.src = imageUri;
     else side.image.removeAttribute('src');
