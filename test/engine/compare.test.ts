@@ -13,7 +13,7 @@ import {
   averageRanks, compareDataset, compareImage, compareMaps, matchClass, rankComparisons, resampleMap, spearman, type SampleComparison,
 } from '../../src/extension/engine/analysis/compare';
 import { bnModel } from '../helpers/models';
-import { tempDir, writeModel } from '../helpers/modelFiles';
+import { SHARED, requireShared, tempDir, writeModel } from '../helpers/modelFiles';
 
 const LABELS = ['apple', 'banana', 'cherry', 'date', 'elder'];
 
@@ -227,6 +227,35 @@ describe('compare engine: two models side by side', () => {
       assert.deepStrictEqual(r.failures.filter((f) => /not among the classes of model B/.test(f.error)).map((f) => f.relPath),
         ['cherry/0.png', 'cherry/1.png', 'cherry/2.png', 'cherry/3.png']);
       assert.strictEqual(r.results.length, 8);
+    });
+  });
+
+  describe('two formats of one network (../shared/reference)', () => {
+    let layers: LoadedModel;
+    let graph: LoadedModel;
+    before(async function () {
+      requireShared(this);
+      const labels = JSON.parse(fs.readFileSync(path.join(SHARED, 'imagenet_classes.json'), 'utf8')) as string[];
+      // The Keras MobileNet v1 0.25 as a LayersModel (1000 classes) and TF Hub's as a GraphModel (1001 outputs,
+      // a "background" first): the same class sits one output further in B.
+      layers = await loadModel(path.join(SHARED, 'models', 'mobilenet_v1_0.25_224', 'model.json'), { overrides: { labels, preprocess: '[-1,1]' } });
+      graph = await loadModel(path.join(SHARED, 'models', 'mobilenet_v1_025_224_graph', 'model.json'), { overrides: { labels, labelOffset: 1, preprocess: '[0,1]' } });
+    });
+    after(() => {
+      layers?.dispose();
+      graph?.dispose();
+    });
+
+    it('finds the class in both by its label (output offset included) and gives similar maps', async () => {
+      assert.deepStrictEqual(matchClass(layers, graph, 'tabby'), { label: 'tabby, tabby cat', a: 281, b: 282 });
+      const before = tf.memory().numTensors;
+      const c = await compareImage(layers, graph, path.join(SHARED, 'images', 'tfjsex_cat.jpg'), { method: 'gradcam' });
+      assert.strictEqual(tf.memory().numTensors, before);
+      assert.strictEqual(c.a.predictions[0].label, c.b.predictions[0].label, 'both formats agree on the top-1');
+      assert.strictEqual(c.top1Differs, false);
+      assert.deepStrictEqual([c.width, c.height], [7, 7]);
+      // Measured 0.81 (Egyptian cat): two trainings of one architecture look at the same cat.
+      assert.ok(c.correlation > 0.6, `correlation ${c.correlation}`);
     });
   });
 });

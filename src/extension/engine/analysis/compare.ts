@@ -163,6 +163,12 @@ export interface ClassPair {
 
 /** Model B's output for a label of model A, by name; throws UNKNOWN_CLASS naming the models where B lacks it. */
 function outputByLabel(a: LoadedModel, b: LoadedModel, label: string): number {
+  for (const [which, m] of [['A', a], ['B', b]] as const) {
+    if (!m.metadata.labels.length) {
+      throw new CamLensError('UNKNOWN_CLASS', `${side(which, m)} has no class labels, and the two models' classes differ (${numClasses(a)} and ${numClasses(b)}), so class "${label}" cannot be matched by name`,
+        'give the model its labels (cam-lens.json "labels" or a labels.txt next to it)');
+    }
+  }
   const i = makeClassMatcher(b.metadata.labels)(label);
   if (i < 0) {
     const lb = labelsOf(b);
