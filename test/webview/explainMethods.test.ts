@@ -29,6 +29,10 @@ const CAM_OPTIONS: MethodParam[] = [
 /** The fixture's CAM methods plus pixel saliency, as a host with the new engine sends them. */
 const FAMILY: MethodInfo[] = [
   ...METHODS.map((m): MethodInfo => ({ ...m, group: 'cam', usesLayer: true, params: [...CAM_OPTIONS] })),
+  {
+    id: 'ablationcam', label: 'Ablation-CAM', needsGradients: false, classIndependent: false, available: true, group: 'cam', usesLayer: true,
+    params: [{ id: 'channels', label: 'Channels scored', kind: 'number', default: 32, min: 0, max: 4096, step: 1, description: 'budget' }, ...CAM_OPTIONS],
+  },
   { id: 'gradient', label: 'Vanilla gradient', needsGradients: true, classIndependent: false, available: true, group: 'pixel', usesLayer: false, params: [] },
   {
     id: 'smoothgrad', label: 'SmoothGrad', needsGradients: true, classIndependent: false, available: true, group: 'pixel', usesLayer: false,
@@ -129,7 +133,7 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     assert.deepEqual(labels, ['Class activation maps', 'Pixel saliency']);
     assert.deepEqual(await p.page.$$eval('#method-family input', (is) => is.map((i) => i.getAttribute('aria-label'))), labels, 'the full names, whatever the width');
     assert.equal(await p.page.getAttribute('#method-family', 'role'), 'radiogroup');
-    assert.deepEqual((await options(p, 'method')).map((o) => o.value), METHODS.map((m) => m.id), 'CAM methods only, in the registry order');
+    assert.deepEqual((await options(p, 'method')).map((o) => o.value), [...METHODS.map((m) => m.id), 'ablationcam'], 'CAM methods only, in the registry order');
     assert.equal(await p.page.getAttribute('#method', 'aria-label'), 'Method (class activation maps)');
 
     // Keyboard: Tab reaches the checked radio; the arrow key moves to "Pixel saliency", which switches the list.
@@ -400,6 +404,26 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
       assert.ok(seen.has(id), `#${id} is reachable with Tab (reached: ${[...seen].join(', ')})`);
     }
     await screenshot(p.page, 'explain-panel-cam-options.png');
+  });
+
+  it('counts a long method\'s progress in its own unit with Cancel, and offers "Score all" for Ablation-CAM\'s budget', async () => {
+    const { p, first } = await initialised(hostState({ method: 'smoothgrad' }));
+    await p.send({ type: 'cam/didProgress', requestId: first.requestId, done: 5, total: 25 });
+    await p.page.waitForSelector('#cancel-cam:not([hidden])');
+    assert.match(await p.page.textContent('#progress .progress-text') ?? '', /^SmoothGrad: 5 \/ 25 noisy copies/);
+    await p.page.click('#cancel-cam');
+    assert.equal((await p.waitForSent('cam/cancel')).requestId, first.requestId);
+    await p.page.click('#method-family label:has-text("Class activation maps")');
+    await p.page.click('#method');
+    await p.page.click('#method li.option:has-text("Ablation-CAM")');
+    const m = await p.waitForSent('cam/compute', 3);
+    const reply = didCompute(m.requestId as number, 1, undefined, 'ablationcam') as Extract<ExplainHostMessage, { type: 'cam/didCompute' }>;
+    await p.send({ ...reply, details: { note: 'top 32 of 256 channels by mean activation', channels: { scored: 32, usable: 250, total: 256, by: 'mean', ms: 900, allMs: 7000 } } });
+    await p.page.waitForSelector('#scorecam-full:not([hidden])');
+    assert.match(await p.page.textContent('#score-all') ?? '', /^Score all 250 channels/);
+    await p.page.click('#score-all');
+    const all = await p.waitForSent('cam/compute', 4);
+    assert.deepEqual([all.method, all.allChannels], ['ablationcam', true]);
   });
 
   it('shows every map\'s time: the caption, the phases, and each method\'s last time in the picker', async () => {

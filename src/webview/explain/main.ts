@@ -188,7 +188,7 @@ let progressClock: { id: number; t0: number; done0: number } | undefined;
 function compute(opts: { allChannels?: boolean } = {}): void {
   if (!session || !state) return;
   const requestId = requests.issue('cam');
-  const allChannels = opts.allChannels === true && state.method === 'scorecam';
+  const allChannels = opts.allChannels === true && hasChannelBudget(state.method);
   camRequest = { id: requestId, allChannels };
   progressClock = undefined;
   const info = methodInfo(state.method);
@@ -326,6 +326,18 @@ function fillMethods(methods: readonly MethodInfo[], s: ExplainViewState): void 
     }),
     s.method,
   );
+}
+
+/** What a method's progress counts, where it says (cam/didProgress: done / total). */
+const PROGRESS_UNITS: Record<string, string> = { scorecam: ' channels', ablationcam: ' channels', smoothgrad: ' noisy copies', integratedgradients: ' path steps' };
+
+/**
+ * The method scores channels within a budget (Score-CAM, Ablation-CAM: a `channels` option): its map can offer
+ * "Score all N channels".
+ */
+function hasChannelBudget(id: string): boolean {
+  const m = methodInfo(id);
+  return m?.params ? m.params.some((p) => p.id === 'channels') : id === 'scorecam';
 }
 
 /** Puts a method's last time on its entry of the picker now (the select re-reads an option's description). */
@@ -683,7 +695,7 @@ function formatTimings(t: Record<string, number>): string {
  * before it starts.
  */
 function renderScoreAll(m: CamResult | undefined): void {
-  const c = m?.method === 'scorecam' ? m.details?.channels : undefined;
+  const c = m && hasChannelBudget(m.method) ? m.details?.channels : undefined;
   const offer = c !== undefined && c.scored < c.usable;
   ui.scoreAllRow.hidden = !offer;
   if (!offer || !c) {
@@ -703,7 +715,10 @@ function onProgress(m: Extract<ExplainHostMessage, { type: 'cam/didProgress' }>)
   if (progressClock?.id !== m.requestId) progressClock = { id: m.requestId, t0: now, done0: m.done };
   const c = progressClock;
   const left = m.done > c.done0 && m.done < m.total ? ` · about ${formatDuration(((now - c.t0) / (m.done - c.done0)) * (m.total - m.done))} left` : '';
-  const unit = state.method === 'scorecam' ? ' channels' : '';
+  // Several layers or augmentation smoothing run the method several times: the count is then of passes.
+  const info = methodInfo(state.method);
+  const repeated = methodGroup(info) === 'cam' && ((state.layers?.length ?? 0) >= 2 || state.camOptions?.augSmooth === true);
+  const unit = repeated ? '' : PROGRESS_UNITS[state.method] ?? '';
   setProgress(ui.progress, true, `${methodLabel(state.method)}: ${m.done} / ${m.total}${unit}${left}`, m.done, m.total);
   // A method that reports progress runs long enough to want a way out.
   ui.cancelCam.hidden = false;
@@ -927,7 +942,7 @@ ui.overlayToggle.addEventListener('change', () => {
 });
 
 ui.scoreAll.addEventListener('click', () => {
-  if (ui.scoreAll.disabled || !state || state.method !== 'scorecam') return;
+  if (ui.scoreAll.disabled || !state || !hasChannelBudget(state.method)) return;
   ui.notice.textContent = '';
   compute({ allChannels: true });
 });
