@@ -19,6 +19,7 @@
 import * as path from 'path';
 import { Worker, type ResourceLimits } from 'worker_threads';
 import type { ErrorPayload } from '../shared/protocol';
+import type { StrategiesReport } from './engine/analysis/types';
 import {
   createCancelBoard,
   isWorkerToHost,
@@ -33,6 +34,7 @@ import {
   type CompareImageParams,
   type CompareRunParams,
   type CompareRunResult,
+  type StrategiesParams,
   type ComputationLog,
   type DescribeResult,
   type EventOf,
@@ -250,6 +252,16 @@ export class EngineClient {
    */
   compareRun(params: CompareRunParams, call: CallOptionsOf<'compare/run'> = {}): Promise<CompareRunResult> {
     return this.request('compare/run', params, { ...call, onEvent: call.onEvent as ((e: unknown) => void) | undefined, waitForCancelledReply: call.waitForCancelledReply ?? true });
+  }
+
+  /**
+   * Model strategies over a dataset in the worker's scan lane (engine/analysis/strategies.ts): `onEvent` gets the
+   * progress; the promise resolves with the report. Aborting `signal` stops it and still resolves, with
+   * `cancelled: true` and the classes clustered from the maps computed so far. The worker caches the maps: the
+   * same request with another `clusters` computes none again.
+   */
+  strategies(params: StrategiesParams, call: CallOptionsOf<'strategies/run'> = {}): Promise<StrategiesReport> {
+    return this.request('strategies/run', params, { ...call, onEvent: call.onEvent as ((e: unknown) => void) | undefined, waitForCancelledReply: call.waitForCancelledReply ?? true });
   }
 
   /**

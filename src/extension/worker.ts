@@ -52,6 +52,8 @@ import { classThreshold, isFlagged, rankOrder, score } from './engine/scan/ranki
 import type { MetadataOverrides } from './engine/metadata';
 import { ImageSession } from './engine/session';
 import { compareDataset, compareSessions, type SampleComparison } from './engine/analysis/compare';
+import { analyseStrategies } from './engine/analysis/strategies';
+import { MapCache } from './engine/analysis/maps';
 import type { CompareRow } from '../shared/compareProtocol';
 import {
   type ImageDescription,
@@ -752,6 +754,42 @@ async function compareRunJob(req: RequestOf<'compare/run'>, ctx: JobContext): Pr
   }
 }
 
+/**
+ * The strategies view's maps, one cache for the worker's life (cache policy here, with the others): another k,
+ * class filter or seed computes no map again. About 7 KB a map on the default 32 x 32 grid; the oldest go first.
+ */
+const strategyMaps = new MapCache(50_000);
+
+/** Model strategies over a dataset, in the scan lane: its model pinned, no cached session touched. */
+async function strategiesJob(req: RequestOf<'strategies/run'>, ctx: JobContext): Promise<ResultOf<'strategies/run'>> {
+  const { entry } = await getModel(req.model);
+  pinModel(entry);
+  try {
+    const model = entry.model;
+    Object.assign(ctx.log, { model: model.path, image: path.resolve(req.data), method: req.method ?? 'gradcam', layer: req.layer });
+    const dataset = readDataset(path.resolve(req.data), model.metadata.labels, req.labelsFile ? path.resolve(req.labelsFile) : undefined);
+    const { id: _id, type: _type, model: _model, data: _data, labelsFile: _labelsFile, preprocess, maxPixels, ...settings } = req;
+    let last = 0;
+    const report = await analyseStrategies(model, dataset, settings, {
+      cache: strategyMaps,
+      signal: ctx.signal,
+      preprocess,
+      maxPixels,
+      onProgress: (p) => {
+        ctx.checkBoard();
+        const now = performance.now();
+        if (now - last < SCAN_EVENT_INTERVAL_MS && p.done < p.total) return;
+        last = now;
+        ctx.event({ kind: 'progress', ...p });
+      },
+    });
+    ctx.log.layer = report.layer;
+    return report;
+  } finally {
+    unpinModel(entry);
+  }
+}
+
 type Handler<T extends RequestType> = (req: RequestOf<T>, ctx: JobContext) => Promise<ResultOf<T>>;
 
 const handlers: { [T in RequestType]: Handler<T> } = {
@@ -910,6 +948,8 @@ const handlers: { [T in RequestType]: Handler<T> } = {
 
   'compare/run': compareRunJob,
 
+  'strategies/run': strategiesJob,
+
   async 'scan/reviewed'(req) {
     const root = path.resolve(req.root);
     if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new CamLensError('FILE_NOT_FOUND', `dataset folder not found: ${root}`);
@@ -1009,7 +1049,7 @@ let scanning: Promise<void> | undefined;
 let activeScan: Job | undefined;
 
 /** Requests that run in the scan lane rather than the main queue. */
-const inScanLane = (req: WorkerRequest) => req.type === 'scan/run' || req.type === 'compare/run';
+const inScanLane = (req: WorkerRequest) => req.type === 'scan/run' || req.type === 'compare/run' || req.type === 'strategies/run';
 
 function post(msg: WorkerToHost, transfer: ArrayBuffer[] = []): void {
   if (!parentPort) return;

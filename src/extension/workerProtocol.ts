@@ -53,6 +53,7 @@ import type { ComparePayload, CompareRow } from '../shared/compareProtocol';
 import type { BackendChoice } from './engine/backend';
 import type { OnnxRuntimeChoice } from './engine/formats/onnx/ortRuntime';
 import type { ScanReport } from './engine/scan/report';
+import type { StrategiesProgress, StrategiesReport, StrategiesRequest } from './engine/analysis/types';
 
 export type { ScanReport };
 
@@ -255,6 +256,21 @@ export interface CompareRunParams {
   eventIntervalMs?: number;
 }
 
+/**
+ * A dataset map analysis ("Model Strategies", engine/analysis/strategies.ts) in the scan lane: the engine's request
+ * with the model as a ModelRef, the dataset as the scan reads it. Maps are cached in the worker (one MapCache), so
+ * the same request with another `clusters`, class filter or seed computes no map again.
+ */
+export type StrategiesParams = Omit<StrategiesRequest, 'model'> & {
+  model: ModelRef;
+  labelsFile?: string;
+  preprocess?: PreprocessId;
+  maxPixels?: number;
+};
+
+/** A strategies run's streamed event: its progress (maps, then clustering, then the blur interventions). */
+export type StrategiesEvent = { kind: 'progress' } & StrategiesProgress;
+
 // ---------------------------------------------------------------------------------------------------------
 // Results
 
@@ -441,6 +457,8 @@ export interface RequestMap {
   'compare/image': { params: CompareImageParams; result: ComparePayload };
   /** Two models over a dataset in the scan lane: streams CompareEvents, replies with the ranked rows (cancel keeps them). */
   'compare/run': { params: CompareRunParams; result: CompareRunResult };
+  /** Model strategies over a dataset in the scan lane: streams StrategiesEvents, replies with the report (cancel keeps what was computed). */
+  'strategies/run': { params: StrategiesParams; result: StrategiesReport };
   /**
    * No panel shows this model file any more (any overrides): the worker frees it once it has gone unused for
    * WorkerOptions.modelIdleMs. A request for it before then keeps it. Replies how many cached models it marked.
@@ -460,6 +478,7 @@ export type ResultOf<T extends RequestType> = RequestMap[T]['result'];
 export interface EventMap {
   'scan/run': ScanEvent;
   'compare/run': CompareEvent;
+  'strategies/run': StrategiesEvent;
 }
 export type EventOf<T extends RequestType> = T extends keyof EventMap ? EventMap[T] : never;
 
@@ -595,6 +614,15 @@ export function requestProblem(m: unknown): string | undefined {
       return isModelRef(m.modelA) && isModelRef(m.modelB) && isStr(m.data) && optStr(m.labelsFile) && isStr(m.method) && optStr(m.classLabel) &&
         optStr(m.layerA) && optStr(m.layerB) && optPosInt(m.maxPixels) && optNat(m.eventIntervalMs)
         ? undefined : 'compare/run needs modelA, modelB, data, method and optional labelsFile, classLabel, layerA, layerB, maxPixels, eventIntervalMs';
+    case 'strategies/run':
+      return isModelRef(m.model) && isStr(m.data) && optStr(m.labelsFile) && optStr(m.method) && optStr(m.layer) && optStr(m.boxes) &&
+        (m.clusters === undefined || m.clusters === 'auto' || optPosInt(m.clusters)) &&
+        (m.classes === undefined || (Array.isArray(m.classes) && m.classes.length <= 100_000 && m.classes.every((c) => isStr(c) || (c !== undefined && optNat(c))))) &&
+        (m.groupBy === undefined || m.groupBy === 'given' || m.groupBy === 'predicted') && (m.explain === undefined || m.explain === 'group' || m.explain === 'predicted') &&
+        (m.methodOptions === undefined || isObj(m.methodOptions)) && optPosInt(m.maxClusters) && optPosInt(m.mapSize) && optPosInt(m.neighbours) &&
+        (m.seed === undefined || Number.isSafeInteger(m.seed)) && (m.intervention === undefined || typeof m.intervention === 'boolean') && optNat(m.nearest) &&
+        (m.preprocess === undefined || isPreprocess(m.preprocess)) && optPosInt(m.maxPixels)
+        ? undefined : "strategies/run needs model, data and optional labelsFile, classes, groupBy, explain, method, layer, methodOptions, clusters ('auto' or >= 1), maxClusters, mapSize, neighbours, seed, boxes, intervention, nearest, preprocess, maxPixels";
     case 'model/release':
       return isModelRef(m.model) ? undefined : 'model/release needs model: { path }';
     case 'debug/memory':
