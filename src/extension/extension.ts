@@ -13,6 +13,7 @@ import { registerShowCam } from './commands/showCam';
 import { registerInspectModel } from './commands/inspectModel';
 import { registerSelectModel } from './commands/selectModel';
 import { registerFindMislabeled } from './commands/findMislabeled';
+import { registerShowStrategies } from './commands/showStrategies';
 import { registerCompareModels } from './commands/compareModels';
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -44,6 +45,7 @@ export function activate(context: vscode.ExtensionContext): void {
     registerInspectModel(inspector),
     registerSelectModel(models),
     registerFindMislabeled(services),
+    registerShowStrategies(services),
     registerCompareModels(services),
     vscode.window.registerWebviewPanelSerializer(EXPLAIN_VIEW_TYPE, explain),
     models.onDidChange((e) => explain.followModel(e.previous, e.current)),

@@ -501,6 +501,8 @@ export type TriageWebviewMessage =
   | { type: 'report/save'; requestId: number; format: 'csv' | 'json' }
   /** A PNG of a sample the webview cannot show itself (TriageRow.rendered), at most `maxSize` pixels on a side. */
   | { type: 'sample/render'; requestId: number; path: string; maxSize: number }
+  /** Opens the strategies panel (`camLens.showStrategies`) for this dataset and model; a notification, not answered. */
+  | { type: 'strategies/show' }
   | { type: 'state/didChange'; state: TriageViewState };
 
 /**
@@ -661,6 +663,7 @@ export function isTriageWebviewMessage(x: unknown): x is TriageWebviewMessage {
     case 'panel/ready':
     case 'scan/cancel':
     case 'scan/rescan':
+    case 'strategies/show':
       return true;
     case 'cam/pair':
     case 'sample/open':

@@ -130,11 +130,13 @@ export function isClusterCount(x: unknown): x is StrategyClusterCount {
 }
 
 /**
- * When a hint counts as suspicious, for the card's warning mark. The numbers only: the rules are the engine's.
- * A corner holding half of the heat, a border band holding half of it, most heat outside the object box, or a
- * blur of the hot region costing at least 3 times the control's (the acceptance bar of issue #14).
+ * When a cluster looks like a shortcut, for the card's warning mark. The numbers only: the rules are the engine's.
+ * Where the heat sits decides: a corner holding half of it, the border band holding half of it, or most of it
+ * outside the object box. The blur intervention then says how much the class rests on that region (a drop at
+ * least 3 times the control's, the acceptance bar of issue #14), so it is listed with them; alone it proves
+ * nothing (blurring the object itself drops the probability too: that is the model looking at the right thing).
  */
-export const HINT_THRESHOLDS = { border: 0.5, corner: 0.5, outsideBox: 0.6, interventionRatio: 3 } as const;
+export const HINT_THRESHOLDS = { border: 0.5, corner: 0.5, outsideBox: 0.6, interventionRatio: 3, interventionDrop: 0.05 } as const;
 
 export type HintId = 'border' | 'corner' | 'outsideBox' | 'intervention';
 
@@ -143,8 +145,7 @@ export function suspiciousHints(h: StrategyHints): HintId[] {
   if (h.border.share >= HINT_THRESHOLDS.border) out.push('border');
   if (h.corner.share >= HINT_THRESHOLDS.corner) out.push('corner');
   if (h.outsideBox && h.outsideBox.images > 0 && h.outsideBox.share >= HINT_THRESHOLDS.outsideBox) out.push('outsideBox');
-  if (h.intervention && h.intervention.images > 0 && h.intervention.ratio >= HINT_THRESHOLDS.interventionRatio && h.intervention.hotDrop > 0.05) {
-    out.push('intervention');
-  }
+  const i = h.intervention;
+  if (out.length && i && i.images > 0 && i.ratio >= HINT_THRESHOLDS.interventionRatio && i.hotDrop >= HINT_THRESHOLDS.interventionDrop) out.push('intervention');
   return out;
 }

@@ -35,9 +35,9 @@ function report(): StrategiesReport {
     clusterChoice: { by: 'eigengap', k: 2, eigenvalues: [0, 0.01, 0.6], eigengap: 0.59, neighbours: 2 },
     clusters: [
       { id: 0, size: 2, fraction: 2 / 3, averageMap: map(0.5), members: [0, 1], nearest: [{ path: '/data/shapes/star/a.png', relPath: 'star/a.png', distance: 0.1 }, { path: '/data/shapes/star/b.dcm', relPath: 'star/b.dcm', distance: 0.2 }],
-        distances: [{ cluster: 1, distance: 1.2 }], nearestOther: 1, hints: hints(0.1, 0.02) },
+        distances: [{ cluster: 1, distance: 1.2 }], nearestOther: 1.2, hints: hints(0.1, 0.02) },
       { id: 1, size: 1, fraction: 1 / 3, averageMap: map(0.9), members: [2], nearest: [{ path: '/data/shapes/star/c.png', relPath: 'star/c.png', distance: 0.05 }],
-        distances: [{ cluster: 0, distance: 1.2 }], nearestOther: 0, hints: hints(0.7, 0.5) },
+        distances: [{ cluster: 0, distance: 1.2 }], nearestOther: 1.2, hints: hints(0.7, 0.5) },
     ],
     members,
     hints: hints(0.3),
@@ -68,7 +68,7 @@ describe('strategies panel host: report to view, member lookup, message guards',
     assert.ok(!('hotRegion' in (c.clusters[1].hints.intervention ?? {})), 'regions in model pixels are not drawn');
     assert.equal(c.clusters[1].hints.intervention?.ratio, 10);
     assert.deepEqual(c.clusters[1].distances, [{ cluster: 0, distance: 1.2 }]);
-    assert.equal(c.clusters[1].nearestOther, 0);
+    assert.equal(c.clusters[1].nearestOther, 0, 'the nearest other cluster by id (the report gives its distance)');
     assert.equal(v.failures.length, MAX_VIEW_FAILURES, 'the failure list is capped');
     assert.equal(v.counts.failed, 250, 'the count is not');
     assert.ok(!JSON.stringify(v.failures).includes('/data/shapes/'), 'failures are named by relative path');
@@ -81,10 +81,14 @@ describe('strategies panel host: report to view, member lookup, message guards',
     assert.equal(memberFile(r, 1, '../../etc/passwd'), undefined, 'a made-up path');
   });
 
-  it('marks the watermark cluster suspicious by its numbers, not the shape cluster', () => {
+  it('marks a cluster whose heat sits in a corner, the border or outside the box, with the blur drop that confirms it; not a blur drop alone', () => {
     const r = report();
     assert.deepEqual(suspiciousHints(toStrategiesView(r, () => '').classes[0].clusters[1].hints), ['corner', 'intervention']);
     assert.deepEqual(suspiciousHints(toStrategiesView(r, () => '').classes[0].clusters[0].hints), []);
+    // A large blur drop alone is the model resting on its hot region, wherever that is: no shortcut by itself.
+    assert.deepEqual(suspiciousHints(hints(0.1, 0.8)), []);
+    assert.deepEqual(suspiciousHints({ ...hints(0.1, 0.8), border: { share: 0.55, uniform: 0.19, rule: '' } }), ['border', 'intervention']);
+    assert.deepEqual(suspiciousHints({ ...hints(0.6), outsideBox: { share: 0.9, uniform: 0.8, images: 0, rule: '' } }), ['corner'], 'no box, no box hint');
   });
 
   it('accepts the webview\'s messages and refuses malformed ones', () => {

@@ -30,6 +30,13 @@ function hints(h: ShortcutHints): StrategyHints {
   return out;
 }
 
+/** The other cluster nearest this one, by id (the report's `nearestOther` holds that distance). */
+function nearestOf(distances: readonly { cluster: number; distance: number }[]): { nearestOther?: number } {
+  let best: { cluster: number; distance: number } | undefined;
+  for (const d of distances) if (!best || d.distance < best.distance) best = d;
+  return best ? { nearestOther: best.cluster } : {};
+}
+
 function classView(c: ClassStrategies, uriOf: (file: string) => string): StrategyClassView {
   const byRel = new Map<string, StrategyMember>();
   for (const m of c.members) byRel.set(m.relPath, m);
@@ -63,7 +70,7 @@ function classView(c: ClassStrategies, uriOf: (file: string) => string): Strateg
       averageMap: k.averageMap,
       nearest: k.nearest.map(member),
       distances: k.distances.map((d) => ({ cluster: d.cluster, distance: d.distance })),
-      ...(k.nearestOther !== undefined ? { nearestOther: k.nearestOther } : {}),
+      ...nearestOf(k.distances),
       hints: hints(k.hints),
     })),
     hints: hints(c.hints),

@@ -220,6 +220,10 @@ class TriagePanel {
       case 'scan/rescan':
         this.startScan();
         return;
+      case 'strategies/show':
+        // The strategies panel of the same dataset, with the model this panel scans with.
+        await vscode.commands.executeCommand('camLens.showStrategies', vscode.Uri.file(this.source), { model: this.modelPath });
+        return;
       case 'output/select':
         // Another output of the model: other classes, so another scan (answered by its notifications).
         if (m.output === this.state.output) return;

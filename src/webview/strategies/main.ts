@@ -188,9 +188,15 @@ function hintValue(id: HintId, hints: StrategyHints): { text: string; rule: stri
     case 'intervention': {
       const i = hints.intervention;
       if (!i || i.images === 0) return undefined;
-      return { text: `${i.hotDrop.toFixed(2)} vs ${i.controlDrop.toFixed(2)} (${i.ratio.toFixed(1)}×)`, rule: `${i.rule} Mean probability before blurring: ${i.baseline.toFixed(2)}.` };
+      return { text: `${drop(i.hotDrop)} vs ${drop(i.controlDrop)} (${drop(i.ratio, 1)}×)`, rule: `${i.rule} Mean probability before blurring: ${i.baseline.toFixed(2)}.` };
     }
   }
+}
+
+/** A probability drop or ratio: fixed digits, and no "-0.00" for a rounding-size negative. */
+function drop(v: number, digits = 2): string {
+  const t = v.toFixed(digits);
+  return Number(t) === 0 ? (0).toFixed(digits) : t;
 }
 
 /** The hints as a list of numbers, each with its rule as tooltip (and, for screen readers, in its label). */

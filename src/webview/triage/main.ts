@@ -68,6 +68,7 @@ const ui = {
   saveCsv: byId<Button>('save-csv'),
   saveJson: byId<Button>('save-json'),
   rescan: byId<Button>('rescan'),
+  showStrategies: byId<Button>('show-strategies'),
   outputField: byId('output-field'),
   output: byId<SingleSelect>('output'),
   givenFilter: byId<SingleSelect>('given-filter'),
@@ -273,6 +274,7 @@ function renderPhase(): void {
   ui.rows.setAttribute('aria-busy', String(busy));
   ui.cancel.disabled = phase !== 'scanning';
   ui.rescan.disabled = busy || !init;
+  ui.showStrategies.disabled = !init;
   ui.saveCsv.disabled = phase !== 'finished';
   ui.saveJson.disabled = phase !== 'finished';
   if (!busy) setProgress(ui.progress, false);
@@ -733,6 +735,10 @@ ui.rescan.addEventListener('click', () => {
   if (ui.rescan.disabled) return;
   ui.notice.textContent = '';
   post({ type: 'scan/rescan' });
+});
+
+ui.showStrategies.addEventListener('click', () => {
+  if (!ui.showStrategies.disabled) post({ type: 'strategies/show' });
 });
 
 ui.saveCsv.addEventListener('click', () => {
