@@ -17,6 +17,7 @@ import {
   isCompareViewState,
   isCompareWebviewMessage,
   type CompareHostMessage,
+  type CompareRow,
   type CompareViewState,
   type CompareWebviewMessage,
 } from '../../shared/compareProtocol';
@@ -89,7 +90,9 @@ class ComparePanel {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly releases: (() => void)[];
   private state: CompareViewState;
-  private run?: { id: number; abort: AbortController };
+  private run?: { id: number; abort: AbortController; rows: CompareRow[]; done: number; total: number; failed: number };
+  /** The last finished folder run, sent again when the webview reloads (it is not kept while hidden). */
+  private finished?: Extract<CompareHostMessage, { type: 'folder/didFinish' }>;
   /** Folder mode: the dataset root the rows' paths are relative to (known once a run replied). */
   private root: string;
   private disposed = false;
@@ -152,7 +155,16 @@ class ComparePanel {
         classes: a.info.labels.filter((l) => inB.has(l.toLowerCase())),
         state: this.state,
       });
-      if (this.state.mode === 'folder') void this.runFolder();
+      if (this.state.mode !== 'folder') return;
+      // A reloaded webview (hidden and shown again) gets the run in progress or the last result, not a new run.
+      const run = this.run;
+      if (run) {
+        this.post({ type: 'folder/didStart', runId: run.id, total: run.total });
+        this.post({ type: 'folder/didProgress', runId: run.id, done: run.done, total: run.total, failed: run.failed, rows: run.rows });
+      } else if (this.finished) {
+        this.post({ type: 'folder/didStart', runId: this.finished.runId, total: this.finished.rows.length });
+        this.post(this.finished);
+      } else void this.runFolder();
     } catch (e) {
       this.s.log.error('compare', e);
       this.post({ type: 'panel/didFail', error: toPayload(e) });
@@ -187,7 +199,8 @@ class ComparePanel {
     this.run?.abort.abort();
     const id = ++runSeq;
     const abort = new AbortController();
-    this.run = { id, abort };
+    const run = { id, abort, rows: [] as CompareRow[], done: 0, total: 0, failed: 0 };
+    this.run = run;
     this.post({ type: 'folder/didStart', runId: id, total: 0 });
     const isFile = /\.(csv|json)$/i.test(this.state.source);
     let r: CompareRunResult;
@@ -198,7 +211,11 @@ class ComparePanel {
         ...(isFile ? { labelsFile: this.state.source } : {}),
       }, {
         signal: abort.signal,
-        onEvent: (e) => this.post({ type: 'folder/didProgress', runId: id, done: e.done, total: e.total, failed: e.failed, rows: e.rows }),
+        onEvent: (e) => {
+          run.rows.push(...e.rows);
+          Object.assign(run, { done: e.done, total: e.total, failed: e.failed });
+          this.post({ type: 'folder/didProgress', runId: id, done: e.done, total: e.total, failed: e.failed, rows: e.rows });
+        },
       });
     } catch (e) {
       if (!isCancellation(e)) this.s.log.error('compare', e);
@@ -208,7 +225,8 @@ class ComparePanel {
       if (this.run?.id === id) this.run = undefined;
     }
     this.root = r.root;
-    this.post({ type: 'folder/didFinish', runId: id, rows: r.rows, failed: r.failures.length, cancelled: r.cancelled, seconds: r.seconds });
+    this.finished = { type: 'folder/didFinish', runId: id, rows: r.rows, failed: r.failures.length, cancelled: r.cancelled, seconds: r.seconds };
+    this.post(this.finished);
   }
 
   dispose(): void {
