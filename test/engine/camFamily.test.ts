@@ -94,7 +94,7 @@ describe('Ablation-CAM', () => {
       for (const c of [0, 2]) {
         const ctx: CamContext = { activation, classIndex: c, scoreActivations: (a) => session.scoreActivations(op, a, c), options: { channels: 'all', batchSize: 3 } };
         const w = await ablationCamWeights(ctx);
-        const expected = ablated.map((l) => (full[c] - l[c]) / full[c]);
+        const expected = ablated.map((l) => (full[c] - l[c]) / Math.abs(full[c]));
         assertClose(w, expected, 1e-4, `weights class ${c}`);
         // The map: ReLU(sum_k w_k A_k), normalised.
         const a = await activation.data();

@@ -7,13 +7,16 @@
  *
  *   y_c      class score (logit) of the image
  *   y_c^k    class score with A^k := 0 at the target layer (the layers before it are not run again)
- *   w_k      = (y_c - y_c^k) / y_c
+ *   w_k      = (y_c - y_c^k) / |y_c|
  *   L        = ReLU( sum_k w_k A^k )                         at the target layer's resolution
  *
- * As pytorch-grad-cam's AblationCAM: the score is the class logit (its ClassifierOutputTarget on a PyTorch
- * classifier's raw outputs), divided by the unablated score as is, so a negative y_c flips the map (the
- * paper assumes a positive score). Where y_c is exactly 0 the drop y_c - y_c^k is taken undivided (the
- * normalised map is the same as for any positive divisor) and the details say so.
+ * As pytorch-grad-cam's AblationCAM, the score is the class logit (its ClassifierOutputTarget on a PyTorch
+ * classifier's raw outputs). It divides by y_c itself, which for a negative logit (a class the model does not
+ * predict; the paper assumes a positive score) turns every drop into a gain and inverts the map, and which
+ * makes the two classes of a binary classifier (logits -z and z) give the same map. We divide by |y_c|: the same
+ * weights wherever y_c > 0, and a channel whose removal lowers the class's score always counts for it. Where
+ * y_c is exactly 0 the drop is taken undivided (the normalised map is the same for any positive divisor) and
+ * the details say so.
  *
  * Batched like Score-CAM (scorecam.ts): `batchSize` ablated copies of the activation per partial forward pass
  * (default 8), progress per batch, the AbortSignal checked before each batch. Channel budget as Score-CAM:
@@ -151,7 +154,7 @@ export async function ablationCamWeights(ctx: CamContext): Promise<Float32Array>
     channels: { scored: channels.length, usable, total: k, by, ms, allMs: channels.length > 0 ? (ms / (channels.length + 1)) * (usable + 1) : 0 },
   };
   const weights = new Float32Array(k);
-  const d = y === 0 ? 1 : y;
+  const d = y === 0 ? 1 : Math.abs(y);
   channels.forEach((c, j) => (weights[c] = (y - ablated[j]) / d));
   return weights;
 }
