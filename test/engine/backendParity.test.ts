@@ -31,7 +31,8 @@ import { flatRegionsImage, parityModels } from '../helpers/parityModels';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const R_MIN = 0.9999;
-const GRADIENT_METHODS = METHODS.filter((m) => m.needsGradients).map((m) => m.id);
+// The layer-based gradient methods (pixel saliency's wasm/cpu agreement: test/engine/saliency.test.ts, golden on both).
+const GRADIENT_METHODS = METHODS.filter((m) => m.needsGradients && m.group !== 'pixel').map((m) => m.id);
 
 /** Pearson r of two maps; two constant maps count as 1 when equal and 0 when not, one constant map as 0. */
 function mapAgreement(a: Float32Array, b: Float32Array): number {

@@ -403,9 +403,12 @@ describe('classifier outputs: several heads and binary (single-sigmoid) classifi
         for (const method of METHODS) {
           const maps = [];
           for (const c of [0, 1]) {
-            const r = await s.explain({ method: method.id, classChoice: c, options: method.id === 'scorecam' ? { batchSize: 2 } : undefined });
+            const options = { scorecam: { batchSize: 2 }, smoothgrad: { samples: 4 }, integratedgradients: { steps: 8 } }[method.id];
+            const r = await s.explain({ method: method.id, classChoice: c, options });
             assert.strictEqual(r.target.index, c);
-            assert.ok(r.heatmap.values.every((v) => Number.isFinite(v) && v >= 0 && v <= 1), `${method.id} class ${c}`);
+            // Pixel saliency with a sign (gradient, SmoothGrad, Integrated Gradients) is in [-1, 1].
+            const lo = r.heatmap.signed ? -1 : 0;
+            assert.ok(r.heatmap.values.every((v) => Number.isFinite(v) && v >= lo && v <= 1), `${method.id} class ${c}`);
             maps.push(r.heatmap.values);
           }
           if (method.classIndependent) assertClose(maps[0], maps[1], 0, method.id);
