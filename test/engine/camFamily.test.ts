@@ -425,12 +425,14 @@ describe('CAM options: declared params and errors', () => {
     await initBackend('cpu');
   });
 
-  it('every CAM method offers augSmooth and eigenSmooth after its own params; Score-CAM and Ablation-CAM their budget', () => {
+  it('every CAM method offers augSmooth, and eigenSmooth where it applies, after its own params; Score-CAM and Ablation-CAM their budget', () => {
     for (const m of METHODS) {
       const ids = methodParams(m).map((p) => p.id);
-      if (m.group === 'cam') assert.deepStrictEqual(ids.slice(-2), ['augSmooth', 'eigenSmooth'], m.id);
-      else assert.ok(!ids.includes('augSmooth'), m.id);
+      if (m.group !== 'cam') assert.ok(!ids.includes('augSmooth') && !ids.includes('eigenSmooth'), m.id);
+      else if (m.weightedActivations) assert.deepStrictEqual(ids.slice(-2), ['augSmooth', 'eigenSmooth'], m.id);
+      else assert.deepStrictEqual(ids.slice(-1), ['augSmooth'], m.id);
     }
+    assert.deepStrictEqual(CAM_METHODS.filter((m) => !m.weightedActivations).map((m) => m.id), ['eigencam', 'eigengradcam']);
     assert.ok(CAM_OPTIONS.every((p) => p.common && p.kind === 'boolean' && p.default === false));
     for (const id of ['scorecam', 'ablationcam']) {
       const budget = METHODS.find((m) => m.id === id)?.params?.find((p) => p.id === 'channels');

@@ -30,7 +30,11 @@ export function getMethod(id: string): CamMethod {
   return m;
 }
 
-/** What the panel's Options area offers for a method: its own params, then for a 'cam' method CAM_OPTIONS. */
+/**
+ * What the panel's Options area offers for a method: its own params, then for a 'cam' method CAM_OPTIONS
+ * (eigenSmooth only where the method has weighted activations to smooth: not Eigen-CAM, Eigen-Grad-CAM).
+ */
 export function methodParams(m: CamMethod): MethodParam[] {
-  return [...(m.params ?? []), ...(m.group === 'cam' ? CAM_OPTIONS : [])];
+  const common = m.group === 'cam' ? CAM_OPTIONS.filter((p) => p.id !== 'eigenSmooth' || m.weightedActivations) : [];
+  return [...(m.params ?? []), ...common];
 }
