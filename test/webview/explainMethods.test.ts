@@ -105,6 +105,9 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     server.assets.set('/assets/cat_dog.png', await testImagePng());
     imageUri = `${server.origin}/assets/cat_dog.png`;
     host = await createPanelHost(await sharedBrowser(), server);
+    // A first load on a busy machine (browser start, bundle parse) can outlast waitForSent's 5 s: warm up here.
+    const warm = await host.open('explain');
+    await warm.page.waitForFunction(() => (window as unknown as { __fakeHost: { sent: unknown[] } }).__fakeHost.sent.length > 0, undefined, { timeout: 30000 });
   });
 
   after(async () => {

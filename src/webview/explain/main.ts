@@ -310,7 +310,8 @@ function fillMethods(methods: readonly MethodInfo[], s: ExplainViewState): void 
   ui.methodFamily.hidden = groups.size < 2;
   for (const input of Array.from(ui.methodFamily.querySelectorAll<HTMLInputElement>('input[name="method-family"]'))) {
     input.checked = input.value === group;
-    input.disabled = !groups.has(input.value as MethodGroup);
+    // A kind none of whose methods this model can run (no gradients for the pixel ones) cannot be chosen.
+    input.disabled = !methods.some((m) => m.available && methodGroup(m) === input.value);
   }
   ui.method.setAttribute('aria-label', groups.size < 2 ? 'Method' : `Method (${GROUP_LABELS[group].toLowerCase()})`);
   fillSelect(
@@ -853,7 +854,10 @@ ui.methodFamily.addEventListener('change', (e) => {
   if (group === methodGroup(methodInfo())) return;
   const inGroup = session.methods.filter((m) => methodGroup(m) === group && m.available);
   const next = inGroup.find((m) => m.id === lastOfGroup[group]) ?? inGroup[0];
-  if (!next) return;
+  if (!next) {
+    fillMethods(session.methods, state); // the radios show the kind in use again
+    return;
+  }
   state.method = next.id;
   lastOfGroup[group] = next.id;
   fillMethods(session.methods, state);
