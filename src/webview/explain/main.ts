@@ -612,9 +612,9 @@ function onCam(m: CamResult): void {
   ui.canvas.dataset.layer = m.layers?.join(',') ?? m.layer;
   // How the map is coloured (pixel saliency has its own): 'rgb', 'signed' or 'magnitude'.
   ui.canvas.dataset.coloring = m.heatmap.rgb ? 'rgb' : m.heatmap.signed ? 'signed' : 'magnitude';
-  // A class-independent map (Eigen-CAM) is not "for" the class the engine happened to resolve.
   lastTimes.set(m.method, totalMs(m.timingsMs));
   showLastTime(m.method);
+  // A class-independent map (Eigen-CAM) is not "for" the class the engine happened to resolve.
   showCaption(m);
   delete ui.status.dataset.pending;
   ui.backend.textContent = m.backend;
