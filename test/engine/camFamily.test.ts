@@ -460,17 +460,22 @@ describe('CAM options: declared params and errors', () => {
   });
 });
 
-describe('CAM options: contract table', () => {
+for (const backend of ['cpu', 'wasm'] as const) describe(`CAM methods and options: contract table (${backend})`, () => {
   let model: LoadedModel;
   let input: Float32Array;
   before(async () => {
-    await initBackend('cpu');
+    await initBackend(backend);
     model = await load(bnModel(), ['a', 'b', 'c', 'd', 'e']);
     input = Float32Array.from({ length: 16 * 16 * 3 }, (_, i) => ((i * 7919) % 255) / 255);
   });
-  after(() => model.dispose());
+  after(async () => {
+    model.dispose();
+    await initBackend('cpu');
+  });
 
   const cases: Array<{ name: string; layers?: string[]; options: Record<string, unknown>; side: number }> = [
+    // The new methods' defaults on wasm (cpu: methods.test.ts' table).
+    ...(backend === 'wasm' ? [{ name: 'defaults', options: {}, side: 8 }] : []),
     { name: 'eigenSmooth', options: { eigenSmooth: true }, side: 8 },
     { name: 'augSmooth', options: { augSmooth: true }, side: 16 },
     { name: 'layers r1+res', layers: ['r1', 'res'], options: {}, side: 16 },
@@ -479,7 +484,7 @@ describe('CAM options: contract table', () => {
   for (const m of CAM_METHODS) {
     for (const c of cases) {
       const runs = c.options.augSmooth ? 4 : 20;
-      it(`${m.id} with ${c.name}: shape, range [0,1], no NaN, input unchanged, no tensor growth over ${runs} runs`, async function () {
+      it(`${backend}: ${m.id} with ${c.name}: shape, range [0,1], no NaN, input unchanged, no tensor growth over ${runs} runs`, async function () {
         if (c.options.augSmooth) this.timeout(240000);
         const x = tf.tensor4d(input, [1, 16, 16, 3]);
         const before = tf.memory().numTensors;
