@@ -872,6 +872,40 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
       }, { needs: [T_WORKBENCH], onFail: failShot('triage') });
     }
 
+    if (fs.existsSync(path.join(shapes, 'circle'))) {
+      await test('ui: "Show Model Strategies" on samples/ draws per class the average map and the cluster cards with hints; a member opens in the explain panel', async () => {
+        await closeAllEditors(page);
+        // ws/shapes/ as the triage step made it (copied again where that step did not run).
+        for (const cls of fs.readdirSync(shapes).filter((d) => fs.statSync(path.join(shapes, d)).isDirectory())) {
+          fs.mkdirSync(path.join(ws, 'shapes', cls), { recursive: true });
+          for (const f of fs.readdirSync(path.join(shapes, cls)).filter((n) => n.endsWith('.png'))) {
+            if (!fs.existsSync(path.join(ws, 'shapes', cls, f))) fs.copyFileSync(path.join(shapes, cls, f), path.join(ws, 'shapes', cls, f));
+          }
+        }
+        const classes = fs.readdirSync(path.join(ws, 'shapes')).filter((d) => fs.statSync(path.join(ws, 'shapes', d)).isDirectory()).length;
+        await contextMenu(page, 'shapes', 'Show Model Strategies');
+        const { inner, host } = await webviewWith(page, '.class-section .cluster-card canvas.cluster-map[data-state="drawn"]', 180000);
+        await inner.locator('#progress[hidden]').waitFor({ state: 'attached', timeout: 30000 });
+        const sections = await inner.locator('.class-section').count();
+        const cards = await inner.locator('.cluster-card').count();
+        const canvases = await inner.locator('canvas.map-canvas').count();
+        const drawn = await inner.locator('canvas.map-canvas[data-state="drawn"]').count();
+        const hints = await inner.locator('.cluster-card .hint[data-hint="corner"]').count();
+        if (sections !== classes) throw new Error(`${sections} class sections for ${classes} class folders`);
+        if (cards < sections || hints !== cards) throw new Error(`${cards} cluster cards, ${hints} with a corner hint, for ${sections} classes`);
+        if (drawn !== canvases || canvases !== sections + cards) throw new Error(`${drawn} of ${canvases} map canvases drawn (${sections} classes, ${cards} cards)`);
+        const status = (await inner.locator('#run-status').innerText()).trim();
+        await shot(host, 'vscode-strategies.png');
+        // A member thumbnail opens the image in the explain panel.
+        const member = inner.locator('.cluster-card .member').first();
+        const rel = (await member.getAttribute('data-path')) ?? '';
+        await member.click();
+        const name = rel.split('/').pop();
+        await page.locator('.tabs-container .tab', { hasText: `CAM: ${name}` }).first().waitFor({ state: 'visible', timeout: 30000 });
+        return `${sections} classes, ${cards} cards; "${status}"; opened ${rel}`;
+      }, { needs: [T_WORKBENCH], onFail: failShot('strategies') });
+    }
+
     const T_INSPECT = `ui: "${MENU_LAYERS}" on model.json lists all ${expect.layers.length} layers of the model`;
     await test(T_INSPECT, async () => {
       await closeAllEditors(page);
