@@ -123,6 +123,15 @@ describe('cam-lens cam: pixel saliency methods', function () {
     assert.match(t.stdout, /^Gradient \(vanilla saliency\) for "\w+" \([\d.]+%\) at the input, .*16x16 map/);
   });
 
+  it('--metrics scores a signed map by its magnitude', () => {
+    const r = run(['cam', '--model', modelJson, '--image', image, '--method', 'integratedgradients', '--steps', '8', '--metrics', '--batch-size', '4', '--json', '-', '--backend', 'cpu']);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.strictEqual(j.details.batchSize, 4, '--batch-size sets the path batches too');
+    for (const k of ['deletionAuc', 'insertionAuc', 'averageDrop']) assert.ok(Number.isFinite(j.metrics.map[k]), k);
+    assert.ok(j.metrics.map.averageDrop >= 0 && j.metrics.map.averageDrop <= 100, `average drop ${j.metrics.map.averageDrop}`);
+  });
+
   it('usage errors exit 2 before any file is read', () => {
     const missing = path.join(dir, 'no-such-model', 'model.json');
     const cases: [string[], RegExp][] = [

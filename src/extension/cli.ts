@@ -47,7 +47,7 @@ import { DEFAULT_CANDIDATES, recommendLayer, type Recommendation } from './engin
 import { ScorePool, defaultWorkerCount } from './engine/scorePool';
 import { SCORECAM_DEFAULT_BATCH, SCORECAM_DEFAULT_CHANNELS, estimateScoreCamMs, planScoreCam } from './engine/cam/scorecam';
 import { CliProgress } from './cliProgress';
-import { PIXEL_BATCHED, PIXEL_OPTIONS, PIXEL_OPTION_NAMES, PIXEL_USAGE, pixelDetailsJson, pixelHeatmapJson, pixelMethodOptions } from './cliMethodOptions';
+import { PIXEL_BATCHED, PIXEL_OPTIONS, PIXEL_OPTION_NAMES, PIXEL_USAGE, metricsMap, pixelDetailsJson, pixelHeatmapJson, pixelMethodOptions } from './cliMethodOptions';
 import { runCompare } from './cliCompare';
 import { runStrategies } from './cliStrategies';
 import { CAM_FAMILY_OPTIONS, CAM_FAMILY_OPTION_NAMES, CAM_FAMILY_USAGE, CHANNEL_BUDGET_METHODS, layerChoice, smoothingOptions } from './cliCamOptions';
@@ -572,7 +572,7 @@ async function cmdCam(v: Values): Promise<void> {
     let metricsMs: number | undefined;
     if (v.metrics) {
       const tm = performance.now();
-      metrics = await faithfulness(opened.session, r.heatmap, r.target.index + model.metadata.labelOffset, { batchSize, pool, onProgress: progress.task('Faithfulness metrics', 'passes') });
+      metrics = await faithfulness(opened.session, metricsMap(r.heatmap), r.target.index + model.metadata.labelOffset, { batchSize, pool, onProgress: progress.task('Faithfulness metrics', 'passes') });
       progress.end();
       metricsMs = performance.now() - tm;
     }

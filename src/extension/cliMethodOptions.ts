@@ -116,3 +116,11 @@ export function pixelDetailsJson(d: MapDetails): Record<string, unknown> {
 export function pixelHeatmapJson(h: { signed?: boolean; rgb?: Float32Array }): Record<string, unknown> {
   return { ...(h.signed ? { signed: true } : {}), ...(h.rgb ? { rgb: Array.from(h.rgb, round6) } : {}) };
 }
+
+/**
+ * The map `--metrics` scores: a signed pixel map by its magnitude |value| (deletion and insertion rank pixels by
+ * how much they matter, either way; Average Drop masks the input with it, in [0, 1]); any other map as it is.
+ */
+export function metricsMap<T extends { values: Float32Array; signed?: boolean }>(h: T): T {
+  return h.signed ? { ...h, values: h.values.map(Math.abs) } : h;
+}
