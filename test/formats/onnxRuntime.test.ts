@@ -6,6 +6,7 @@
  * Skips, saying so, where onnxruntime-node does not load on this platform.
  */
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -19,6 +20,7 @@ import {
 } from '../../src/extension/engine/formats/onnx/ortRuntime';
 import type { LoadedOnnxModel } from '../../src/extension/engine/formats/onnx/load';
 import { FIXTURES, FIXTURE_NAMES, correlation, inputTensor, modelPath } from './onnxFixtures';
+import { ROOT, ensureBuilt } from '../helpers/build';
 
 /** Every fixture, and the ones whose logits are not a graph output (softmax and sigmoid heads). */
 const MODELS: [string, string][] = ([
@@ -201,5 +203,32 @@ describe('ONNX Runtime for forward-only work (formats/onnx/ortRuntime.ts)', func
       model.dispose();
     }
     assert.throws(() => setOnnxRuntime('gpu' as 'auto'), /unknown ONNX runtime "gpu"/);
+  });
+});
+
+describe('cam-lens --onnx-runtime', function () {
+  this.timeout(240_000);
+  const cli = path.join(ROOT, 'dist', 'cli.js');
+  const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
+
+  before(function () {
+    ensureBuilt(['cli.js'], ['src']);
+  });
+
+  it('predicts the same probabilities with auto and off, and refuses another value as usage', function () {
+    const model = modelPath('mobilenet_v2');
+    const image = path.join(FIXTURES, 'mobilenet_v2', 'probe.png');
+    const probs = (runtime: string) => {
+      const r = run('predict', '--model', model, '--image', image, '--top', '3', '--json', '-', '--onnx-runtime', runtime);
+      assert.equal(r.status, 0, r.stderr);
+      return (JSON.parse(r.stdout).predictions as { index: number; probability: number }[]);
+    };
+    const auto = probs('auto');
+    const off = probs('off');
+    assert.deepEqual(auto.map((p) => p.index), off.map((p) => p.index));
+    auto.forEach((p, i) => assert.ok(Math.abs(p.probability - off[i].probability) <= 1e-4, `${p.probability} vs ${off[i].probability}`));
+    const bad = run('predict', '--model', model, '--image', image, '--onnx-runtime', 'gpu');
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /unknown ONNX runtime "gpu": expected auto, off/);
   });
 });
