@@ -14,10 +14,12 @@ import { ImageSession } from '../../src/extension/engine/session';
 import { openImage } from '../../src/extension/engine/pipeline';
 import { METHODS, methodParams } from '../../src/extension/engine/cam/registry';
 import { CAM_OPTIONS, type CamContext } from '../../src/extension/engine/cam/base';
+import { findClassHead } from '../../src/extension/engine/head';
 import { ablationCamWeights } from '../../src/extension/engine/cam/ablationcam';
 import { addMappedBack, augmentInput, explainCombined, type Augmentation } from '../../src/extension/engine/cam/combine';
 import { CamLensError } from '../../src/extension/engine/errors';
-import { tempDir, writeModel } from '../helpers/modelFiles';
+import * as fs from 'fs';
+import { SHARED, requireShared, tempDir, writeModel } from '../helpers/modelFiles';
 import { bnModel } from '../helpers/models';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -143,6 +145,34 @@ describe('Ablation-CAM', () => {
       assert.strictEqual(byDefault.heatmap.details?.channels?.scored, full.heatmap.details?.channels?.scored);
       const budget = await session.explain({ method: 'ablationcam', layer: 'res', classChoice: 1, options: { channels: 3 } });
       assert.strictEqual(budget.heatmap.details?.channels?.scored, 3);
+    } finally {
+      session.dispose();
+      model.dispose();
+    }
+  });
+
+  it('on the reference MobileNet, where the layers after conv_pw_13_relu are linear (GAP, 1x1 conv), the weights are W[k, c] mean(A_k) / |y_c|', async function () {
+    requireShared(this);
+    this.timeout(300000);
+    const labels = JSON.parse(fs.readFileSync(path.join(SHARED, 'imagenet_classes.json'), 'utf8')) as string[];
+    const model = await loadModel(path.join(SHARED, 'models', 'mobilenet_v1_0.25_224', 'model.json'), { overrides: { labels, preprocess: '[-1,1]' } });
+    const { session } = await openImage(model, path.join(SHARED, 'images', 'pgc_both_cat_dog.png'));
+    try {
+      const layer = 'conv_pw_13_relu';
+      const op = session.targetOp(layer);
+      const activation = session.activation(layer);
+      const [top] = await session.predictions(1);
+      const c = top.index + model.metadata.labelOffset;
+      const head = findClassHead(model, op);
+      const wc = tf.tidy(() => tf.reshape(tf.gather(head.weights as tf.Tensor2D, [c], 1), [-1]).dataSync() as Float32Array);
+      const mean = tf.tidy(() => tf.mean(activation, [0, 1, 2]).dataSync() as Float32Array);
+      const y = (await session.logits())[c];
+      const ctx: CamContext = { activation, classIndex: c, scoreActivations: (a) => session.scoreActivations(op, a, c), options: { channels: 'all', batchSize: 32 } };
+      const w = await ablationCamWeights(ctx);
+      const expected = Array.from(mean, (m, k) => (wc[k] * m) / Math.abs(y));
+      const scale = Math.max(...expected.map(Math.abs));
+      assertClose(w, expected, 1e-3 * scale, 'weights');
+      assert.strictEqual(ctx.details?.channels?.scored, ctx.details?.channels?.usable);
     } finally {
       session.dispose();
       model.dispose();
