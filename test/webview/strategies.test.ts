@@ -282,8 +282,13 @@ describe('strategies panel (headless Chromium, fake host)', function () {
     assert.equal(re.clusters, 3);
     assert.equal((await p.sentOfType('strategies/run')).length, 0, 'no new maps for another k');
     assert.deepEqual(((await p.sentOfType('state/didChange')).at(-1)?.state as StrategiesViewState).clusters, 3);
+    // A bar while the host clusters again (no maps, only the blur interventions: no Cancel).
+    assert.equal(await p.page.isVisible('#progress'), true);
+    assert.equal(await text(p, '#progress .progress-text'), 'Clustering again with k = 3…');
+    assert.equal(await p.page.isVisible('#cancel-run'), false);
     await p.send({ type: 'strategies/didRecluster', requestId: re.requestId, clusters: 3, view: view(3) });
     await p.page.waitForFunction(() => document.querySelectorAll('.class-section[data-class="1"] .cluster-card').length === 3);
+    assert.equal(await p.page.isVisible('#progress'), false);
     assert.equal(await text(p, '.class-section[data-class="1"] h2'), 'star 20 images · 3 clusters (as asked)');
     assert.match(await text(p, '#run-status'), /^Clustered again: k = 3/);
     // A reply to a superseded re-clustering is ignored.

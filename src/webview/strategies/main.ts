@@ -158,8 +158,17 @@ function reclusterIfNeeded(): void {
   if (!state || running || !view || !viewOptions) return;
   if (!sameMaps(optionsOf(state), viewOptions) || viewOptions.clusters === state.clusters) return;
   const requestId = requests.issue('recluster');
-  ui.runStatus.textContent = `Clustering again with ${state.clusters === 'auto' ? 'the eigengap’s k' : `k = ${state.clusters}`}…`;
+  // No map is computed, only the clusters' blur interventions (a few forward passes each): a bar without Cancel.
+  ui.runStatus.textContent = '';
+  ui.cancel.hidden = true;
+  setProgress(ui.progress, true, `Clustering again with ${state.clusters === 'auto' ? 'the eigengap’s k' : `k = ${state.clusters}`}…`);
   post({ type: 'strategies/recluster', requestId, clusters: state.clusters });
+}
+
+/** The re-clustering's bar goes (a run's own progress, if one started meanwhile, keeps its bar). */
+function endRecluster(): void {
+  ui.cancel.hidden = false;
+  if (!running) setProgress(ui.progress, false);
 }
 
 ui.run.addEventListener('click', () => {
@@ -420,6 +429,7 @@ function handle(m: StrategiesHostMessage): void {
       runOptions = m.options;
       showError(ui.error, undefined);
       ui.runStatus.textContent = '';
+      ui.cancel.hidden = false;
       setProgress(ui.progress, true, 'Reading the dataset…');
       updateRunButton();
       return;
@@ -453,6 +463,7 @@ function handle(m: StrategiesHostMessage): void {
       return;
     case 'strategies/didRecluster':
       if (requests.settle(m.requestId) !== 'recluster') return;
+      endRecluster();
       view = m.view;
       if (viewOptions) viewOptions = { ...viewOptions, clusters: m.clusters };
       render();
@@ -466,6 +477,7 @@ function handle(m: StrategiesHostMessage): void {
     case 'request/didFail': {
       const lane = requests.settle(m.requestId);
       if (!lane) return;
+      if (lane === 'recluster') endRecluster();
       if (lane === 'open') ui.notice.textContent = '';
       if (lane === 'recluster') ui.runStatus.textContent = view ? finishedText(view) : '';
       if (!isCancellation(m.error)) showError(ui.error, m.error);
