@@ -15,8 +15,8 @@
  *   only; a block of b >= c start vectors spans them all. A new vector that vanishes after orthogonalisation
  *   (an invariant subspace was reached) is replaced by a fresh random one, which keeps Rayleigh-Ritz valid. The
  *   basis is capped (`maxBasis`); if the wanted Ritz pairs have not converged (residual ||M y - theta y|| <= tol)
- *   by then, the search restarts from the best Ritz vectors (at most maxRestarts times; the best pairs found are
- *   returned with their residual either way). Cost per basis vector: one product with M (O(nnz))
+ *   by then, the search restarts from the best want + b Ritz vectors (at most maxRestarts times; the best pairs
+ *   found are returned with their residual either way). Cost per basis vector: one product with M (O(nnz))
  *   and a reorthogonalisation (O(n m)), so 10,000 maps take well under a second on the graphs used here.
  */
 
@@ -117,12 +117,12 @@ export interface TopEigenOptions {
   seed?: number;
   /** Block size (default want + 2): at least the largest multiplicity expected among the wanted eigenvalues. */
   block?: number;
-  /** Largest basis before a restart (default 4 blocks): the reorthogonalisation costs O(n m) per vector, so a
+  /** Largest basis before a restart (default max(4 blocks, twice the restart set of want + b, plus a block)): the reorthogonalisation costs O(n m) per vector, so a
    *  small basis restarted from its best Ritz vectors beats one long run on large n. */
   maxBasis?: number;
   /** Residual bound of a converged Ritz pair (default 1e-3: eigenvalues are then good to about 1e-6/gap, and
    *  eigenvectors to 1e-3/gap, plenty to choose and embed clusters). The search also stops when no wanted Ritz
-   *  value moved by more than tol/10 since the previous check (they rise monotonically towards the eigenvalues,
+   *  value moved by more than tol since the previous check and the residuals are below sqrt(tol) (they rise monotonically towards the eigenvalues,
    *  and the tail of a k-NN graph's spectrum is so crowded that its vectors converge slowly, while the values
    *  and the leading vectors, all the clustering uses, are long settled). */
   tol?: number;
@@ -143,7 +143,7 @@ export function topEigenpairs(matvec: (x: Float64Array, y: Float64Array) => void
   if (!(want >= 1 && want <= n)) throw new RangeError(`topEigenpairs: want must be in 1..${n}, got ${want}`);
   const rng = new SeededRandom(opts.seed ?? 12345);
   const b = Math.min(n, opts.block ?? want + 2);
-  const maxBasis = Math.min(n, Math.max(opts.maxBasis ?? 4 * b, 2 * b));
+  const maxBasis = Math.min(n, Math.max(opts.maxBasis ?? Math.max(4 * b, 2 * (want + b) + b), 3 * b));
   const tol = opts.tol ?? 1e-3;
   const maxRestarts = opts.maxRestarts ?? 40;
   const random = () => Float64Array.from({ length: n }, () => rng.next() - 0.5);
@@ -200,8 +200,10 @@ export function topEigenpairs(matvec: (x: Float64Array, y: Float64Array) => void
       const vectors: Float64Array[] = [];
       let residual = 0;
       const ritz: Float64Array[] = [];
-      // The wanted Ritz vectors; at the cap also the next ones, to restart from a whole block.
-      for (let r = 0; r < Math.min(m, full ? Math.max(want, b) : k); r++) {
+      // The wanted Ritz vectors; at the cap also the next ones: the restart keeps want + b of them (a thick
+      // restart), so that copies of a repeated eigenvalue and the directions towards them are not lost.
+      const keep = Math.min(m, want + b, Math.floor(maxBasis / 2));
+      for (let r = 0; r < Math.min(m, full ? Math.max(k, keep) : k); r++) {
         const s = eig.vectors[m - 1 - r];
         const y = new Float64Array(n);
         const my = new Float64Array(n);
@@ -225,12 +227,14 @@ export function topEigenpairs(matvec: (x: Float64Array, y: Float64Array) => void
           vectors.push(y);
         }
       }
-      const stable = previous !== undefined && values.every((v, i) => Math.abs(v - (previous as Float64Array)[i]) <= tol / 10);
+      const stable = previous !== undefined && residual <= Math.sqrt(tol) && values.every((v, i) => Math.abs(v - (previous as Float64Array)[i]) <= tol);
       previous = values;
       best = { values, vectors, matvecs, residual };
       if (residual <= tol || stable || m >= n) return best;
       if (full) {
-        start = ritz.slice(0, b);
+        start = ritz.slice(0, Math.max(b, keep));
+        // A restarted basis first reproduces these very Ritz values: no evidence of convergence.
+        previous = undefined;
         break;
       }
       block = next;

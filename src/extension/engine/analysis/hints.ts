@@ -30,7 +30,7 @@ export const RULES = {
     'radius a quarter of the region side, on the model input, inside the region only',
   clustering: 'spectral clustering as SpRAy (Lapuschkin et al. 2019): maps pooled to at most 16x16 and scaled to unit ' +
     'length; symmetrised k-nearest-neighbour graph with self-tuning Gaussian weights; normalised Laplacian ' +
-    'I - D^-1/2 W D^-1/2; k from the eigengap (the largest step lambda_{k+1} - lambda_k, k <= maxClusters) or given; ' +
+    'I - D^-1/2 W D^-1/2; k = the number of connected components of the graph where there are several, else the eigengap (the largest step lambda_{k+1} - lambda_k, k <= maxClusters), or given; ' +
     'seeded k-means on the row-normalised spectral embedding',
 };
 
