@@ -48,7 +48,7 @@ const NODE24_BIN = path.join(CACHE, 'node24', 'node_modules', 'node', 'bin');
 const CS_BIN = path.join(CACHE, 'code-server', 'node_modules', '.bin', 'code-server');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
-const OWN_ARTIFACTS = /^(explain-(panel|workbench|panel-other-class|error|onnx)\.png|inspector-(panel|onnx)\.png|vsix-panel\.png|vsix-contents\.txt|fail-(workbench|explain-[a-z-]+|inspector|extension-host|vsix)\.png|code-server-(dev|vsix)\.log|e2e-console-errors\.txt)$/;
+const OWN_ARTIFACTS = /^(explain-(panel|workbench|panel-other-class|panel-pixel|error|onnx)\.png|inspector-(panel|onnx)\.png|vsix-panel\.png|vsix-contents\.txt|fail-(workbench|explain-[a-z-]+|inspector|extension-host|vsix)\.png|code-server-(dev|vsix)\.log|e2e-console-errors\.txt)$/;
 const OPTIONAL = process.env.CAM_LENS_E2E_OPTIONAL === '1' || process.argv.includes('--optional');
 const EXTENSION_ID = 'cam-lens.cam-lens';
 const MENU_CAM = 'Show Class Activation Map';
@@ -770,6 +770,33 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
       await shot(panelHost || page, 'explain-panel-other-class.png');
       return `class ${beforeIndex} -> ${otherIndex}, mean pixel difference ${d.toFixed(1)}`;
     }, { needs: [T_DRAWN], onFail: failShot('explain-class-switch') });
+
+    await test('ui: in the explain panel, "Pixel saliency" and the plain gradient draw a signed map at input resolution in the diverging colours', async () => {
+      if (!panel) throw new Error('no panel');
+      await panel.locator('#method-family label:has(input[value="pixel"])').click();
+      await panel.locator('#method').click();
+      await panel.locator('#method li.option', { hasText: 'Gradient (vanilla saliency)' }).click();
+      const canvas = panel.locator('#canvas[data-state="drawn"][data-method="gradient"]');
+      await canvas.waitFor({ state: 'visible', timeout: 45000 });
+      const coloring = await canvas.getAttribute('data-coloring');
+      if (coloring !== 'signed') throw new Error(`the gradient map is coloured as ${coloring}, not signed`);
+      const status = (await panel.locator('#status').textContent()) || '';
+      if (!/at input resolution/.test(status)) throw new Error(`caption: "${status}"`);
+      // Diverging colours: some pixels blue (negative attribution), some red (positive).
+      const px = await canvasPixels(canvas);
+      let blue = 0, red = 0;
+      for (let i = 0; i < px.data.length; i += 4) {
+        if (px.data[i + 3] === 0) continue;
+        if (px.data[i + 2] > px.data[i] + 40) blue++;
+        else if (px.data[i] > px.data[i + 2] + 40) red++;
+      }
+      if (!(blue > 0 && red > 0)) throw new Error(`blue ${blue}, red ${red} pixels: not a signed map's colours`);
+      await shot(panelHost || page, 'explain-panel-pixel.png');
+      // Back to the class activation maps for what follows.
+      await panel.locator('#method-family label:has(input[value="cam"])').click();
+      await panel.locator('#canvas[data-state="drawn"]:not([data-method="gradient"])').waitFor({ timeout: 45000 });
+      return `${status.trim()}; ${blue} blue and ${red} red pixels of ${px.width}x${px.height}`;
+    }, { needs: [T_DRAWN], onFail: failShot('explain-pixel') });
 
     const other = expect.pngs.find((f) => f !== sample);
     await test('ui: beside an open image at 1280x760 the panel shows the image, the method picker and the first predictions without scrolling, and panels for more images reuse its column', async () => {

@@ -148,10 +148,16 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     assert.deepEqual((await options(p, 'method')).map((o) => o.value), ['gradient', 'smoothgrad', 'integratedgradients', 'guidedgradcam']);
     assert.equal(await p.page.$eval('#method-family input[value="pixel"]', (i) => (i as HTMLInputElement).checked), true);
 
-    // Within the kind, through the real dropdown.
+    // Within the kind, through the real dropdown; the picker keeps showing it once its map (and time) arrive.
     await p.page.click('#method');
     await p.page.click('#method li.option:has-text("SmoothGrad")');
-    assert.equal((await p.waitForSent('cam/compute', 3)).method, 'smoothgrad');
+    const sg = await p.waitForSent('cam/compute', 3);
+    assert.equal(sg.method, 'smoothgrad');
+    await p.send(pixelReply(sg.requestId as number, 'smoothgrad', { values: new Float32Array(256).fill(0.5) }));
+    await p.page.waitForFunction(() => document.getElementById('canvas')!.dataset.method === 'smoothgrad');
+    await p.page.waitForTimeout(100);
+    assert.equal(await p.page.$eval('#method', (e) => (e as unknown as { value: string }).value), 'smoothgrad');
+    assert.match(await p.page.$eval('#method', (e) => e.shadowRoot?.querySelector('.select-face')?.textContent ?? ''), /SmoothGrad/);
     // Back to CAM: its last method (Grad-CAM), with the layer kept.
     await p.page.click('#method-family label:has-text("Class activation maps")');
     const back = await p.waitForSent('cam/compute', 4);

@@ -341,11 +341,18 @@ function hasChannelBudget(id: string): boolean {
   return m?.params ? m.params.some((p) => p.id === 'channels') : id === 'scorecam';
 }
 
-/** Puts a method's last time on its entry of the picker now (the select re-reads an option's description). */
+/**
+ * Puts a method's last time on its entry of the picker now. A changed option makes the select re-read all its
+ * options, `selected` included, so the option of the method in use is marked selected first: else the select
+ * would go back to the one marked when the list was filled.
+ */
 function showLastTime(id: string): void {
   const last = lastTimes.get(id);
-  const opt = Array.from(ui.method.querySelectorAll('vscode-option')).find((o) => o.getAttribute('value') === id);
-  if (opt && last !== undefined && methodInfo(id)?.available) opt.setAttribute('description', `Last map: ${formatMs(last)}`);
+  const options = Array.from(ui.method.querySelectorAll('vscode-option'));
+  const opt = options.find((o) => o.getAttribute('value') === id);
+  if (!opt || last === undefined || !methodInfo(id)?.available) return;
+  if (state) for (const o of options) o.toggleAttribute('selected', o.getAttribute('value') === state.method);
+  opt.setAttribute('description', `Last map: ${formatMs(last)}`);
 }
 
 /** Whether the "Several" toggle is on (the multi-select shown); kept while fewer than two layers are picked. */
