@@ -782,6 +782,8 @@ async function uiPart(browser, server, ws, expect, consoleErrors) {
       if (coloring !== 'signed') throw new Error(`the gradient map is coloured as ${coloring}, not signed`);
       const status = (await panel.locator('#status').textContent()) || '';
       if (!/at input resolution/.test(status)) throw new Error(`caption: "${status}"`);
+      const picked = await panel.locator('#method').evaluate((e) => /** @type {HTMLElement & { value: string }} */ (e).value);
+      if (picked !== 'gradient') throw new Error(`the method picker shows ${picked} under the gradient's map`);
       // Diverging colours: some pixels blue (negative attribution), some red (positive).
       const px = await canvasPixels(canvas);
       let blue = 0, red = 0;
