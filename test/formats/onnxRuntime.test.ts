@@ -14,6 +14,7 @@ import { initBackend } from '../../src/extension/engine/backend';
 import { loadModel, type LoadedModel } from '../../src/extension/engine/model';
 import { ImageSession, classScores } from '../../src/extension/engine/session';
 import { predictBatch } from '../../src/extension/engine/scan/scan';
+import { ScorePool } from '../../src/extension/engine/scorePool';
 import { readModelProto } from '../../src/extension/engine/formats/onnx/proto';
 import {
   loadOrt, nativeStatus, onnxRuntimeSetting, setOnnxRuntime, setOrtLoaderForTests, withExtraOutputs,
@@ -152,6 +153,30 @@ describe('ONNX Runtime for forward-only work (formats/onnx/ortRuntime.ts)', func
         x.dispose();
         model.dispose();
       }
+    }
+  });
+
+  it('gives the same Score-CAM map with the masked batches in a pool worker on ONNX Runtime (correlation >= 0.9999)', async function () {
+    const file = modelPath('mobilenet_v2');
+    const model = await loadModel(file);
+    const x = inputTensor('mobilenet_v2');
+    setOnnxRuntime('off');
+    const s = new ImageSession(model, tf.clone(x));
+    let pool: ScorePool | undefined;
+    try {
+      const ref = await s.explain({ method: 'scorecam' });
+      // The pool's worker takes this thread's setting when it starts.
+      setOnnxRuntime('auto');
+      pool = new ScorePool({ modelPath: file, workers: 1, useCallerThread: false, backend: 'wasm' });
+      assert.equal(await pool.whenReady(), 1, pool.failures().join('; '));
+      const pooled = await s.explain({ method: 'scorecam', pool });
+      const r = correlation(ref.heatmap.values, pooled.heatmap.values);
+      assert.ok(r >= 0.9999, `correlation ${r}`);
+    } finally {
+      s.dispose();
+      x.dispose();
+      model.dispose();
+      await pool?.close();
     }
   });
 
