@@ -229,6 +229,18 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     assert.deepEqual(m.options, { baseline: 'blur' });
     assert.deepEqual((await state(p)).methodOptions, { smoothgrad: { samples: 200, noise: 0.3 }, integratedgradients: { baseline: 'blur' } });
 
+    // Built while the Options area is closed, a choice still shows its value once it opens.
+    await p.page.click('#method-options > summary');
+    await p.page.click('#method');
+    await p.page.click('#method li.option:has-text("SmoothGrad")');
+    await p.waitForSent('cam/compute', 7);
+    await p.page.click('#method');
+    await p.page.click('#method li.option:has-text("Integrated Gradients")');
+    await p.waitForSent('cam/compute', 8);
+    assert.equal(await p.page.$eval('#method-options', (d) => (d as HTMLDetailsElement).open), false);
+    await p.page.click('#method-options > summary');
+    await p.page.waitForFunction(() => /blurred/.test(document.getElementById('option-baseline')?.shadowRoot?.querySelector('.select-face')?.textContent ?? ''), undefined, { timeout: 3000 });
+
     // Restored from the saved state: the values come back in the fields and in the first request.
     const saved = await state(p);
     const again = await initialised(hostState({ method: 'smoothgrad' }), { ...saved, method: 'smoothgrad' });

@@ -874,6 +874,12 @@ ui.methodFamily.addEventListener('change', (e) => {
   compute();
 });
 
+// The selects in the Options area read their options' labels from the rendered text, which a closed <details>
+// does not have: built while it was closed, they would show blank; so they are built again when it opens.
+ui.options.addEventListener('toggle', () => {
+  if (ui.options.open) renderOptions(methodInfo());
+});
+
 ui.layer.addEventListener('change', () => {
   const value = ui.layer.value;
   if (!state || !value || value === state.layer) return;
