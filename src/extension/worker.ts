@@ -755,10 +755,21 @@ async function compareRunJob(req: RequestOf<'compare/run'>, ctx: JobContext): Pr
 }
 
 /**
- * The strategies view's maps, one cache for the worker's life (cache policy here, with the others): another k,
- * class filter or seed computes no map again. About 7 KB a map on the default 32 x 32 grid; the oldest go first.
+ * The strategies view's maps (cache policy here, with the others): another k, class filter or seed computes no map
+ * again. One cache per loaded model, so that a model reloaded because its files changed never gets the old
+ * model's maps (the cache's key names the file, not its contents), and an evicted model's maps go with it. About
+ * 7 KB a map on the default 32 x 32 grid; the oldest go first.
  */
-const strategyMaps = new MapCache(50_000);
+const strategyMaps = new WeakMap<LoadedModel, MapCache>();
+
+function strategyMapsOf(model: LoadedModel): MapCache {
+  let cache = strategyMaps.get(model);
+  if (!cache) {
+    cache = new MapCache(50_000);
+    strategyMaps.set(model, cache);
+  }
+  return cache;
+}
 
 /** Model strategies over a dataset, in the scan lane: its model pinned, no cached session touched. */
 async function strategiesJob(req: RequestOf<'strategies/run'>, ctx: JobContext): Promise<ResultOf<'strategies/run'>> {
@@ -771,7 +782,7 @@ async function strategiesJob(req: RequestOf<'strategies/run'>, ctx: JobContext):
     const { id: _id, type: _type, model: _model, data: _data, labelsFile: _labelsFile, preprocess, maxPixels, ...settings } = req;
     let last = 0;
     const report = await analyseStrategies(model, dataset, settings, {
-      cache: strategyMaps,
+      cache: strategyMapsOf(model),
       signal: ctx.signal,
       preprocess,
       maxPixels,
