@@ -359,6 +359,22 @@ describe('strategies panel (headless Chromium, fake host)', function () {
     assert.equal(await p.page.evaluate(() => (document.activeElement as HTMLElement).dataset.path), 'star/star_22.png');
   });
 
+  it('fits a narrow panel: the options, sections and cards stack without a horizontal scrollbar', async () => {
+    const p = await opened({ finish: view() });
+    await p.page.setViewportSize({ width: 480, height: 760 });
+    try {
+      await p.page.waitForTimeout(100);
+      const { scroll, client } = await p.page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+      assert.ok(scroll <= client, `the page is ${scroll} px wide in a ${client} px panel`);
+      const boxes = await p.page.$$eval('.class-section[data-class="1"] .cluster-card', (els) => els.map((e) => e.getBoundingClientRect()).map((r) => [Math.round(r.left), Math.round(r.right)]));
+      assert.equal(boxes.length, 2);
+      assert.ok(boxes[1][0] >= 0 && boxes.every(([, right]) => right <= 480), `cards at ${JSON.stringify(boxes)}`);
+      await screenshot(p.page, 'strategies-panel-narrow.png');
+    } finally {
+      await p.page.setViewportSize({ width: 1100, height: 760 });
+    }
+  });
+
   it('reads well in a dark theme: colours from the theme, no light boxes, readable text, maps drawn', async () => {
     const p = await opened({ finish: view() });
     await p.page.click('.class-section[data-class="1"] .cluster-card[data-cluster="1"] .card-head');
