@@ -357,6 +357,19 @@ describe('strategies panel (headless Chromium, fake host)', function () {
     await p.send({ type: 'strategies/didRecluster', requestId: re.requestId, clusters: 3, view: view(3) });
     await p.page.waitForFunction(() => document.querySelectorAll('.class-section[data-class="1"] .cluster-card').length === 3);
     assert.equal(await p.page.evaluate(() => (document.activeElement as HTMLElement).dataset.path), 'star/star_22.png');
+    // A card that is gone is forgotten in the saved state; one that is still there stays open.
+    await p.page.focus('.class-section[data-class="1"] .cluster-card[data-cluster="2"] .card-head');
+    await p.page.keyboard.press('Enter');
+    const state = async () => ((await p.sentOfType('state/didChange')).at(-1)?.state as StrategiesViewState).expanded;
+    assert.deepEqual(await state(), ['1:2']);
+    await p.page.evaluate(() => {
+      const s = document.getElementById('clusters') as HTMLElement & { value: string };
+      s.value = '2';
+      s.dispatchEvent(new Event('change'));
+    });
+    await p.send({ type: 'strategies/didRecluster', requestId: (await p.waitForSent('strategies/recluster', 2)).requestId, clusters: 2, view: view(2) });
+    await p.page.waitForFunction(() => document.querySelectorAll('.class-section[data-class="1"] .cluster-card').length === 2);
+    assert.deepEqual(await state(), []);
   });
 
   it('fits a narrow panel: the options, sections and cards stack without a horizontal scrollbar', async () => {

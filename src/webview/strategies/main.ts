@@ -331,6 +331,15 @@ function render(): void {
     ui.emptyNote.hidden = true;
     return;
   }
+  // Expanded cards that no longer exist (another k, another class filter) are forgotten: the saved state stays small.
+  if (state?.expanded?.length) {
+    const exists = new Set(v.classes.flatMap((c) => c.clusters.map((k) => `${c.classIndex}:${k.id}`)));
+    const kept = state.expanded.filter((key) => exists.has(key));
+    if (kept.length !== state.expanded.length) {
+      state = { ...state, expanded: kept };
+      saveState();
+    }
+  }
   ui.classes.replaceChildren(...v.classes.map((c) => classSection(c, v)));
   ui.emptyNote.hidden = v.classes.length > 0;
   ui.emptyNote.textContent = v.cancelled ? 'Cancelled before any class had maps.' : 'No class had images to analyse.';
