@@ -188,6 +188,7 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
     const samples = p.page.locator('#option-samples');
     assert.deepEqual(await samples.evaluate((i) => [(i as HTMLInputElement).type, (i as HTMLInputElement).min, (i as HTMLInputElement).max, (i as HTMLInputElement).value]), ['number', '1', '200', '25']);
     assert.equal(await samples.getAttribute('title'), 'noisy copies averaged');
+    assert.equal(await samples.getAttribute('aria-description'), 'noisy copies averaged');
 
     await samples.fill('50');
     await samples.press('Enter');

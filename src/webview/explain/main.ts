@@ -428,7 +428,9 @@ function optionField(m: MethodInfo, p: MethodParam): HTMLElement[] {
   const id = `option-${p.id}`;
   const value = optionValue(state as ExplainViewState, m.id, p);
   const describe = <T extends HTMLElement>(el: T): T => {
+    // The description as a tooltip, and read out after the name by screen readers.
     el.title = p.description;
+    if (p.description) el.setAttribute('aria-description', p.description);
     el.dataset.param = p.id;
     return el;
   };
