@@ -228,10 +228,10 @@ describe('strategies panel (headless Chromium, fake host)', function () {
       id: (e as HTMLElement).dataset.hint, value: e.querySelector('.hint-value')?.textContent, warn: (e as HTMLElement).dataset.suspicious === 'true', rule: e.getAttribute('title'),
     })));
     assert.deepEqual(await hintsOf(card), [
-      { id: 'border', value: '64.0%', warn: true, rule: 'share of the heat within the outer 10% of the image (uniform 19.0%)' },
-      { id: 'corner', value: '71.0% top-right', warn: true, rule: 'share of the heat in the hottest corner quarter of each side (uniform 6.3%)' },
-      { id: 'outsideBox', value: '30.0%', warn: false, rule: 'mean share of the heat outside the object box (4 images with a box) (uniform 50.0%)' },
-      { id: 'intervention', value: '0.62 vs 0.05 (12.4×)', warn: true, rule: 'mean probability drop when the hot region is blurred, against blurring a region of the same size elsewhere Mean probability before blurring: 0.97.' },
+      { id: 'border', value: '64.0%', warn: true, rule: 'Share of the heat within the outer 10% of the image. A map spread evenly over the image gives 19.0%.' },
+      { id: 'corner', value: '71.0% top-right', warn: true, rule: 'Share of the heat in the hottest corner quarter of each side. A map spread evenly over the image gives 6.3%.' },
+      { id: 'outsideBox', value: '30.0%', warn: false, rule: 'Mean share of the heat outside the object box (4 images with a box). A map spread evenly over the image gives 50.0%.' },
+      { id: 'intervention', value: '0.62 vs 0.05 (12.4×)', warn: true, rule: 'Mean probability drop when the hot region is blurred, against blurring a region of the same size elsewhere. Mean probability before blurring: 0.97.' },
     ]);
     // The members nearest the centre, nearest first, labelled for screen readers.
     const members = await p.page.$$eval(`${card} .member`, (els) => els.map((e) => [(e as HTMLElement).dataset.path, e.getAttribute('aria-label'), e.getAttribute('tabindex')]));

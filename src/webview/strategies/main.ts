@@ -197,9 +197,14 @@ function hintValue(id: HintId, hints: StrategyHints): { text: string; rule: stri
     case 'intervention': {
       const i = hints.intervention;
       if (!i || i.images === 0) return undefined;
-      return { text: `${drop(i.hotDrop)} vs ${drop(i.controlDrop)} (${drop(i.ratio, 1)}×)`, rule: `${i.rule} Mean probability before blurring: ${i.baseline.toFixed(2)}.` };
+      return { text: `${drop(i.hotDrop)} vs ${drop(i.controlDrop)} (${drop(i.ratio, 1)}×)`, rule: `${i.rule}. Mean probability before blurring: ${i.baseline.toFixed(2)}` };
     }
   }
+}
+
+/** The engine's rules are phrases ("share of the map's heat in…"): a capital makes the tooltip a sentence. */
+function sentence(rule: string): string {
+  return rule.charAt(0).toUpperCase() + rule.slice(1).replace(/\.$/, '');
 }
 
 /** A probability drop or ratio: fixed digits, and no "-0.00" for a rounding-size negative. */
@@ -215,8 +220,10 @@ function hintList(hints: StrategyHints, suspicious: readonly HintId[]): HTMLULis
     const v = hintValue(id, hints);
     if (!v) continue;
     const warn = suspicious.includes(id);
-    const uniform = v.uniform ? ` (uniform ${v.uniform})` : '';
-    list.append(h('li', { class: `hint${warn ? ' warn' : ''}`, 'data-hint': id, 'data-suspicious': warn ? 'true' : undefined, title: `${v.rule}${uniform}` },
+    // What a map spread evenly over the image would give: the number to compare with.
+    const uniform = v.uniform ? ` (even ${v.uniform})` : '';
+    const tip = `${sentence(v.rule)}.${v.uniform ? ` A map spread evenly over the image gives ${v.uniform}.` : ''}`;
+    list.append(h('li', { class: `hint${warn ? ' warn' : ''}`, 'data-hint': id, 'data-suspicious': warn ? 'true' : undefined, title: tip },
       h('span', { class: 'hint-name' }, HINT_NAMES[id]),
       ' ',
       h('span', { class: 'hint-value' }, v.text),
