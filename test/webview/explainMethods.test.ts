@@ -244,6 +244,14 @@ describe('explain panel: method kinds, options, several layers, pixel maps (head
 
     // Restored from the saved state: the values come back in the fields and in the first request.
     const saved = await state(p);
+    // "Restore defaults": this method's values go (SmoothGrad's stay), the map is computed again with none.
+    assert.equal(await p.page.$eval('#options-reset', (b) => (b as unknown as { disabled: boolean }).disabled), false);
+    await p.page.click('#options-reset');
+    const reset = await p.waitForSent('cam/compute', 9);
+    assert.deepEqual([reset.method, reset.options], ['integratedgradients', undefined]);
+    assert.deepEqual((await state(p)).methodOptions, { smoothgrad: { samples: 200, noise: 0.3 } });
+    assert.equal(await p.page.textContent('#options-summary'), '(defaults)');
+    assert.equal(await p.page.$eval('#options-reset', (b) => (b as unknown as { disabled: boolean }).disabled), true);
     const again = await initialised(hostState({ method: 'smoothgrad' }), { ...saved, method: 'smoothgrad' });
     assert.deepEqual(again.first.options, { samples: 200, noise: 0.3 });
     assert.equal(await again.p.page.inputValue('#option-samples'), '200');

@@ -6,7 +6,7 @@
 import * as assert from 'node:assert/strict';
 import { divergingIndex, divergingLut } from '../../src/shared/colormaps';
 import { isExplainViewState, isExplainWebviewMessage, type MethodInfo, type MethodParam } from '../../src/shared/protocol';
-import { coerceOption, optionValue, optionsSummary, requestLayers, requestOptions, setOption } from '../../src/webview/explain/methodOptions';
+import { coerceOption, optionValue, optionsSummary, requestLayers, requestOptions, resetOptions, setOption } from '../../src/webview/explain/methodOptions';
 import { clampToModel } from '../../src/webview/explain/viewState';
 import { paintSigned } from '../../src/webview/common/overlay';
 import { hostState, METHODS, MODEL } from './fixtures';
@@ -46,6 +46,17 @@ describe('explain panel: method options and layers (pure)', () => {
     assert.deepEqual(requestOptions(s, gradcam), { augSmooth: true });
     // A stored value the param no longer accepts (a saved state from another version) reads as the default.
     assert.equal(optionValue({ ...s, methodOptions: { smoothgrad: { baseline: 'white' } } }, 'smoothgrad', BASELINE), 'black');
+  });
+
+  it('restores a method\'s defaults: its own values and, for a CAM method, the common ones; other methods keep theirs', () => {
+    let s = setOption(hostState(), 'smoothgrad', SAMPLES, 50);
+    s = setOption(s, 'integratedgradients', BASELINE, 'blur');
+    s = setOption(s, 'gradcam', AUG, true);
+    const afterSmooth = resetOptions(s, smooth);
+    assert.deepEqual([afterSmooth.methodOptions, afterSmooth.camOptions], [{ integratedgradients: { baseline: 'blur' } }, { augSmooth: true }]);
+    const afterCam = resetOptions(s, gradcam);
+    assert.equal(afterCam.camOptions, undefined);
+    assert.deepEqual(afterCam.methodOptions, s.methodOptions);
   });
 
   it('names the layers of a request: none for a method that reads none, several only for CAM methods', () => {

@@ -50,6 +50,7 @@ import {
   optionsSummary,
   requestLayers,
   requestOptions,
+  resetOptions,
   setOption,
   usesLayer,
   type MethodGroup,
@@ -396,17 +397,33 @@ function renderOptions(m: MethodInfo | undefined): void {
   }
   const own = params.filter((p) => !p.common);
   const common = params.filter((p) => p.common);
+  const reset = h('vscode-button', { id: 'options-reset', class: 'options-reset', secondary: true }, 'Restore defaults') as HTMLElement & { disabled: boolean };
+  reset.addEventListener('click', () => {
+    if (!state || reset.disabled) return;
+    const before = JSON.stringify(requestOptions(state, m));
+    state = resetOptions(state, m);
+    renderOptions(m);
+    document.getElementById('options-reset')?.focus();
+    if (JSON.stringify(requestOptions(state, m)) !== before) {
+      persist();
+      compute();
+    }
+  });
   ui.optionsFields.replaceChildren(
     ...own.flatMap((p) => optionField(m, p)),
     ...(common.length ? [h('p', { class: 'option-common' }, 'Every CAM method:')] : []),
     ...common.flatMap((p) => optionField(m, p)),
+    reset,
   );
   renderOptionsSummary(m);
 }
 
 function renderOptionsSummary(m: MethodInfo | undefined): void {
   if (!state) return;
-  ui.optionsSummary.textContent = `(${optionsSummary(state, m)})`;
+  const summary = optionsSummary(state, m);
+  ui.optionsSummary.textContent = `(${summary})`;
+  const reset = document.getElementById('options-reset') as (HTMLElement & { disabled: boolean }) | null;
+  if (reset) reset.disabled = summary === 'defaults';
 }
 
 /** Stores an option's new value, then recomputes the map; returns the value kept (coerced), for the input. */

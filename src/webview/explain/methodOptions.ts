@@ -85,6 +85,16 @@ export function setOption(state: ExplainViewState, method: string, param: Method
   return Object.keys(methodOptions).length ? { ...rest, methodOptions } : rest;
 }
 
+/** Every option of `m` back to its default: its own values, and for a CAM method the common ones. */
+export function resetOptions(state: ExplainViewState, m: MethodInfo): ExplainViewState {
+  let out = state;
+  for (const p of m.params ?? []) {
+    if (p.common && methodGroup(m) !== 'cam') continue;
+    out = setOption(out, m.id, p, p.default);
+  }
+  return out;
+}
+
 /** The options `cam/compute` carries for `method`: the values that differ from their defaults, by parameter id. */
 export function requestOptions(state: ExplainViewState, m: MethodInfo | undefined): Record<string, OptionValue> | undefined {
   if (!m?.params?.length) return undefined;
