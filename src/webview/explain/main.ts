@@ -468,6 +468,9 @@ function optionField(m: MethodInfo, p: MethodParam): HTMLElement[] {
     const select = describe(document.createElement('vscode-single-select')) as SingleSelect;
     select.id = id;
     select.setAttribute('aria-label', p.label);
+    // A choice's labels are phrases ("softmax of logits across channels"): label and select get a line each.
+    label.classList.add('wide');
+    select.classList.add('wide');
     fillSelect(select, (p.choices ?? []).map((c) => ({ value: c.value, label: c.label })), String(value));
     select.addEventListener('change', () => {
       const kept = changeOption(m, p, select.value);
