@@ -96,7 +96,11 @@ export interface StrategyClassView {
   count: number;
   averageMap: StrategyMapGrid;
   averageImage: StrategyRgbImage;
-  clusterChoice: { by: 'eigengap' | 'given' | 'too few images'; k: number; eigengap?: number; neighbours: number };
+  /**
+   * How k was chosen: the eigengap; 'components', the k-nearest-neighbour graph fell apart into k parts; 'given',
+   * the user's k; 'too few images' to cluster.
+   */
+  clusterChoice: { by: 'eigengap' | 'components' | 'given' | 'too few images'; k: number; eigengap?: number; neighbours: number };
   /** Largest first. */
   clusters: StrategyClusterView[];
   /** The class's hints over all of its maps. */

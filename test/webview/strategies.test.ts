@@ -79,7 +79,7 @@ function starClass(k: 2 | 3): StrategyClassView {
       cluster(2, 4, 0.2, CENTRE, hints(0.06, 0.12), 'star', [0, 1], 40)];
   return {
     classIndex: 1, label: 'star', count: 20, averageMap: grid((x, y) => (x >= 3 && x <= 4 && y >= 3 && y <= 4) || (x >= 6 && y <= 1)), averageImage: averageImage(),
-    clusterChoice: { by: k === 2 ? 'eigengap' : 'given', k, neighbours: 4, ...(k === 2 ? { eigengap: 0.4 } : {}) },
+    clusterChoice: { by: k === 2 ? 'components' : 'given', k, neighbours: 4 },
     clusters, hints: hints(0.3, 0.3),
   };
 }
@@ -217,7 +217,7 @@ describe('strategies panel (headless Chromium, fake host)', function () {
     })));
     assert.deepEqual(sections, [
       { cls: '0', heading: 'circle 8 images · 1 cluster (chosen by the eigengap)', cards: ['0'] },
-      { cls: '1', heading: 'star 20 images · 2 clusters (chosen by the eigengap)', cards: ['0', '1'] },
+      { cls: '1', heading: 'star 20 images · 2 clusters (the maps\' neighbour graph falls into 2 parts)', cards: ['0', '1'] },
     ]);
     const card = '.class-section[data-class="1"] .cluster-card[data-cluster="1"]';
     assert.equal(await text(p, `${card} h3`), 'Cluster 2 possible shortcut');

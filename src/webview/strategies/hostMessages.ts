@@ -21,7 +21,7 @@ import { Invalid, arr, error, fail, int, isObj, num, obj, str, toFloat32, type P
 const COLORMAPS = ['turbo', 'jet', 'viridis', 'inferno', 'gray'];
 const CORNERS = ['top-left', 'top-right', 'bottom-left', 'bottom-right'];
 const PHASES = ['maps', 'clusters', 'interventions'];
-const CHOICES = ['eigengap', 'given', 'too few images'];
+const CHOICES = ['eigengap', 'components', 'given', 'too few images'];
 
 /** Bytes: a Uint8Array as posted, or the number array / index-keyed object a JSON round trip makes of it. */
 function bytes(x: unknown, length: number, what: string): Uint8Array {

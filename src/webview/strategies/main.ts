@@ -297,7 +297,13 @@ function clusterCard(c: StrategyClassView, k: StrategyClusterView, rules: Strate
 
 function classSection(c: StrategyClassView, v: StrategiesView): HTMLElement {
   const headingId = `class-${c.classIndex}-heading`;
-  const choice = c.clusterChoice.by === 'eigengap' ? 'chosen by the eigengap' : c.clusterChoice.by === 'given' ? 'as asked' : 'too few images to cluster';
+  const choices = {
+    eigengap: 'chosen by the eigengap',
+    components: `the maps' neighbour graph falls into ${c.clusterChoice.k} parts`,
+    given: 'as asked',
+    'too few images': 'too few images to cluster',
+  };
+  const choice = choices[c.clusterChoice.by];
   const classSuspicious = suspiciousHints(c.hints);
   return h('section', { class: 'class-section', 'data-class': c.classIndex, 'aria-labelledby': headingId },
     h('h2', { id: headingId, class: 'class-heading' }, c.label,
