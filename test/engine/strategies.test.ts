@@ -163,13 +163,17 @@ describe('strategies: spectral clustering maths', () => {
     assert.deepStrictEqual(a.eigenvalues, b.eigenvalues);
   });
 
-  it('clusters 3,000 maps (the Lanczos and principal-component paths) into the three groups', function () {
+  it('clusters 3,000 maps into the three groups: by components, and by block Lanczos with a given k', function () {
     this.timeout(300000);
     const { maps, truth } = threeGroups([1000, 1000, 1000], 2);
     const f = mapFeatures(maps, G, G);
-    const r = spectralCluster(f.data, f.dim, { seed: 1 });
-    assert.strictEqual(r.k, 3, `eigenvalues ${r.eigenvalues.map((v) => v.toFixed(4))}`);
-    truth.forEach((t, i) => assert.strictEqual(r.labels[i], t));
+    const auto = spectralCluster(f.data, f.dim, { seed: 1 });
+    assert.deepStrictEqual([auto.k, auto.by], [3, 'components']);
+    truth.forEach((t, i) => assert.strictEqual(auto.labels[i], t));
+    // A given k skips the components rule: the spectrum (principal components, sparse graph, Lanczos) decides.
+    const given = spectralCluster(f.data, f.dim, { seed: 1, clusters: 3 });
+    assert.ok(given.eigenvalues[2] < 1e-4 && given.eigenvalues[3] > 1e-3, `eigenvalues ${given.eigenvalues.map((v) => v.toExponential(2))}`);
+    truth.forEach((t, i) => assert.strictEqual(given.labels[i], t));
   });
 });
 

@@ -275,7 +275,7 @@ export async function analyseStrategies(model: LoadedModel, dataset: Dataset, se
       count: members.length,
       averageMap: classAvg,
       averageImage: { width: size, height: size, data: Uint8Array.from(image, (v) => Math.round(v)) },
-      clusterChoice: { by: sc.by, k: sc.k, eigenvalues: sc.eigenvalues.map((v) => round(v, 6)), ...(sc.eigengap !== undefined ? { eigengap: round(sc.eigengap, 6) } : {}), neighbours: sc.neighbours },
+      clusterChoice: { by: sc.by === 'components' ? 'eigengap' : sc.by, ...(sc.by === 'components' ? { components: sc.k } : {}), k: sc.k, eigenvalues: sc.eigenvalues.map((v) => round(v, 6)), ...(sc.eigengap !== undefined ? { eigengap: round(sc.eigengap, 6) } : {}), neighbours: sc.neighbours },
       clusters,
       members: memberList,
       hints: areaHints(classAvg, members, memberMaps, boxes, grid),

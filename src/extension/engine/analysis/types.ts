@@ -184,7 +184,12 @@ export interface ClassStrategies {
   averageImage: RgbImage;
   /** How the number of clusters was chosen. */
   clusterChoice: {
+    /** 'eigengap' covers both rules of the spectrum: k connected components where the k-NN graph falls apart
+     *  (then `components` is set), else the largest step of the eigenvalues. */
     by: 'eigengap' | 'given' | 'too few images';
+    /** Set when k is the number of connected components of the graph (with over 300 maps only these k zero
+     *  eigenvalues are then listed: the rest of the spectrum is not computed). */
+    components?: number;
     k: number;
     /** Smallest eigenvalues of the normalised Laplacian, ascending (at most maxClusters + 1). */
     eigenvalues: number[];
