@@ -74,6 +74,14 @@ describe('strategies panel host: report to view, member lookup, message guards',
     assert.ok(!JSON.stringify(v.failures).includes('/data/shapes/'), 'failures are named by relative path');
   });
 
+  it('says when k is the number of separate parts of the maps\' neighbour graph', () => {
+    const r = report();
+    r.classes[0].clusterChoice = { ...r.classes[0].clusterChoice, components: 2 };
+    assert.equal(toStrategiesView(r, () => '').classes[0].clusterChoice.by, 'components');
+    r.classes[0].clusterChoice = { by: 'given', k: 2, eigenvalues: [], neighbours: 2 };
+    assert.equal(toStrategiesView(r, () => '').classes[0].clusterChoice.by, 'given');
+  });
+
   it('finds a member\'s file only among the images the analysis listed for that class', () => {
     const r = report();
     assert.equal(memberFile(r, 1, 'star/c.png'), '/data/shapes/star/c.png');

@@ -58,7 +58,8 @@ function classView(c: ClassStrategies, uriOf: (file: string) => string): Strateg
     averageMap: c.averageMap,
     averageImage: c.averageImage,
     clusterChoice: {
-      by: c.clusterChoice.by,
+      // k read off the graph's connected components is shown as such (the engine files it under its spectral rule).
+      by: c.clusterChoice.by === 'eigengap' && c.clusterChoice.components !== undefined ? 'components' : c.clusterChoice.by,
       k: c.clusterChoice.k,
       neighbours: c.clusterChoice.neighbours,
       ...(c.clusterChoice.eigengap !== undefined ? { eigengap: c.clusterChoice.eigengap } : {}),
