@@ -94,6 +94,7 @@ function circleClass(): StrategyClassView {
 function view(k: 2 | 3 = 2, over: Partial<StrategiesView> = {}): StrategiesView {
   return {
     modelName: 'shapes_v1', method: 'gradcam', layer: 'conv2', counts: { images: 28, analysed: 28, failed: 0, fromCache: 0 }, cancelled: false, seconds: 4.2,
+    boxes: { source: '/data/shapes/boxes.json', format: 'boxes.json', images: 20 },
     rules: { border: 'border rule', corner: 'corner rule', outsideBox: 'box rule', intervention: 'blur rule', clustering: 'spectral clustering' },
     classes: [circleClass(), starClass(k)], failures: [], ...over,
   };
@@ -219,6 +220,8 @@ describe('strategies panel (headless Chromium, fake host)', function () {
       { cls: '0', heading: 'circle 8 images · 1 cluster (chosen by the eigengap)', cards: ['0'] },
       { cls: '1', heading: 'star 20 images · 2 clusters (the maps\' neighbour graph falls into 2 parts)', cards: ['0', '1'] },
     ]);
+    assert.equal(await p.page.getAttribute('.class-section[data-class="1"] .class-meta', 'title'), 'Spectral clustering. 4 neighbours per map.');
+    assert.match(await text(p, '#run-status'), /in 4\.2 s\. Object boxes: boxes\.json \(20 images\)\.$/);
     const card = '.class-section[data-class="1"] .cluster-card[data-cluster="1"]';
     assert.equal(await text(p, `${card} h3`), 'Cluster 2 possible shortcut');
     assert.equal(await text(p, `${card} .cluster-size`), '8 images · 40.0%');

@@ -307,7 +307,8 @@ function classSection(c: StrategyClassView, v: StrategiesView): HTMLElement {
   const classSuspicious = suspiciousHints(c.hints);
   return h('section', { class: 'class-section', 'data-class': c.classIndex, 'aria-labelledby': headingId },
     h('h2', { id: headingId, class: 'class-heading' }, c.label,
-      h('span', { class: 'class-meta' }, ` ${formatCount(c.count)} image${c.count === 1 ? '' : 's'} · ${c.clusters.length} cluster${c.clusters.length === 1 ? '' : 's'} (${choice})`)),
+      h('span', { class: 'class-meta', title: `${sentence(v.rules.clustering)}.${c.clusterChoice.eigengap !== undefined ? ` Eigengap ${c.clusterChoice.eigengap.toFixed(3)}.` : ''} ${c.clusterChoice.neighbours} neighbours per map.` },
+        ` ${formatCount(c.count)} image${c.count === 1 ? '' : 's'} · ${c.clusters.length} cluster${c.clusters.length === 1 ? '' : 's'} (${choice})`)),
     h('div', { class: 'class-body' },
       h('figure', { class: 'class-average-figure' },
         mapCanvas('class-average', `Average map of ${c.label} over the average of its ${c.count} images`,
@@ -368,7 +369,8 @@ function render(): void {
 function finishedText(v: StrategiesView): string {
   const cached = v.counts.fromCache ? `, ${formatCount(v.counts.fromCache)} from the cache` : '';
   const what = `${formatCount(v.counts.analysed)} of ${formatCount(v.counts.images)} images analysed with ${methodLabels.get(v.method) ?? v.method} at ${v.layer}${cached}`;
-  return v.cancelled ? `Cancelled: ${what} (the clusters use those).` : `${what} in ${formatDuration(v.seconds * 1000)}.`;
+  const boxes = v.boxes ? ` Object boxes: ${v.boxes.source.split(/[\\/]/).pop()} (${formatCount(v.boxes.images)} images).` : '';
+  return (v.cancelled ? `Cancelled: ${what} (the clusters use those).` : `${what} in ${formatDuration(v.seconds * 1000)}.`) + boxes;
 }
 
 // -------------------------------------------------------------------------------------------------------------
