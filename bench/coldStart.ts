@@ -50,7 +50,7 @@ async function buildWorker(): Promise<string> {
     format: 'cjs',
     target: 'node18',
     outdir,
-    external: ['vscode', 'sharp', '@tensorflow/*'],
+    external: ['vscode', 'sharp', '@tensorflow/*', 'onnxruntime-node'],
     logLevel: 'warning',
   });
   return path.join(outdir, 'worker.js');

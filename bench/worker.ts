@@ -48,7 +48,7 @@ async function buildWorker(): Promise<string> {
     format: 'cjs',
     target: 'node18',
     outfile,
-    external: ['vscode', 'sharp', '@tensorflow/*'],
+    external: ['vscode', 'sharp', '@tensorflow/*', 'onnxruntime-node'],
     logLevel: 'warning',
   });
   return outfile;
