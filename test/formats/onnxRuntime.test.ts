@@ -10,6 +10,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import * as esbuild from 'esbuild';
+import { EngineClient } from '../../src/extension/engineClient';
 import { initBackend } from '../../src/extension/engine/backend';
 import { loadModel, type LoadedModel } from '../../src/extension/engine/model';
 import { ImageSession, classScores } from '../../src/extension/engine/session';
@@ -255,5 +257,37 @@ describe('cam-lens --onnx-runtime', function () {
     const bad = run('predict', '--model', model, '--image', image, '--onnx-runtime', 'gpu');
     assert.equal(bad.status, 2, bad.stderr);
     assert.match(bad.stderr, /unknown ONNX runtime "gpu": expected auto, off/);
+  });
+});
+
+describe('the engine worker\'s ONNX runtime setting (WorkerOptions.onnxRuntime, backend/set)', function () {
+  this.timeout(240_000);
+  let client: EngineClient | undefined;
+
+  before(async function () {
+    if (loadOrt().reason) this.skip();
+    const outfile = path.join(ROOT, 'node_modules', '.cache', 'cam-lens-test', 'worker-ort.js');
+    await esbuild.build({
+      entryPoints: [path.join(ROOT, 'src', 'extension', 'worker.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node18',
+      outfile, external: ['vscode', 'sharp', '@tensorflow/*', 'onnxruntime-node'], logLevel: 'warning',
+    });
+    client = new EngineClient({ workerPath: outfile, backend: 'wasm', threads: 1, onnxRuntime: 'off' });
+  });
+
+  after(async () => {
+    await client?.dispose();
+  });
+
+  it('takes the setting from the host (off) and from backend/set (auto) with the same Score-CAM map, and refuses another value', async function () {
+    const c = client as EngineClient;
+    const req = { model: { path: modelPath('resnet_tiny') }, image: { path: path.join(FIXTURES, 'resnet_tiny', 'probe.png') }, method: 'scorecam' };
+    const off = await c.computeCam(req);
+    const status = await c.setBackend('wasm', undefined, 1, 'auto');
+    assert.equal(status.name, 'wasm');
+    const auto = await c.computeCam(req);
+    assert.equal(auto.target.index, off.target.index);
+    const r = correlation(off.heatmap.values, auto.heatmap.values);
+    assert.ok(r >= 0.9999, `correlation ${r}`);
+    await assert.rejects(c.setBackend('wasm', undefined, 1, 'gpu' as 'auto'), /onnxRuntime: auto or off/);
   });
 });
