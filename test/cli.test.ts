@@ -314,7 +314,7 @@ describe('cam-lens CLI', function () {
   const cam = (...extra: string[]) => ['cam', '--model', NO_MODEL, '--image', NO_IMAGE, ...extra];
   const usage: Array<[string, string[], RegExp]> = [
     ['no command', [], /missing command: expected predict, cam, layers, scan, labels/],
-    ['an unknown command', ['explain'], /unknown command "explain": expected predict, cam, layers, scan, labels$/],
+    ['an unknown command', ['explain'], /unknown command "explain": expected predict, cam, layers, scan, labels, compare, strategies$/],
     ['a misspelt command', ['lables', '--model', NO_MODEL], /unknown command "lables".*; did you mean labels\?$/],
     ['an unknown option', cam('--colour', 'red'), /unknown option --colour$/],
     ['a misspelt option', cam('--batchsize', '3'), /unknown option --batchsize; did you mean --batch-size\?$/],
