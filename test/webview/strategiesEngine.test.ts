@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { EngineClient } from '../../src/extension/engineClient';
 import type { StrategiesReport } from '../../src/extension/engine/analysis/types';
 import { toStrategiesView } from '../../src/extension/panels/strategiesView';
+import { suspiciousHints } from '../../src/shared/strategies';
 import { buildPanelHtml, createNonce } from '../../src/extension/panels/html';
 import type { StrategiesEvent } from '../../src/extension/workerProtocol';
 import { ensureBuilt } from '../helpers/build';
@@ -18,6 +19,8 @@ import { createPanelHost, requireChromium, ROOT, screenshot, sharedBrowser, star
 
 const MODEL = path.join(ROOT, 'models', 'demo', 'model.json');
 const SAMPLES = path.join(ROOT, 'samples');
+const SHORTCUT_MODEL = path.join(ROOT, 'models', 'demo-shortcut', 'model.json');
+const SHORTCUT_SAMPLES = path.join(ROOT, 'samples-shortcut');
 
 describe('strategies view over the real engine (demo model on samples/)', function () {
   this.timeout(240000);
@@ -59,6 +62,21 @@ describe('strategies view over the real engine (demo model on samples/)', functi
     assert.equal(again.counts.fromCache, again.counts.analysed, 'no map computed again');
     for (const c of again.classes) assert.equal(c.clusters.length, Math.min(2, c.count), `${c.label}: k = 2`);
     assert.ok(again.classes.every((c) => c.clusterChoice.by === 'given' || c.clusterChoice.by === 'too few images'));
+  });
+
+  it('marks the shortcut model\'s badge clusters of star as possible shortcuts, and no cluster of the clean model', async () => {
+    const flagged = (r: StrategiesReport) => toStrategiesView(r, () => '').classes.flatMap((c) => c.clusters
+      .filter((k) => suspiciousHints(k.hints).length > 0).map((k) => ({ label: c.label, size: k.size, hints: suspiciousHints(k.hints) })));
+    assert.deepEqual(flagged(report), [], 'the clean demo model on samples/');
+    const shortcut = await engine!.strategies({ model: { path: SHORTCUT_MODEL }, data: SHORTCUT_SAMPLES, method: 'gradcam', classes: ['star'], intervention: true });
+    const marks = flagged(shortcut);
+    const star = shortcut.classes[0];
+    assert.equal(star.label, 'star');
+    // Every marked cluster holds badged stars in the badge's corner, and the blur of that corner confirms it.
+    assert.ok(marks.length >= 1 && marks.length < star.clusters.length, `marked ${JSON.stringify(marks)} of ${star.clusters.length} clusters`);
+    for (const m of marks) assert.ok(m.hints.includes('corner') && m.hints.includes('intervention'), JSON.stringify(m));
+    const clean = star.clusters.filter((k) => suspiciousHints(toStrategiesView(shortcut, () => '').classes[0].clusters[k.id].hints).length === 0);
+    assert.ok(clean.every((k) => k.hints.corner.share < 0.1), 'the unmarked cluster looks at the star');
   });
 
   it('keeps what was computed when cancelled', async () => {
