@@ -225,7 +225,7 @@ describe('cam-lens progress on stderr', function () {
       [['--method', 'scorecam', '--channels', 'many'], /--channels must be all or an integer from 0 \(all\) to 1048576, got "many"/],
       [['--method', 'scorecam', '--channels', '-3'], /--channels/],
       [['--method', 'scorecam', '--channels', '4', '--top-channels', '4'], /--top-channels is the older name of --channels: give one of them/],
-      [['--method', 'gradcam', '--channels', '4'], /--channels applies to --method scorecam only/],
+      [['--method', 'gradcam', '--channels', '4'], /--channels applies to --method scorecam and ablationcam only/],
       [['--quiet=yes'], /--quiet takes no value/],
     ] as const) {
       const r = run([...base, ...args]);
