@@ -11,7 +11,8 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 
 export const EXTENSION_ID = 'cam-lens.cam-lens';
-export const COMMANDS = ['camLens.showCam', 'camLens.inspectModel', 'camLens.findMislabeled', 'camLens.selectModel'];
+export const COMMANDS = ['camLens.showCam', 'camLens.inspectModel', 'camLens.findMislabeled', 'camLens.showStrategies', 'camLens.selectModel',
+  'camLens.compareWithModel', 'camLens.compareModelsOnFolder'];
 
 async function poll<T>(what: string, probe: () => T | undefined, timeoutMs = 30000): Promise<T> {
   const until = Date.now() + timeoutMs;
@@ -63,9 +64,11 @@ export function defineExtensionTests(): void {
       assert.strictEqual(ext.extensionKind, vscode.ExtensionKind.Workspace, 'runs where the workspace is');
     });
 
-    it('registers the four CAM Lens commands', async () => {
+    it('registers every command the manifest contributes', async () => {
       const registered = new Set(await vscode.commands.getCommands(true));
-      const missing = COMMANDS.filter((c) => !registered.has(c));
+      const contributed = ((vscode.extensions.getExtension(EXTENSION_ID)?.packageJSON?.contributes?.commands ?? []) as { command: string }[]).map((c) => c.command);
+      for (const c of COMMANDS) assert.ok(contributed.includes(c), `the manifest contributes ${c}`);
+      const missing = contributed.filter((c) => !registered.has(c));
       assert.deepStrictEqual(missing, [], `commands not registered: ${missing.join(', ')}`);
     });
 
