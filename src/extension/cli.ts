@@ -31,7 +31,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseArgs } from 'util';
+import { UsageError, intOption, need, oneOf, parseCommandArgs, type Values } from './cliArgs';
 import { ONNX_RUNTIME_CHOICES, setOnnxRuntime, type OnnxRuntimeChoice } from './engine/formats/onnx/ortRuntime';
 import { BACKEND_CHOICES, MAX_WASM_THREADS, availableCores, defaultThreads, initBackend, type BackendChoice, type BackendInfo } from './engine/backend';
 import { CamLensError } from './engine/errors';
@@ -132,9 +132,7 @@ ${PIXEL_USAGE}
 Without --class the top-1 class is explained; without --layer the recommended layer is used.
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
-class UsageError extends Error {}
 
-type Values = Record<string, string | boolean | undefined>;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -187,65 +185,15 @@ const ALLOWED: Record<Command, string[]> = {
   labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'quiet'],
 };
 
-function need(v: Values, name: string): string {
-  const s = v[name];
-  if (typeof s !== 'string' || s === '') throw new UsageError(`missing --${name}`);
-  return s;
-}
 
-function intOption(v: Values, name: string, def: number, min: number, max: number): number {
-  const s = v[name];
-  if (s === undefined) return def;
-  const n = Number(s);
-  if (!/^\s*[+-]?\d+\s*$/.test(String(s)) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${s}"`);
-  }
-  return n;
-}
 
-/** `value` if it is one of `choices`, else a usage error naming them (and the nearest, where one is close). */
-function oneOf<T extends string>(value: string, choices: readonly T[], what: string): T {
-  if ((choices as readonly string[]).includes(value)) return value as T;
-  const near = closestLabels(choices, value, 1)[0];
-  throw new UsageError(`unknown ${what} "${value}": expected ${choices.join(', ')}` + (near ? `; did you mean ${near.label}?` : ''));
-}
 
 /**
  * Parses the options of `command`, turning every way the command line itself can be wrong into a one-line
  * UsageError (parseArgs' own messages run over several lines and name its syntax, not the fix).
  */
 function parseOptions(command: Command, args: string[]): Values {
-  let values: Values;
-  try {
-    values = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values as Values;
-  } catch (e) {
-    const err = e as Error & { code?: string };
-    // "'--json'", or "'-q, --quiet'" for an option with a short name: the long name.
-    const name = /'(?:-[^-' ], )?(--?[^' ]+)/.exec(err.message)?.[1] ?? '';
-    const flag = name.replace(/^-+/, '');
-    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      const near = closestLabels(Object.keys(OPTIONS), flag, 1)[0];
-      throw new UsageError(`unknown option ${name}` + (near ? `; did you mean --${near.label}?` : ''));
-    }
-    if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      const arg = /'([^']*)'/.exec(err.message)?.[1] ?? '';
-      throw new UsageError(`unexpected argument "${arg}": every value follows its option, as in --image <file>`);
-    }
-    if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      if (/does not take an argument/.test(err.message)) throw new UsageError(`${name} takes no value`);
-      if (/ambiguous/.test(err.message)) {
-        const at = args.findIndex((a) => a === name);
-        const next = at >= 0 ? args[at + 1] : undefined;
-        throw new UsageError(`${name} needs a value, and the next argument "${next}" starts with a dash` +
-          ` (write ${name}=${next} if that is the value)`);
-      }
-      throw new UsageError(`${name} needs a value`);
-    }
-    throw new UsageError(oneLine(err.message));
-  }
-  for (const [k, x] of Object.entries(values)) {
-    if (x === '') throw new UsageError(`--${k} needs a value`);
-  }
+  const values = parseCommandArgs(args, OPTIONS, '--image <file>');
   if (values.help) return values;
   for (const k of Object.keys(values)) {
     if (!ALLOWED[command].includes(k)) {

@@ -35,7 +35,7 @@ export const CAM_FAMILY_USAGE = `class activation map options (every CAM method)
   ablationcam takes --channels and --batch-size as scorecam does (default: the 32 channels of largest mean
   activation, one pass of the layers after the target each).`;
 
-type Values = Record<string, string | string[] | boolean | undefined>;
+type Values = import('./cliArgs').Values;
 
 /** The target layer(s) of --layer: undefined (recommended layer), one layer, or several. */
 export function layerChoice(methodId: string, v: Values, fail: (msg: string) => never): { layer?: string; layers?: string[] } {

@@ -17,11 +17,10 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseArgs } from 'util';
+import { UsageError, intOption, need, oneOf, parseCommandArgs, type Values } from './cliArgs';
 import { BACKEND_CHOICES, MAX_WASM_THREADS, initBackend, type BackendChoice } from './engine/backend';
 import { CamLensError } from './engine/errors';
 import { loadModel, type LoadedModel } from './engine/model';
-import { closestLabels } from './engine/metadata';
 import { oneLine } from './engine/modelFormat';
 import { METHOD_IDS, METHODS } from './engine/cam/registry';
 import { readDataset } from './engine/scan/dataset';
@@ -55,9 +54,7 @@ Shortcuts (a watermark one model learned): --method eigencam, whose maps are cla
 model's features respond to, and ranks the images that carry the shortcut highest.
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
-class UsageError extends Error {}
 
-type Values = Record<string, string | boolean | undefined>;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -79,51 +76,9 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function parse(args: string[]): Values {
-  let values: Values;
-  try {
-    values = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values as Values;
-  } catch (e) {
-    const err = e as Error & { code?: string };
-    const name = /'(?:-[^-' ], )?(--?[^' ]+)/.exec(err.message)?.[1] ?? '';
-    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      const near = closestLabels(Object.keys(OPTIONS), name.replace(/^-+/, ''), 1)[0];
-      throw new UsageError(`unknown option ${name} for "compare"` + (near ? `; did you mean --${near.label}?` : ''));
-    }
-    if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      const arg = /'([^']*)'/.exec(err.message)?.[1] ?? '';
-      throw new UsageError(`unexpected argument "${arg}": every value follows its option, as in --image <file>`);
-    }
-    if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      throw new UsageError(/does not take an argument/.test(err.message) ? `${name} takes no value` : `${name} needs a value`);
-    }
-    throw new UsageError(oneLine(err.message));
-  }
-  for (const [k, x] of Object.entries(values)) if (x === '') throw new UsageError(`--${k} needs a value`);
-  return values;
-}
 
-function need(v: Values, name: string): string {
-  const s = v[name];
-  if (typeof s !== 'string') throw new UsageError(`missing --${name}`);
-  return s;
-}
 
-function intOption(v: Values, name: string, def: number, min: number, max: number): number {
-  const s = v[name];
-  if (s === undefined) return def;
-  const n = Number(s);
-  if (!/^\s*\+?\d+\s*$/.test(String(s)) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${s}"`);
-  }
-  return n;
-}
 
-function oneOf<T extends string>(value: string, choices: readonly T[], what: string): T {
-  if ((choices as readonly string[]).includes(value)) return value as T;
-  const near = closestLabels(choices, value, 1)[0];
-  throw new UsageError(`unknown ${what} "${value}": expected ${choices.join(', ')}` + (near ? `; did you mean ${near.label}?` : ''));
-}
 
 interface Flags {
   modelA: string;
@@ -335,7 +290,7 @@ async function compareOnData(f: Flags, data: string): Promise<void> {
 /** `cam-lens compare …` (args after the command name); returns the exit code. */
 export async function runCompare(args: string[]): Promise<number> {
   try {
-    const v = parse(args);
+    const v = parseCommandArgs(args, OPTIONS, '--image <file>', 'compare');
     if (v.help) {
       process.stdout.write(COMPARE_USAGE + '\n');
       return 0;

@@ -49,7 +49,7 @@ export const PIXEL_USAGE = `pixel saliency options (cam --method guidedbackprop 
   The map is at the model input's size; --png paints a signed map (gradient, smoothgrad, integratedgradients)
   with a diverging colormap (blue negative, red positive) and an RGB one as its colours (--opacity 1: alone).`;
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = import('./cliArgs').Values;
 
 function param(methodId: string, id: string): MethodParam | undefined {
   return getMethod(methodId).params?.find((p) => p.id === id);

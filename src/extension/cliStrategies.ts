@@ -15,11 +15,10 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseArgs } from 'util';
+import { UsageError, intOption, need, oneOf, parseCommandArgs, type Values } from './cliArgs';
 import { BACKEND_CHOICES, MAX_WASM_THREADS, initBackend, type BackendChoice } from './engine/backend';
 import { CamLensError } from './engine/errors';
 import { loadModel } from './engine/model';
-import { closestLabels } from './engine/metadata';
 import { oneLine } from './engine/modelFormat';
 import { METHOD_IDS, METHODS } from './engine/cam/registry';
 import { PREPROCESS_PRESETS, type PreprocessPreset } from './engine/preprocess';
@@ -56,9 +55,7 @@ Usage:
                                  as for the other commands
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
-class UsageError extends Error {}
 
-type Values = Record<string, string | string[] | boolean | undefined>;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -85,53 +82,9 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function parse(args: string[]): Values {
-  let values: Values;
-  try {
-    values = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values as Values;
-  } catch (e) {
-    const err = e as Error & { code?: string };
-    const name = /'(?:-[^-' ], )?(--?[^' ]+)/.exec(err.message)?.[1] ?? '';
-    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      const near = closestLabels(Object.keys(OPTIONS), name.replace(/^-+/, ''), 1)[0];
-      throw new UsageError(`unknown option ${name} for "strategies"` + (near ? `; did you mean --${near.label}?` : ''));
-    }
-    if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      const arg = /'([^']*)'/.exec(err.message)?.[1] ?? '';
-      throw new UsageError(`unexpected argument "${arg}": every value follows its option, as in --data <folder>`);
-    }
-    if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      throw new UsageError(/does not take an argument/.test(err.message) ? `${name} takes no value` : `${name} needs a value`);
-    }
-    throw new UsageError(oneLine(err.message));
-  }
-  for (const [k, x] of Object.entries(values)) {
-    if (x === '' || (Array.isArray(x) && x.some((s) => s.trim() === ''))) throw new UsageError(`--${k} needs a value`);
-  }
-  return values;
-}
 
-function need(v: Values, name: string): string {
-  const s = v[name];
-  if (typeof s !== 'string') throw new UsageError(`missing --${name}`);
-  return s;
-}
 
-function intOption(v: Values, name: string, min: number, max: number): number | undefined {
-  const s = v[name];
-  if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!/^\s*\+?\d+\s*$/.test(String(s)) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${s}"`);
-  }
-  return n;
-}
 
-function oneOf<T extends string>(value: string, choices: readonly T[], what: string): T {
-  if ((choices as readonly string[]).includes(value)) return value as T;
-  const near = closestLabels(choices, value, 1)[0];
-  throw new UsageError(`unknown ${what} "${value}": expected ${choices.join(', ')}` + (near ? `; did you mean ${near.label}?` : ''));
-}
 
 interface Flags {
   model: string;
@@ -163,7 +116,7 @@ function flags(v: Values): Flags {
   const c = v.clusters as string | undefined;
   if (c !== undefined) {
     if (c.trim().toLowerCase() === 'auto') clusters = 'auto';
-    else clusters = intOption(v, 'clusters', 1, 64);
+    else clusters = intOption(v, 'clusters', undefined, 1, 64);
   }
   if (v.html === '-') throw new UsageError('--html writes a file: give it a file name (only --json writes to stdout with -)');
   const classes = (v.class as string[] | undefined)?.map((s) => s.trim());
@@ -177,10 +130,10 @@ function flags(v: Values): Flags {
       groupBy,
       ...(classes?.length ? { classes } : {}),
       ...(clusters !== undefined ? { clusters } : {}),
-      maxClusters: intOption(v, 'max-clusters', 1, 32),
-      mapSize: intOption(v, 'map-size', 4, 128),
-      neighbours: intOption(v, 'neighbours', 1, 100),
-      seed: intOption(v, 'seed', 0, 2 ** 31 - 1),
+      maxClusters: intOption(v, 'max-clusters', undefined, 1, 32),
+      mapSize: intOption(v, 'map-size', undefined, 4, 128),
+      neighbours: intOption(v, 'neighbours', undefined, 1, 100),
+      seed: intOption(v, 'seed', undefined, 0, 2 ** 31 - 1),
       boxes: v.boxes as string | undefined,
       intervention: v['no-intervention'] !== true,
     },
@@ -189,7 +142,7 @@ function flags(v: Values): Flags {
     backend,
     threads: t === undefined ? 0 : Math.min(Number(t), Number.MAX_SAFE_INTEGER),
     preprocess,
-    maxPixels: intOption(v, 'max-pixels', 1, Number.MAX_SAFE_INTEGER) ?? 100_000_000,
+    maxPixels: intOption(v, 'max-pixels', undefined, 1, Number.MAX_SAFE_INTEGER) ?? 100_000_000,
     quiet: v.quiet === true,
   };
 }
@@ -298,7 +251,7 @@ async function run(f: Flags): Promise<void> {
 /** `cam-lens strategies …` (args after the command name); returns the exit code. */
 export async function runStrategies(args: string[]): Promise<number> {
   try {
-    const v = parse(args);
+    const v = parseCommandArgs(args, OPTIONS, '--data <folder>', 'strategies');
     if (v.help) {
       process.stdout.write(STRATEGIES_USAGE + '\n');
       return 0;
