@@ -21,6 +21,7 @@ import {
 import { boxesFor, parseVocXml, readBoxes } from '../../src/extension/engine/analysis/boxes';
 import { MapCache } from '../../src/extension/engine/analysis/maps';
 import { analyseStrategies } from '../../src/extension/engine/analysis/strategies';
+import type { StrategiesReport } from '../../src/extension/engine/analysis/types';
 import { tempDir } from '../helpers/modelFiles';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -306,6 +307,26 @@ describe('strategies on the demo model: cache, cancel, tensors', () => {
       const iv = k.hints.intervention;
       assert.ok(iv && iv.images === Math.min(16, k.size) && Number.isFinite(iv.hotDrop) && Number.isFinite(iv.controlDrop));
     }
+  });
+
+  it('keeps the intervention\'s probabilities in the cache: the same clusters again run no model and give the same drops', async () => {
+    const ds = readDataset(path.join(ROOT, 'samples'), model.metadata.labels);
+    const cache = new MapCache();
+    const drops = (r: StrategiesReport) => r.classes.flatMap((c) => c.clusters.map((k) => k.hints.intervention));
+    const a = await analyseStrategies(model, ds, { classes: ['cross', 'ring'] }, { cache });
+    const computed = cache.probesComputed;
+    // Per cluster: its members (at most 16) as they are, hot region blurred, control blurred.
+    const expected = a.classes.flatMap((c) => c.clusters.map((k) => 3 * Math.min(16, k.size))).reduce((x, y) => x + y, 0);
+    assert.strictEqual(computed, expected, 'three probabilities per member');
+    const before = tf.memory().numTensors;
+    const b = await analyseStrategies(model, ds, { classes: ['cross', 'ring'] }, { cache });
+    assert.strictEqual(cache.probesComputed, computed, 'no probability computed again');
+    assert.strictEqual(cache.probesServed, computed);
+    assert.strictEqual(tf.memory().numTensors, before);
+    assert.deepStrictEqual(drops(b), drops(a));
+    // The cached numbers are those of a run without a cache.
+    const c = await analyseStrategies(model, ds, { classes: ['cross', 'ring'] });
+    assert.deepStrictEqual(drops(c), drops(a));
   });
 
   it('stops when cancelled, keeps what it computed, and leaves no tensor', async () => {

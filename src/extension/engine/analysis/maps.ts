@@ -7,7 +7,9 @@
  * The MapCache keeps every computed map with what the view needs of its image (grid-sized RGB thumbnail, size,
  * predictions), keyed by model file, method, options, layer, grid, explained class and the image file (path,
  * modification time, size): re-clustering with another k, another class filter or another seed reads the cache
- * and computes nothing. It is in memory; 10,000 maps on a 32 x 32 grid take about 70 MB.
+ * and computes nothing. It is in memory; 10,000 maps on a 32 x 32 grid take about 70 MB. It also keeps the class
+ * probabilities of the intervention check (an image as it is, or with one region blurred; keyed by model, image
+ * file, class, preprocessing and region), so a re-cluster whose clusters keep their regions runs no model either.
  */
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -46,21 +48,35 @@ export interface MapSpec {
 
 export class MapCache {
   private readonly entries = new Map<string, MapEntry>();
+  private readonly probes = new Map<string, number>();
   /** Maps computed (misses) and served (hits) since the cache was made. */
   computed = 0;
   served = 0;
+  /** Intervention probabilities computed and served. */
+  probesComputed = 0;
+  probesServed = 0;
 
   constructor(readonly maxEntries = 100_000) {}
 
   static key(model: LoadedModel, spec: MapSpec, file: string, explained: number | 'top'): string {
-    let stamp = '';
-    try {
-      const st = fs.statSync(file);
-      stamp = `${st.mtimeMs}:${st.size}`;
-    } catch {
-      stamp = 'missing';
-    }
-    return [model.path, model.output, spec.method, JSON.stringify(spec.methodOptions ?? {}), spec.layer, `${spec.gridWidth}x${spec.gridHeight}`, String(explained), file, stamp].join('\u0000');
+    return [model.path, model.output, spec.method, JSON.stringify(spec.methodOptions ?? {}), spec.layer, `${spec.gridWidth}x${spec.gridHeight}`, String(explained), file, fileStamp(file)].join('\u0000');
+  }
+
+  /** The key of one intervention probability: the model's output `index` for `file` with `region` blurred (none: as it is). */
+  static probeKey(model: LoadedModel, file: string, index: number, region: readonly number[] | undefined, input: { preprocess?: string; maxPixels?: number }): string {
+    return [model.path, model.output, input.preprocess ?? '', String(input.maxPixels ?? ''), String(index), region ? region.join(',') : 'none', file, fileStamp(file)].join('\u0000');
+  }
+
+  getProbe(key: string): number | undefined {
+    const p = this.probes.get(key);
+    if (p !== undefined) this.probesServed++;
+    return p;
+  }
+
+  setProbe(key: string, p: number): void {
+    this.probesComputed++;
+    this.probes.set(key, p);
+    while (this.probes.size > this.maxEntries) this.probes.delete(this.probes.keys().next().value as string);
   }
 
   get(key: string): MapEntry | undefined {
@@ -82,6 +98,17 @@ export class MapCache {
 
   clear(): void {
     this.entries.clear();
+    this.probes.clear();
+  }
+}
+
+/** A file's modification time and size, so an edited image is a new key. */
+function fileStamp(file: string): string {
+  try {
+    const st = fs.statSync(file);
+    return `${st.mtimeMs}:${st.size}`;
+  } catch {
+    return 'missing';
   }
 }
 

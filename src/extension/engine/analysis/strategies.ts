@@ -17,7 +17,7 @@ import { predictBatch } from '../scan/scan';
 import type { PreprocessPreset } from '../preprocess';
 import { boxesFor, readBoxes, type BoxSet } from './boxes';
 import { averageMap, blurRegion, borderShare, cornerShare, interventionWindows, outsideBoxesShare, RULES, windowToPixels } from './hints';
-import { computeMaps, modelInput, type MapCache, type MapEntry, type MapJob } from './maps';
+import { computeMaps, MapCache, modelInput, type MapEntry, type MapJob } from './maps';
 import { mapFeatures, spectralCluster } from './spectral';
 import type {
   ClassStrategies, InterventionHint, MapGrid, OutsideBoxHint, ShortcutHints, StrategiesProgress, StrategiesReport, StrategiesRequest, StrategyCluster, StrategyMember,
@@ -120,31 +120,52 @@ async function intervene(model: LoadedModel, avg: MapGrid, members: Analysed[], 
   let controlDrop = 0;
   let images = 0;
   const BATCH = 8;
+  const cache = opts.cache;
+  const regions = [undefined, hotBox, controlBox];
   for (let i = 0; i < members.length; i += BATCH) {
     throwIfAborted(opts.signal, 'the intervention');
     const part = members.slice(i, i + BATCH);
+    // Per member its three probabilities (as it is, hot region blurred, control blurred): from the cache where
+    // there, else computed in one batch with the other members' missing ones.
+    const found: (number | undefined)[][] = [];
+    const keys: string[][] = [];
     const inputs: Float32Array[] = [];
-    const used: Analysed[] = [];
-    for (const m of part) {
+    const slots: { member: number; variant: number }[] = [];
+    part.forEach((m, j) => {
+      const o = m.entry.explainedIndex + off;
+      keys[j] = regions.map((r) => (cache ? MapCache.probeKey(model, m.sample.path, o, r, opts) : ''));
+      found[j] = keys[j].map((k) => (cache ? cache.getProbe(k) : undefined));
+    });
+    for (let j = 0; j < part.length; j++) {
+      if (found[j].every((p) => p !== undefined)) continue;
       let x: Float32Array;
       try {
-        x = await modelInput(model, m.sample.path, opts);
+        x = await modelInput(model, part[j].sample.path, opts);
       } catch {
-        continue; // decoded once already; a file changed since is left out of the means
+        found[j] = []; // decoded once already; a file changed since is left out of the means
+        continue;
       }
-      inputs.push(x, blurRegion(x, W, H, C, hotBox), blurRegion(x, W, H, C, controlBox));
-      used.push(m);
+      regions.forEach((r, v) => {
+        if (found[j][v] !== undefined) return;
+        inputs.push(r ? blurRegion(x, W, H, C, r) : x);
+        slots.push({ member: j, variant: v });
+      });
     }
-    if (!used.length) continue;
-    const probs = await predictBatch(model, inputs);
-    used.forEach((m, j) => {
-      const o = m.entry.explainedIndex + off;
-      const p0 = probs[3 * j][o];
+    if (inputs.length) {
+      const probs = await predictBatch(model, inputs);
+      slots.forEach(({ member, variant }, t) => {
+        const p = probs[t][part[member].entry.explainedIndex + off];
+        found[member][variant] = p;
+        cache?.setProbe(keys[member][variant], p);
+      });
+    }
+    for (const [p0, pHot, pControl] of found) {
+      if (p0 === undefined || pHot === undefined || pControl === undefined) continue;
       base += p0;
-      hotDrop += p0 - probs[3 * j + 1][o];
-      controlDrop += p0 - probs[3 * j + 2][o];
+      hotDrop += p0 - pHot;
+      controlDrop += p0 - pControl;
       images++;
-    });
+    }
   }
   if (!images) return undefined;
   hotDrop /= images;
