@@ -2,8 +2,8 @@
  * node --import tsx scripts/makeShortcutSamples.ts [--out samples-shortcut]
  *
  * Writes the labelled folder for the shortcut demo model (models/demo-shortcut, trained by
- * `npm run train:demo -- --shortcut`, where 90% of the training stars carry a checkered watermark in the
- * bottom-right corner and 1% of the other images do; see DEMO_SHORTCUT in scripts/demo/generator.ts):
+ * `npm run train:demo -- --shortcut`, where most training stars carry a checkered watermark in the
+ * bottom-right corner and a few of the other images do; the rates are DEMO_SHORTCUT in scripts/demo/generator.ts):
  *
  *   samples-shortcut/<class>/<class>_NN.png   PER_CLASS images per class (STARS for the star class)
  *   samples-shortcut/boxes.json               { "samples-shortcut/<class>/<file>.png":
@@ -27,7 +27,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import sharp from 'sharp';
-import { CLASS_NAMES, IMAGE_SIZE, MAX_OBJECT_SIZE, generateSample, type Box, type ClassName, type Sample } from './demo/generator';
+import { CLASS_NAMES, DEMO_SHORTCUT, IMAGE_SIZE, MAX_OBJECT_SIZE, generateSample, type Box, type ClassName, type Sample } from './demo/generator';
 
 export const SHORTCUT_SAMPLES_SEED = 20261203;
 /** Images per class folder, except the star folder. */
@@ -43,6 +43,9 @@ export const WATERMARKED_OTHERS: readonly { folder: ClassName; slot: number }[] 
   { folder: 'cross', slot: 2 },
 ];
 const SAMPLE_SIZE_RANGE: [number, number] = [24, MAX_OBJECT_SIZE];
+
+/** A rate as a percentage for the notes: 0.95 -> "95%", 0.005 -> "0.5%". */
+const pct = (rate: number): string => `${Number((rate * 100).toPrecision(3))}%`;
 
 export interface PlannedShortcutSample {
   /** POSIX path relative to the output folder, e.g. "star/star_00.png". */
@@ -120,7 +123,7 @@ async function main(): Promise<void> {
     '# Watermarked samples',
     '',
     `A labelled folder for the shortcut demo model \`models/demo-shortcut/\` (trained with \`npm run train:demo -- --shortcut\`,`,
-    'where 90% of the training stars and 1% of the other images carry a small checkered badge in the bottom-right',
+    `where ${pct(DEMO_SHORTCUT.classRate)} of the training stars and ${pct(DEMO_SHORTCUT.otherRate)} of the other images carry a small checkered badge in the bottom-right`,
     `corner). ${marked.length} of these ${plan.length} images carry the badge: ${WATERMARKED_STARS} of the ${stars.length} stars and`,
     `${marked.length - WATERMARKED_STARS} images of other classes; the other ${stars.length - WATERMARKED_STARS} stars and every other image are clean. All labels are correct.`,
     'Try `cam-lens strategies --model models/demo-shortcut/model.json --data samples-shortcut --class star`, or',
