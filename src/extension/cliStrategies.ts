@@ -27,6 +27,7 @@ import { analyseStrategies, type StrategiesSettings } from './engine/analysis/st
 import { renderStrategiesHtml } from './engine/analysis/html';
 import type { MapGrid, ShortcutHints, StrategiesReport } from './engine/analysis/types';
 import { CliProgress } from './cliProgress';
+import { suspiciousHints, type HintId } from '../shared/strategies';
 
 export const STRATEGIES_USAGE = `cam-lens strategies — what the model looks at across a dataset (SpRAy over CAM maps)
 
@@ -188,6 +189,8 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 /** A drop of probability: "−12.0%" (a rise shows as "+0.3%"). */
 const drop = (x: number) => (x >= 0 ? `−${pct(x)}` : `+${pct(-x)}`);
 
+const HINT_NAMES: Record<HintId, string> = { border: 'border', corner: 'corner', outsideBox: 'outside box', intervention: 'blur' };
+
 function printReport(r: StrategiesReport, backend: string): void {
   const label = METHODS.find((m) => m.id === r.method)?.label ?? r.method;
   console.log(`${r.data}: ${label} maps at ${r.layer} of ${r.counts.analysed} of ${r.counts.images} images (${r.counts.fromCache} cached), ` +
@@ -202,7 +205,9 @@ function printReport(r: StrategiesReport, backend: string): void {
       const parts = [`corner ${h.corner.corner} ${pct(h.corner.share)}`, `border ${pct(h.border.share)}`];
       if (h.outsideBox) parts.push(`outside box ${pct(h.outsideBox.share)}`);
       if (h.intervention) parts.push(`blur hot ${drop(h.intervention.hotDrop)} vs control ${drop(h.intervention.controlDrop)} (${h.intervention.ratio.toFixed(1)}×)`);
-      const flag = h.corner.share >= 0.5 || (h.intervention && h.intervention.ratio >= 3 && h.corner.share >= 0.25) ? '  <- possible shortcut' : '';
+      // The view's rule (shared/strategies.ts), so the CLI marks the clusters the cards mark.
+      const marks = suspiciousHints(h);
+      const flag = marks.length ? `  <- possible shortcut (${marks.map((m) => HINT_NAMES[m]).join(', ')})` : '';
       console.log(`  cluster ${k.id + 1}: ${k.size} (${pct(k.fraction)}); ${parts.join('; ')}${flag}`);
       console.log(`    nearest the centre: ${k.nearest.slice(0, 4).map((m) => m.relPath).join(', ')}${k.nearest.length > 4 ? ', …' : ''}`);
     }

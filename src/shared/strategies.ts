@@ -137,9 +137,9 @@ export function isClusterCount(x: unknown): x is StrategyClusterCount {
  * When a cluster looks like a shortcut, for the card's warning mark. The numbers only: the rules are the engine's.
  * Where the heat sits decides: the hottest corner box (a 25% x 25% box, 6.25% of the image) holding at least a
  * quarter of the heat, four times a flat map's share; the border band holding half of it; or most of it outside
- * the object box. On the committed demo models the corner bar separates: the shortcut model's badge clusters of
- * star hold 27% and 35% of their heat in the badge's corner, the clean model's clusters at most 15% (README,
- * "Finding a shortcut"). The blur intervention then says how much the class rests on that region (a drop at
+ * the object box. On the committed demo models the corner bar separates: the shortcut model's badge cluster of
+ * star holds 46% of its heat in the badge's corner at relu5 (56% at relu4), the clean model's clusters at most
+ * 15% (README, "Finding a shortcut"). The blur intervention then says how much the class rests on that region (a drop at
  * least 3 times the control's), so it is listed with them; alone it proves nothing (blurring the object itself
  * drops the probability too: that is the model looking at the right thing).
  */

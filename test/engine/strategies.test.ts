@@ -364,6 +364,22 @@ describe('cam-lens strategies', () => {
     assert.match(missing.stderr.trim(), /^cam-lens: dataset not found: nowhere$/);
   });
 
+  it('marks the clusters the view marks, naming the hints: the shortcut model\'s badge cluster of star, none of the clean model', function () {
+    if (!fs.existsSync(path.join(ROOT, 'models', 'demo-shortcut', 'model.json'))) {
+      console.log('      (skipped: models/demo-shortcut/ is absent; train it with npm run train:demo -- --shortcut)');
+      this.skip();
+    }
+    const shortcut = run(['strategies', '--model', 'models/demo-shortcut/model.json', '--data', 'samples-shortcut', '--class', 'star', '-q']);
+    assert.strictEqual(shortcut.code, 0, shortcut.stderr);
+    const marked = shortcut.stdout.split('\n').filter((l) => l.includes('possible shortcut'));
+    assert.strictEqual(marked.length, 1, shortcut.stdout);
+    assert.match(marked[0], /cluster \d: 8 .*corner bottom-right .*<- possible shortcut \(corner, outside box, blur\)$/);
+    const clean = run(['strategies', '--model', 'models/demo/model.json', '--data', 'samples-shortcut', '--class', 'star', '--no-intervention', '-q']);
+    assert.strictEqual(clean.code, 0, clean.stderr);
+    assert.match(clean.stdout, /star: 12 images/);
+    assert.ok(!clean.stdout.includes('possible shortcut'), clean.stdout);
+  });
+
   it('writes the JSON report and a self-contained HTML page', () => {
     const dir = tempDir();
     const json = path.join(dir, 'r.json');
