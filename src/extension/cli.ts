@@ -132,8 +132,6 @@ ${PIXEL_USAGE}
 Without --class the top-1 class is explained; without --layer the recommended layer is used.
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
-
-
 const OPTIONS = {
   model: { type: 'string' },
   image: { type: 'string' },
@@ -184,9 +182,6 @@ const ALLOWED: Record<Command, string[]> = {
   scan: ['model', 'data', 'labels', 'json', 'csv', 'score', 'batch-size', 'show', 'backend', 'threads', 'onnx-runtime', 'class-names', 'label-offset', 'output', 'preprocess', 'max-pixels', 'frame', 'window', 'quiet', 'workers'],
   labels: ['model', 'json', 'backend', 'threads', 'class-names', 'label-offset', 'output', 'quiet'],
 };
-
-
-
 
 /**
  * Parses the options of `command`, turning every way the command line itself can be wrong into a one-line

@@ -11,6 +11,7 @@
  */
 import { getMethod } from './engine/cam/registry';
 import { MAX_LAYERS } from './engine/cam/combine';
+import type { Values } from './cliArgs';
 
 /** parseArgs definitions of the flags (cli.ts OPTIONS); `layer` replaces cli.ts' single-valued one. */
 export const CAM_FAMILY_OPTIONS = {
@@ -34,8 +35,6 @@ export const CAM_FAMILY_USAGE = `class activation map options (every CAM method)
                                  (not eigencam, eigengradcam: their map already is one)
   ablationcam takes --channels and --batch-size as scorecam does (default: the 32 channels of largest mean
   activation, one pass of the layers after the target each).`;
-
-type Values = import('./cliArgs').Values;
 
 /** The target layer(s) of --layer: undefined (recommended layer), one layer, or several. */
 export function layerChoice(methodId: string, v: Values, fail: (msg: string) => never): { layer?: string; layers?: string[] } {

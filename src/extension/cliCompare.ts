@@ -54,8 +54,6 @@ Shortcuts (a watermark one model learned): --method eigencam, whose maps are cla
 model's features respond to, and ranks the images that carry the shortcut highest.
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
-
-
 const OPTIONS = {
   model: { type: 'string' },
   'model-b': { type: 'string' },
@@ -75,10 +73,6 @@ const OPTIONS = {
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-
-
-
 
 interface Flags {
   modelA: string;

@@ -13,6 +13,7 @@
  */
 import { getMethod } from './engine/cam/registry';
 import type { MapDetails, MethodParam } from './engine/cam/base';
+import type { Values } from './cliArgs';
 
 /** parseArgs definitions of the flags (cli.ts OPTIONS). */
 export const PIXEL_OPTIONS = {
@@ -48,8 +49,6 @@ export const PIXEL_USAGE = `pixel saliency options (cam --method guidedbackprop 
                                  (default: as many as fit in about 384 MB, at most 32)
   The map is at the model input's size; --png paints a signed map (gradient, smoothgrad, integratedgradients)
   with a diverging colormap (blue negative, red positive) and an RGB one as its colours (--opacity 1: alone).`;
-
-type Values = import('./cliArgs').Values;
 
 function param(methodId: string, id: string): MethodParam | undefined {
   return getMethod(methodId).params?.find((p) => p.id === id);

@@ -56,8 +56,6 @@ Usage:
                                  as for the other commands
 Exit codes: 0 success, 2 bad usage, 1 bad input or failure.`;
 
-
-
 const OPTIONS = {
   model: { type: 'string' },
   data: { type: 'string' },
@@ -82,10 +80,6 @@ const OPTIONS = {
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-
-
-
 
 interface Flags {
   model: string;

@@ -139,9 +139,9 @@ export function isClusterCount(x: unknown): x is StrategyClusterCount {
  * quarter of the heat, four times a flat map's share; the border band holding half of it; or most of it outside
  * the object box. On the committed demo models the corner bar separates: the shortcut model's badge cluster of
  * star holds 46% of its heat in the badge's corner at relu5 (56% at relu4), the clean model's clusters at most
- * 15% (README, "Finding a shortcut"). The blur intervention then says how much the class rests on that region (a drop at
- * least 3 times the control's), so it is listed with them; alone it proves nothing (blurring the object itself
- * drops the probability too: that is the model looking at the right thing).
+ * 15% (README, "Finding a shortcut"). The blur intervention then says how much the class rests on that region
+ * (a drop at least 3 times the control's), so it is listed with them; alone it proves nothing (blurring the
+ * object itself drops the probability too: that is the model looking at the right thing).
  */
 export const HINT_THRESHOLDS = { border: 0.5, corner: 0.25, outsideBox: 0.6, interventionRatio: 3, interventionDrop: 0.05 } as const;
 

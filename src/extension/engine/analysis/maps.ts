@@ -62,9 +62,13 @@ export class MapCache {
     return [model.path, model.output, spec.method, JSON.stringify(spec.methodOptions ?? {}), spec.layer, `${spec.gridWidth}x${spec.gridHeight}`, String(explained), file, fileStamp(file)].join('\u0000');
   }
 
-  /** The key of one intervention probability: the model's output `index` for `file` with `region` blurred (none: as it is). */
-  static probeKey(model: LoadedModel, file: string, index: number, region: readonly number[] | undefined, input: { preprocess?: string; maxPixels?: number }): string {
-    return [model.path, model.output, input.preprocess ?? '', String(input.maxPixels ?? ''), String(index), region ? region.join(',') : 'none', file, fileStamp(file)].join('\u0000');
+  /**
+   * The keys of intervention probabilities: the model's output `index` for `file` with each of `regions` blurred
+   * (undefined: the image as it is). The file is looked at once for all of them.
+   */
+  static probeKeys(model: LoadedModel, file: string, index: number, regions: readonly (readonly number[] | undefined)[], input: { preprocess?: string; maxPixels?: number }): string[] {
+    const base = [model.path, model.output, input.preprocess ?? '', String(input.maxPixels ?? ''), String(index), file, fileStamp(file)].join('\u0000');
+    return regions.map((r) => `${base}\u0000${r ? r.join(',') : 'none'}`);
   }
 
   getProbe(key: string): number | undefined {

@@ -120,7 +120,8 @@ async function intervene(model: LoadedModel, avg: MapGrid, members: Analysed[], 
   let controlDrop = 0;
   let images = 0;
   const BATCH = 8;
-  const cache = opts.cache;
+  // Without the caller's cache, one for this call: the same code path, nothing kept.
+  const cache = opts.cache ?? new MapCache();
   const regions = [undefined, hotBox, controlBox];
   for (let i = 0; i < members.length; i += BATCH) {
     throwIfAborted(opts.signal, 'the intervention');
@@ -132,9 +133,8 @@ async function intervene(model: LoadedModel, avg: MapGrid, members: Analysed[], 
     const inputs: Float32Array[] = [];
     const slots: { member: number; variant: number }[] = [];
     part.forEach((m, j) => {
-      const o = m.entry.explainedIndex + off;
-      keys[j] = regions.map((r) => (cache ? MapCache.probeKey(model, m.sample.path, o, r, opts) : ''));
-      found[j] = keys[j].map((k) => (cache ? cache.getProbe(k) : undefined));
+      keys[j] = MapCache.probeKeys(model, m.sample.path, m.entry.explainedIndex + off, regions, opts);
+      found[j] = keys[j].map((k) => cache.getProbe(k));
     });
     for (let j = 0; j < part.length; j++) {
       if (found[j].every((p) => p !== undefined)) continue;
@@ -156,7 +156,7 @@ async function intervene(model: LoadedModel, avg: MapGrid, members: Analysed[], 
       slots.forEach(({ member, variant }, t) => {
         const p = probs[t][part[member].entry.explainedIndex + off];
         found[member][variant] = p;
-        cache?.setProbe(keys[member][variant], p);
+        cache.setProbe(keys[member][variant], p);
       });
     }
     for (const [p0, pHot, pControl] of found) {
