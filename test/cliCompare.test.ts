@@ -147,14 +147,6 @@ describe('cam-lens compare', function () {
     const shortcut = path.join(ROOT, 'models', 'demo-shortcut', 'model.json');
     const samples = path.join(ROOT, 'samples-shortcut');
 
-    before(function () {
-      const absent = [path.join(ROOT, 'models', 'demo-shortcut', 'cam-lens.json'), shortcut, path.join(samples, 'boxes.json')].filter((f) => !fs.existsSync(f));
-      if (absent.length) {
-        console.log(`      (skipped: ${absent.map((f) => path.relative(ROOT, f)).join(', ')} absent; train it with \`npm run train:demo -- --shortcut\` and make samples-shortcut/ with scripts/makeShortcutSamples.ts)`);
-        this.skip();
-      }
-    });
-
     it('lists the watermark-bearing samples among the most disagreeing', () => {
       const boxes = JSON.parse(fs.readFileSync(path.join(samples, 'boxes.json'), 'utf8')) as Record<string, { watermark: unknown }>;
       const marked = new Set(Object.entries(boxes).filter(([, b]) => b.watermark).map(([k]) => k.replace(/^samples-shortcut\//, '')));

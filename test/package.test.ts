@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { ROOT, ensureBuilt } from './helpers/build';
+import { skipBecause } from './helpers/skip';
 
 /** onnxruntime-node's native files per platform folder (bin/napi-v6/<os>/<arch>/): the binding and the CPU library. */
 const ORT_NATIVES: Record<string, string[]> = {
@@ -127,8 +128,7 @@ describe('VSIX per platform (scripts/package/vsix.js)', function () {
     const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'package', 'vsix.js'), '--reuse', '--json', '--out', OUT],
       { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
     if (r.status === 3) {
-      console.log(`      skipped: ${r.stderr.trim().split('\n').pop()?.replace(/^vsix: FAILED: /, '')}`);
-      this.skip();
+      skipBecause(this, 'registry-unreachable', r.stderr.trim().split('\n').pop()?.replace(/^vsix: FAILED: /, '') ?? 'the npm registry cannot be reached');
     }
     assert.equal(r.status, 0, `vsix.js failed:\n${r.stderr.trim().split('\n').slice(-15).join('\n')}`);
     built = JSON.parse(r.stdout);

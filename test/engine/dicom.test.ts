@@ -20,6 +20,7 @@ import { readMetadata } from '../../src/extension/engine/metadata';
 import { resizeBilinearLikeTf, resizeImageLikeTf } from '../../src/extension/engine/pipeline';
 import { describeWindow, parseWindowChoice, type DicomWindowChoice } from '../../src/shared/dicom';
 import { SHARED } from '../helpers/modelFiles';
+import { skipBecause } from '../helpers/skip';
 
 const FIX = path.resolve(__dirname, '..', 'fixtures', 'dicom');
 const REF = path.join(SHARED, 'dicom');
@@ -137,7 +138,7 @@ async function checkAgainstPydicom(file: string, e: Expected, tolStored: number)
 
 describe('DICOM: the reference files decode to what pydicom computes', function () {
   before(function () {
-    if (!fs.existsSync(REF)) this.skip();
+    if (!fs.existsSync(REF)) skipBecause(this, 'shared-absent', `${REF} is absent; these tests compare with pydicom's values for ../shared/reference/dicom`);
   });
   afterEach(() => clearDicomCache());
 
@@ -471,7 +472,7 @@ describe('cam-lens on DICOM: --frame, --window, the model\'s window, a DICOM fol
 
   it('the chest X-ray (shared reference) with a Keras and an ONNX classifier: a map over the image as the model sees it', function () {
     const chest = path.join(REF, 'dicom_chest_dx_nih/nih_chest_dx.dcm');
-    if (!fs.existsSync(chest)) this.skip();
+    if (!fs.existsSync(chest)) skipBecause(this, 'shared-absent', `${chest} is absent (../shared/reference)`);
     const png = path.join(dir, 'chest.png');
     const k = run(['cam', '--model', keras, '--image', chest, '--json', '-', '--png', png]);
     assert.equal(k.code, 0, k.stderr);

@@ -364,11 +364,7 @@ describe('cam-lens strategies', () => {
     assert.match(missing.stderr.trim(), /^cam-lens: dataset not found: nowhere$/);
   });
 
-  it('marks the clusters the view marks, naming the hints: the shortcut model\'s badge cluster of star, none of the clean model', function () {
-    if (!fs.existsSync(path.join(ROOT, 'models', 'demo-shortcut', 'model.json'))) {
-      console.log('      (skipped: models/demo-shortcut/ is absent; train it with npm run train:demo -- --shortcut)');
-      this.skip();
-    }
+  it('marks the clusters the view marks, naming the hints: the shortcut model\'s badge cluster of star, none of the clean model', () => {
     const shortcut = run(['strategies', '--model', 'models/demo-shortcut/model.json', '--data', 'samples-shortcut', '--class', 'star', '-q']);
     assert.strictEqual(shortcut.code, 0, shortcut.stderr);
     const marked = shortcut.stdout.split('\n').filter((l) => l.includes('possible shortcut'));

@@ -24,6 +24,7 @@ import {
 import type { LoadedOnnxModel } from '../../src/extension/engine/formats/onnx/load';
 import { FIXTURES, FIXTURE_NAMES, correlation, inputTensor, modelPath } from './onnxFixtures';
 import { ROOT, ensureBuilt } from '../helpers/build';
+import { skipBecause } from '../helpers/skip';
 
 /** Every fixture, and the ones whose logits are not a graph output (softmax and sigmoid heads). */
 const MODELS: [string, string][] = ([
@@ -60,10 +61,7 @@ describe('ONNX Runtime for forward-only work (formats/onnx/ortRuntime.ts)', func
   before(async function () {
     await initBackend('wasm', { threads: 1 });
     const { reason } = loadOrt();
-    if (reason) {
-      console.log(`      skipped: ${reason}`);
-      this.skip();
-    }
+    if (reason) skipBecause(this, 'optional-absent', `onnxruntime-node does not load: ${reason}`);
   });
 
   afterEach(() => {
@@ -265,7 +263,8 @@ describe('the engine worker\'s ONNX runtime setting (WorkerOptions.onnxRuntime, 
   let client: EngineClient | undefined;
 
   before(async function () {
-    if (loadOrt().reason) this.skip();
+    const { reason } = loadOrt();
+    if (reason) skipBecause(this, 'optional-absent', `onnxruntime-node does not load: ${reason}`);
     const outfile = path.join(ROOT, 'node_modules', '.cache', 'cam-lens-test', 'worker-ort.js');
     await esbuild.build({
       entryPoints: [path.join(ROOT, 'src', 'extension', 'worker.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node18',

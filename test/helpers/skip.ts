@@ -13,7 +13,11 @@ export type SkipKind =
   /** ../shared/reference (real models and images made elsewhere) is not next to the clone. */
   | 'shared-absent'
   /** Debian's Chromium, which the webview UI tests drive, is not installed. */
-  | 'chromium-absent';
+  | 'chromium-absent'
+  /** An optional dependency (onnxruntime-node) did not install or does not load on this platform. */
+  | 'optional-absent'
+  /** The npm registry cannot be reached for a package not yet in npm's cache (the other platforms' sharp builds). */
+  | 'registry-unreachable';
 
 const reasons = new WeakMap<object, SkipKind>();
 
